@@ -1,0 +1,3 @@
+from rejection_fhir.cli import main
+
+main()

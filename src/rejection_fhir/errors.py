@@ -1,0 +1,126 @@
+"""One exception root, with actionable messages, and the registry of exit codes.
+
+Every failure a user can cause or meet is a :class:`RejectionFhirError` subclass whose
+``exit_code`` comes from :class:`ExitCode`.  The CLI prints ``str(error)`` (one clear
+message naming the file, resource or linkId and what to do) and exits with that code;
+no traceback reaches a clinician or a CI log.
+
+Exit codes are part of the public interface: scripts and CI jobs branch on them.  A code
+is never reused for a different meaning; a retired code stays in the registry, marked
+retired, so nobody hands it out again.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any, ClassVar
+
+
+class ExitCode(IntEnum):
+    """Registry of process exit codes.  Append only; retire, never reuse."""
+
+    OK = 0
+    #: ``validate`` found problems in the content (or ``sync`` rejected a response).
+    FINDINGS = 1
+    #: Wrong flags or arguments (click's own usage errors use 2 as well).
+    USAGE = 2
+    #: A worksheet source cannot be read or does not match the schema.
+    SOURCE = 3
+    #: Configuration is missing or contradictory (server URL, credentials, files).
+    CONFIG = 4
+    #: The FHIR server refused a request (4xx, OperationOutcome) and retrying cannot help.
+    SERVER_REFUSED = 5
+    #: The server could not be reached or kept failing after the retries.
+    SERVER_UNAVAILABLE = 6
+    #: The server holds different content under the same url|version.
+    VERSION_CONFLICT = 7
+    #: Another run holds the sync state lock.
+    BUSY = 8
+    #: Authentication or authorisation failed (401/403, token endpoint).
+    AUTH = 9
+    #: An input file (response, bundle, NDJSON) is malformed.
+    INPUT = 10
+    #: A content change needs a new version (version guard).
+    VERSION_GUARD = 11
+    #: Something broke that is our fault; please report it.
+    INTERNAL = 70
+
+
+class RejectionFhirError(Exception):
+    """Root of every error this tool reports to a person."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UsageError(RejectionFhirError):
+    exit_code = ExitCode.USAGE
+
+
+class SourceError(RejectionFhirError):
+    """A worksheet source (YAML) is unreadable or invalid.  ``findings`` lists each problem."""
+
+    exit_code = ExitCode.SOURCE
+
+    def __init__(self, message: str, *, findings: list[Any] | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.findings = findings or []
+
+
+class ConfigError(RejectionFhirError):
+    exit_code = ExitCode.CONFIG
+
+
+class InputError(RejectionFhirError):
+    """A response, Bundle or NDJSON file handed to us is malformed."""
+
+    exit_code = ExitCode.INPUT
+
+
+class FhirServerError(RejectionFhirError):
+    """The server answered with an error.  Built from its OperationOutcome where it sent one."""
+
+    exit_code = ExitCode.SERVER_REFUSED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        outcome: dict[str, Any] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.outcome = outcome
+
+
+class ServerUnavailableError(FhirServerError):
+    """Connection failures, timeouts and retryable statuses that outlasted the retries."""
+
+    exit_code = ExitCode.SERVER_UNAVAILABLE
+
+
+class AuthError(FhirServerError):
+    exit_code = ExitCode.AUTH
+
+
+class VersionConflictError(RejectionFhirError):
+    exit_code = ExitCode.VERSION_CONFLICT
+
+
+class StateBusyError(RejectionFhirError):
+    exit_code = ExitCode.BUSY
+
+
+class VersionGuardError(RejectionFhirError):
+    exit_code = ExitCode.VERSION_GUARD
