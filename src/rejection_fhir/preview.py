@@ -1,0 +1,511 @@
+"""Local preview of built worksheets, rendered by LHC-Forms in a browser.
+
+``rejection-fhir preview`` serves each built Questionnaire as a page on which a clinician or
+author fills the worksheet exactly as a client would, and can see the QuestionnaireResponse
+LHC-Forms makes of it.  The browser tests drive the same pages, so what they check is what
+a person sees.
+
+Everything is served from this machine: the LHC-Forms build that ``scripts/install-lforms``
+unpacks (``.web/lforms`` or ``$RFHIR_LFORMS_DIR``) and pages made here.  A Content Security
+Policy of ``'self'`` keeps it that way, so a page that works here works offline.
+
+The server binds to loopback only and answers only requests addressed to a loopback host
+name: it has no authentication, and a DNS-rebinding page on the web must not be able to
+reach it.  Answers typed into a form stay in the browser; no request carries them back.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import json
+import os
+import threading
+import webbrowser
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote, unquote, urlsplit
+
+from rejection_fhir.errors import ConfigError, InputError, UsageError
+
+#: Environment variable naming the folder that holds the unpacked ``dist/lforms`` build.
+LFORMS_DIR_ENV = "RFHIR_LFORMS_DIR"
+
+#: The LHC-Forms version pinned in ``web/package.json``; pages show it for bug reports.
+LFORMS_VERSION = "40.1.3"
+
+#: The only LHC-Forms files the preview serves (path under the lforms folder -> media type).
+#: Keep in step with REQUIRED in ``scripts/install-lforms``.
+LFORMS_FILES: Mapping[str, str] = {
+    "webcomponent/assets/lib/zone.min.js": "text/javascript; charset=utf-8",
+    "webcomponent/lhc-forms.js": "text/javascript; charset=utf-8",
+    "fhir/R4/lformsFHIR.min.js": "text/javascript; charset=utf-8",
+    "webcomponent/styles.css": "text/css; charset=utf-8",
+    # styles.css refers to these two icons by relative URL.
+    "webcomponent/down_arrow_gray_10_10.png": "image/png",
+    "webcomponent/magnifying_glass.png": "image/png",
+}
+
+#: Load order matters: zone.js patches the browser before the Angular-based web component
+#: starts, and the FHIR support library registers itself on the ``LForms`` global that the
+#: web component creates.
+LFORMS_SCRIPTS: tuple[str, ...] = (
+    "webcomponent/assets/lib/zone.min.js",
+    "webcomponent/lhc-forms.js",
+    "fhir/R4/lformsFHIR.min.js",
+)
+
+#: Id of the element LHC-Forms renders the form into; tests look it up too.
+FORM_CONTAINER_ID = "lforms-form"
+
+_CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        # The web component (Angular + ng-zorro) sets inline styles on its elements.
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+
+_COMMON_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Security-Policy", _CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    # Rebuilt Questionnaires must show on reload; everything is local, so caching buys little.
+    ("Cache-Control", "no-cache"),
+)
+
+_HTML = "text/html; charset=utf-8"
+
+# Runs in the browser.  Served as a file (not inline) so the CSP can forbid inline scripts.
+PREVIEW_JS = """\
+"use strict";
+(function () {
+  var container = document.getElementById("__CONTAINER_ID__");
+  var button = document.getElementById("show-qr");
+  var output = document.getElementById("qr-output");
+  var validity = document.getElementById("qr-validity");
+  var problem = document.getElementById("load-problem");
+
+  function fail(message) {
+    problem.textContent = message;
+    problem.hidden = false;
+    document.body.dataset.formState = "error";
+  }
+
+  if (!window.LForms || !window.LForms.Util) {
+    fail("LHC-Forms did not load. Run scripts/install-lforms and restart the preview.");
+    return;
+  }
+  var questionnaire = JSON.parse(document.getElementById("questionnaire-json").textContent);
+  window.LForms.Util.addFormToPage(questionnaire, container, {fhirVersion: "R4"}).then(
+    function () {
+      button.disabled = false;
+      document.body.dataset.formState = "ready";
+    },
+    function (err) {
+      var detail = err && err.message ? err.message : String(err);
+      fail("LHC-Forms could not render this Questionnaire: " + detail);
+    }
+  );
+
+  button.addEventListener("click", function () {
+    var response = window.LForms.Util.getFormFHIRData("QuestionnaireResponse", "R4", container);
+    // LHC-Forms marks a response "completed" even when required answers are missing or
+    // invalid, so say plainly whether the form's own checks pass.
+    var errors = window.LForms.Util.checkValidity(container);
+    validity.textContent = errors
+      ? "The form's checks fail: " + errors.join("; ")
+      : "All answers pass the form's checks.";
+    validity.dataset.valid = errors ? "false" : "true";
+    output.textContent = JSON.stringify(response, null, 2);
+    output.hidden = false;
+  });
+})();
+""".replace("__CONTAINER_ID__", FORM_CONTAINER_ID)
+
+_PAGE_CSS = """\
+body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 1rem; }
+header p { color: #555; margin-top: 0; }
+table { border-collapse: collapse; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.8rem; text-align: left; }
+#show-qr { margin: 1rem 0; font-size: 1rem; padding: 0.4rem 1rem; }
+#qr-output { background: #f6f6f6; border: 1px solid #ddd; padding: 0.8rem; overflow: auto; }
+#load-problem { color: #a00; font-weight: bold; }
+"""
+
+
+@dataclass(frozen=True)
+class PreviewResponse:
+    """What the preview answers to one request; the HTTP handler only copies it out."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = field(default=_COMMON_HEADERS)
+
+
+def default_lforms_dir() -> Path:
+    """Where ``scripts/install-lforms`` puts LHC-Forms when ``$RFHIR_LFORMS_DIR`` is unset.
+
+    The working directory's ``.web/lforms`` wins, so the CLI run from a checkout finds it;
+    otherwise the checkout this module was installed from (editable install).
+    """
+    here = Path.cwd() / ".web" / "lforms"
+    if here.is_dir():
+        return here
+    checkout = Path(__file__).resolve().parents[2] / ".web" / "lforms"
+    return checkout if checkout.is_dir() else here
+
+
+def resolve_lforms_dir(
+    lforms_dir: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Pick the LHC-Forms folder (argument, then ``$RFHIR_LFORMS_DIR``, then the default)
+    and check that every file the preview serves is in it."""
+    env = os.environ if environ is None else environ
+    if lforms_dir is None:
+        configured = env.get(LFORMS_DIR_ENV, "").strip()
+        lforms_dir = Path(configured) if configured else default_lforms_dir()
+    missing = [rel for rel in LFORMS_FILES if not (lforms_dir / rel).is_file()]
+    if missing:
+        raise ConfigError(
+            f"LHC-Forms is not installed in {lforms_dir}: missing {', '.join(missing)}",
+            hint=f"run scripts/install-lforms (or point {LFORMS_DIR_ENV} at an unpacked "
+            f"lforms {LFORMS_VERSION} dist/lforms folder)",
+        )
+    return lforms_dir
+
+
+def worksheet_name(questionnaire: Mapping[str, Any]) -> str:
+    """The name a worksheet is served under: ``Questionnaire.name``, else its ``id``."""
+    for key in ("name", "id"):
+        value = questionnaire.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    raise InputError(
+        f"Questionnaire {questionnaire.get('url', '(no url)')!s} has neither name nor id, "
+        "so the preview cannot give it a page",
+        hint="give the worksheet a name in its YAML source and rebuild",
+    )
+
+
+def index_questionnaires(
+    questionnaires: Sequence[Mapping[str, Any]],
+) -> dict[str, Mapping[str, Any]]:
+    """Questionnaires by :func:`worksheet_name`, refusing non-Questionnaires and clashes."""
+    by_name: dict[str, Mapping[str, Any]] = {}
+    for questionnaire in questionnaires:
+        kind = questionnaire.get("resourceType")
+        if kind != "Questionnaire":
+            raise InputError(
+                f"preview got a {kind or 'resource without resourceType'} "
+                f"({questionnaire.get('id', 'no id')}) where a Questionnaire was expected",
+                hint="pass the output of `rejection-fhir build`",
+            )
+        name = worksheet_name(questionnaire)
+        if name in by_name:
+            raise InputError(
+                f"two Questionnaires are both named {name!r} "
+                f"(versions {by_name[name].get('version')} and {questionnaire.get('version')})",
+                hint="preview one version at a time",
+            )
+        by_name[name] = questionnaire
+    return by_name
+
+
+def questionnaire_path(name: str) -> str:
+    """URL path of a worksheet's page."""
+    return "/q/" + quote(name, safe="")
+
+
+def _esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def script_json(document: Mapping[str, Any]) -> str:
+    """JSON that is safe inside a ``<script type="application/json">`` element.
+
+    Escaping ``<``, ``>`` and ``&`` keeps worksheet text such as ``</script>`` from ending
+    the element early; the line separators would break older JSON-in-script parsers.
+    """
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def _page(title: str, body: str, scripts: Sequence[str] = ()) -> str:
+    tags = "".join(f'<script src="{_esc(src)}"></script>\n' for src in scripts)
+    return (
+        "<!doctype html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_esc(title)}</title>\n"
+        '<link rel="stylesheet" href="/lforms/webcomponent/styles.css">\n'
+        '<link rel="stylesheet" href="/preview.css">\n'
+        "</head>\n<body>\n"
+        f"{body}"
+        # LHC-Forms wants its scripts in <body>, after the container exists.
+        f"{tags}"
+        "</body>\n</html>\n"
+    )
+
+
+def render_index_page(questionnaires: Sequence[Mapping[str, Any]]) -> str:
+    """The list of worksheets, each linking to its form and its Questionnaire JSON."""
+    by_name = index_questionnaires(questionnaires)
+    rows = []
+    for name, questionnaire in by_name.items():
+        path = questionnaire_path(name)
+        rows.append(
+            "<tr>"
+            f'<td><a href="{_esc(path)}">{_esc(questionnaire.get("title") or name)}</a></td>'
+            f"<td><code>{_esc(name)}</code></td>"
+            f"<td>{_esc(questionnaire.get('version', ''))}</td>"
+            f"<td>{_esc(questionnaire.get('status', ''))}</td>"
+            f'<td><a href="{_esc(path)}.json">JSON</a></td>'
+            "</tr>\n"
+        )
+    table = (
+        "<table>\n<thead><tr><th>Worksheet</th><th>Name</th><th>Version</th><th>Status</th>"
+        "<th>Questionnaire</th></tr></thead>\n<tbody>\n" + "".join(rows) + "</tbody>\n</table>\n"
+        if rows
+        else "<p>No worksheets to show. Build them first: <code>rejection-fhir build</code>.</p>\n"
+    )
+    body = (
+        "<header><h1>Worksheets</h1>"
+        f"<p>Rendered with LHC-Forms {_esc(LFORMS_VERSION)} (FHIR R4). "
+        "Answers you type stay in this browser.</p></header>\n"
+        f"<main>\n{table}</main>\n"
+    )
+    return _page("Worksheets — rejection-fhir preview", body)
+
+
+def render_questionnaire_page(questionnaire: Mapping[str, Any]) -> str:
+    """A page that renders one Questionnaire with LHC-Forms and can show its response."""
+    name = worksheet_name(questionnaire)
+    title = questionnaire.get("title") or name
+    facts = " · ".join(
+        _esc(part)
+        for part in (
+            name,
+            f"version {questionnaire['version']}" if questionnaire.get("version") else None,
+            questionnaire.get("url"),
+        )
+        if part
+    )
+    body = (
+        '<header><p><a href="/">All worksheets</a></p>'
+        f"<h1>{_esc(title)}</h1><p>{facts}</p></header>\n"
+        "<main>\n"
+        '<p id="load-problem" role="alert" hidden></p>\n'
+        f'<div id="{FORM_CONTAINER_ID}"></div>\n'
+        '<button id="show-qr" type="button" disabled>Show QuestionnaireResponse</button>\n'
+        '<p id="qr-validity" aria-live="polite"></p>\n'
+        '<pre id="qr-output" hidden></pre>\n'
+        "</main>\n"
+        '<script type="application/json" id="questionnaire-json">'
+        f"{script_json(questionnaire)}</script>\n"
+    )
+    scripts = [f"/lforms/{rel}" for rel in LFORMS_SCRIPTS] + ["/preview.js"]
+    return _page(f"{title} — rejection-fhir preview", body, scripts)
+
+
+def _is_loopback_host(host_header: str) -> bool:
+    host = host_header.strip()
+    if host.startswith("["):  # [::1]:port
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _text(status: HTTPStatus, message: str) -> PreviewResponse:
+    return PreviewResponse(int(status), "text/plain; charset=utf-8", message.encode("utf-8"))
+
+
+class PreviewApp(Protocol):
+    """The preview's request handler: a request path and Host header in, a response out."""
+
+    def __call__(self, raw_path: str, host: str | None = None) -> PreviewResponse: ...
+
+
+def make_preview_app(questionnaires: Sequence[Mapping[str, Any]], lforms_dir: Path) -> PreviewApp:
+    """Build the request handler as a plain function ``(path, host) -> PreviewResponse``.
+
+    Pages are rendered and the whitelisted LHC-Forms files read once, here, so a request is
+    a dictionary lookup: no request path ever reaches the file system, which is what rules
+    out directory traversal.  ``host`` is the request's Host header (``None`` skips the
+    check, for callers that are not HTTP).
+    """
+    lforms_dir = resolve_lforms_dir(lforms_dir)
+    by_name = index_questionnaires(questionnaires)
+
+    routes: dict[str, PreviewResponse] = {
+        "/": PreviewResponse(200, _HTML, render_index_page(questionnaires).encode("utf-8")),
+        "/preview.js": PreviewResponse(
+            200, "text/javascript; charset=utf-8", PREVIEW_JS.encode("utf-8")
+        ),
+        "/preview.css": PreviewResponse(200, "text/css; charset=utf-8", _PAGE_CSS.encode("utf-8")),
+    }
+    for name, questionnaire in by_name.items():
+        path = questionnaire_path(name)
+        routes[path] = PreviewResponse(
+            200, _HTML, render_questionnaire_page(questionnaire).encode("utf-8")
+        )
+        routes[path + ".json"] = PreviewResponse(
+            200,
+            "application/fhir+json; charset=utf-8",
+            json.dumps(questionnaire, ensure_ascii=False, indent=2).encode("utf-8"),
+        )
+    for rel, media_type in LFORMS_FILES.items():
+        routes["/lforms/" + rel] = PreviewResponse(200, media_type, (lforms_dir / rel).read_bytes())
+
+    def handle(raw_path: str, host: str | None = None) -> PreviewResponse:
+        if host is not None and not _is_loopback_host(host):
+            return _text(HTTPStatus.MISDIRECTED_REQUEST, "The preview answers on loopback only.\n")
+        path = unquote(urlsplit(raw_path).path)
+        found = routes.get(path)
+        if found is not None:
+            return found
+        if path.startswith("/q/") and path[3:].removesuffix(".json") not in by_name:
+            names = ", ".join(sorted(by_name)) or "none"
+            return _text(HTTPStatus.NOT_FOUND, f"No worksheet named {path[3:]!r}. Known: {names}\n")
+        return _text(HTTPStatus.NOT_FOUND, "Not found.\n")
+
+    return handle
+
+
+class PreviewServer(ThreadingHTTPServer):
+    """The preview's HTTP server, serving from a daemon thread once :func:`serve` returns."""
+
+    daemon_threads = True
+    app: PreviewApp
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = f"[{host}]" if isinstance(host, str) and ":" in host else str(host)
+        return f"http://{shown}:{port}/"
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self.shutdown()
+        self.server_close()
+        self.thread.join(timeout=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: PreviewServer
+    server_version = "rejection-fhir-preview"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, *, send_body: bool) -> None:
+        response = self.server.app(self.path, self.headers.get("Host", ""))
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for key, value in response.headers:
+            self.send_header(key, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Quiet by default: the CLI prints the URL, and request lines are noise there.
+        pass
+
+
+def _check_loopback(host: str) -> None:
+    if not _is_loopback_host(host):
+        raise UsageError(
+            f"the preview binds to loopback only, not {host!r}",
+            hint="use 127.0.0.1 (the default); the preview has no authentication",
+        )
+
+
+def serve(
+    questionnaires: Sequence[Mapping[str, Any]],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    lforms_dir: Path | None = None,
+) -> tuple[PreviewServer, str]:
+    """Start serving the worksheets in a background thread; return the server and its URL.
+
+    ``port=0`` picks a free port.  Call ``server.close()`` when done.
+    """
+    _check_loopback(host)
+    app = make_preview_app(questionnaires, resolve_lforms_dir(lforms_dir))
+    try:
+        server = PreviewServer((host, port), _Handler)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="pick another --port, or 0 for any free one",
+        ) from exc
+    server.app = app
+    server.thread = threading.Thread(
+        target=server.serve_forever, name="rejection-fhir-preview", daemon=True
+    )
+    server.thread.start()
+    return server, server.url
+
+
+def run_preview(
+    questionnaires: Sequence[Mapping[str, Any]],
+    name: str | None,
+    port: int,
+    open_browser: bool = False,
+) -> None:
+    """Serve until Ctrl-C, printing the URL (of worksheet ``name`` when given)."""
+    if name is not None:
+        known = index_questionnaires(questionnaires)
+        if name not in known:
+            raise UsageError(
+                f"no worksheet named {name!r} among the built Questionnaires",
+                hint=f"known names: {', '.join(sorted(known)) or 'none'}",
+            )
+    server, url = serve(questionnaires, port=port)
+    if name is not None:
+        url = url.rstrip("/") + questionnaire_path(name)
+    try:
+        print(f"Previewing {len(questionnaires)} worksheet(s) at {url}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        if open_browser:
+            webbrowser.open(url)
+        while server.thread.is_alive():
+            server.thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

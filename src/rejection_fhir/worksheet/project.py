@@ -1,0 +1,209 @@
+"""The worksheet set as a whole: load every source, check it end to end, build it.
+
+This is the edge where files are read; the checks and the build it calls are pure.
+A finding on a built resource is mapped back to the YAML line that caused it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rejection_fhir.errors import ConfigError
+from rejection_fhir.findings import Finding
+from rejection_fhir.worksheet import build, rules
+from rejection_fhir.worksheet.source import (
+    PROJECT_FILE,
+    JsonPath,
+    Source,
+    check_schema,
+    iter_worksheet_paths,
+    read_source,
+    walk_items,
+)
+from rejection_fhir.errors import SourceError
+
+JsonDict = dict[str, Any]
+
+
+def default_source_dir() -> Path:
+    """``./questionnaires`` when run in a content repository, else the worksheets we ship."""
+    here = Path("questionnaires")
+    if (here / PROJECT_FILE).is_file():
+        return here
+    return Path(__file__).resolve().parent.parent / "data" / "questionnaires"
+
+
+@dataclass
+class WorksheetSet:
+    directory: Path
+    project: Source
+    worksheets: list[Source] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [ws.path.stem for ws in self.worksheets]
+
+
+@dataclass
+class BuildResult:
+    questionnaires: list[JsonDict]
+    codesystem: JsonDict
+    valuesets: list[JsonDict]
+
+    @property
+    def resources(self) -> list[JsonDict]:
+        return [self.codesystem, *self.valuesets, *self.questionnaires]
+
+    def bundle(self) -> JsonDict:
+        return build.transaction_bundle(self.resources)
+
+
+def load(directory: Path) -> tuple[WorksheetSet | None, list[Finding]]:
+    """Read and schema-check every source.
+
+    Returns the worksheets that passed the schema (so later rules still report on them)
+    and every finding; the set is None only when _project.yaml itself is unusable.
+    """
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such folder of worksheets", hint="pass --source DIR or run from the content repository")
+    project_path = directory / PROJECT_FILE
+    if not project_path.is_file():
+        raise ConfigError(f"{project_path}: missing; every worksheet folder needs a {PROJECT_FILE} with publisher and terminology")
+    findings: list[Finding] = []
+    sources: list[Source] = []
+    project: Source | None = None
+    for path, schema in [(project_path, "project.schema.json")] + [(p, "worksheet.schema.json") for p in iter_worksheet_paths(directory)]:
+        try:
+            source = read_source(path)
+        except SourceError as exc:
+            findings.extend(exc.findings or [Finding(str(path), None, None, "error", "read", exc.message)])
+            continue
+        schema_findings = check_schema(source, schema)
+        findings.extend(schema_findings)
+        if schema_findings:
+            continue
+        if schema == "project.schema.json":
+            project = source
+        else:
+            sources.append(source)
+    if project is None:
+        return None, findings
+    return WorksheetSet(directory, project, sources), findings
+
+
+def check_sources(ws: WorksheetSet) -> list[Finding]:
+    """Cross-file checks that need the YAML: names, terminology references."""
+    findings: list[Finding] = []
+    project = ws.project.data
+    concepts: dict[str, int] = {}
+    for i, concept in enumerate(project["concepts"]):
+        if concept["code"] in concepts:
+            findings.append(ws.project.finding(("concepts", i, "code"), "duplicate-code", f"code '{concept['code']}' is defined twice; keep one"))
+        concepts.setdefault(concept["code"], i)
+    value_sets = set()
+    for i, vs in enumerate(project["valueSets"]):
+        if vs["name"] in value_sets:
+            findings.append(ws.project.finding(("valueSets", i, "name"), "duplicate-valueset", f"value set '{vs['name']}' is defined twice"))
+        value_sets.add(vs["name"])
+        for j, code in enumerate(vs["codes"]):
+            if code not in concepts:
+                findings.append(ws.project.finding(("valueSets", i, "codes", j), "unknown-code", f"value set '{vs['name']}' lists '{code}', which is not among the concepts; add it under concepts"))
+    names: dict[str, Source] = {}
+    for source in ws.worksheets:
+        data = source.data
+        if data["name"] != source.path.stem:
+            findings.append(source.finding(("name",), "name-file", f"name '{data['name']}' must match the file name '{source.path.stem}'"))
+        if data["name"] in names:
+            findings.append(source.finding(("name",), "duplicate-name", f"worksheet name '{data['name']}' is also used by {names[data['name']].display_path}"))
+        names[data["name"]] = source
+        for path, item in walk_items(data["items"]):
+            if "valueSet" in item and item["valueSet"] not in value_sets:
+                findings.append(source.finding((*path, "valueSet"), "unknown-valueset", f"value set '{item['valueSet']}' is not defined in {PROJECT_FILE}", location=item["linkId"]))
+            if "code" in item and item["code"] not in concepts:
+                findings.append(source.finding((*path, "code"), "unknown-code", f"code '{item['code']}' is not among the concepts in {PROJECT_FILE}; add it there", location=item["linkId"]))
+            if "valueSet" in item and "options" in item:
+                findings.append(source.finding((*path, "options"), "options-twice", "give either valueSet or options, not both", location=item["linkId"]))
+            if item["type"] in {"choice", "open-choice"} and "valueSet" not in item and "options" not in item:
+                findings.append(source.finding((*path, "type"), "no-options", f"choice item '{item['linkId']}' needs valueSet or options", location=item["linkId"]))
+    return findings
+
+
+def _link_paths(source: Source) -> dict[str, JsonPath]:
+    return {item["linkId"]: path for path, item in walk_items(source.data["items"]) if isinstance(item.get("linkId"), str)}
+
+
+_ENABLE_WHEN_TAIL = re.compile(r"\.enableWhen\[(\d+)\]$")
+
+
+def issue_to_finding(source: Source, issue: rules.Issue, link_paths: Mapping[str, JsonPath]) -> Finding:
+    path: JsonPath = ()
+    if issue.link_id is not None and issue.link_id in link_paths:
+        path = link_paths[issue.link_id]
+        if match := _ENABLE_WHEN_TAIL.search(issue.path):
+            path = (*path, "enableWhen", int(match.group(1)))
+    return source.finding(path, issue.rule, issue.message, severity=issue.severity, location=issue.link_id or issue.path)
+
+
+def check_and_build(ws: WorksheetSet, *, base_url: str | None = None) -> tuple[BuildResult, list[Finding]]:
+    """Build every resource and run every rule on what was built."""
+    findings = check_sources(ws)
+    project = ws.project.data
+    codesystem = build.build_codesystem(project, base_url=base_url)
+    valuesets = build.build_valuesets(project, base_url=base_url)
+    code_systems = {codesystem["url"]: {c["code"] for c in codesystem["concept"]}}
+    questionnaires = []
+    for source in ws.worksheets:
+        q = build.build_questionnaire(project, source.data, base_url=base_url)
+        questionnaires.append(q)
+        link_paths = _link_paths(source)
+        for issue in [*rules.check_structure(q), *rules.check_questionnaire(q, code_systems)]:
+            findings.append(issue_to_finding(source, issue, link_paths))
+    return BuildResult(questionnaires, codesystem, valuesets), findings
+
+
+# --- Built JSON, from anywhere ---------------------------------------------------------
+
+def _line_of(text: str, link_id: str | None) -> int | None:
+    if link_id is None:
+        return None
+    needle = f'"linkId": {json.dumps(link_id)}'
+    index = text.find(needle)
+    if index < 0:
+        needle = f'"linkId":{json.dumps(link_id)}'
+        index = text.find(needle)
+    return text.count("\n", 0, index) + 1 if index >= 0 else None
+
+
+def check_json_file(path: Path, code_systems: Mapping[str, set[str]] | None = None) -> list[Finding]:
+    """Validate a Questionnaire (or a Bundle of them) that was built elsewhere."""
+    display = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        resource = json.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Finding(display, None, None, "error", "read", f"cannot read the file: {exc}")]
+    except json.JSONDecodeError as exc:
+        return [Finding(display, exc.lineno, exc.colno, "error", "json-syntax", f"not valid JSON: {exc.msg}")]
+    resources: Sequence[Any]
+    if isinstance(resource, Mapping) and resource.get("resourceType") == "Bundle":
+        resources = [e.get("resource") for e in resource.get("entry", []) if isinstance(e, Mapping)]
+    else:
+        resources = [resource]
+    systems = dict(code_systems or {})
+    for r in resources:
+        if isinstance(r, Mapping) and r.get("resourceType") == "CodeSystem" and isinstance(r.get("url"), str):
+            systems[r["url"]] = {c.get("code") for c in r.get("concept", []) if isinstance(c, Mapping)}
+    findings = []
+    for r in resources:
+        if not isinstance(r, Mapping):
+            findings.append(Finding(display, None, None, "error", "structure", "expected a FHIR resource (a JSON object)"))
+            continue
+        if r.get("resourceType") != "Questionnaire":
+            continue
+        for issue in [*rules.check_structure(r), *rules.check_questionnaire(r, systems)]:
+            findings.append(Finding(display, _line_of(text, issue.link_id), None, issue.severity, issue.rule, issue.message, issue.link_id or issue.path))  # type: ignore[arg-type]
+    return findings
