@@ -41,17 +41,28 @@ def _source(source_dir: Path | None) -> Path:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rejection-fhir")
-@click.option("-v", "--verbose", count=True, help="More detail on stderr (never tokens or clients' answers).")
+@click.option(
+    "-v", "--verbose", count=True, help="More detail on stderr (never tokens or clients' answers)."
+)
 def cli(verbose: int) -> None:
     """Coping-with-rejection worksheets as FHIR R4 Questionnaires: author, build, validate, publish, sync."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 @cli.command("build")
 @SOURCE_OPTION
 @BASE_URL_OPTION
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True, help="Folder for the built JSON.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Folder for the built JSON.",
+)
 def build_cmd(source_dir: Path | None, base_url: str | None, out_dir: Path) -> None:
     """Build every worksheet into FHIR R4 JSON and one transaction Bundle.
 
@@ -73,7 +84,14 @@ def build_cmd(source_dir: Path | None, base_url: str | None, out_dir: Path) -> N
 @cli.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @BASE_URL_OPTION
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True, help="github prints workflow annotations.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="github prints workflow annotations.",
+)
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 def validate_cmd(paths: tuple[Path, ...], base_url: str | None, fmt: str, strict: bool) -> None:
     """Check worksheet folders, YAML sources or built Questionnaire JSON.
@@ -89,7 +107,12 @@ def validate_cmd(paths: tuple[Path, ...], base_url: str | None, fmt: str, strict
         click.echo(FORMATTERS[fmt](findings))
     if fmt == "text":
         errors = sum(f.severity == "error" for f in findings)
-        click.echo(f"{errors} error(s), {len(findings) - errors} other finding(s)" if findings else "all worksheets valid", err=True)
+        click.echo(
+            f"{errors} error(s), {len(findings) - errors} other finding(s)"
+            if findings
+            else "all worksheets valid",
+            err=True,
+        )
     if failing:
         sys.exit(ExitCode.FINDINGS)
 
@@ -110,7 +133,9 @@ def list_cmd(source_dir: Path | None, base_url: str | None, as_json: bool) -> No
         return
     width = max(len(i.name) for i in infos)
     for i in infos:
-        click.echo(f"{i.name:<{width}}  {i.version:<7} {i.status:<7} {i.questions:>2} questions  {i.title}")
+        click.echo(
+            f"{i.name:<{width}}  {i.version:<7} {i.status:<7} {i.questions:>2} questions  {i.title}"
+        )
 
 
 @cli.command("show")

@@ -78,7 +78,9 @@ def format_github(findings: Sequence[Finding]) -> str:
                 props.append(f"col={f.column}")
         props.append(f"title={_escape_github_property(f.rule)}")
         at = f" [{f.location}]" if f.location else ""
-        lines.append(f"::{level[f.severity]} {','.join(props)}::{_escape_github_data(f.message + at)}")
+        lines.append(
+            f"::{level[f.severity]} {','.join(props)}::{_escape_github_data(f.message + at)}"
+        )
     return "\n".join(lines)
 
 

@@ -23,16 +23,26 @@ class BuildOutput:
     files: list[str]
 
 
-def build_all(source_dir: Path, *, base_url: str | None = None) -> tuple[project.BuildResult, list[Finding]]:
+def build_all(
+    source_dir: Path, *, base_url: str | None = None
+) -> tuple[project.BuildResult, list[Finding]]:
     """Load, check and build; raise SourceError (nothing built) if any source has an error."""
     ws, findings = project.load(source_dir)
     if ws is None:
-        raise SourceError(format_first(findings), findings=findings, hint="fix the source and run again; nothing was written")
+        raise SourceError(
+            format_first(findings),
+            findings=findings,
+            hint="fix the source and run again; nothing was written",
+        )
     result, more = project.check_and_build(ws, base_url=base_url)
     findings = [*findings, *more]
     if has_errors(findings):
         errors = [f for f in findings if f.severity == "error"]
-        raise SourceError(format_first(errors), findings=findings, hint="fix the source and run again; nothing was written")
+        raise SourceError(
+            format_first(errors),
+            findings=findings,
+            hint="fix the source and run again; nothing was written",
+        )
     return result, findings
 
 

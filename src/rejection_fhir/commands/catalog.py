@@ -32,7 +32,9 @@ def _count_questions(items: list[dict[str, Any]]) -> int:
 def list_worksheets(source_dir: Path, *, base_url: str | None = None) -> list[WorksheetInfo]:
     result, _ = build_all(source_dir, base_url=base_url)
     return [
-        WorksheetInfo(q["id"], q["version"], q["status"], q["title"], q["url"], _count_questions(q["item"]))
+        WorksheetInfo(
+            q["id"], q["version"], q["status"], q["title"], q["url"], _count_questions(q["item"])
+        )
         for q in result.questionnaires
     ]
 
@@ -56,11 +58,22 @@ def outline(q: dict[str, Any]) -> str:
             if item.get("enableWhen"):
                 conds = ", ".join(
                     f"{c['question']} {c['operator']} "
-                    + str(next((v.get("code", v) if isinstance(v, dict) else v for k, v in c.items() if k.startswith("answer")), ""))
+                    + str(
+                        next(
+                            (
+                                v.get("code", v) if isinstance(v, dict) else v
+                                for k, v in c.items()
+                                if k.startswith("answer")
+                            ),
+                            "",
+                        )
+                    )
                     for c in item["enableWhen"]
                 )
                 flags.append(f"when {conds}")
-            options = [o["valueCoding"]["code"] for o in item.get("answerOption", []) if "valueCoding" in o]
+            options = [
+                o["valueCoding"]["code"] for o in item.get("answerOption", []) if "valueCoding" in o
+            ]
             extra = f" [{'; '.join(flags)}]" if flags else ""
             lines.append(f"{'  ' * depth}{item['linkId']} ({item['type']}){extra}: {item['text']}")
             if options:

@@ -34,7 +34,9 @@ def validate(paths: Sequence[Path], *, base_url: str | None = None) -> list[Find
             folders[path.resolve()] = None
         elif path.suffix in {".yaml", ".yml"}:
             if not (path.parent / PROJECT_FILE).is_file():
-                raise UsageError(f"{path}: no {PROJECT_FILE} beside it; worksheets are checked with their folder's terminology")
+                raise UsageError(
+                    f"{path}: no {PROJECT_FILE} beside it; worksheets are checked with their folder's terminology"
+                )
             wanted = folders.setdefault(path.parent.resolve(), set())
             if wanted is not None:
                 wanted.add(path.resolve().name)

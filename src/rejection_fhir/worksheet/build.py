@@ -97,7 +97,9 @@ def _common_metadata(project: Mapping[str, Any]) -> JsonDict:
     meta: JsonDict = {"publisher": project["publisher"]}
     if "contact" in project:
         contact = project["contact"]
-        meta["contact"] = [{"name": contact["name"], "telecom": [{"system": "url", "value": contact["url"]}]}]
+        meta["contact"] = [
+            {"name": contact["name"], "telecom": [{"system": "url", "value": contact["url"]}]}
+        ]
     return meta
 
 
@@ -133,15 +135,23 @@ def _options(item: Mapping[str, Any], terminology: Terminology) -> list[JsonDict
 def _enable_when(
     condition: Mapping[str, Any], types: Mapping[str, str], terminology: Terminology
 ) -> JsonDict:
+    """The answer[x] field follows the YAML value, read in the light of the target's type,
+    so that a mismatch stays visible to the rules instead of being coerced away."""
     target_type = types.get(condition["question"], "string")
     answer = condition["answer"]
     out: JsonDict = {"question": condition["question"], "operator": condition["operator"]}
-    if condition["operator"] == "exists":
+    if isinstance(answer, bool):
         out["answerBoolean"] = answer
-    elif target_type in {"choice", "open-choice"} and isinstance(answer, str):
+    elif isinstance(answer, int) and target_type != "decimal":
+        out["answerInteger"] = answer
+    elif isinstance(answer, int | float):
+        out["answerDecimal"] = answer
+    elif target_type in {"choice", "open-choice"}:
         out["answerCoding"] = {"system": terminology.system, "code": answer}
+    elif target_type in {"date", "dateTime", "time"}:
+        out[ANSWER_FIELD[target_type]] = answer
     else:
-        out[ANSWER_FIELD.get(target_type, "answerString")] = answer
+        out["answerString"] = answer
     return out
 
 
@@ -163,9 +173,18 @@ def _item(item: Mapping[str, Any], types: Mapping[str, str], terminology: Termin
     if "max" in item:
         extensions.append(_value_ext(MAX_VALUE, item_type, item["max"]))
     if "step" in item:
-        extensions.append(_value_ext(SLIDER_STEP, "integer" if item_type == "integer" else item_type, item["step"]))
+        extensions.append(
+            _value_ext(
+                SLIDER_STEP, "integer" if item_type == "integer" else item_type, item["step"]
+            )
+        )
     if "unit" in item:
-        extensions.append({"url": UNIT, "valueCoding": {"system": UCUM, "code": item["unit"], "display": item["unit"]}})
+        extensions.append(
+            {
+                "url": UNIT,
+                "valueCoding": {"system": UCUM, "code": item["unit"], "display": item["unit"]},
+            }
+        )
     if "placeholder" in item:
         extensions.append({"url": ENTRY_FORMAT, "valueString": item["placeholder"]})
     if item.get("observation"):
@@ -208,7 +227,9 @@ def _item(item: Mapping[str, Any], types: Mapping[str, str], terminology: Termin
                 "extension": [
                     {
                         "url": ITEM_CONTROL,
-                        "valueCodeableConcept": {"coding": [{"system": ITEM_CONTROL_SYSTEM, "code": "help"}]},
+                        "valueCodeableConcept": {
+                            "coding": [{"system": ITEM_CONTROL_SYSTEM, "code": "help"}]
+                        },
                     }
                 ],
                 "linkId": f"{item['linkId']}.help",
@@ -324,7 +345,8 @@ def build_valuesets(project: Mapping[str, Any], *, base_url: str | None = None) 
                     "system": terminology.system,
                     "version": terminology.version,
                     "concept": [
-                        {"code": code, "display": terminology.displays.get(code, code)} for code in vs["codes"]
+                        {"code": code, "display": terminology.displays.get(code, code)}
+                        for code in vs["codes"]
                     ],
                 }
             ]
@@ -345,7 +367,9 @@ def transaction_bundle(resources: Sequence[Mapping[str, Any]]) -> JsonDict:
                 "request": {
                     "method": "POST",
                     "url": resource["resourceType"],
-                    "ifNoneExist": urlencode({"url": resource["url"], "version": resource["version"]}),
+                    "ifNoneExist": urlencode(
+                        {"url": resource["url"], "version": resource["version"]}
+                    ),
                 },
             }
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rejection_fhir.errors import ConfigError
+from rejection_fhir.errors import ConfigError, SourceError
 from rejection_fhir.findings import Finding
 from rejection_fhir.worksheet import build, rules
 from rejection_fhir.worksheet.source import (
@@ -25,7 +25,6 @@ from rejection_fhir.worksheet.source import (
     read_source,
     walk_items,
 )
-from rejection_fhir.errors import SourceError
 
 JsonDict = dict[str, Any]
 
@@ -69,18 +68,27 @@ def load(directory: Path) -> tuple[WorksheetSet | None, list[Finding]]:
     and every finding; the set is None only when _project.yaml itself is unusable.
     """
     if not directory.is_dir():
-        raise ConfigError(f"{directory}: no such folder of worksheets", hint="pass --source DIR or run from the content repository")
+        raise ConfigError(
+            f"{directory}: no such folder of worksheets",
+            hint="pass --source DIR or run from the content repository",
+        )
     project_path = directory / PROJECT_FILE
     if not project_path.is_file():
-        raise ConfigError(f"{project_path}: missing; every worksheet folder needs a {PROJECT_FILE} with publisher and terminology")
+        raise ConfigError(
+            f"{project_path}: missing; every worksheet folder needs a {PROJECT_FILE} with publisher and terminology"
+        )
     findings: list[Finding] = []
     sources: list[Source] = []
     project: Source | None = None
-    for path, schema in [(project_path, "project.schema.json")] + [(p, "worksheet.schema.json") for p in iter_worksheet_paths(directory)]:
+    for path, schema in [(project_path, "project.schema.json")] + [
+        (p, "worksheet.schema.json") for p in iter_worksheet_paths(directory)
+    ]:
         try:
             source = read_source(path)
         except SourceError as exc:
-            findings.extend(exc.findings or [Finding(str(path), None, None, "error", "read", exc.message)])
+            findings.extend(
+                exc.findings or [Finding(str(path), None, None, "error", "read", exc.message)]
+            )
             continue
         schema_findings = check_schema(source, schema)
         findings.extend(schema_findings)
@@ -102,53 +110,129 @@ def check_sources(ws: WorksheetSet) -> list[Finding]:
     concepts: dict[str, int] = {}
     for i, concept in enumerate(project["concepts"]):
         if concept["code"] in concepts:
-            findings.append(ws.project.finding(("concepts", i, "code"), "duplicate-code", f"code '{concept['code']}' is defined twice; keep one"))
+            findings.append(
+                ws.project.finding(
+                    ("concepts", i, "code"),
+                    "duplicate-code",
+                    f"code '{concept['code']}' is defined twice; keep one",
+                )
+            )
         concepts.setdefault(concept["code"], i)
     value_sets = set()
     for i, vs in enumerate(project["valueSets"]):
         if vs["name"] in value_sets:
-            findings.append(ws.project.finding(("valueSets", i, "name"), "duplicate-valueset", f"value set '{vs['name']}' is defined twice"))
+            findings.append(
+                ws.project.finding(
+                    ("valueSets", i, "name"),
+                    "duplicate-valueset",
+                    f"value set '{vs['name']}' is defined twice",
+                )
+            )
         value_sets.add(vs["name"])
         for j, code in enumerate(vs["codes"]):
             if code not in concepts:
-                findings.append(ws.project.finding(("valueSets", i, "codes", j), "unknown-code", f"value set '{vs['name']}' lists '{code}', which is not among the concepts; add it under concepts"))
+                findings.append(
+                    ws.project.finding(
+                        ("valueSets", i, "codes", j),
+                        "unknown-code",
+                        f"value set '{vs['name']}' lists '{code}', which is not among the concepts; add it under concepts",
+                    )
+                )
     names: dict[str, Source] = {}
     for source in ws.worksheets:
         data = source.data
         if data["name"] != source.path.stem:
-            findings.append(source.finding(("name",), "name-file", f"name '{data['name']}' must match the file name '{source.path.stem}'"))
+            findings.append(
+                source.finding(
+                    ("name",),
+                    "name-file",
+                    f"name '{data['name']}' must match the file name '{source.path.stem}'",
+                )
+            )
         if data["name"] in names:
-            findings.append(source.finding(("name",), "duplicate-name", f"worksheet name '{data['name']}' is also used by {names[data['name']].display_path}"))
+            findings.append(
+                source.finding(
+                    ("name",),
+                    "duplicate-name",
+                    f"worksheet name '{data['name']}' is also used by {names[data['name']].display_path}",
+                )
+            )
         names[data["name"]] = source
         for path, item in walk_items(data["items"]):
             if "valueSet" in item and item["valueSet"] not in value_sets:
-                findings.append(source.finding((*path, "valueSet"), "unknown-valueset", f"value set '{item['valueSet']}' is not defined in {PROJECT_FILE}", location=item["linkId"]))
+                findings.append(
+                    source.finding(
+                        (*path, "valueSet"),
+                        "unknown-valueset",
+                        f"value set '{item['valueSet']}' is not defined in {PROJECT_FILE}",
+                        location=item["linkId"],
+                    )
+                )
             if "code" in item and item["code"] not in concepts:
-                findings.append(source.finding((*path, "code"), "unknown-code", f"code '{item['code']}' is not among the concepts in {PROJECT_FILE}; add it there", location=item["linkId"]))
+                findings.append(
+                    source.finding(
+                        (*path, "code"),
+                        "unknown-code",
+                        f"code '{item['code']}' is not among the concepts in {PROJECT_FILE}; add it there",
+                        location=item["linkId"],
+                    )
+                )
             if "valueSet" in item and "options" in item:
-                findings.append(source.finding((*path, "options"), "options-twice", "give either valueSet or options, not both", location=item["linkId"]))
-            if item["type"] in {"choice", "open-choice"} and "valueSet" not in item and "options" not in item:
-                findings.append(source.finding((*path, "type"), "no-options", f"choice item '{item['linkId']}' needs valueSet or options", location=item["linkId"]))
+                findings.append(
+                    source.finding(
+                        (*path, "options"),
+                        "options-twice",
+                        "give either valueSet or options, not both",
+                        location=item["linkId"],
+                    )
+                )
+            if (
+                item["type"] in {"choice", "open-choice"}
+                and "valueSet" not in item
+                and "options" not in item
+            ):
+                findings.append(
+                    source.finding(
+                        (*path, "type"),
+                        "no-options",
+                        f"choice item '{item['linkId']}' needs valueSet or options",
+                        location=item["linkId"],
+                    )
+                )
     return findings
 
 
 def _link_paths(source: Source) -> dict[str, JsonPath]:
-    return {item["linkId"]: path for path, item in walk_items(source.data["items"]) if isinstance(item.get("linkId"), str)}
+    return {
+        item["linkId"]: path
+        for path, item in walk_items(source.data["items"])
+        if isinstance(item.get("linkId"), str)
+    }
 
 
 _ENABLE_WHEN_TAIL = re.compile(r"\.enableWhen\[(\d+)\]$")
 
 
-def issue_to_finding(source: Source, issue: rules.Issue, link_paths: Mapping[str, JsonPath]) -> Finding:
+def issue_to_finding(
+    source: Source, issue: rules.Issue, link_paths: Mapping[str, JsonPath]
+) -> Finding:
     path: JsonPath = ()
     if issue.link_id is not None and issue.link_id in link_paths:
         path = link_paths[issue.link_id]
         if match := _ENABLE_WHEN_TAIL.search(issue.path):
             path = (*path, "enableWhen", int(match.group(1)))
-    return source.finding(path, issue.rule, issue.message, severity=issue.severity, location=issue.link_id or issue.path)
+    return source.finding(
+        path,
+        issue.rule,
+        issue.message,
+        severity=issue.severity,
+        location=issue.link_id or issue.path,
+    )
 
 
-def check_and_build(ws: WorksheetSet, *, base_url: str | None = None) -> tuple[BuildResult, list[Finding]]:
+def check_and_build(
+    ws: WorksheetSet, *, base_url: str | None = None
+) -> tuple[BuildResult, list[Finding]]:
     """Build every resource and run every rule on what was built."""
     findings = check_sources(ws)
     project = ws.project.data
@@ -167,6 +251,7 @@ def check_and_build(ws: WorksheetSet, *, base_url: str | None = None) -> tuple[B
 
 # --- Built JSON, from anywhere ---------------------------------------------------------
 
+
 def _line_of(text: str, link_id: str | None) -> int | None:
     if link_id is None:
         return None
@@ -178,7 +263,9 @@ def _line_of(text: str, link_id: str | None) -> int | None:
     return text.count("\n", 0, index) + 1 if index >= 0 else None
 
 
-def check_json_file(path: Path, code_systems: Mapping[str, set[str]] | None = None) -> list[Finding]:
+def check_json_file(
+    path: Path, code_systems: Mapping[str, set[str]] | None = None
+) -> list[Finding]:
     """Validate a Questionnaire (or a Bundle of them) that was built elsewhere."""
     display = str(path)
     try:
@@ -187,7 +274,11 @@ def check_json_file(path: Path, code_systems: Mapping[str, set[str]] | None = No
     except (OSError, UnicodeDecodeError) as exc:
         return [Finding(display, None, None, "error", "read", f"cannot read the file: {exc}")]
     except json.JSONDecodeError as exc:
-        return [Finding(display, exc.lineno, exc.colno, "error", "json-syntax", f"not valid JSON: {exc.msg}")]
+        return [
+            Finding(
+                display, exc.lineno, exc.colno, "error", "json-syntax", f"not valid JSON: {exc.msg}"
+            )
+        ]
     resources: Sequence[Any]
     if isinstance(resource, Mapping) and resource.get("resourceType") == "Bundle":
         resources = [e.get("resource") for e in resource.get("entry", []) if isinstance(e, Mapping)]
@@ -195,15 +286,40 @@ def check_json_file(path: Path, code_systems: Mapping[str, set[str]] | None = No
         resources = [resource]
     systems = dict(code_systems or {})
     for r in resources:
-        if isinstance(r, Mapping) and r.get("resourceType") == "CodeSystem" and isinstance(r.get("url"), str):
-            systems[r["url"]] = {c.get("code") for c in r.get("concept", []) if isinstance(c, Mapping)}
+        if (
+            isinstance(r, Mapping)
+            and r.get("resourceType") == "CodeSystem"
+            and isinstance(r.get("url"), str)
+        ):
+            systems[r["url"]] = {
+                str(c.get("code")) for c in r.get("concept", []) if isinstance(c, Mapping)
+            }
     findings = []
     for r in resources:
         if not isinstance(r, Mapping):
-            findings.append(Finding(display, None, None, "error", "structure", "expected a FHIR resource (a JSON object)"))
+            findings.append(
+                Finding(
+                    display,
+                    None,
+                    None,
+                    "error",
+                    "structure",
+                    "expected a FHIR resource (a JSON object)",
+                )
+            )
             continue
         if r.get("resourceType") != "Questionnaire":
             continue
         for issue in [*rules.check_structure(r), *rules.check_questionnaire(r, systems)]:
-            findings.append(Finding(display, _line_of(text, issue.link_id), None, issue.severity, issue.rule, issue.message, issue.link_id or issue.path))  # type: ignore[arg-type]
+            findings.append(
+                Finding(
+                    display,
+                    _line_of(text, issue.link_id),
+                    None,
+                    issue.severity,
+                    issue.rule,
+                    issue.message,
+                    issue.link_id or issue.path,
+                )
+            )
     return findings

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from rejection_fhir.findings import Severity
 from rejection_fhir.worksheet.build import (
     CALCULATED_EXPRESSION,
     ENTRY_FORMAT,
@@ -45,8 +46,26 @@ ENABLE_WHEN_ANSWER = {
 }
 CHOICE_CONTROLS = {"radio-button", "check-box", "drop-down", "autocomplete", "list", "lookup"}
 NUMERIC_CONTROLS = {"slider", "spinner"}
-SIMPLE_TYPES_WITH_MAX_LENGTH = {"boolean", "decimal", "integer", "string", "text", "url", "open-choice"}
-ANSWER_OPTION_TYPES = {"choice", "open-choice", "decimal", "integer", "date", "dateTime", "time", "string", "quantity"}
+SIMPLE_TYPES_WITH_MAX_LENGTH = {
+    "boolean",
+    "decimal",
+    "integer",
+    "string",
+    "text",
+    "url",
+    "open-choice",
+}
+ANSWER_OPTION_TYPES = {
+    "choice",
+    "open-choice",
+    "decimal",
+    "integer",
+    "date",
+    "dateTime",
+    "time",
+    "string",
+    "quantity",
+}
 _NAME_RE = re.compile(r"^[A-Z]([A-Za-z0-9_]){0,254}$")
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 
@@ -58,7 +77,7 @@ def _a(word: str) -> str:
 @dataclass(frozen=True)
 class Issue:
     rule: str
-    severity: str
+    severity: Severity
     message: str
     link_id: str | None = None
     #: FHIR element path, e.g. ``item[2].item[0].enableWhen[0]``.
@@ -103,6 +122,7 @@ def _item_control(item: Mapping[str, Any]) -> str | None:
 
 # --- Structure ---------------------------------------------------------------------------
 
+
 @cache
 def _r4b_questionnaire() -> Any:
     from fhir.resources.R4B.questionnaire import Questionnaire  # slow import: only when validating
@@ -123,7 +143,13 @@ def _pydantic_path(loc: tuple[Any, ...]) -> str:
 def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
     """Structural validation against the fhir.resources R4B model (same shape as R4 here)."""
     if resource.get("resourceType") != "Questionnaire":
-        return [Issue("structure", "error", f"expected a Questionnaire, found resourceType {resource.get('resourceType')!r}")]
+        return [
+            Issue(
+                "structure",
+                "error",
+                f"expected a Questionnaire, found resourceType {resource.get('resourceType')!r}",
+            )
+        ]
     from pydantic import ValidationError
 
     try:
@@ -134,7 +160,11 @@ def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
             loc = tuple(error.get("loc", ()))
             path = _pydantic_path(loc)
             link_id = _link_id_at(resource, loc)
-            issues.append(Issue("structure", "error", f"{path or 'resource'}: {error.get('msg')}", link_id, path))
+            issues.append(
+                Issue(
+                    "structure", "error", f"{path or 'resource'}: {error.get('msg')}", link_id, path
+                )
+            )
         return issues
     return []
 
@@ -155,7 +185,10 @@ def _link_id_at(resource: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None
 
 # --- Rules -------------------------------------------------------------------------------
 
-def check_questionnaire(q: Mapping[str, Any], code_systems: Mapping[str, set[str]] | None = None) -> list[Issue]:
+
+def check_questionnaire(
+    q: Mapping[str, Any], code_systems: Mapping[str, set[str]] | None = None
+) -> list[Issue]:
     """que-* invariants, SDC rules and the project's own rules.
 
     ``code_systems`` maps a CodeSystem url to its codes; codings in other systems are not
@@ -167,12 +200,30 @@ def check_questionnaire(q: Mapping[str, Any], code_systems: Mapping[str, set[str
 
     name = q.get("name")
     if isinstance(name, str) and not _NAME_RE.match(name):
-        add(Issue("que-0", "warning", f"name '{name}' should be usable as an identifier: start with a capital letter, then letters, digits or _"))
+        add(
+            Issue(
+                "que-0",
+                "warning",
+                f"name '{name}' should be usable as an identifier: start with a capital letter, then letters, digits or _",
+            )
+        )
     if not q.get("url"):
-        add(Issue("canonical-url", "error", "the Questionnaire has no canonical url; give it one so responses can point at it"))
+        add(
+            Issue(
+                "canonical-url",
+                "error",
+                "the Questionnaire has no canonical url; give it one so responses can point at it",
+            )
+        )
     version = q.get("version")
     if not isinstance(version, str) or not _SEMVER_RE.match(version):
-        add(Issue("semver", "error", f"version {version!r} is not a semantic version MAJOR.MINOR.PATCH"))
+        add(
+            Issue(
+                "semver",
+                "error",
+                f"version {version!r} is not a semantic version MAJOR.MINOR.PATCH",
+            )
+        )
     if not q.get("item"):
         add(Issue("no-items", "error", "the Questionnaire has no items"))
 
@@ -184,7 +235,15 @@ def check_questionnaire(q: Mapping[str, Any], code_systems: Mapping[str, set[str
         if not isinstance(link_id, str):
             continue
         if link_id in seen:
-            add(Issue("que-2", "error", f"linkId '{link_id}' is used twice (first at {seen[link_id]}); every linkId must be unique", link_id, path))
+            add(
+                Issue(
+                    "que-2",
+                    "error",
+                    f"linkId '{link_id}' is used twice (first at {seen[link_id]}); every linkId must be unique",
+                    link_id,
+                    path,
+                )
+            )
         else:
             seen[link_id] = path
             order[link_id] = index
@@ -209,7 +268,7 @@ def _check_item(
     children = item.get("item") or []
     control = _item_control(item)
 
-    def issue(rule: str, message: str, severity: str = "error", at: str = path) -> None:
+    def issue(rule: str, message: str, severity: Severity = "error", at: str = path) -> None:
         add(Issue(rule, severity, message, link_id, at))
 
     if item_type == "group" and not children:
@@ -223,18 +282,34 @@ def _check_item(
             issue("que-6", "a display item takes no answer, so it cannot be required or repeat")
         if item.get("readOnly"):
             issue("que-9", "a display item cannot be read-only")
-        if item.get("answerOption") or item.get("answerValueSet") or any(k.startswith("initial") for k in item):
-            issue("display-answers", "a display item takes no answers: remove its options and initial values")
+        if (
+            item.get("answerOption")
+            or item.get("answerValueSet")
+            or any(k.startswith("initial") for k in item)
+        ):
+            issue(
+                "display-answers",
+                "a display item takes no answers: remove its options and initial values",
+            )
     if item.get("answerOption") and item.get("answerValueSet"):
         issue("que-4", "give either answerOption or answerValueSet, not both")
-    if (item.get("answerOption") or item.get("answerValueSet")) and item_type not in ANSWER_OPTION_TYPES and item_type != "display":
+    if (
+        (item.get("answerOption") or item.get("answerValueSet"))
+        and item_type not in ANSWER_OPTION_TYPES
+        and item_type != "display"
+    ):
         issue("que-5", f"{_a(str(item_type))} item cannot have answer options")
     if item_type in {"group", "display"} and any(k.startswith("initial") for k in item):
         issue("que-8", "groups and display items cannot have initial values")
     if "maxLength" in item and item_type not in SIMPLE_TYPES_WITH_MAX_LENGTH:
-        issue("que-10", f"maxLength is only allowed on simple text and number items, not on {item_type}")
+        issue(
+            "que-10",
+            f"maxLength is only allowed on simple text and number items, not on {item_type}",
+        )
     if item.get("answerOption") and item.get("initial"):
-        issue("que-11", "with answerOption, mark the default with initialSelected instead of initial")
+        issue(
+            "que-11", "with answerOption, mark the default with initialSelected instead of initial"
+        )
     if len(item.get("initial") or []) > 1 and not item.get("repeats"):
         issue("que-13", "only a repeating item can have several initial values")
 
@@ -256,15 +331,29 @@ def _check_item(
     if control in CHOICE_CONTROLS and item_type not in {"choice", "open-choice"}:
         issue("sdc-item-control", f"itemControl '{control}' is for choice items, not {item_type}")
     if control in NUMERIC_CONTROLS and item_type not in {"integer", "decimal"}:
-        issue("sdc-item-control", f"itemControl '{control}' is for integer or decimal items, not {item_type}")
+        issue(
+            "sdc-item-control",
+            f"itemControl '{control}' is for integer or decimal items, not {item_type}",
+        )
     if control == "check-box" and not item.get("repeats"):
-        issue("sdc-item-control", "check-boxes let a person tick several answers: add repeats: true, or use radio-button", "warning")
+        issue(
+            "sdc-item-control",
+            "check-boxes let a person tick several answers: add repeats: true, or use radio-button",
+            "warning",
+        )
     if control == "slider" and (_ext(item, MIN_VALUE) is None or _ext(item, MAX_VALUE) is None):
         issue("sdc-slider-range", "a slider needs both min and max")
     low, high = _value(_ext(item, MIN_VALUE)), _value(_ext(item, MAX_VALUE))
     for url, bound in ((MIN_VALUE, low), (MAX_VALUE, high)):
         ext = _ext(item, url)
-        if ext is not None and item_type not in {"integer", "decimal", "date", "dateTime", "time", "quantity"}:
+        if ext is not None and item_type not in {
+            "integer",
+            "decimal",
+            "date",
+            "dateTime",
+            "time",
+            "quantity",
+        }:
             issue("sdc-min-max", f"min/max do not apply to a {item_type} item")
         elif ext is not None and item_type == "integer" and "valueInteger" not in ext:
             issue("sdc-min-max", "min/max of an integer item must be whole numbers")
@@ -298,13 +387,21 @@ def _check_enable_when(
     question = condition.get("question")
     target = by_link.get(question) if isinstance(question, str) else None
     if target is None:
-        issue("enablewhen-unknown", f"enableWhen points to '{question}', which is not an item of this Questionnaire; fix the linkId", at=path)
+        issue(
+            "enablewhen-unknown",
+            f"enableWhen points to '{question}', which is not an item of this Questionnaire; fix the linkId",
+            at=path,
+        )
         return
     if question == link_id:
         issue("enablewhen-self", "an item cannot depend on its own answer", at=path)
         return
-    if link_id is not None and order.get(question, -1) >= order.get(link_id, -1):
-        issue("enablewhen-order", f"enableWhen looks at '{question}', which comes later; a question can only depend on one asked before it", at=path)
+    if link_id is not None and order.get(str(question), -1) >= order.get(link_id, -1):
+        issue(
+            "enablewhen-order",
+            f"enableWhen looks at '{question}', which comes later; a question can only depend on one asked before it",
+            at=path,
+        )
     answers = [k for k in condition if k.startswith("answer")]
     operator = condition.get("operator")
     if operator == "exists":
@@ -314,10 +411,18 @@ def _check_enable_when(
     target_type = str(target.get("type"))
     allowed = ENABLE_WHEN_ANSWER.get(target_type, set())
     if target_type in {"group", "display"}:
-        issue("enablewhen-type", f"'{question}' is {_a(target_type)} and has no answer to compare with", at=path)
+        issue(
+            "enablewhen-type",
+            f"'{question}' is {_a(target_type)} and has no answer to compare with",
+            at=path,
+        )
     elif answers and answers[0] not in allowed:
         want = " or ".join(sorted(allowed)) or "nothing"
-        issue("enablewhen-type", f"'{question}' is {_a(target_type)} item, so the answer must be {want}, not {answers[0]}", at=path)
+        issue(
+            "enablewhen-type",
+            f"'{question}' is {_a(target_type)} item, so the answer must be {want}, not {answers[0]}",
+            at=path,
+        )
     elif answers and answers[0] == "answerCoding":
         coding = condition.get("answerCoding") or {}
         codes = {
@@ -326,25 +431,43 @@ def _check_enable_when(
             if isinstance(o, Mapping) and isinstance(o.get("valueCoding"), Mapping)
         }
         if codes and (coding.get("system"), coding.get("code")) not in codes:
-            issue("enablewhen-code", f"'{coding.get('code')}' is not one of the options of '{question}'", at=path)
-    if operator in {">", "<", ">=", "<="} and target_type in {"choice", "open-choice", "boolean", "string", "text"}:
-        issue("enablewhen-type", f"operator {operator} cannot compare {_a(target_type)} answer", at=path)
+            issue(
+                "enablewhen-code",
+                f"'{coding.get('code')}' is not one of the options of '{question}'",
+                at=path,
+            )
+    if operator in {">", "<", ">=", "<="} and target_type in {
+        "choice",
+        "open-choice",
+        "boolean",
+        "string",
+        "text",
+    }:
+        issue(
+            "enablewhen-type",
+            f"operator {operator} cannot compare {_a(target_type)} answer",
+            at=path,
+        )
 
 
-def _check_code(coding: Mapping[str, Any], path: str, code_systems: Mapping[str, set[str]], issue: Any) -> None:
+def _check_code(
+    coding: Mapping[str, Any], path: str, code_systems: Mapping[str, set[str]], issue: Any
+) -> None:
     system = coding.get("system")
-    codes = code_systems.get(system) if isinstance(system, str) else None
+    codes = code_systems.get(str(system)) if isinstance(system, str) else None
     if codes is not None and coding.get("code") not in codes:
-        issue("unknown-code", f"code '{coding.get('code')}' is not in the CodeSystem {system}; add it to _project.yaml or fix the spelling", at=path)
+        issue(
+            "unknown-code",
+            f"code '{coding.get('code')}' is not in the CodeSystem {system}; add it to _project.yaml or fix the spelling",
+            at=path,
+        )
 
 
 def _check_fhirpath(expression: Any, issue: Any) -> None:
     if not isinstance(expression, str) or not expression.strip():
         issue("fhirpath", "calculated needs a FHIRPath expression")
         return
-    from fhirpathpy import compile as compile_fhirpath
+    from rejection_fhir.fhirpath import syntax_error
 
-    try:
-        compile_fhirpath(expression)
-    except Exception as exc:  # fhirpathpy raises bare Exceptions for syntax errors
-        issue("fhirpath", f"the FHIRPath expression does not parse: {exc}")
+    if (error := syntax_error(expression)) is not None:
+        issue("fhirpath", f"the FHIRPath expression does not parse ({error})")

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from rejection_fhir.errors import SourceError
-from rejection_fhir.findings import Finding
+from rejection_fhir.findings import Finding, Severity
 
 Pos = tuple[int, int]
 JsonPath = tuple[str | int, ...]
@@ -59,13 +59,21 @@ class Source:
                 return None
             path = path[:-1]
 
-    def finding(self, path: JsonPath, rule: str, message: str, *, severity: str = "error", location: str = "") -> Finding:
+    def finding(
+        self,
+        path: JsonPath,
+        rule: str,
+        message: str,
+        *,
+        severity: Severity = "error",
+        location: str = "",
+    ) -> Finding:
         pos = self.position(path)
         return Finding(
             file=self.display_path,
             line=pos[0] if pos else None,
             column=pos[1] if pos else None,
-            severity=severity,  # type: ignore[arg-type]
+            severity=severity,
             rule=rule,
             message=message,
             location=location or item_link_id(self.data, path) or _dotted(path),
@@ -107,15 +115,26 @@ def parse_yaml(text: str, path: Path) -> Source:
         node = loader.get_single_node()
         positions: dict[JsonPath, Pos] = {}
         duplicates: list[Finding] = []
-        data = _construct(loader, node, (), positions, duplicates, path) if node is not None else None
+        data = (
+            _construct(loader, node, (), positions, duplicates, path) if node is not None else None
+        )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         problem = exc.problem or exc.context or "invalid YAML"
-        finding = Finding(_display(path), line, col, "error", "yaml-syntax", f"YAML syntax error: {problem}; fix the indentation or quoting here")
+        finding = Finding(
+            _display(path),
+            line,
+            col,
+            "error",
+            "yaml-syntax",
+            f"YAML syntax error: {problem}; fix the indentation or quoting here",
+        )
         raise SourceError(f"{finding.where()}: {finding.message}", findings=[finding]) from None
     except yaml.YAMLError as exc:
-        finding = Finding(_display(path), None, None, "error", "yaml-syntax", f"YAML syntax error: {exc}")
+        finding = Finding(
+            _display(path), None, None, "error", "yaml-syntax", f"YAML syntax error: {exc}"
+        )
         raise SourceError(f"{finding.where()}: {finding.message}", findings=[finding]) from None
     finally:
         loader.dispose()
@@ -147,8 +166,14 @@ def _construct(
                 key = str(key)
             if key in result:
                 duplicates.append(
-                    Finding(_display(file), key_node.start_mark.line + 1, key_node.start_mark.column + 1,
-                            "error", "yaml-duplicate-key", f"the field '{key}' appears twice in the same block; keep one")
+                    Finding(
+                        _display(file),
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        "error",
+                        "yaml-duplicate-key",
+                        f"the field '{key}' appears twice in the same block; keep one",
+                    )
                 )
             child = (*path, key)
             result[key] = _construct(loader, value_node, child, positions, duplicates, file)
@@ -156,7 +181,10 @@ def _construct(
             positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*path, i), positions, duplicates, file) for i, item in enumerate(node.value)]
+        return [
+            _construct(loader, item, (*path, i), positions, duplicates, file)
+            for i, item in enumerate(node.value)
+        ]
     return loader.construct_object(node, deep=True)
 
 
@@ -174,13 +202,16 @@ def read_source(path: Path) -> Source:
 
 # --- Schema ----------------------------------------------------------------------------
 
+
 def schema_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "schemas"
 
 
 @cache
 def _validator(schema_name: str) -> Any:
-    from jsonschema import Draft202012Validator  # jsonschema is heavy; only validate/build pay for it
+    from jsonschema import (
+        Draft202012Validator,  # jsonschema is heavy; only validate/build pay for it
+    )
 
     schema = json.loads((schema_dir() / schema_name).read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
@@ -246,7 +277,9 @@ def _describe(error: Any, data: Any) -> tuple[JsonPath, str]:
         extras = sorted(set(error.instance) - set(allowed))
         name = extras[0] if extras else "?"
         guess = difflib.get_close_matches(name, allowed, n=1)
-        hint = f"; did you mean '{guess[0]}'?" if guess else f"; allowed fields: {', '.join(allowed)}"
+        hint = (
+            f"; did you mean '{guess[0]}'?" if guess else f"; allowed fields: {', '.join(allowed)}"
+        )
         return (*path, name), f"unknown field '{name}'{hint}"
     if validator == "type":
         want = error.validator_value
@@ -289,7 +322,9 @@ def get_in(data: Any, path: JsonPath) -> Any:
     return data
 
 
-def walk_items(items: list[Mapping[str, Any]], path: JsonPath = ("items",)) -> Iterator[tuple[JsonPath, Mapping[str, Any]]]:
+def walk_items(
+    items: list[Mapping[str, Any]], path: JsonPath = ("items",)
+) -> Iterator[tuple[JsonPath, Mapping[str, Any]]]:
     """Every item of a worksheet source, depth first in document order, with its path."""
     for i, item in enumerate(items):
         here = (*path, i)

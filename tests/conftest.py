@@ -1,0 +1,41 @@
+"""Shared test configuration.
+
+Unit tests open no socket.  Integration tests (HAPI) and browser tests carry markers;
+under CI=true a missing server or browser fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+QUESTIONNAIRES = REPO / "questionnaires"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail in CI: CI must never pass by not running a test."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing server or browser is a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def built():
+    """The project's worksheets, built once per session (plain dicts)."""
+    from rejection_fhir.commands.build import build_all
+
+    result, findings = build_all(QUESTIONNAIRES)
+    assert not [f for f in findings if f.severity == "error"]
+    return result
