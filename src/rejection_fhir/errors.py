@@ -71,7 +71,9 @@ class SourceError(RejectionFhirError):
 
     exit_code = ExitCode.SOURCE
 
-    def __init__(self, message: str, *, findings: list[Any] | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, findings: list[Any] | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.findings = findings or []
 
