@@ -87,10 +87,13 @@ def canonical_base(project: Mapping[str, Any], override: str | None) -> str:
 
 
 def _copyright(project: Mapping[str, Any], worksheet: Mapping[str, Any]) -> str:
-    attribution = project["attribution"]
-    refs = "\n".join(f"- {ref}" for ref in attribution["references"])
+    attribution = worksheet.get("attribution") or project["attribution"]
     own = worksheet.get("copyright") or project["copyright"]
-    return f"{own}\n\n{attribution['source']}\n\nReferences:\n\n{refs}"
+    text = f"{own}\n\n{attribution['source']}"
+    if attribution["references"]:
+        refs = "\n".join(f"- {ref}" for ref in attribution["references"])
+        text += f"\n\nReferences:\n\n{refs}"
+    return text
 
 
 def _common_metadata(project: Mapping[str, Any]) -> JsonDict:
@@ -200,7 +203,8 @@ def _item(item: Mapping[str, Any], types: Mapping[str, str], terminology: Termin
         out["extension"] = extensions
     out["linkId"] = item["linkId"]
     if "code" in item:
-        out["code"] = [terminology.coding(item["code"])]
+        code = item["code"]
+        out["code"] = [terminology.coding(code) if isinstance(code, str) else dict(code)]
     if "prefix" in item:
         out["prefix"] = item["prefix"]
     out["text"] = item["text"]
@@ -272,6 +276,8 @@ def build_questionnaire(
     }
     if "experimental" in worksheet:
         q["experimental"] = worksheet["experimental"]
+    if "code" in worksheet:
+        q["code"] = [dict(c) for c in worksheet["code"]]
     q["subjectType"] = ["Patient"]
     q["date"] = worksheet["date"]
     q.update(_common_metadata(project))

@@ -168,7 +168,7 @@ def check_sources(ws: WorksheetSet) -> list[Finding]:
                         location=item["linkId"],
                     )
                 )
-            if "code" in item and item["code"] not in concepts:
+            if isinstance(item.get("code"), str) and item["code"] not in concepts:
                 findings.append(
                     source.finding(
                         (*path, "code"),
