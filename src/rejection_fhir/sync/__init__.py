@@ -1,0 +1,1 @@
+"""Sync stage: QuestionnaireResponses from the source server → summaries and EHR resources."""

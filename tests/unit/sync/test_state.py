@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import multiprocessing
+import stat
+
+import pytest
+
+from rejection_fhir.errors import ConfigError, ExitCode, StateBusyError
+from rejection_fhir.sync.state import LedgerEntry, SyncState, exclusive
+
+
+def _entry(rid: str, version: str = "1", outcome: str = "written") -> LedgerEntry:
+    return LedgerEntry(
+        "src",
+        rid,
+        version,
+        outcome,
+        "q|1",
+        ["DocumentReference/1"] if outcome == "written" else [],
+        [],
+    )
+
+
+def test_state_file_is_private(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    SyncState(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_too_open_state_file_is_tightened(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    SyncState(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_cursor_moves_with_the_batch_it_belongs_to(tmp_path):
+    with SyncState(tmp_path / "s.sqlite3") as state:
+        assert state.cursor("src") is None
+        state.record(
+            [_entry("a"), _entry("b", outcome="rejected")], cursor=("src", "2026-01-01T00:00:00Z")
+        )
+        assert state.cursor("src") == "2026-01-01T00:00:00Z"
+        assert state.seen("src", "a", "1").resources == ["DocumentReference/1"]
+        assert state.seen("src", "a", "2") is None
+        assert [e.response_id for e in state.entries(outcome="rejected")] == ["b"]
+    with SyncState(tmp_path / "s.sqlite3") as again:  # survives a restart
+        assert again.cursor("src") == "2026-01-01T00:00:00Z"
+
+
+def test_a_failed_batch_moves_nothing(tmp_path):
+    with SyncState(tmp_path / "s.sqlite3") as state:
+        bad = LedgerEntry("src", "a", "1", "lost", None, [], [])  # violates the CHECK constraint
+        with pytest.raises(Exception):
+            state.record([_entry("ok"), bad], cursor=("src", "2026-01-01T00:00:00Z"))
+        assert state.cursor("src") is None
+        assert state.seen("src", "ok", "1") is None
+
+
+def test_garbage_state_file_is_a_clear_config_error(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError, match="not a usable sync state file"):
+        SyncState(path)
+
+
+def _hold(path, ready, release):
+    with exclusive(path):
+        ready.set()
+        release.wait(10)
+
+
+def test_second_sync_is_refused_while_first_holds_the_lock(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(path, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(StateBusyError) as caught, exclusive(path, wait=0.3):
+            pass
+        assert caught.value.exit_code == ExitCode.BUSY
+        assert f"pid {holder.pid}" in str(caught.value)
+    finally:
+        release.set()
+        holder.join(10)
+    with exclusive(path):  # free again once the holder is gone
+        pass
