@@ -933,9 +933,9 @@ class FhirClient:
         )
         if raw is not None:
             error = self._error(raw, method, where, sensitive, error_class=ServerUnavailableError)
-            return ServerUnavailableError(
-                f"{error.message}\n  {note}", status=status, outcome=error.outcome, hint=hint
-            )
+            headline, _, rest = error.message.partition("\n")
+            message = f"{headline}\n  {note}" + (f"\n{rest}" if rest else "")
+            return ServerUnavailableError(message, status=status, outcome=error.outcome, hint=hint)
         return ServerUnavailableError(f"{method} {where} failed: {failure}; {note}", hint=hint)
 
     def _gave_up(
@@ -1000,12 +1000,7 @@ def _describe_transport_error(exc: requests.exceptions.RequestException, timeout
         pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
         pending.extend(item.args)
     names = {type(item).__name__ for item in seen}
-    if "NameResolutionError" in names or any(
-        "Name or service not known" in str(getattr(item, "args", ""))
-        or "nodename nor servname" in str(getattr(item, "args", ""))
-        for item in seen
-        if type(item).__name__ in ("NewConnectionError", "gaierror")
-    ):
+    if names & {"NameResolutionError", "gaierror"}:
         return "the host name could not be resolved"
     if "NewConnectionError" in names or "ConnectionRefusedError" in names:
         return "the connection was refused or the host is unreachable"
