@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import stat
 
 import pytest
@@ -52,7 +53,7 @@ def test_cursor_moves_with_the_batch_it_belongs_to(tmp_path):
 def test_a_failed_batch_moves_nothing(tmp_path):
     with SyncState(tmp_path / "s.sqlite3") as state:
         bad = LedgerEntry("src", "a", "1", "lost", None, [], [])  # violates the CHECK constraint
-        with pytest.raises(Exception):
+        with pytest.raises(sqlite3.IntegrityError):
             state.record([_entry("ok"), bad], cursor=("src", "2026-01-01T00:00:00Z"))
         assert state.cursor("src") is None
         assert state.seen("src", "ok", "1") is None
