@@ -69,6 +69,8 @@ _CSP = "; ".join(
         # The web component (Angular + ng-zorro) sets inline styles on its elements.
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data:",
+        # The type-ahead list plays a short data: sound for screen-reader users.
+        "media-src 'self' data:",
         "font-src 'self' data:",
         "connect-src 'self'",
         "object-src 'none'",
@@ -370,6 +372,8 @@ def make_preview_app(questionnaires: Sequence[Mapping[str, Any]], lforms_dir: Pa
             200, "text/javascript; charset=utf-8", PREVIEW_JS.encode("utf-8")
         ),
         "/preview.css": PreviewResponse(200, "text/css; charset=utf-8", _PAGE_CSS.encode("utf-8")),
+        # Browsers ask for it unprompted; an empty answer keeps their consoles free of 404s.
+        "/favicon.ico": PreviewResponse(int(HTTPStatus.NO_CONTENT), "image/x-icon", b""),
     }
     for name, questionnaire in by_name.items():
         path = questionnaire_path(name)
@@ -433,8 +437,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, *, send_body: bool) -> None:
         response = self.server.app(self.path, self.headers.get("Host", ""))
         self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        if response.status != HTTPStatus.NO_CONTENT:
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
         for key, value in response.headers:
             self.send_header(key, value)
         self.end_headers()
