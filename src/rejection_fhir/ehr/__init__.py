@@ -1,0 +1,1 @@
+"""EHR stage: a summarised QuestionnaireResponse → DocumentReference, Observations, Provenance."""

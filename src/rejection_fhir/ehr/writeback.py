@@ -1,0 +1,316 @@
+"""What the sync writes into the EHR for one QuestionnaireResponse, as transaction entries.
+
+Pure: the response, its rendered summary and extracted values in; Bundle entries out.
+Exactly-once rests on identifiers derived from the source server, the response id and
+its version: every write is a conditional create (or a conditional update keyed the same
+way), so replaying a transaction, or a whole sync, changes nothing on the server.
+
+- DocumentReference: the clinical note (markdown + XHTML narrative), one per response
+  version; an amended version's note ``replaces`` the earlier one, which becomes
+  ``superseded``.
+- Observation: one per extracted answer, keyed on response id + item path, updated in place
+  when the response is amended, so a trend has one point per answer.
+- Provenance: targets what was written, entity = the response version, agent = this tool
+  (a Device).  Provenance has no identifier, so its key is a ``meta.tag``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from rejection_fhir import __version__
+from rejection_fhir.ehr.extract import ExtractedValue
+
+JsonDict = dict[str, Any]
+
+#: Identifier/tag system for everything the sync derives.  Values are opaque but stable.
+DERIVED_SYSTEM = "https://rejection-fhir.org/fhir/sid/derived"
+DEVICE_SYSTEM = "https://rejection-fhir.org/fhir/sid/device"
+LOINC = "http://loinc.org"
+#: LOINC 74465-6 "Questionnaire response Document".
+NOTE_TYPE = {"system": LOINC, "code": "74465-6", "display": "Questionnaire response Document"}
+NOTE_CATEGORY = {
+    "system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+    "code": "clinical-note",
+    "display": "Clinical Note",
+}
+SURVEY = {
+    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+    "code": "survey",
+    "display": "Survey",
+}
+_NS = uuid.UUID("0f6c3f1e-7a8b-4c7e-9b0a-2d1f5e6a7b8c")
+
+
+def source_key(source_base: str) -> str:
+    """Short stable key for a source server, so ids from two servers never collide."""
+    return hashlib.sha256(source_base.rstrip("/").encode()).hexdigest()[:12]
+
+
+def derived_id(source_base: str, response_id: str, version: str | None, kind: str) -> str:
+    parts = [source_key(source_base), response_id]
+    if version is not None:
+        parts.append(version)
+    parts.append(kind)
+    return "/".join(parts)
+
+
+def _urn(key: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(_NS, key)}"
+
+
+@dataclass(frozen=True)
+class Note:
+    title: str
+    markdown: str
+    xhtml: str
+
+
+@dataclass(frozen=True)
+class ResponseVersion:
+    """Where the response lives and which version of it this is."""
+
+    source_base: str
+    id: str
+    version: str
+    #: Write relative references when the EHR is the server the response came from.
+    same_server: bool = True
+
+    @property
+    def reference(self) -> str:
+        if self.same_server:
+            return f"QuestionnaireResponse/{self.id}"
+        return f"{self.source_base.rstrip('/')}/QuestionnaireResponse/{self.id}"
+
+    @property
+    def versioned_reference(self) -> str:
+        return f"{self.reference}/_history/{self.version}"
+
+
+@dataclass
+class WritePlan:
+    entries: list[JsonDict] = field(default_factory=list)
+    #: fullUrl of each entry that counts as "written for this response", in entry order.
+    written: list[str] = field(default_factory=list)
+
+    def bundle(self) -> JsonDict:
+        return {"resourceType": "Bundle", "type": "transaction", "entry": self.entries}
+
+
+def _is_instant(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and "T" in value
+        and (value.endswith("Z") or value[-6] in "+-")
+        and value.count(":") >= 3
+    )
+
+
+def tool_device_entry() -> JsonDict:
+    identifier = {"system": DEVICE_SYSTEM, "value": "rejection-fhir"}
+    device = {
+        "resourceType": "Device",
+        "identifier": [identifier],
+        "status": "active",
+        "manufacturer": "rejection-fhir project",
+        "deviceName": [{"name": "rejection-fhir", "type": "manufacturer-name"}],
+        "type": {"text": "Software that summarises questionnaire responses"},
+    }
+    return {
+        "fullUrl": _urn("device/rejection-fhir"),
+        "resource": device,
+        "request": {
+            "method": "POST",
+            "url": "Device",
+            "ifNoneExist": urlencode({"identifier": f"{DEVICE_SYSTEM}|rejection-fhir"}),
+        },
+    }
+
+
+def plan_writes(
+    qr: Mapping[str, Any],
+    response: ResponseVersion,
+    note: Note,
+    values: Sequence[ExtractedValue],
+    *,
+    recorded: str,
+    previous_note: Mapping[str, Any] | None = None,
+    extra: Sequence[JsonDict] = (),
+) -> WritePlan:
+    """Transaction entries for one response version.
+
+    ``previous_note`` is the earlier version's DocumentReference as read from the target
+    (a plain dict); it is marked superseded and replaced.  ``extra`` entries (scores,
+    safety flags) are added before the Provenance so it names them too.
+    """
+    plan = WritePlan()
+    authored = qr.get("authored")
+    subject = qr.get("subject")
+    amended = previous_note is not None or qr.get("status") == "amended"
+
+    device = tool_device_entry()
+    plan.entries.append(device)
+
+    note_key = derived_id(response.source_base, response.id, response.version, "note")
+    document: JsonDict = {
+        "resourceType": "DocumentReference",
+        "identifier": [{"system": DERIVED_SYSTEM, "value": note_key}],
+        "status": "current",
+        "docStatus": "amended" if amended else "final",
+        "type": {"coding": [NOTE_TYPE]},
+        "category": [{"coding": [NOTE_CATEGORY]}],
+    }
+    document["text"] = {"status": "generated", "div": note.xhtml}
+    if isinstance(subject, Mapping):
+        document["subject"] = dict(subject)
+    if _is_instant(authored):
+        document["date"] = authored
+    if isinstance(qr.get("author"), Mapping):
+        document["author"] = [dict(qr["author"])]
+    document["description"] = note.title
+    if previous_note is not None and previous_note.get("id"):
+        document["relatesTo"] = [
+            {
+                "code": "replaces",
+                "target": {"reference": f"DocumentReference/{previous_note['id']}"},
+            }
+        ]
+    document["content"] = [
+        {
+            "attachment": {
+                "contentType": "text/markdown; charset=utf-8",
+                "data": base64.b64encode(note.markdown.encode("utf-8")).decode("ascii"),
+                "title": note.title,
+            }
+        },
+        {
+            "attachment": {
+                "contentType": "application/xhtml+xml; charset=utf-8",
+                "data": base64.b64encode(note.xhtml.encode("utf-8")).decode("ascii"),
+                "title": note.title,
+            }
+        },
+    ]
+    context: JsonDict = {
+        "related": [{"reference": response.reference, "display": "Source questionnaire response"}]
+    }
+    if isinstance(authored, str):
+        context["period"] = {"start": authored}
+    document["context"] = context
+    note_url = _urn(note_key)
+    plan.entries.append(
+        {
+            "fullUrl": note_url,
+            "resource": document,
+            "request": {
+                "method": "POST",
+                "url": "DocumentReference",
+                "ifNoneExist": urlencode({"identifier": f"{DERIVED_SYSTEM}|{note_key}"}),
+            },
+        }
+    )
+    plan.written.append(note_url)
+
+    if (
+        previous_note is not None
+        and previous_note.get("id")
+        and previous_note.get("status") != "superseded"
+    ):
+        superseded = dict(previous_note)
+        superseded["status"] = "superseded"
+        request: JsonDict = {"method": "PUT", "url": f"DocumentReference/{previous_note['id']}"}
+        version_id = (previous_note.get("meta") or {}).get("versionId")
+        if version_id:
+            request["ifMatch"] = f'W/"{version_id}"'
+        plan.entries.append(
+            {
+                "fullUrl": f"DocumentReference/{previous_note['id']}",
+                "resource": superseded,
+                "request": request,
+            }
+        )
+
+    for value in values:
+        obs_key = derived_id(response.source_base, response.id, None, f"obs/{value.path}")
+        observation: JsonDict = {
+            "resourceType": "Observation",
+            "identifier": [{"system": DERIVED_SYSTEM, "value": obs_key}],
+            "status": "amended" if amended else "final",
+            "category": [{"coding": [SURVEY]}],
+            "code": {"coding": [dict(value.code)], "text": value.label},
+        }
+        if isinstance(subject, Mapping):
+            observation["subject"] = dict(subject)
+        if isinstance(authored, str):
+            observation["effectiveDateTime"] = authored
+        observation[value.value_key] = value.value
+        observation["derivedFrom"] = [{"reference": response.reference}]
+        obs_url = _urn(obs_key)
+        plan.entries.append(
+            {
+                "fullUrl": obs_url,
+                "resource": observation,
+                "request": {
+                    "method": "PUT",
+                    "url": "Observation?"
+                    + urlencode({"identifier": f"{DERIVED_SYSTEM}|{obs_key}"}),
+                },
+            }
+        )
+        plan.written.append(obs_url)
+
+    for entry in extra:
+        plan.entries.append(entry)
+        plan.written.append(entry["fullUrl"])
+
+    provenance_key = derived_id(response.source_base, response.id, response.version, "provenance")
+    provenance: JsonDict = {
+        "resourceType": "Provenance",
+        "meta": {"tag": [{"system": DERIVED_SYSTEM, "code": provenance_key}]},
+        "target": [{"reference": url} for url in plan.written],
+        "recorded": recorded,
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "CREATE",
+                    "display": "create",
+                }
+            ]
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "assembler",
+                            "display": "Assembler",
+                        }
+                    ]
+                },
+                "who": {"reference": device["fullUrl"], "display": f"rejection-fhir {__version__}"},
+            }
+        ],
+        "entity": [{"role": "source", "what": {"reference": response.versioned_reference}}],
+    }
+    provenance_url = _urn(provenance_key)
+    plan.entries.append(
+        {
+            "fullUrl": provenance_url,
+            "resource": provenance,
+            "request": {
+                "method": "POST",
+                "url": "Provenance",
+                "ifNoneExist": urlencode({"_tag": f"{DERIVED_SYSTEM}|{provenance_key}"}),
+            },
+        }
+    )
+    plan.written.append(provenance_url)
+    return plan
