@@ -20,6 +20,7 @@ import html
 import ipaddress
 import json
 import os
+import socket
 import threading
 import webbrowser
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from rejection_fhir.errors import ConfigError, InputError, UsageError
 
@@ -391,7 +392,8 @@ def make_preview_app(questionnaires: Sequence[Mapping[str, Any]], lforms_dir: Pa
     def handle(raw_path: str, host: str | None = None) -> PreviewResponse:
         if host is not None and not _is_loopback_host(host):
             return _text(HTTPStatus.MISDIRECTED_REQUEST, "The preview answers on loopback only.\n")
-        path = unquote(urlsplit(raw_path).path)
+        # Not urlsplit: it would read "//host/x" as a network location and serve "/x".
+        path = unquote(raw_path.split("#", 1)[0].split("?", 1)[0])
         found = routes.get(path)
         if found is not None:
             return found
@@ -421,6 +423,10 @@ class PreviewServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
         self.thread.join(timeout=5)
+
+
+class _PreviewServerV6(PreviewServer):
+    address_family = socket.AF_INET6
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -471,8 +477,9 @@ def serve(
     """
     _check_loopback(host)
     app = make_preview_app(questionnaires, resolve_lforms_dir(lforms_dir))
+    server_class = _PreviewServerV6 if ":" in host else PreviewServer
     try:
-        server = PreviewServer((host, port), _Handler)
+        server = server_class((host, port), _Handler)
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}",
