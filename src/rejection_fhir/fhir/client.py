@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -623,6 +624,7 @@ class FhirClient:
         method: Literal["GET", "POST"] | None = None,
         idempotent: bool | None = None,
         sensitive: bool = False,
+        outcome_on_error: bool = False,
     ) -> dict[str, Any] | None:
         """Invoke ``[base][/type[/id]]/$name``; returns the answer (often an OperationOutcome
         or Parameters), or None for an empty body.
@@ -630,7 +632,9 @@ class FhirClient:
         ``method`` defaults to POST with a body and GET without.  A POST is retried only
         with ``idempotent=True``: pass it for operations without side effects, such as
         ``$validate``.  An OperationOutcome returned with 200 is *returned*, not raised:
-        ``$validate`` reports findings that way.
+        ``$validate`` reports findings that way.  Some servers (HAPI) answer ``$validate``
+        findings with 400/412 instead; ``outcome_on_error=True`` returns that
+        OperationOutcome rather than raising (401/403 and 5xx still raise).
         """
         op = name if name.startswith("$") else f"${name}"
         if not re.match(r"^\$[A-Za-z][A-Za-z0-9\-_]*$", op):
@@ -650,6 +654,7 @@ class FhirClient:
             body=body,
             idempotent=safe,
             sensitive=sensitive,
+            outcome_ok=outcome_on_error,
         )
         return response.body
 
@@ -666,12 +671,15 @@ class FhirClient:
         idempotent: bool | None = None,
         sensitive: bool = False,
         label: str | None = None,
+        outcome_ok: bool = False,
     ) -> FhirResponse:
         """Send one request with timeouts and safe retries; return a 2xx or raise.
 
         ``path`` is relative to the base (or an absolute URL already checked by the
         caller).  ``idempotent`` defaults to True for GET/HEAD/PUT/DELETE.  ``label``
         replaces the path in logs and messages (e.g. "transaction Bundle, 12 entries").
+        ``outcome_ok`` returns a 4xx answer that carries an OperationOutcome (other than
+        401/403) instead of raising; the returned ``status`` tells it apart.
         """
         method = method.upper()
         url = path if "://" in path else f"{self.base_url}/{path}" if path else self.base_url
@@ -723,13 +731,20 @@ class FhirClient:
             ) as exc:
                 failure = _describe_transport_error(exc, self.timeouts)
                 may_retry = idempotent
+            except requests.exceptions.RequestException as exc:
+                # Redirect loops, unreadable encodings...: not transient.  Never str(exc):
+                # requests quotes the full URL, query values included.
+                raise FhirServerError(
+                    f"{method} {where} failed: {type(exc).__name__}",
+                    hint=f"check the server URL {self.base_url}",
+                ) from None
             else:
                 elapsed = self._clock() - sent_at
                 log.debug("%s %s -> %d in %.3f s", method, where, raw.status_code, elapsed)
                 if raw.status_code not in self.retry.statuses:
-                    return self._finish(raw, method, where, sensitive)
+                    return self._finish(raw, method, where, sensitive, outcome_ok)
                 status = raw.status_code
-                failure = f"{raw.status_code} {raw.reason or ''}".strip()
+                failure = _status_line(raw)
                 may_retry = idempotent
                 retry_after = parse_retry_after(
                     raw.headers.get("Retry-After"), now=self._wall_clock()
@@ -776,8 +791,8 @@ class FhirClient:
         base = self.base_url
         if stripped.startswith(base + "/"):
             stripped = stripped[len(base) + 1 :]
-        elif stripped == base:
-            stripped = "[base]"
+        elif stripped == base or stripped.startswith(base + "?"):
+            stripped = "[base]" + stripped[len(base) :]
         if param_names:
             unique = list(dict.fromkeys(param_names))
             joiner = "&" if "?" in stripped else "?"
@@ -820,11 +835,22 @@ class FhirClient:
         return TransactionResult(bundle=answer, entries=entries)
 
     def _finish(
-        self, raw: requests.Response, method: str, where: str, sensitive: bool
+        self,
+        raw: requests.Response,
+        method: str,
+        where: str,
+        sensitive: bool,
+        outcome_ok: bool = False,
     ) -> FhirResponse:
         if 200 <= raw.status_code < 300:
             body = _parse_body(raw, method, where)
             return FhirResponse(status=raw.status_code, headers=_safe_headers(raw), body=body)
+        if outcome_ok and 400 <= raw.status_code < 500 and raw.status_code not in (401, 403):
+            outcome, _ = _read_error_body(raw)
+            if outcome is not None:
+                return FhirResponse(
+                    status=raw.status_code, headers=_safe_headers(raw), body=outcome
+                )
         raise self._error(raw, method, where, sensitive)
 
     def _require_body(self, response: FhirResponse, method: str, where: str) -> dict[str, Any]:
@@ -847,7 +873,7 @@ class FhirClient:
         note: str | None = None,
     ) -> FhirServerError:
         status = raw.status_code
-        headline = f"{method} {where} failed: {status} {raw.reason or ''}".rstrip()
+        headline = f"{method} {where} failed: {_status_line(raw)}"
         if note:
             headline += f" ({note})"
         outcome, body_note = _read_error_body(raw)
@@ -900,6 +926,8 @@ class FhirClient:
             return "the resource changed on the server meanwhile (or another run raced); run again"
         if status == 410:
             return "the resource was deleted on the server"
+        if status == 412 and "$" in where:
+            return "the operation's preconditions failed (HAPI answers $validate findings this way)"
         if status == 412:
             return (
                 "a conditional request matched more than one resource (or an If-Match version "
@@ -1007,6 +1035,17 @@ def _describe_transport_error(exc: requests.exceptions.RequestException, timeout
     if "ProtocolError" in names or "RemoteDisconnected" in names:
         return "the server dropped the connection"
     return f"connection failed ({type(exc).__name__})"
+
+
+def _status_line(raw: requests.Response) -> str:
+    """``404 Not Found``; HTTP/2 and some servers send no reason phrase, so supply one."""
+    reason = raw.reason
+    if not reason:
+        try:
+            reason = HTTPStatus(raw.status_code).phrase
+        except ValueError:
+            reason = ""
+    return f"{raw.status_code} {reason}".strip()
 
 
 def _safe_headers(raw: requests.Response) -> Mapping[str, str]:

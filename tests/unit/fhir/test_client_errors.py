@@ -16,7 +16,7 @@ from rejection_fhir.errors import (
     ServerUnavailableError,
 )
 from rejection_fhir.fhir.auth import BasicAuth, BearerAuth, Secret
-from rejection_fhir.fhir.client import FhirClient
+from rejection_fhir.fhir.client import FhirClient, RetryPolicy
 from tests.unit.fhir.conftest import BASE, TOKEN, outcome
 
 QUESTIONNAIRE = {"resourceType": "Questionnaire", "status": "draft", "url": "http://x/q"}
@@ -327,3 +327,35 @@ def test_values_in_conditional_urls_and_next_links_stay_out_of_messages(
     assert "GET Observation?subject=...&page=... failed: 404" in str(by_link.value)
     for text in (str(by_condition.value), str(by_link.value), caplog.text):
         assert "p-5521" not in text
+
+
+def test_other_transport_failures_do_not_quote_the_url(client: FhirClient, rsps) -> None:
+    rsps.get(
+        f"{BASE}/Patient",
+        body=requests.exceptions.TooManyRedirects(
+            f"Exceeded 30 redirects: {BASE}/Patient?name=Jane"
+        ),
+    )
+    with pytest.raises(FhirServerError) as caught:
+        list(client.search("Patient", {"name": "Jane"}))
+    assert str(caught.value).startswith("GET Patient?name=... failed: TooManyRedirects")
+    assert "Jane" not in str(caught.value)
+    assert len(rsps.calls) == 1
+
+
+def test_a_failing_page_at_the_base_is_named_by_parameter(make, rsps) -> None:
+    client = make(retry=RetryPolicy(retries=0))
+    rsps.get(
+        f"{BASE}/Questionnaire",
+        json={
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": [{"relation": "next", "url": f"{BASE}?_getpages=f00d&_getpagesoffset=20"}],
+        },
+    )
+    rsps.get(BASE, status=500)
+    with pytest.raises(ServerUnavailableError) as caught:
+        list(client.search("Questionnaire"))
+    assert str(caught.value).startswith(
+        "GET [base]?_getpages=...&_getpagesoffset=... failed: 500 Internal Server Error"
+    )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 
 import pytest
+import requests
 from responses import matchers
 
 from rejection_fhir import __version__
-from rejection_fhir.errors import ConfigError, FhirServerError
+from rejection_fhir.errors import AuthError, ConfigError, FhirServerError
 from rejection_fhir.fhir.auth import BasicAuth, BearerAuth, Secret
-from rejection_fhir.fhir.client import FhirClient
+from rejection_fhir.fhir.client import FhirClient, _status_line
 from tests.unit.fhir.conftest import BASE, TOKEN
 
 
@@ -244,3 +245,52 @@ def test_repr_shows_server_and_scheme_only() -> None:
     client = FhirClient(BASE + "/", auth=BearerAuth(Secret(TOKEN)))
     assert repr(client) == "FhirClient('https://fhir.test/fhir', auth=bearer)"
     assert client.base_url == BASE
+
+
+def test_validate_findings_sent_as_412_can_be_taken_as_the_answer(client: FhirClient, rsps) -> None:
+    findings = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "error", "code": "processing", "diagnostics": "que-2: duplicate linkId"}
+        ],
+    }
+    rsps.post(f"{BASE}/Questionnaire/$validate", status=412, json=findings)
+    rsps.post(f"{BASE}/Questionnaire/$validate", status=412, json=findings)
+    rsps.post(f"{BASE}/Questionnaire/$validate", status=412, body="")
+    body = {"resourceType": "Questionnaire"}
+    assert (
+        client.operation(
+            "$validate", resource_type="Questionnaire", body=body, outcome_on_error=True
+        )
+        == findings
+    )
+    with pytest.raises(FhirServerError) as caught:
+        client.operation("$validate", resource_type="Questionnaire", body=body)
+    assert "duplicates" not in (caught.value.hint or "")
+    assert "$validate" in (caught.value.hint or "")
+    with pytest.raises(FhirServerError, match="412 Precondition Failed"):
+        client.operation(
+            "$validate", resource_type="Questionnaire", body=body, outcome_on_error=True
+        )
+
+
+def test_auth_failures_are_raised_even_when_outcomes_are_welcome(client: FhirClient, rsps) -> None:
+    rsps.get(
+        f"{BASE}/$everything-else",
+        status=403,
+        json={
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "forbidden"}],
+        },
+    )
+    with pytest.raises(AuthError):
+        client.operation("everything-else", outcome_on_error=True)
+
+
+def test_a_missing_reason_phrase_is_supplied() -> None:
+    raw = requests.Response()
+    raw.status_code = 404
+    raw.reason = None  # type: ignore[assignment]
+    assert _status_line(raw) == "404 Not Found"
+    raw.status_code = 599
+    assert _status_line(raw) == "599"
