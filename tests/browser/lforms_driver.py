@@ -17,7 +17,15 @@ What the functions rely on, all seen in LHC-Forms 40.1.3:
   ``#lhc-tools-searchResults``; a person types and clicks a row.
 * A date is an ng-zorro date picker: the id sits on a wrapper around the text input,
   which takes ``MM/DD/YYYY``.
-* Items whose enableWhen is false are removed from the page, not greyed out.
+* Items whose enableWhen is false are removed from the page, not greyed out; inside a
+  repeating group, enableWhen on a sibling is judged per repeat.
+* A repeat is added only when the last one has an answer (else a tooltip says "Please
+  enter info in the blank …"), and repeat numbers are never reused or renumbered: remove
+  ``emotion/1`` and the rest stays ``emotion/2``, the next one added is ``emotion/3``.
+* itemControl ``slider`` renders as a plain number box; ``sliderStepValue`` is ignored,
+  min/maxValue only show up in :func:`validity_errors`.  An integer with a
+  ``questionnaire-unit`` gets a read-only unit box ``unit_<id>`` and still answers
+  valueInteger.  maxLength does not stop typing; it too is only a validity error.
 
 Every function waits for what it needs, so tests do not sleep.
 """
@@ -168,12 +176,21 @@ def type_date(page: Page, link_id: str, value: dt.date, at: Sequence[int] = (1,)
 def add_repeat(page: Page, link_id: str, at: Sequence[int] = (1,)) -> tuple[int, ...]:
     """Click the "+ <group text>" button under the repeat ``at`` of a repeating group.
 
-    LHC-Forms shows that button only under the last repeat, so pass its index.  Returns
+    LHC-Forms shows that button only under the last repeat, so pass its index, and it
+    adds nothing (showing a tooltip instead) while that repeat is still empty.  Returns
     the repeat indexes of the new repeat, ready for :func:`item_id`.
     """
     by_id(page, "add-" + item_id(link_id, at)).click()
     new_at = (*at[:-1], at[-1] + 1)
-    expect(item_row(page, link_id, new_at)).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    new_row = item_row(page, link_id, new_at)
+    refusal = page.get_by_role("tooltip")
+    expect(new_row.or_(refusal).first).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    if not new_row.is_visible():
+        raise AssertionError(
+            f"{link_id}: LHC-Forms added no repeat after {item_id(link_id, at)} and said "
+            f"{(refusal.first.text_content() or '').strip()!r} (it refuses while the last "
+            "repeat is empty; answer something in it first)"
+        )
     return new_at
 
 
