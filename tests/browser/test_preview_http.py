@@ -7,6 +7,12 @@ socket, which unit tests may not.
 from __future__ import annotations
 
 import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import pytest
@@ -79,3 +85,36 @@ def test_port_zero_picks_a_free_port_and_close_releases_it(harness_questionnaire
         server.close()
     with pytest.raises(OSError):
         fetch(url, "/")
+
+
+def test_run_preview_prints_the_url_serves_and_stops_on_ctrl_c(
+    harness_questionnaire, lforms_dir, tmp_path
+):
+    # A real process, because Ctrl-C (SIGINT) is what run_preview must survive cleanly.
+    source = tmp_path / "q.json"
+    source.write_text(json.dumps(harness_questionnaire))
+    script = (
+        "import json, sys; from rejection_fhir.preview import run_preview; "
+        "run_preview([json.load(open(sys.argv[1]))], 'BrowserHarness', 0)"
+    )
+    env = {**os.environ, "RFHIR_LFORMS_DIR": str(lforms_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(source)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        first_line = proc.stdout.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+)/q/BrowserHarness$", first_line.strip())
+        assert match, first_line
+        status, _, body = fetch(match.group(1), "/q/BrowserHarness")
+        assert status == 200 and b"BrowserHarness" in body
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0, proc.stderr.read()
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
