@@ -33,6 +33,59 @@ BASE_URL_OPTION = click.option(
 )
 
 
+def server_options(f: Any) -> Any:
+    """Connection flags shared by every command that talks to a FHIR server.
+
+    Secrets are deliberately absent: they come from RFHIR_TOKEN(_FILE) and friends, or
+    from --token-file, never from a flag's value (shell history, ``ps``).
+    """
+    options = [
+        click.option("--server", default=None, help="FHIR base URL. Env: RFHIR_SERVER."),
+        click.option(
+            "--config",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Config file (default: rejection-fhir.toml). Env: RFHIR_CONFIG.",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="File holding a bearer token. Env: RFHIR_TOKEN_FILE.",
+        ),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="PEM bundle of private CAs. Env: RFHIR_CA_BUNDLE.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            default=None,
+            help="Allow plain http:// to a host that is not loopback.",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=None,
+            help="Read timeout in seconds. Env: RFHIR_TIMEOUT.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _settings(**flags: Any) -> Any:
+    from rejection_fhir.settings import load_settings
+
+    overrides = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None
+    }
+    return load_settings(overrides)
+
+
 def _source(source_dir: Path | None) -> Path:
     from rejection_fhir.worksheet.project import default_source_dir
 
@@ -150,6 +203,51 @@ def show_cmd(name: str, source_dir: Path | None, base_url: str | None, as_json: 
 
     q = show_worksheet(_source(source_dir), name, base_url=base_url)
     click.echo(jsonio.dumps(q).rstrip("\n") if as_json else outline(q))
+
+
+@cli.command("publish")
+@SOURCE_OPTION
+@BASE_URL_OPTION
+@server_options
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite different content at the same url|version.")
+@click.option("--retire-old", is_flag=True, help="Mark older versions of each resource as retired.")
+def publish_cmd(
+    source_dir: Path | None,
+    base_url: str | None,
+    dry_run: bool,
+    force: bool,
+    retire_old: bool,
+    **server: Any,
+) -> None:
+    """Publish the built Questionnaires, CodeSystem and ValueSets in one transaction.
+
+    Each entry is conditional on url+version, so a rerun changes nothing.  Different
+    content at a published url|version is refused: bump the version (or --force).
+    """
+    from rejection_fhir.commands.publish import publish
+
+    report = publish(
+        _source(source_dir),
+        _settings(**server),
+        base_url=base_url,
+        dry_run=dry_run,
+        force=force,
+        retire_old=retire_old,
+    )
+    verbs = {
+        "create": "would create" if dry_run else "created",
+        "update": "would update" if dry_run else "updated",
+        "retire": "would retire" if dry_run else "retired",
+        "unchanged": "unchanged",
+        "conflict": "conflict",
+    }
+    for published in report.results:
+        step = published.step
+        where = f"  {published.location}" if published.location else ""
+        click.echo(f"{verbs[step.action]:<13} {step.resource_type:<13} {step.canonical}{where}")
+    counts = ", ".join(f"{n} {verbs[a]}" for a, n in sorted(report.counts().items()))
+    click.echo(f"{'dry run against' if dry_run else 'published to'} {report.server}: {counts}")
 
 
 def _fail(error: RejectionFhirError) -> NoReturn:

@@ -1,0 +1,118 @@
+"""``rejection-fhir publish``: put the built worksheets and terminology on a FHIR server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rejection_fhir import settings as settings_module
+from rejection_fhir.commands.build import build_all
+from rejection_fhir.errors import VersionConflictError
+from rejection_fhir.fhir.client import FhirClient
+from rejection_fhir.publish import PublishPlan, Step, plan_publish, suggest_versions
+
+
+@dataclass(frozen=True)
+class Published:
+    step: Step
+    #: Where the resource now lives on the server (Type/id), when known.
+    location: str | None
+
+
+@dataclass
+class PublishReport:
+    server: str
+    plan: PublishPlan
+    dry_run: bool
+    results: list[Published] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for step in self.plan.steps:
+            counts[step.action] = counts.get(step.action, 0) + 1
+        return counts
+
+
+def _holdings(
+    client: FhirClient, resources: Sequence[dict[str, Any]], *, all_versions: bool
+) -> tuple[dict[Any, list[dict[str, Any]]], dict[Any, list[dict[str, Any]]]]:
+    existing: dict[Any, list[dict[str, Any]]] = {}
+    versions: dict[Any, list[dict[str, Any]]] = {}
+    for resource in resources:
+        rtype, url, version = resource["resourceType"], resource["url"], resource["version"]
+        if all_versions:
+            found = list(client.search(rtype, {"url": url}))
+            versions[(rtype, url)] = found
+            existing[(rtype, url, version)] = [r for r in found if r.get("version") == version]
+        else:
+            existing[(rtype, url, version)] = list(
+                client.search(rtype, {"url": url, "version": version})
+            )
+    return existing, versions
+
+
+def publish(
+    source_dir: Path,
+    settings: settings_module.Settings,
+    *,
+    base_url: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    retire_old: bool = False,
+) -> PublishReport:
+    """Publish every built resource in one transaction; a rerun changes nothing.
+
+    Raises VersionConflictError, writing nothing, when the server holds different content
+    at a url|version we built (unless ``force``).
+    """
+    result, _ = build_all(source_dir, base_url=base_url)
+    resources = result.resources
+    with settings_module.make_client(settings) as client:
+        client.check_fhir_version()
+        existing, versions = _holdings(client, resources, all_versions=retire_old)
+        plan = plan_publish(
+            resources, existing, force=force, other_versions=versions if retire_old else None
+        )
+        report = PublishReport(client.base_url, plan, dry_run)
+        if plan.conflicts:
+            lines = [
+                f"{s.resource_type} {s.canonical} differs from what the server holds ({', '.join(s.differences)})"
+                for s in plan.conflicts
+            ]
+            first = plan.conflicts[0]
+            raise VersionConflictError(
+                "refusing to change published content:\n  " + "\n  ".join(lines),
+                hint=f"bump the version in the worksheet source (for {first.version}: {suggest_versions(first.version)}), "
+                "or pass --force to overwrite",
+            )
+        if dry_run or not plan.writes:
+            report.results = [Published(s, _location(s)) for s in plan.steps]
+            return report
+        outcome = client.transaction(plan.transaction())
+        written = iter(outcome.entries)
+        for step in plan.steps:
+            if step.action in {"create", "update", "retire"}:
+                entry = next(written)
+                location = (
+                    f"{entry.resource_type or step.resource_type}/{entry.id}" if entry.id else None
+                )
+                if step.action == "create" and not entry.created:
+                    # Someone published the same url|version between our search and our write.
+                    step = Step(
+                        "unchanged",
+                        step.resource_type,
+                        step.url,
+                        step.version,
+                        step.resource,
+                        entry.id,
+                    )
+                report.results.append(Published(step, location))
+            else:
+                report.results.append(Published(step, _location(step)))
+        return report
+
+
+def _location(step: Step) -> str | None:
+    return f"{step.resource_type}/{step.server_id}" if step.server_id else None

@@ -1,0 +1,207 @@
+"""Publishing: what must change on a server so it holds exactly the built resources.
+
+Pure: built resources and what the server already holds in, a plan out.  A canonical
+resource is identified by url|version; once published, its content is frozen.  Different
+content under the same url|version would silently change what earlier responses mean, so
+the plan refuses it (unless forced) and suggests the next version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+JsonDict = dict[str, Any]
+Action = Literal["create", "unchanged", "update", "conflict", "retire"]
+
+#: Elements the server owns or may add; everything else must match what we built.
+SERVER_MANAGED = frozenset({"id", "meta", "text"})
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    resource_type: str
+    url: str
+    version: str
+    resource: Mapping[str, Any]
+    #: Server id of the resource already there (unchanged, update, conflict, retire).
+    server_id: str | None = None
+    differences: tuple[str, ...] = ()
+
+    @property
+    def canonical(self) -> str:
+        return f"{self.url}|{self.version}"
+
+
+@dataclass
+class PublishPlan:
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def conflicts(self) -> list[Step]:
+        return [s for s in self.steps if s.action == "conflict"]
+
+    @property
+    def writes(self) -> list[Step]:
+        return [s for s in self.steps if s.action in {"create", "update", "retire"}]
+
+    def transaction(self) -> JsonDict:
+        """Every write as one transaction; each entry conditional, so a rerun is harmless."""
+        entries = []
+        for step in self.writes:
+            if step.action == "create":
+                request = {
+                    "method": "POST",
+                    "url": step.resource_type,
+                    "ifNoneExist": urlencode({"url": step.url, "version": step.version}),
+                }
+                entries.append(
+                    {
+                        "fullUrl": f"urn:uuid:{_uuid(step)}",
+                        "resource": dict(step.resource),
+                        "request": request,
+                    }
+                )
+            else:
+                resource = {**step.resource, "id": step.server_id}
+                request = {"method": "PUT", "url": f"{step.resource_type}/{step.server_id}"}
+                entries.append(
+                    {
+                        "fullUrl": f"{step.resource_type}/{step.server_id}",
+                        "resource": resource,
+                        "request": request,
+                    }
+                )
+        return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _uuid(step: Step) -> str:
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, step.canonical))
+
+
+def _comparable(resource: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in resource.items() if k not in SERVER_MANAGED}
+    profiles = (resource.get("meta") or {}).get("profile")
+    if profiles:
+        out["meta.profile"] = sorted(profiles)
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Numbers compare by value: a server may send 1.0 back for 1 (decimal round trip).
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def differences(
+    built: Mapping[str, Any], existing: Mapping[str, Any], limit: int = 5
+) -> tuple[str, ...]:
+    """Which top-level elements (and which items, by linkId) differ."""
+    a, b = _comparable(built), _comparable(existing)
+    diffs: list[str] = []
+    for key in sorted(set(a) | set(b)):
+        if key == "item" and key in a and key in b:
+            diffs.extend(_item_differences(a["item"], b["item"]))
+        elif not _same(a.get(key), b.get(key)):
+            diffs.append(key)
+    return tuple(diffs[:limit]) + (
+        (f"and {len(diffs) - limit} more",) if len(diffs) > limit else ()
+    )
+
+
+def _item_differences(built: Sequence[Any], existing: Sequence[Any]) -> list[str]:
+    def index(items: Sequence[Any], out: dict[str, Any]) -> dict[str, Any]:
+        for item in items:
+            if isinstance(item, Mapping) and isinstance(item.get("linkId"), str):
+                out[item["linkId"]] = {k: v for k, v in item.items() if k != "item"}
+                index(item.get("item") or [], out)
+        return out
+
+    a, b = index(built, {}), index(existing, {})
+    diffs = [
+        f"item '{link}' {'added' if link not in b else 'removed' if link not in a else 'changed'}"
+        for link in list(a) + [x for x in b if x not in a]
+        if link not in a or link not in b or not _same(a[link], b[link])
+    ]
+    if not diffs and [i.get("linkId") for i in built] != [i.get("linkId") for i in existing]:
+        diffs.append("item order")
+    return diffs
+
+
+_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
+
+
+def suggest_versions(version: str) -> str:
+    match = _SEMVER.match(version)
+    if not match:
+        return "a new version"
+    major, minor, patch = (int(x) for x in match.groups())
+    return f"{major}.{minor}.{patch + 1} for wording fixes, {major}.{minor + 1}.0 for additions, or {major + 1}.0.0 for breaking changes"
+
+
+def plan_publish(
+    built: Sequence[Mapping[str, Any]],
+    existing: Mapping[tuple[str, str, str], Sequence[Mapping[str, Any]]],
+    *,
+    force: bool = False,
+    other_versions: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]] | None = None,
+) -> PublishPlan:
+    """Decide create / unchanged / update / conflict for each built resource.
+
+    ``existing`` maps (resourceType, url, version) to what the server holds there.
+    ``other_versions`` maps (resourceType, url) to every version the server holds; when
+    given, older active ones are planned for retirement.
+    """
+    plan = PublishPlan()
+    for resource in built:
+        rtype, url, version = resource["resourceType"], resource["url"], resource["version"]
+        found = existing.get((rtype, url, version), [])
+        if not found:
+            plan.steps.append(Step("create", rtype, url, version, resource))
+            continue
+        current = found[0]
+        diffs = differences(resource, current)
+        if not diffs:
+            plan.steps.append(Step("unchanged", rtype, url, version, resource, current.get("id")))
+        elif force:
+            plan.steps.append(
+                Step("update", rtype, url, version, resource, current.get("id"), diffs)
+            )
+        else:
+            plan.steps.append(
+                Step("conflict", rtype, url, version, resource, current.get("id"), diffs)
+            )
+    for resource in built:
+        rtype, url, version = resource["resourceType"], resource["url"], resource["version"]
+        for old in (other_versions or {}).get((rtype, url), []):
+            if (
+                old.get("version") != version
+                and old.get("status") != "retired"
+                and _older(old.get("version"), version)
+            ):
+                retired = {k: v for k, v in old.items() if k != "meta"}
+                retired["status"] = "retired"
+                plan.steps.append(
+                    Step("retire", rtype, url, str(old.get("version")), retired, old.get("id"))
+                )
+    return plan
+
+
+def _older(candidate: Any, current: str) -> bool:
+    a, b = _SEMVER.match(str(candidate)), _SEMVER.match(current)
+    if not a or not b:
+        return False
+    return tuple(int(x) for x in a.groups()) < tuple(int(x) for x in b.groups())

@@ -1,0 +1,134 @@
+"""Publishing plan (pure) and the publish command against a recorded server (responses)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import responses
+
+from rejection_fhir.commands.publish import publish
+from rejection_fhir.errors import VersionConflictError
+from rejection_fhir.publish import differences, plan_publish, suggest_versions
+from rejection_fhir.settings import load_settings
+
+BASE = "http://127.0.0.1:9999/fhir"
+
+
+def _q(version="1.0.0", text="Why?"):
+    return {
+        "resourceType": "Questionnaire",
+        "url": "https://x.example/Questionnaire/q",
+        "version": version,
+        "status": "active",
+        "meta": {"profile": ["p"]},
+        "item": [{"linkId": "why", "type": "text", "text": text}],
+    }
+
+
+def _on_server(resource, rid="17"):
+    held = copy.deepcopy(resource)
+    held.update(
+        id=rid, meta={"versionId": "1", "lastUpdated": "2026-01-01T00:00:00Z", "profile": ["p"]}
+    )
+    return held
+
+
+def test_plan_create_unchanged_conflict_update():
+    q = _q()
+    key = ("Questionnaire", q["url"], "1.0.0")
+    assert [s.action for s in plan_publish([q], {}).steps] == ["create"]
+    assert [s.action for s in plan_publish([q], {key: [_on_server(q)]}).steps] == ["unchanged"]
+    changed = _on_server(_q(text="Why not?"))
+    (step,) = plan_publish([q], {key: [changed]}).steps
+    assert step.action == "conflict" and step.differences == ("item 'why' changed",)
+    assert plan_publish([q], {key: [changed]}, force=True).steps[0].action == "update"
+
+
+def test_numbers_compare_by_value_and_server_fields_are_ignored():
+    a = {**_q(), "extension": [{"url": "w", "valueDecimal": 1}]}
+    b = {**_on_server(_q()), "extension": [{"url": "w", "valueDecimal": 1.0}], "text": {"div": "x"}}
+    assert differences(a, b) == ()
+
+
+def test_retire_old_versions():
+    old = _on_server(_q("0.9.0"), rid="5")
+    plan = plan_publish([_q()], {}, other_versions={("Questionnaire", _q()["url"]): [old]})
+    retire = [s for s in plan.steps if s.action == "retire"]
+    assert (
+        len(retire) == 1
+        and retire[0].resource["status"] == "retired"
+        and "meta" not in retire[0].resource
+    )
+    tx = plan.transaction()
+    assert [e["request"]["method"] for e in tx["entry"]] == ["POST", "PUT"]
+    assert tx["entry"][1]["request"]["url"] == "Questionnaire/5"
+
+
+def test_suggested_versions():
+    assert (
+        suggest_versions("1.2.3")
+        == "1.2.4 for wording fixes, 1.3.0 for additions, or 2.0.0 for breaking changes"
+    )
+
+
+@pytest.fixture
+def settings():
+    return load_settings({"server": BASE}, env={})
+
+
+def _metadata(rsps):
+    rsps.get(
+        f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
+    )
+
+
+@responses.activate(assert_all_requests_are_fired=False)
+def test_conflict_is_refused_and_nothing_is_written(repo, settings):
+    _metadata(responses)
+
+    def search(request):
+        rtype = request.path_url.split("/fhir/")[1].split("?")[0]
+        params = request.params
+        entries = []
+        if rtype == "Questionnaire" and params["url"].endswith("/core-beliefs"):
+            entries = [
+                {
+                    "resource": {
+                        "resourceType": "Questionnaire",
+                        "id": "9",
+                        "url": params["url"],
+                        "version": params["version"],
+                        "status": "active",
+                        "item": [],
+                    }
+                }
+            ]
+        return (
+            200,
+            {},
+            json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries}),
+        )
+
+    for rtype in ("Questionnaire", "CodeSystem", "ValueSet"):
+        responses.add_callback(responses.GET, f"{BASE}/{rtype}", callback=search)
+    with pytest.raises(VersionConflictError) as caught:
+        publish(repo / "questionnaires", settings)
+    message = str(caught.value)
+    assert (
+        "core-beliefs|1.0.0 differs" in message
+        and "bump the version" in message
+        and "1.0.1" in message
+    )
+    assert not [c for c in responses.calls if c.request.method != "GET"]
+
+
+@responses.activate
+def test_dry_run_writes_nothing(repo, settings):
+    _metadata(responses)
+    for rtype in ("Questionnaire", "CodeSystem", "ValueSet"):
+        responses.get(f"{BASE}/{rtype}", json={"resourceType": "Bundle", "type": "searchset"})
+    report = publish(repo / "questionnaires", settings, dry_run=True)
+    assert report.counts() == {"create": len(report.plan.steps)}
+    assert {c.request.method for c in responses.calls} == {"GET"}
