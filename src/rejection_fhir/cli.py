@@ -250,6 +250,244 @@ def publish_cmd(
     click.echo(f"{'dry run against' if dry_run else 'published to'} {report.server}: {counts}")
 
 
+def _worksheets(source_dir: Path | None, base_url: str | None) -> list[dict[str, Any]]:
+    """The built Questionnaires, with their worksheet summarizers registered."""
+    from rejection_fhir.commands.build import build_all
+    from rejection_fhir.response.worksheets import register_worksheets
+
+    result, _ = build_all(_source(source_dir), base_url=base_url)
+    register_worksheets(result.questionnaires)
+    return result.questionnaires
+
+
+@cli.command("summarize")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json", "xhtml"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--questionnaire",
+    "questionnaire_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Questionnaire JSON (or a Bundle) for responses to other forms. Repeatable.",
+)
+@click.option(
+    "--fetch-questionnaires", is_flag=True, help="Fetch unknown Questionnaires from --server."
+)
+@SOURCE_OPTION
+@BASE_URL_OPTION
+@server_options
+def summarize_cmd(
+    files: tuple[Path, ...],
+    fmt: str,
+    questionnaire_files: tuple[Path, ...],
+    fetch_questionnaires: bool,
+    source_dir: Path | None,
+    base_url: str | None,
+    **server: Any,
+) -> None:
+    """Summarise QuestionnaireResponses from JSON, NDJSON or Bundle files ('-' reads NDJSON from stdin).
+
+    Works offline with the built worksheets and any --questionnaire files; summaries are
+    written one by one as the file streams.  JSON output is one summary per line.
+    """
+    from rejection_fhir.commands.summarize import load_questionnaire_files, summarize_files
+    from rejection_fhir.errors import InputError
+    from rejection_fhir.response.questionnaire import QuestionnaireIndex
+
+    index = QuestionnaireIndex(
+        [*_worksheets(source_dir, base_url), *load_questionnaire_files(list(questionnaire_files))]
+    )
+    fetch = None
+    if fetch_questionnaires:
+        from rejection_fhir import settings as settings_module
+        from rejection_fhir.response.questionnaire import split_canonical
+
+        client = settings_module.make_client(_settings(**server))
+
+        def fetch(canonical: str) -> list[dict[str, Any]]:
+            url, version = split_canonical(canonical)
+            return list(
+                client.search(
+                    "Questionnaire", {"url": url, **({"version": version} if version else {})}
+                )
+            )
+
+    out = click.get_text_stream("stdout")
+    separator = "" if fmt == "json" else "\n"
+    report = summarize_files(
+        list(files),
+        index,
+        lambda text: out.write(text.rstrip("\n") + "\n" + separator),
+        fmt=fmt,
+        fetch=fetch,
+    )
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+    click.echo(f"summarised {report.summarised} response(s)", err=True)
+    if any("not valid JSON" in p or "expected a FHIR resource" in p for p in report.problems):
+        raise InputError("some input could not be read; see the warnings above")
+
+
+@cli.command("sync")
+@click.option(
+    "--source",
+    "source_server",
+    default=None,
+    help="FHIR server holding the responses (default: --server / RFHIR_SERVER).",
+)
+@click.option(
+    "--target",
+    default=None,
+    help="EHR FHIR server to write to (default: the source). Env: RFHIR_TARGET.",
+)
+@click.option(
+    "--since",
+    default=None,
+    help="Start from this _lastUpdated instant instead of the saved cursor.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Validate and summarise; write nothing, move no cursor."
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite state file (default: .state/sync.sqlite3). Env: RFHIR_STATE.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 500),
+    default=50,
+    show_default=True,
+    help="Responses per page and per transaction.",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    help="Seconds to wait for another running sync before giving up.",
+)
+@click.option("--show", "show_summaries", is_flag=True, help="Print each summary written (text).")
+@click.option(
+    "--worksheets",
+    "source_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RFHIR_SOURCE",
+    default=None,
+    help="Folder of worksheet sources (default: ./questionnaires).",
+)
+@BASE_URL_OPTION
+@server_options
+def sync_cmd(
+    source_server: str | None,
+    target: str | None,
+    since: str | None,
+    dry_run: bool,
+    state_path: Path | None,
+    batch_size: int,
+    wait: float,
+    show_summaries: bool,
+    source_dir: Path | None,
+    base_url: str | None,
+    **server: Any,
+) -> None:
+    """Fetch new QuestionnaireResponses, validate and summarise them, write notes,
+    Observations and Provenance to the EHR, exactly once.
+
+    Exits 1 if any response was rejected, 5 if the server refused a write.
+    """
+    from rejection_fhir.response.render import render_text
+    from rejection_fhir.sync.run import SyncOptions, sync
+
+    settings = _settings(
+        server=source_server or server.pop("server"),
+        target=target,
+        state_path=str(state_path) if state_path else None,
+        **{k: v for k, v in server.items() if k != "server"},
+    )
+    if not settings.server:
+        raise click.UsageError("give --source (or --server, or RFHIR_SERVER)")
+    options = SyncOptions(
+        source=settings.server,
+        target=settings.target,
+        state_path=Path(settings.state_path)
+        if settings.state_path
+        else Path(".state/sync.sqlite3"),
+        since=since,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        wait=wait,
+        keep_summaries=show_summaries,
+    )
+    questionnaires = _worksheets(source_dir, base_url)
+    bar: Any = None
+    progress = None
+    on_total = None
+    if sys.stderr.isatty():
+
+        def on_total(total: int | None) -> None:
+            nonlocal bar
+            bar = click.progressbar(length=total or 0, label="syncing", file=sys.stderr)
+            bar.__enter__()
+
+        def progress(n: int) -> None:
+            if bar is not None:
+                bar.update(n)
+
+    try:
+        report = sync(settings, options, questionnaires, progress=progress, on_total=on_total)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for ref, summary in report.summaries:
+        click.echo(f"--- {ref}")
+        click.echo(render_text(summary))
+    for problem in report.rejected:
+        click.echo(f"rejected {problem.response}: {problem.message}", err=True)
+    for problem in report.failed:
+        click.echo(f"failed   {problem.response}: {problem.message}", err=True)
+    t = report.tally
+    verb = "would write" if dry_run else "written"
+    click.echo(
+        f"{'dry run: ' if dry_run else ''}fetched {t.fetched}, {verb} {t.written} ({t.resources} resources), "
+        f"unchanged {t.unchanged}, rejected {t.rejected}, failed {t.failed}, not ours {t.skipped}"
+    )
+    if report.failed:
+        sys.exit(ExitCode.SERVER_REFUSED)
+    if report.rejected:
+        sys.exit(ExitCode.FINDINGS)
+
+
+@cli.command("preview")
+@click.argument("name", required=False)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@SOURCE_OPTION
+@BASE_URL_OPTION
+def preview_cmd(
+    name: str | None, port: int, open_browser: bool, source_dir: Path | None, base_url: str | None
+) -> None:
+    """Serve the worksheets on 127.0.0.1, rendered by LHC-Forms from local files (offline)."""
+    from rejection_fhir.commands.build import build_all
+    from rejection_fhir.preview import run_preview
+
+    result, _ = build_all(_source(source_dir), base_url=base_url)
+    run_preview(result.questionnaires, name, port, open_browser=open_browser)
+
+
 def _fail(error: RejectionFhirError) -> NoReturn:
     click.echo(f"error: {error}", err=True)
     sys.exit(int(error.exit_code))

@@ -127,6 +127,18 @@ class SyncState:
         ).fetchone()
         return None if row is None else _entry(row)
 
+    def latest_written(
+        self, source: str, response_id: str, *, other_than: str
+    ) -> LedgerEntry | None:
+        """The most recently written other version of a response: what an amendment replaces."""
+        row = self._db.execute(
+            "SELECT source, response_id, response_version, outcome, questionnaire, resources, findings "
+            "FROM ledger WHERE source = ? AND response_id = ? AND response_version != ? "
+            "AND outcome = 'written' ORDER BY recorded_at DESC LIMIT 1",
+            (source, response_id, other_than),
+        ).fetchone()
+        return None if row is None else _entry(row)
+
     def record(
         self, entries: Sequence[LedgerEntry], *, cursor: tuple[str, str] | None = None
     ) -> None:

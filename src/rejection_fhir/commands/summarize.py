@@ -1,0 +1,154 @@
+"""``rejection-fhir summarize``: clinician summaries of responses in files, offline.
+
+Streams: NDJSON is read a line at a time and each summary is written as soon as it is
+made, so memory stays flat however many responses a file holds.  A JSON file (one
+response, a Bundle or an array) is parsed whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rejection_fhir.errors import InputError
+from rejection_fhir.response.questionnaire import QuestionnaireIndex
+from rejection_fhir.response.render import render_json, render_markdown, render_text, render_xhtml
+from rejection_fhir.response.summary import Summary, summarize
+
+JsonDict = dict[str, Any]
+
+RENDERERS: dict[str, Callable[[Summary], str]] = {
+    "text": render_text,
+    "markdown": render_markdown,
+    "xhtml": render_xhtml,
+    "json": lambda s: json.dumps(render_json(s), ensure_ascii=False),
+}
+
+
+@dataclass
+class SummarizeReport:
+    summarised: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _loads() -> Callable[[str | bytes], Any]:
+    try:
+        import orjson
+
+        return orjson.loads
+    except ImportError:  # orjson is optional: the stdlib parser is correct, just slower
+        return json.loads
+
+
+def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonDict]]:
+    """(where, response) for every QuestionnaireResponse in the file; bad parts → problems."""
+    loads = _loads()
+    name = "<stdin>" if str(path) == "-" else str(path)
+    if str(path) == "-" or path.suffix in {".ndjson", ".jsonl"}:
+        import sys
+
+        stream: IO[bytes] = sys.stdin.buffer if str(path) == "-" else path.open("rb")
+        try:
+            for number, raw in enumerate(stream, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    resource = loads(raw)
+                except ValueError as exc:
+                    problems.append(
+                        f"{name}:{number}: not valid JSON ({str(exc).splitlines()[0][:120]}); skipped this line"
+                    )
+                    continue
+                yield from _unpack(resource, f"{name}:{number}", problems)
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+        return
+    try:
+        resource = loads(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read the file ({exc.strerror})") from None
+    except ValueError as exc:
+        raise InputError(
+            f"{name}: not valid JSON ({str(exc).splitlines()[0][:120]})",
+            hint="for many responses, use NDJSON (one per line)",
+        ) from None
+    yield from _unpack(resource, name, problems)
+
+
+def _unpack(resource: Any, where: str, problems: list[str]) -> Iterator[tuple[str, JsonDict]]:
+    if isinstance(resource, list):
+        for i, item in enumerate(resource):
+            yield from _unpack(item, f"{where}[{i}]", problems)
+    elif not isinstance(resource, dict):
+        problems.append(f"{where}: expected a FHIR resource (a JSON object)")
+    elif resource.get("resourceType") == "Bundle":
+        for i, entry in enumerate(resource.get("entry") or []):
+            inner = entry.get("resource") if isinstance(entry, Mapping) else None
+            if isinstance(inner, dict) and inner.get("resourceType") == "QuestionnaireResponse":
+                yield f"{where} entry[{i}]", inner
+    elif resource.get("resourceType") == "QuestionnaireResponse":
+        yield where, resource
+    elif resource.get("resourceType") != "Questionnaire":
+        problems.append(
+            f"{where}: a {str(resource.get('resourceType'))[:40]!r}, not a QuestionnaireResponse; skipped"
+        )
+
+
+def load_questionnaire_files(paths: Sequence[Path]) -> list[JsonDict]:
+    found: list[JsonDict] = []
+    for path in paths:
+        try:
+            resource = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: cannot read a Questionnaire from it ({exc})") from None
+        resources = (
+            [e.get("resource") for e in resource.get("entry", [])]
+            if resource.get("resourceType") == "Bundle"
+            else [resource]
+        )
+        found.extend(
+            r for r in resources if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
+        )
+    return found
+
+
+def summarize_files(
+    paths: Sequence[Path],
+    index: QuestionnaireIndex,
+    write: Callable[[str], object],
+    *,
+    fmt: str = "text",
+    fetch: Callable[[str], list[JsonDict]] | None = None,
+) -> SummarizeReport:
+    """Summarise every response in ``paths``, writing each rendering as it is made.
+
+    ``fetch(canonical)`` may return Questionnaires from a server for canonicals the index
+    lacks; without it, such responses get a summary built from their own texts.
+    """
+    render = RENDERERS[fmt]
+    report = SummarizeReport()
+    missing: set[str] = set()
+    for path in paths:
+        for where, response in read_responses(path, report.problems):
+            compiled = index.for_response(response)
+            canonical = response.get("questionnaire")
+            if compiled is None and isinstance(canonical, str) and canonical not in missing:
+                for q in fetch(canonical) if fetch is not None else []:
+                    index.add(q)
+                compiled = index.for_response(response)
+                if compiled is None:
+                    missing.add(canonical)
+                    report.problems.append(
+                        f"{where}: Questionnaire {canonical[:200]} not found; summarised from the response's own texts"
+                    )
+            try:
+                write(render(summarize(response, compiled)))
+            except InputError as exc:
+                report.problems.append(f"{where}: {exc.message}")
+                continue
+            report.summarised += 1
+    return report
