@@ -21,6 +21,8 @@ WORKSHEETS = [
     "self-compassion",
     "validate-emotions",
 ]
+#: Standard outcome measures built beside the worksheets (docs/instruments.md).
+INSTRUMENTS = ["gad-7", "phq-9"]
 
 
 def _golden(name: str, resource: dict) -> dict:
@@ -31,7 +33,9 @@ def _golden(name: str, resource: dict) -> dict:
 
 
 def test_the_six_worksheets_are_built(built):
-    assert sorted(q["id"] for q in built.questionnaires) == WORKSHEETS
+    built_ids = {q["id"] for q in built.questionnaires}
+    assert set(WORKSHEETS) <= built_ids
+    assert set(INSTRUMENTS) <= built_ids
 
 
 @pytest.mark.parametrize("resource_file", sorted(p.name for p in GOLDEN.glob("*.json")))
@@ -52,7 +56,7 @@ def test_every_built_resource_has_a_golden_file(built):
     )
 
 
-@pytest.mark.parametrize("name", WORKSHEETS)
+@pytest.mark.parametrize("name", WORKSHEETS + INSTRUMENTS)
 def test_worksheet_passes_r4b_model_and_every_rule(built, name):
     q = next(q for q in built.questionnaires if q["id"] == name)
     cs = built.codesystem
@@ -74,8 +78,12 @@ def test_every_worksheet_carries_the_required_metadata(built):
         ):
             assert q.get(field), f"{q['id']} lacks {field}"
         assert q["url"].endswith(f"/Questionnaire/{q['id']}")
-        for citation in ("Kross", "Leary", "Weir", "Pingol"):
-            assert citation in q["copyright"]
+        # The instruments carry their own copyright and citations instead of the guide's.
+        if q["id"] in WORKSHEETS:
+            for citation in ("Kross", "Leary", "Weir", "Pingol"):
+                assert citation in q["copyright"]
+        else:
+            assert "Pfizer" in q["copyright"] and "LOINC" in q["copyright"]
 
 
 def test_other_specify_is_enabled_only_by_other(built):
@@ -105,7 +113,7 @@ def test_base_url_is_configurable(repo):
 
     result, _ = build_all(repo / "questionnaires", base_url="https://clinic.example/fhir/")
     assert {q["url"] for q in result.questionnaires} == {
-        f"https://clinic.example/fhir/Questionnaire/{n}" for n in WORKSHEETS
+        f"https://clinic.example/fhir/Questionnaire/{n}" for n in WORKSHEETS + INSTRUMENTS
     }
     coded = result.questionnaires[0]["item"]
     systems = {o["valueCoding"]["system"] for i in coded for o in i.get("answerOption", [])}
