@@ -65,7 +65,7 @@ def extension_value(element: Mapping[str, Any], url: str) -> tuple[str, Any] | N
     if not isinstance(extensions, list):
         return None
     for extension in extensions:
-        if isinstance(extension, Mapping) and extension.get("url") == url:
+        if isinstance(extension, dict) and extension.get("url") == url:
             for key, value in extension.items():
                 if key.startswith("value"):
                     return key, value
@@ -106,14 +106,14 @@ class OptionDef:
 
     @property
     def system(self) -> str | None:
-        if self.value_key == "valueCoding" and isinstance(self.value, Mapping):
+        if self.value_key == "valueCoding" and isinstance(self.value, dict):
             system = self.value.get("system")
             return system if isinstance(system, str) else None
         return None
 
     @property
     def code(self) -> str | None:
-        if self.value_key == "valueCoding" and isinstance(self.value, Mapping):
+        if self.value_key == "valueCoding" and isinstance(self.value, dict):
             code = self.value.get("code")
             return code if isinstance(code, str) else None
         return None
@@ -176,18 +176,16 @@ class ItemDef:
     parent: ItemDef | None = None
     children: tuple[ItemDef, ...] = ()
     child_index: dict[str, ItemDef] = field(default_factory=dict)
-    option_by_system_code: dict[tuple[str | None, str], OptionDef] = field(default_factory=dict)
+    option_by_system_code: dict[tuple[Any, Any], OptionDef] = field(default_factory=dict)
     option_by_code: dict[str, OptionDef] = field(default_factory=dict)
+    #: The question as a reader sees it: prefix and text, or the linkId as a last resort.
+    label: str = ""
+    #: Whether response paths index every instance (repeating groups).
+    indexed: bool = False
 
     @property
     def is_question(self) -> bool:
         return self.type in QUESTION_TYPES
-
-    @property
-    def label(self) -> str:
-        """The question as a reader sees it: prefix and text, or the linkId as a last resort."""
-        text = self.text or self.link_id
-        return f"{self.prefix} {text}" if self.prefix else text
 
     def option_for_coding(self, coding: Mapping[str, Any]) -> OptionDef | None:
         code = coding.get("code")
@@ -201,14 +199,14 @@ class ItemDef:
     def option_for_value(self, key: str, value: Any) -> OptionDef | None:
         """The answerOption an answer picks, matching system+code for Codings."""
         if key == "valueCoding":
-            return self.option_for_coding(value) if isinstance(value, Mapping) else None
+            return self.option_for_coding(value) if isinstance(value, dict) else None
         for option in self.options:
             if option.value_key != key:
                 continue
             if key == "valueReference":
                 if (
-                    isinstance(value, Mapping)
-                    and isinstance(option.value, Mapping)
+                    isinstance(value, dict)
+                    and isinstance(option.value, dict)
                     and option.value.get("reference") == value.get("reference")
                 ):
                     return option
@@ -237,7 +235,7 @@ class CompiledQuestionnaire:
     )
 
     def __init__(self, questionnaire: Mapping[str, Any]) -> None:
-        if not isinstance(questionnaire, Mapping):
+        if not isinstance(questionnaire, dict):
             raise InputError(
                 "A Questionnaire must be a JSON object.",
                 hint="Pass the parsed Questionnaire resource (a dict), not its text.",
@@ -258,7 +256,7 @@ class CompiledQuestionnaire:
         title = questionnaire.get("title") or questionnaire.get("name")
         self.title: str | None = title if isinstance(title, str) and title else None
         period = questionnaire.get("effectivePeriod")
-        period = period if isinstance(period, Mapping) else {}
+        period = period if isinstance(period, dict) else {}
         start, end = period.get("start"), period.get("end")
         self.effective_start: str | None = start if isinstance(start, str) else None
         self.effective_end: str | None = end if isinstance(end, str) else None
@@ -267,7 +265,7 @@ class CompiledQuestionnaire:
         contained = questionnaire.get("contained")
         if isinstance(contained, list):
             for resource in contained:
-                if isinstance(resource, Mapping) and isinstance(resource.get("id"), str):
+                if isinstance(resource, dict) and isinstance(resource.get("id"), str):
                     self.contained[resource["id"]] = resource
 
         self.by_link_id: dict[str, ItemDef] = {}
@@ -294,7 +292,7 @@ class CompiledQuestionnaire:
             return ()
         compiled: list[ItemDef] = []
         for raw in raw_items:
-            if not isinstance(raw, Mapping) or not isinstance(raw.get("linkId"), str):
+            if not isinstance(raw, dict) or not isinstance(raw.get("linkId"), str):
                 continue
             item = self._compile_item(raw, parent, ancestors, len(compiled), counter[0])
             counter[0] += 1
@@ -322,7 +320,7 @@ class CompiledQuestionnaire:
         item_type = raw.get("type") if isinstance(raw.get("type"), str) else None
         unit = None
         unit_ext = extension_value(raw, EXT_UNIT)
-        if unit_ext is not None and isinstance(unit_ext[1], Mapping):
+        if unit_ext is not None and isinstance(unit_ext[1], dict):
             label = unit_ext[1].get("display") or unit_ext[1].get("code")
             unit = label if isinstance(label, str) and label else None
 
@@ -370,6 +368,9 @@ class CompiledQuestionnaire:
             source=raw,
             parent=parent,
         )
+        text = item.text or item.link_id
+        item.label = f"{item.prefix} {text}" if item.prefix else text
+        item.indexed = item.repeats and item_type == "group"
         for option in options:
             code = option.code
             if code is not None:
@@ -442,19 +443,19 @@ def _short(value: object, limit: int = 60) -> str:
 
 
 def _compile_option(raw: object) -> OptionDef | None:
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         return None
     for key, value in raw.items():
         if key.startswith("value"):
             weight = weight_of(raw)
-            if weight is None and isinstance(value, Mapping):
+            if weight is None and isinstance(value, dict):
                 weight = weight_of(value)
             return OptionDef(key, value, display_value(key, value), weight)
     return None
 
 
 def _compile_enable_when(raw: object) -> EnableWhen | None:
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         return None
     question, operator = raw.get("question"), raw.get("operator")
     if not isinstance(question, str) or not isinstance(operator, str):
@@ -473,7 +474,7 @@ def _lookup_canonical(
     found = resources.get(canonical)
     if found is None and "|" in canonical:
         found = resources.get(canonical.partition("|")[0])
-    return found if isinstance(found, Mapping) else None
+    return found if isinstance(found, dict) else None
 
 
 def _concept(system: str | None, raw: Mapping[str, Any]) -> Concept | None:
@@ -497,11 +498,11 @@ def _code_list(
     concepts: dict[tuple[str | None, str], Concept] = {}
     complete = True
     expansion = value_set.get("expansion")
-    if isinstance(expansion, Mapping) and isinstance(expansion.get("contains"), list):
+    if isinstance(expansion, dict) and isinstance(expansion.get("contains"), list):
         stack = list(expansion["contains"])
         while stack:
             entry = stack.pop()
-            if not isinstance(entry, Mapping):
+            if not isinstance(entry, dict):
                 continue
             stack.extend(_as_list(entry.get("contains")))
             if entry.get("abstract") is True or entry.get("inactive") is True:
@@ -515,12 +516,12 @@ def _code_list(
             complete = False  # a paged expansion: we only hold part of it
     else:
         compose = value_set.get("compose")
-        compose = compose if isinstance(compose, Mapping) else {}
+        compose = compose if isinstance(compose, dict) else {}
         includes = _as_list(compose.get("include"))
         if not includes:
             complete = False
         for include in includes:
-            if not isinstance(include, Mapping):
+            if not isinstance(include, dict):
                 continue
             system = include.get("system") if isinstance(include.get("system"), str) else None
             if include.get("filter") or include.get("valueSet"):
@@ -529,7 +530,7 @@ def _code_list(
             raw_concepts = include.get("concept")
             if isinstance(raw_concepts, list):
                 for raw in raw_concepts:
-                    if isinstance(raw, Mapping):
+                    if isinstance(raw, dict):
                         concept = _concept(system, raw)
                         if concept is not None and concept.code is not None:
                             concepts[(system, concept.code)] = concept
@@ -542,11 +543,11 @@ def _code_list(
                 if concept.code is not None:
                     concepts[(system, concept.code)] = concept
         for exclude in _as_list(compose.get("exclude")):
-            if not isinstance(exclude, Mapping):
+            if not isinstance(exclude, dict):
                 continue
             system = exclude.get("system") if isinstance(exclude.get("system"), str) else None
             for raw in _as_list(exclude.get("concept")):
-                if isinstance(raw, Mapping) and isinstance(raw.get("code"), str):
+                if isinstance(raw, dict) and isinstance(raw.get("code"), str):
                     concepts.pop((system, raw["code"]), None)
     by_code: dict[str, Concept] = {}
     for (_, code), concept in concepts.items():
@@ -576,7 +577,7 @@ def _code_system_concepts(system: str | None, code_system: Mapping[str, Any]) ->
     stack = list(_as_list(code_system.get("concept")))
     while stack:
         raw = stack.pop()
-        if isinstance(raw, Mapping):
+        if isinstance(raw, dict):
             stack.extend(_as_list(raw.get("concept")))
             concept = _concept(system, raw)
             if concept is not None:
@@ -587,6 +588,7 @@ def _code_system_concepts(system: str | None, code_system: Mapping[str, Any]) ->
 
 _CACHE_SIZE: Final = 256
 # id(dict) -> (dict, compiled).  Holding the dict keeps its id from being reused.
+# Eviction is first-in first-out: a run uses a handful of Questionnaires, far below the size.
 _cache: OrderedDict[int, tuple[Mapping[str, Any], CompiledQuestionnaire]] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -601,11 +603,9 @@ def compile_questionnaire(
     if isinstance(questionnaire, CompiledQuestionnaire):
         return questionnaire
     key = id(questionnaire)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None and hit[0] is questionnaire:
-            _cache.move_to_end(key)
-            return hit[1]
+    hit = _cache.get(key)  # lock-free read: a sync looks this up once per response
+    if hit is not None and hit[0] is questionnaire:
+        return hit[1]
     compiled = CompiledQuestionnaire(questionnaire)
     with _cache_lock:
         _cache[key] = (questionnaire, compiled)
@@ -655,7 +655,9 @@ class QuestionnaireIndex:
         for questionnaire in questionnaires:
             self.add(questionnaire)
 
-    def add(self, questionnaire: Mapping[str, Any] | CompiledQuestionnaire) -> CompiledQuestionnaire:
+    def add(
+        self, questionnaire: Mapping[str, Any] | CompiledQuestionnaire
+    ) -> CompiledQuestionnaire:
         """Index one Questionnaire.
 
         Raises :class:`VersionConflictError` when a different Questionnaire is already
@@ -705,7 +707,7 @@ class QuestionnaireIndex:
 
     def for_response(self, response: Mapping[str, Any]) -> CompiledQuestionnaire | None:
         """The Questionnaire a response names: a contained ``#id`` or a canonical in the index."""
-        if not isinstance(response, Mapping):
+        if not isinstance(response, dict):
             return None
         canonical = response.get("questionnaire")
         if not isinstance(canonical, str) or not canonical:
@@ -713,7 +715,7 @@ class QuestionnaireIndex:
         if canonical.startswith("#"):
             for resource in _as_list(response.get("contained")):
                 if (
-                    isinstance(resource, Mapping)
+                    isinstance(resource, dict)
                     and resource.get("resourceType") == "Questionnaire"
                     and resource.get("id") == canonical[1:]
                 ):

@@ -33,6 +33,9 @@ VALUE_TYPES: Final[dict[str, str]] = {
 
 Number = int | float | Decimal
 
+#: What a reader sees for an answer whose value cannot be read.
+UNREADABLE: Final = "(unreadable answer)"
+
 # FHIR R4 primitive grammars (from the datatypes page), compiled once.
 _DATE_RE: Final = re.compile(
     r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?"
@@ -89,7 +92,11 @@ def problem_with_value(key: str, value: object) -> str | None:
     if key == "valueDecimal":
         return None if is_number(value) else "valueDecimal must be a finite number"
     if key == "valueDate":
-        if not isinstance(value, str) or not _DATE_RE.fullmatch(value) or parse_temporal(value) is None:
+        if (
+            not isinstance(value, str)
+            or not _DATE_RE.fullmatch(value)
+            or parse_temporal(value) is None
+        ):
             return "valueDate must be a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)"
         return None
     if key == "valueDateTime":
@@ -115,7 +122,7 @@ def problem_with_value(key: str, value: object) -> str | None:
             return "valueUri must be a non-empty string without whitespace"
         return None
     if key in ("valueAttachment", "valueCoding", "valueQuantity", "valueReference"):
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             return f"{key} must be a JSON object"
         if key == "valueCoding" and not any(
             isinstance(value.get(k), str) and value.get(k) for k in ("code", "display")
@@ -186,7 +193,7 @@ def reference_label(reference: Mapping[str, Any]) -> str:
         if isinstance(text, str) and text:
             return text
     identifier = reference.get("identifier")
-    if isinstance(identifier, Mapping):
+    if isinstance(identifier, dict):
         value = identifier.get("value")
         if isinstance(value, str) and value:
             return value
@@ -203,7 +210,7 @@ def display_value(key: str, value: object) -> str:
     elif key in ("valueDecimal", "valueInteger"):
         if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
             return format_number(value)
-    elif isinstance(value, Mapping):
+    elif isinstance(value, dict):
         if key == "valueCoding":
             return coding_label(value)
         if key == "valueQuantity":
@@ -214,7 +221,7 @@ def display_value(key: str, value: object) -> str:
             return reference_label(value)
     elif isinstance(value, str):
         return value
-    return "(unreadable answer)"
+    return UNREADABLE
 
 
 # --------------------------------------------------------------------------- numbers
@@ -237,6 +244,15 @@ def to_decimal(value: object) -> Decimal | None:
             return None
         return number if number.is_finite() else None
     return None
+
+
+def same_unit(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two Quantities are in the same unit (this engine converts no units)."""
+    code_a, code_b = a.get("code"), b.get("code")
+    if code_a is not None and code_b is not None:
+        return bool(code_a == code_b and a.get("system") == b.get("system"))
+    unit_a, unit_b = a.get("unit") or code_a, b.get("unit") or code_b
+    return unit_a is None or unit_b is None or unit_a == unit_b
 
 
 # --------------------------------------------------------------------------- date and time
@@ -329,7 +345,11 @@ def _parse_datetime(text: str) -> Temporal | None:
         base += timedelta(seconds=1)
     micro = int((fraction + "000000")[:6]) if fraction else 0
     lo = (base + timedelta(microseconds=micro)).astimezone(UTC)
-    step = timedelta(seconds=1) if not fraction else timedelta(microseconds=max(1, 10 ** (6 - min(len(fraction), 6))))
+    step = (
+        timedelta(seconds=1)
+        if not fraction
+        else timedelta(microseconds=max(1, 10 ** (6 - min(len(fraction), 6))))
+    )
     hi = lo + step
     key = (
         lo.year,

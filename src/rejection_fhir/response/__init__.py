@@ -1,0 +1,85 @@
+"""The generic QuestionnaireResponse engine: answers, conformance, summaries, renderers.
+
+Pure functions on plain dicts; no I/O.  Works for any FHIR R4 Questionnaire:
+
+* :func:`compile_questionnaire` / :class:`QuestionnaireIndex` - prepare Questionnaires once
+  and find the one a response names (``url`` or ``url|version``).
+* :func:`resolve_response` - every answer with its typed value, display, unit and weight.
+* :func:`validate_response` - conformance findings, as the HL7 validator checks them.
+* :func:`summarize` + ``render_*`` - the clinician summary, generic or worksheet-specific.
+"""
+
+from rejection_fhir.response.answers import (
+    ResolvedAnswer,
+    ResolvedItem,
+    ResolvedResponse,
+    resolve_response,
+)
+from rejection_fhir.response.conformance import Finding, Severity, has_errors, validate_response
+from rejection_fhir.response.enablewhen import EnableWhenEvaluator
+from rejection_fhir.response.questionnaire import (
+    CodeList,
+    CompiledQuestionnaire,
+    Concept,
+    EnableWhen,
+    ItemDef,
+    OptionDef,
+    QuestionnaireIndex,
+    compile_questionnaire,
+    split_canonical,
+)
+from rejection_fhir.response.render import (
+    narrative,
+    render_json,
+    render_markdown,
+    render_text,
+    render_xhtml,
+)
+from rejection_fhir.response.summary import (
+    Entry,
+    Line,
+    Section,
+    Summarizer,
+    Summary,
+    generic_summary,
+    register_summarizer,
+    registered_summarizer,
+    summarize,
+    unregister_summarizer,
+)
+
+__all__ = [
+    "CodeList",
+    "CompiledQuestionnaire",
+    "Concept",
+    "EnableWhen",
+    "EnableWhenEvaluator",
+    "Entry",
+    "Finding",
+    "ItemDef",
+    "Line",
+    "OptionDef",
+    "QuestionnaireIndex",
+    "ResolvedAnswer",
+    "ResolvedItem",
+    "ResolvedResponse",
+    "Section",
+    "Severity",
+    "Summarizer",
+    "Summary",
+    "compile_questionnaire",
+    "generic_summary",
+    "has_errors",
+    "narrative",
+    "register_summarizer",
+    "registered_summarizer",
+    "render_json",
+    "render_markdown",
+    "render_text",
+    "render_xhtml",
+    "resolve_response",
+    "split_canonical",
+    "summarize",
+    "unregister_summarizer",
+    "validate_response",
+]

@@ -1,0 +1,848 @@
+"""Check a QuestionnaireResponse against its Questionnaire, as the HL7 FHIR validator does.
+
+:func:`validate_response` never raises on bad input: a response that is not even a JSON
+object comes back as a finding.  Findings name linkId paths (see
+:mod:`rejection_fhir.response.answers` for the path syntax; ``""`` is the response itself),
+codes and numbers, never a client's free-text answer, so they are safe to log.
+
+Codes (stable, for scripts and tests):
+
+=============================  ========  ==============================================
+code                           severity  meaning
+=============================  ========  ==============================================
+not-an-object                  error     the response is not a JSON object
+wrong-resource-type            error     resourceType is not QuestionnaireResponse
+missing-status / invalid-status error    status absent or not an R4 code
+entered-in-error               info      status says the response was entered in error
+questionnaire-missing          error     no ``questionnaire`` canonical in the response
+questionnaire-not-found        error     no Questionnaire to check against
+questionnaire-invalid          error     what was passed is not a Questionnaire
+questionnaire-mismatch         error     the response names another url or version
+invalid-authored               error     authored is not a FHIR dateTime
+authored-in-future             warning   authored lies after ``now``
+outside-effective-period       warning   authored outside Questionnaire.effectivePeriod
+malformed                      error     wrong JSON shape (item not a list, ...)
+missing-linkid                 error     an item without linkId
+unknown-linkid                 error     a linkId the Questionnaire does not have
+misplaced-item                 error     a known linkId at the wrong level
+item-order                     error     item out of Questionnaire order (fewest moves)
+too-many-items                 error     a non-repeating item appears more than once
+disabled-item                  error     an item disabled by enableWhen carries answers
+required-missing               error     required item unanswered (completed/amended)
+too-many-answers               error     several answers to a non-repeating question
+text-mismatch                  warning   item.text differs from the Questionnaire's
+group-has-answer               error     a group item carries answer[]
+display-has-answer             error     a display item carries answer[]
+display-has-items              error     a display item carries item[]
+question-has-items             error     a question nests items outside its answers
+answer-missing-value           error     an answer without value[x]
+answer-multiple-values         error     an answer with more than one value[x]
+answer-type                    error     value[x] type does not fit the item type
+answer-invalid-value           error     value[x] is not a valid value of its type
+answer-not-in-options          error     not one of answerOption (open-choice: warning)
+answer-not-in-valueset         error     code not in answerValueSet (open-choice: warning)
+coding-system-missing          warning   a Coding matched an option by code only
+valueset-not-found             warning   answerValueSet could not be resolved
+valueset-not-enumerable        info      answerValueSet cannot be expanded here
+below-min-value                error     below the minValue extension
+above-max-value                error     above the maxValue extension
+too-long                       error     longer than maxLength
+too-short                      error     shorter than the minLength extension
+enable-when-expression         info      enableWhenExpression not evaluated here
+=============================  ========  ==============================================
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from rejection_fhir.errors import RejectionFhirError
+from rejection_fhir.findings import Severity
+from rejection_fhir.response.enablewhen import Chain, EnableWhenEvaluator, Frame, root_chain
+from rejection_fhir.response.questionnaire import (
+    CompiledQuestionnaire,
+    ItemDef,
+    compile_questionnaire,
+)
+from rejection_fhir.response.values import (
+    VALUE_TYPES,
+    compare_temporal,
+    format_number,
+    is_number,
+    now_utc,
+    parse_temporal,
+    parse_time,
+    problem_with_value,
+    same_unit,
+    to_decimal,
+)
+
+__all__ = ["Finding", "Severity", "has_errors", "validate_response"]
+
+_STATUSES: Final = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
+_REQUIRED_WHEN: Final = frozenset({"completed", "amended"})
+_CLOCK_SKEW: Final = timedelta(minutes=5)
+_STRING_KEYS: Final = frozenset({"valueString", "valueUri"})
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found in a response.  Safe to log: quotes no free-text answer."""
+
+    severity: Severity
+    path: str
+    message: str
+    code: str
+
+    def __str__(self) -> str:
+        where = self.path or "(response)"
+        return f"{self.severity}: {where}: {self.message} [{self.code}]"
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(finding.severity == "error" for finding in findings)
+
+
+def validate_response(
+    response: object,
+    questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None,
+    *,
+    now: datetime | None = None,
+    terminology: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Finding]:
+    """Every conformance problem of ``response`` against ``questionnaire``, in document order.
+
+    ``questionnaire`` None means it could not be resolved (an error), unless the response
+    names a contained Questionnaire (``#id``).  ``now`` (aware datetime; default the
+    current time) dates "authored in the future".  ``terminology`` maps canonical urls to
+    ValueSet/CodeSystem resources for non-contained ``answerValueSet`` references.
+    """
+    findings: list[Finding] = []
+    if not isinstance(response, dict):
+        findings.append(
+            Finding("error", "", "The QuestionnaireResponse is not a JSON object.", "not-an-object")
+        )
+        return findings
+    kind = response.get("resourceType")
+    if kind != "QuestionnaireResponse":
+        findings.append(
+            Finding(
+                "error",
+                "",
+                f"resourceType is {_quote(kind)}, expected 'QuestionnaireResponse'.",
+                "wrong-resource-type",
+            )
+        )
+        return findings
+
+    status = response.get("status")
+    if status is None:
+        findings.append(Finding("error", "", "status is missing.", "missing-status"))
+    elif status not in _STATUSES:
+        findings.append(
+            Finding(
+                "error",
+                "",
+                f"status {_quote(status)} is not one of {', '.join(sorted(_STATUSES))}.",
+                "invalid-status",
+            )
+        )
+    elif status == "entered-in-error":
+        findings.append(
+            Finding(
+                "information",
+                "",
+                "status is entered-in-error: this response should not be used.",
+                "entered-in-error",
+            )
+        )
+
+    compiled = _questionnaire_for(response, questionnaire, findings)
+    _check_authored(response, compiled, now, findings)
+    if compiled is None:
+        return findings
+
+    checker = _Checker(compiled, terminology, status in _REQUIRED_WHEN, findings)
+    checker.items(
+        response.get("item"), compiled.items, compiled.root_index, root_chain(response), ""
+    )
+    return findings
+
+
+# ---------------------------------------------------------------------- resource level
+
+
+def _questionnaire_for(
+    response: Mapping[str, Any],
+    questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None,
+    findings: list[Finding],
+) -> CompiledQuestionnaire | None:
+    canonical = response.get("questionnaire")
+    if not isinstance(canonical, str) or not canonical:
+        findings.append(
+            Finding(
+                "error",
+                "",
+                "The response does not name its Questionnaire (questionnaire is missing).",
+                "questionnaire-missing",
+            )
+        )
+        canonical = None
+    if questionnaire is None and canonical is not None and canonical.startswith("#"):
+        contained = response.get("contained")
+        for resource in contained if isinstance(contained, list) else []:
+            if (
+                isinstance(resource, dict)
+                and resource.get("resourceType") == "Questionnaire"
+                and resource.get("id") == canonical[1:]
+            ):
+                questionnaire = resource
+                break
+    if questionnaire is None:
+        findings.append(
+            Finding(
+                "error",
+                "",
+                f"The Questionnaire {_quote(canonical)} could not be found; "
+                "publish it or pass it in before validating."
+                if canonical
+                else "No Questionnaire to validate against.",
+                "questionnaire-not-found",
+            )
+        )
+        return None
+    try:
+        compiled = compile_questionnaire(questionnaire)
+    except RejectionFhirError:
+        findings.append(
+            Finding(
+                "error",
+                "",
+                "What was passed as the Questionnaire is not a Questionnaire resource.",
+                "questionnaire-invalid",
+            )
+        )
+        return None
+    if canonical is not None:
+        if canonical.startswith("#"):
+            matches = compiled.source.get("id") == canonical[1:]
+        else:
+            matches = compiled.matches(canonical)
+        if not matches:
+            findings.append(
+                Finding(
+                    "error",
+                    "",
+                    f"The response names Questionnaire {_quote(canonical)} but is being checked "
+                    f"against {_quote(compiled.canonical)}.",
+                    "questionnaire-mismatch",
+                )
+            )
+    return compiled
+
+
+def _check_authored(
+    response: Mapping[str, Any],
+    compiled: CompiledQuestionnaire | None,
+    now: datetime | None,
+    findings: list[Finding],
+) -> None:
+    authored = response.get("authored")
+    if authored is None:
+        return
+    if problem_with_value("valueDateTime", authored) is not None:
+        findings.append(
+            Finding("error", "", "authored is not a FHIR dateTime.", "invalid-authored")
+        )
+        return
+    moment = parse_temporal(authored)
+    if moment is None:
+        return
+    current = now if now is not None else now_utc()
+    if moment.lo > current + _CLOCK_SKEW:
+        findings.append(
+            Finding(
+                "warning",
+                "",
+                "authored lies in the future; check the device clock that sent it.",
+                "authored-in-future",
+            )
+        )
+    if compiled is None:
+        return
+    start = parse_temporal(compiled.effective_start) if compiled.effective_start else None
+    if start is not None and compare_temporal(moment, start) == -1:
+        findings.append(
+            Finding(
+                "warning",
+                "",
+                f"authored lies before the Questionnaire's effectivePeriod.start "
+                f"{compiled.effective_start}.",
+                "outside-effective-period",
+            )
+        )
+    end = parse_temporal(compiled.effective_end) if compiled.effective_end else None
+    if end is not None and compare_temporal(moment, end) == 1:
+        findings.append(
+            Finding(
+                "warning",
+                "",
+                f"authored lies after the Questionnaire's effectivePeriod.end "
+                f"{compiled.effective_end}.",
+                "outside-effective-period",
+            )
+        )
+
+
+# ---------------------------------------------------------------------- items
+
+
+class _Checker:
+    __slots__ = ("compiled", "enable", "findings", "noted", "require", "terminology")
+
+    def __init__(
+        self,
+        compiled: CompiledQuestionnaire,
+        terminology: Mapping[str, Mapping[str, Any]] | None,
+        require: bool,
+        findings: list[Finding],
+    ) -> None:
+        self.compiled = compiled
+        self.terminology = terminology
+        self.require = require
+        self.findings = findings
+        self.enable = EnableWhenEvaluator(compiled)
+        self.noted: set[tuple[str, str]] = set()  # (code, linkId) reported once per response
+
+    def add(self, severity: Severity, path: str, message: str, code: str) -> None:
+        self.findings.append(Finding(severity, path, message, code))
+
+    def once(self, severity: Severity, path: str, message: str, code: str, link_id: str) -> None:
+        if (code, link_id) not in self.noted:
+            self.noted.add((code, link_id))
+            self.add(severity, path, message, code)
+
+    def items(
+        self,
+        raw_items: object,
+        expected: tuple[ItemDef, ...],
+        index: Mapping[str, ItemDef],
+        chain: Chain,
+        base: str,
+    ) -> None:
+        here = base[:-1] if base.endswith("/") else base
+        if raw_items is None:
+            raw_list: list[Any] = []
+        elif isinstance(raw_items, list):
+            raw_list = raw_items
+        else:
+            self.add("error", here, "item must be a list of items.", "malformed")
+            raw_list = []
+
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        placed: list[tuple[ItemDef, int]] = []  # (definition, instance) in response order
+        for n, raw in enumerate(raw_list):
+            if not isinstance(raw, dict):
+                self.add("error", here, f"item {n} (0-based) is not a JSON object.", "malformed")
+                continue
+            link_id = raw.get("linkId")
+            if not isinstance(link_id, str) or not link_id:
+                self.add("error", here, f"item {n} (0-based) has no linkId.", "missing-linkid")
+                continue
+            definition = index.get(link_id)
+            if definition is None:
+                elsewhere = self.compiled.by_link_id.get(link_id)
+                if elsewhere is None:
+                    self.add(
+                        "error",
+                        base + link_id,
+                        f"linkId {_quote(link_id)} is not in the Questionnaire.",
+                        "unknown-linkid",
+                    )
+                else:
+                    self.add(
+                        "error",
+                        base + link_id,
+                        f"linkId {_quote(link_id)} belongs "
+                        + (
+                            f"under {_quote('/'.join(elsewhere.ancestors))}"
+                            if elsewhere.ancestors
+                            else "at the top level"
+                        )
+                        + " in the Questionnaire, not here.",
+                        "misplaced-item",
+                    )
+                    self.item(elsewhere, raw, chain, base + link_id, True)
+                continue
+            instances = groups.setdefault(link_id, [])
+            placed.append((definition, len(instances)))
+            instances.append(raw)
+        self.order(placed, len(expected), base)
+
+        for definition in expected:
+            instances = groups.get(definition.link_id)
+            enabled = self.enable.enabled(definition, chain)
+            if enabled is None and (instances or definition.required):
+                self.once(
+                    "information",
+                    base + definition.link_id,
+                    f"Item {_quote(definition.link_id)} uses enableWhenExpression, which is not "
+                    "evaluated here; its enabled state and required-ness were not checked.",
+                    "enable-when-expression",
+                    definition.link_id,
+                )
+            if not instances:
+                if (
+                    enabled is True
+                    and self.require
+                    and definition.required
+                    and definition.type != "display"
+                ):
+                    self.add(
+                        "error",
+                        base + definition.link_id,
+                        f"Required item {_quote(definition.link_id)} is missing.",
+                        "required-missing",
+                    )
+                continue
+            if len(instances) > 1 and not definition.repeats:
+                self.add(
+                    "error",
+                    f"{base}{definition.link_id}[1]",
+                    f"Item {_quote(definition.link_id)} does not repeat but appears "
+                    f"{len(instances)} times.",
+                    "too-many-items",
+                )
+            indexed = definition.repeats and definition.type == "group"
+            for i, raw in enumerate(instances):
+                path = (
+                    f"{base}{definition.link_id}[{i}]"
+                    if i or indexed
+                    else base + definition.link_id
+                )
+                if enabled is False:
+                    if _has_answer(raw):
+                        self.add(
+                            "error",
+                            path,
+                            f"Item {_quote(definition.link_id)} is disabled by its enableWhen "
+                            "but carries answers.",
+                            "disabled-item",
+                        )
+                    continue
+                self.item(definition, raw, chain, path, enabled is True)
+
+    def order(self, placed: list[tuple[ItemDef, int]], siblings: int, base: str) -> None:
+        """Report the fewest items whose moving would restore Questionnaire order."""
+        positions = [definition.position for definition, _ in placed]
+        if all(a <= b for a, b in itertools.pairwise(positions)):
+            return
+        keep = _longest_ordered_run(positions)
+        for n, (definition, instance) in enumerate(placed):
+            if n in keep:
+                continue
+            link_id = definition.link_id
+            self.add(
+                "error",
+                f"{base}{link_id}[{instance}]"
+                if instance or definition.indexed
+                else base + link_id,
+                f"Item {_quote(link_id)} is out of Questionnaire order; there it is item "
+                f"{definition.position + 1} of {siblings} at this level.",
+                "item-order",
+            )
+
+    def item(
+        self,
+        definition: ItemDef,
+        raw: Mapping[str, Any],
+        chain: Chain,
+        path: str,
+        enabled: bool,
+    ) -> None:
+        link_id = definition.link_id
+        text = raw.get("text")
+        if isinstance(text, str) and definition.text is not None and text != definition.text:
+            self.add(
+                "warning",
+                path,
+                f"item.text for {_quote(link_id)} differs from the Questionnaire's text.",
+                "text-mismatch",
+            )
+        raw_answers = raw.get("answer")
+        answers: list[Any]
+        if raw_answers is None:
+            answers = []
+        elif isinstance(raw_answers, list):
+            answers = raw_answers
+        else:
+            self.add("error", path, "answer must be a list of answers.", "malformed")
+            answers = []
+        raw_children = raw.get("item")
+
+        if definition.type == "group":
+            if answers:
+                self.add(
+                    "error",
+                    path,
+                    f"Group {_quote(link_id)} carries answer[]; groups hold items, not answers.",
+                    "group-has-answer",
+                )
+            if enabled and self.require and definition.required and not _has_answer(raw):
+                self.add(
+                    "error",
+                    path,
+                    f"Required group {_quote(link_id)} has no answered item.",
+                    "required-missing",
+                )
+            self.items(
+                raw_children,
+                definition.children,
+                definition.child_index,
+                (*chain, Frame(definition, raw, raw)),
+                path + "/",
+            )
+            return
+        if definition.type == "display":
+            if answers:
+                self.add(
+                    "error",
+                    path,
+                    f"Display item {_quote(link_id)} carries answer[]; display items take no answers.",
+                    "display-has-answer",
+                )
+            if raw_children:
+                self.add(
+                    "error",
+                    path,
+                    f"Display item {_quote(link_id)} carries item[].",
+                    "display-has-items",
+                )
+            return
+
+        if raw_children:
+            self.add(
+                "error",
+                path,
+                f"Question {_quote(link_id)} carries item[] beside its answers; "
+                "items under a question belong in answer.item.",
+                "question-has-items",
+            )
+        if not answers and enabled and self.require and definition.required:
+            self.add(
+                "error",
+                path,
+                f"Required question {_quote(link_id)} has no answer.",
+                "required-missing",
+            )
+        if len(answers) > 1 and not definition.repeats:
+            self.add(
+                "error",
+                f"{path}[1]",
+                f"Question {_quote(link_id)} does not repeat but has {len(answers)} answers.",
+                "too-many-answers",
+            )
+        indexed = len(answers) > 1 or definition.repeats
+        for j, answer in enumerate(answers):
+            answer_path = f"{path}[{j}]" if indexed else path
+            if not isinstance(answer, dict):
+                self.add(
+                    "error", answer_path, f"answer {j} (0-based) is not a JSON object.", "malformed"
+                )
+                continue
+            self.answer(definition, answer, answer_path)
+            nested = answer.get("item")
+            if nested is not None or definition.children:
+                self.items(
+                    nested,
+                    definition.children,
+                    definition.child_index,
+                    (*chain, Frame(definition, raw, answer)),
+                    answer_path + "/",
+                )
+
+    def answer(self, definition: ItemDef, answer: Mapping[str, Any], path: str) -> None:
+        link_id = definition.link_id
+        keys = [key for key in answer if key.startswith("value")]
+        if not keys:
+            self.add(
+                "error",
+                path,
+                f"An answer to {_quote(link_id)} has no value[x].",
+                "answer-missing-value",
+            )
+            return
+        if len(keys) > 1:
+            self.add(
+                "error",
+                path,
+                f"An answer to {_quote(link_id)} has {len(keys)} values "
+                f"({', '.join(sorted(keys))}); it may have one.",
+                "answer-multiple-values",
+            )
+            return
+        key = keys[0]
+        value = answer[key]
+        if key not in VALUE_TYPES:
+            self.add(
+                "error",
+                path,
+                f"{_quote(key)} is not an answer type in FHIR R4.",
+                "answer-type",
+            )
+            return
+        if definition.value_keys and key not in definition.value_keys:
+            self.add(
+                "error",
+                path,
+                f"Item {_quote(link_id)} has type {_quote(definition.type)} and takes "
+                f"{' or '.join(sorted(definition.value_keys))}, not {key}.",
+                "answer-type",
+            )
+            return
+        if definition.type in ("group", "display"):
+            return  # reported by the caller
+        reason = problem_with_value(key, value)
+        if reason is not None:
+            self.add(
+                "error", path, f"Answer to {_quote(link_id)}: {reason}.", "answer-invalid-value"
+            )
+            return
+        if definition.options:
+            self.option(definition, key, value, path)
+        elif definition.answer_value_set and key == "valueCoding":
+            self.value_set(definition, value, path)
+        self.bounds(definition, key, value, path)
+        if key in _STRING_KEYS:
+            length = len(value)
+            if definition.max_length is not None and length > definition.max_length:
+                self.add(
+                    "error",
+                    path,
+                    f"Answer to {_quote(link_id)} has {length} characters; "
+                    f"maxLength is {definition.max_length}.",
+                    "too-long",
+                )
+            if definition.min_length is not None and length < definition.min_length:
+                self.add(
+                    "error",
+                    path,
+                    f"Answer to {_quote(link_id)} has {length} characters; "
+                    f"minLength is {definition.min_length}.",
+                    "too-short",
+                )
+
+    def option(self, definition: ItemDef, key: str, value: Any, path: str) -> None:
+        open_choice = definition.type == "open-choice"
+        if open_choice and (key == "valueString" or (key == "valueCoding" and _free_text(value))):
+            return
+        option = definition.option_for_value(key, value)
+        link_id = definition.link_id
+        if option is None:
+            if key == "valueCoding":
+                what = f"Code {_coding(value)}"
+            elif key == "valueInteger":
+                what = f"Value {value}"
+            else:
+                what = "The answer"
+            self.add(
+                "warning" if open_choice else "error",
+                path,
+                f"{what} is not one of the answerOptions of {_quote(link_id)}.",
+                "answer-not-in-options",
+            )
+            return
+        if key == "valueCoding" and option.system is not None and value.get("system") is None:
+            self.add(
+                "warning",
+                path,
+                f"Code {_coding(value)} for {_quote(link_id)} has no system; "
+                f"the option's system is {_quote(option.system)}.",
+                "coding-system-missing",
+            )
+
+    def value_set(self, definition: ItemDef, coding: Mapping[str, Any], path: str) -> None:
+        open_choice = definition.type == "open-choice"
+        if open_choice and _free_text(coding):
+            return
+        reference = definition.answer_value_set or ""
+        link_id = definition.link_id
+        codes = self.compiled.code_list(reference, self.terminology)
+        if codes is None:
+            self.once(
+                "warning",
+                path,
+                f"answerValueSet {_quote(reference)} of {_quote(link_id)} could not be resolved; "
+                "its codes were not checked (pass the ValueSet in terminology).",
+                "valueset-not-found",
+                link_id,
+            )
+            return
+        system = coding.get("system")
+        concept = codes.find(system if isinstance(system, str) else None, coding.get("code"))
+        if concept is not None:
+            if system is None and concept.system is not None:
+                self.add(
+                    "warning",
+                    path,
+                    f"Code {_coding(coding)} for {_quote(link_id)} has no system; "
+                    f"the ValueSet's system is {_quote(concept.system)}.",
+                    "coding-system-missing",
+                )
+            return
+        if not codes.complete:
+            self.once(
+                "information",
+                path,
+                f"answerValueSet {_quote(reference)} of {_quote(link_id)} cannot be expanded "
+                "here (filters, imports or external code systems); codes were not checked.",
+                "valueset-not-enumerable",
+                link_id,
+            )
+            return
+        self.add(
+            "warning" if open_choice else "error",
+            path,
+            f"Code {_coding(coding)} is not in answerValueSet {_quote(reference)} of {_quote(link_id)}.",
+            "answer-not-in-valueset",
+        )
+
+    def bounds(self, definition: ItemDef, key: str, value: Any, path: str) -> None:
+        for bound, name in ((definition.min_value, "minValue"), (definition.max_value, "maxValue")):
+            if bound is None:
+                continue
+            order = _compare_to_bound(key, value, bound[0], bound[1])
+            if order is None:
+                continue
+            if name == "minValue" and order < 0:
+                code, relation = "below-min-value", "below" if _numeric(key) else "before"
+            elif name == "maxValue" and order > 0:
+                code, relation = "above-max-value", "above" if _numeric(key) else "after"
+            else:
+                continue
+            subject = f"Answer {_number_of(key, value)}" if _numeric(key) else "Answer"
+            self.add(
+                "error",
+                path,
+                f"{subject} to {_quote(definition.link_id)} is {relation} "
+                f"{name} {_bound_text(bound[0], bound[1])}.",
+                code,
+            )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _longest_ordered_run(positions: list[int]) -> set[int]:
+    """Indexes of one longest non-decreasing subsequence of ``positions``."""
+    tails: list[int] = []  # smallest tail position of a run of each length
+    tail_at: list[int] = []  # index (into positions) of that tail
+    previous = [-1] * len(positions)
+    for n, position in enumerate(positions):
+        length = bisect.bisect_right(tails, position)
+        if length == len(tails):
+            tails.append(position)
+            tail_at.append(n)
+        else:
+            tails[length] = position
+            tail_at[length] = n
+        previous[n] = tail_at[length - 1] if length else -1
+    keep: set[int] = set()
+    n = tail_at[-1] if tail_at else -1
+    while n >= 0:
+        keep.add(n)
+        n = previous[n]
+    return keep
+
+
+def _has_answer(item: Mapping[str, Any]) -> bool:
+    """Whether an item or anything under it carries an answer."""
+    stack: list[Any] = [item]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        answers = node.get("answer")
+        if isinstance(answers, list) and answers:
+            return True
+        children = node.get("item")
+        if isinstance(children, list):
+            stack.extend(children)
+    return False
+
+
+def _free_text(coding: object) -> bool:
+    """An open-choice Coding that only carries display: typed-in text, not a code."""
+    return isinstance(coding, dict) and coding.get("code") is None and coding.get("system") is None
+
+
+def _numeric(key: str) -> bool:
+    return key in ("valueInteger", "valueDecimal", "valueQuantity")
+
+
+def _number_of(key: str, value: Any) -> str:
+    if key == "valueQuantity":
+        return format_number(value.get("value")) if isinstance(value, dict) else "?"
+    return format_number(value)
+
+
+def _bound_text(key: str, bound: Any) -> str:
+    if key == "valueQuantity" and isinstance(bound, dict):
+        number = format_number(bound.get("value"))
+        unit = bound.get("unit") or bound.get("code")
+        return f"{number} {unit}" if isinstance(unit, str) else number
+    if is_number(bound):
+        return format_number(bound)
+    return _quote(bound) if isinstance(bound, str) else "(unreadable bound)"
+
+
+def _compare_to_bound(key: str, value: Any, bound_key: str, bound: Any) -> int | None:
+    """-1/0/1 of an answer against a minValue/maxValue; None when they do not compare."""
+    if key in ("valueInteger", "valueDecimal", "valueQuantity"):
+        if key == "valueQuantity":
+            if not isinstance(value, dict):
+                return None
+            if bound_key == "valueQuantity":
+                if not isinstance(bound, dict) or not same_unit(value, bound):
+                    return None
+                bound = bound.get("value")
+            value = value.get("value")
+        elif bound_key not in ("valueInteger", "valueDecimal"):
+            return None
+        a, b = to_decimal(value), to_decimal(bound)
+        if a is None or b is None or isinstance(bound, str):
+            return None
+        return (a > b) - (a < b)
+    if key in ("valueDate", "valueDateTime") and bound_key in ("valueDate", "valueDateTime"):
+        ta = parse_temporal(value) if isinstance(value, str) else None
+        tb = parse_temporal(bound) if isinstance(bound, str) else None
+        if ta is None or tb is None:
+            return None
+        return compare_temporal(ta, tb)
+    if key == "valueTime" and bound_key == "valueTime":
+        ka, kb = parse_time(value), parse_time(bound)
+        if ka is None or kb is None:
+            return None
+        return (ka > kb) - (ka < kb)
+    return None
+
+
+def _coding(coding: Mapping[str, Any]) -> str:
+    system, code = coding.get("system"), coding.get("code")
+    text = f"{system}|{code}" if isinstance(system, str) else str(code)
+    return _quote(text)
+
+
+def _quote(value: object, limit: int = 80) -> str:
+    """An identifier (linkId, code, canonical) quoted for a message: bounded and escaped."""
+    if value is None:
+        return "(none)"
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return repr(text)

@@ -1,0 +1,326 @@
+"""Draw a :class:`~rejection_fhir.response.summary.Summary` as text, Markdown, JSON or XHTML.
+
+Every string in a summary may be a client's own words, so every renderer treats it as
+data: XHTML escapes it (and uses only elements FHIR narrative allows, no attributes but
+the namespace), Markdown backslash-escapes every character that could start markup, and
+all of them drop control and bidi-override characters that could garble a terminal, an
+XML parser or a reader's eye.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape as _html_escape
+from typing import Any, Final
+
+from rejection_fhir.response.summary import Entry, Line, Section, Summary
+
+__all__ = [
+    "XHTML_NAMESPACE",
+    "narrative",
+    "render_json",
+    "render_markdown",
+    "render_text",
+    "render_xhtml",
+]
+
+XHTML_NAMESPACE: Final = "http://www.w3.org/1999/xhtml"
+
+# C0/C1 controls (except tab and newline), DEL, lone surrogates, XML non-characters,
+# and the bidi embedding/override/isolate controls used to disguise text.
+_UNSAFE_RE: Final = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]"
+)
+_NEWLINES_RE: Final = re.compile(r"\r\n?")
+# Everything that can open Markdown (CommonMark, GFM) or HTML markup inline or at a line
+# start; CommonMark lets any ASCII punctuation be backslash-escaped.
+_MARKDOWN_SPECIAL_RE: Final = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=&:$@^])")
+_MAX_HEADING: Final = 6
+
+
+def clean(text: str) -> str:
+    """Normalise newlines and drop characters no renderer should pass through."""
+    if "\r" in text:
+        text = _NEWLINES_RE.sub("\n", text)
+    return _UNSAFE_RE.sub("", text)
+
+
+def _lines_of(text: str) -> list[str]:
+    """Non-blank lines, without leading indentation (which Markdown would read as code)."""
+    return [line.strip() for line in clean(text).split("\n") if line.strip()] or [""]
+
+
+def _meta(summary: Summary) -> list[tuple[str, str]]:
+    fields = (
+        ("Questionnaire", summary.questionnaire),
+        ("Authored", summary.authored),
+        ("Subject", summary.subject),
+        ("Status", summary.status),
+    )
+    return [(label, value) for label, value in fields if value]
+
+
+# ---------------------------------------------------------------------- text
+
+
+def render_text(summary: Summary) -> str:
+    """Plain text for terminals and logs of the clinician's own tools (not application logs)."""
+    out: list[str] = []
+    title = " ".join(_lines_of(summary.title))
+    out.append(title)
+    out.append("=" * max(len(title), 3))
+    for label, value in _meta(summary):
+        out.append(f"{label}: {' '.join(_lines_of(value))}")
+    if summary.alerts:
+        out.append("")
+        for alert in summary.alerts:
+            lines = _lines_of(alert)
+            out.append(f"!! ALERT: {lines[0]}")
+            out.extend(f"          {line}" for line in lines[1:])
+    if summary.highlights:
+        out.append("")
+        out.append("Highlights")
+        for line in summary.highlights:
+            _text_line(line, 1, out)
+    for section in summary.sections:
+        out.append("")
+        _text_section(section, 0, out)
+    return "\n".join(out) + "\n"
+
+
+def _text_section(section: Section, depth: int, out: list[str]) -> None:
+    indent = "  " * depth
+    inner = depth
+    if section.heading:
+        heading = " ".join(_lines_of(section.heading))
+        out.append(f"{indent}{heading}")
+        if depth == 0:
+            out.append("-" * max(len(heading), 3))
+        inner = depth + 1
+    for entry in section.entries:
+        _text_entry(entry, inner, out)
+
+
+def _text_entry(entry: Entry, depth: int, out: list[str]) -> None:
+    if isinstance(entry, Section):
+        _text_section(entry, depth, out)
+    else:
+        _text_line(entry, depth, out)
+
+
+def _text_line(line: Line, depth: int, out: list[str]) -> None:
+    indent = "  " * depth
+    label = " ".join(_lines_of(line.label))
+    if len(line.values) == 1:
+        value_lines = _lines_of(line.values[0])
+        out.append(f"{indent}{label}: {value_lines[0]}")
+        out.extend(f"{indent}    {more}" for more in value_lines[1:])
+    else:
+        out.append(f"{indent}{label}:")
+        for value in line.values:
+            value_lines = _lines_of(value)
+            out.append(f"{indent}  - {value_lines[0]}")
+            out.extend(f"{indent}    {more}" for more in value_lines[1:])
+    for child in line.children:
+        _text_entry(child, depth + 1, out)
+
+
+# ---------------------------------------------------------------------- markdown
+
+
+def markdown_escape(text: str) -> str:
+    """One line of inline Markdown that renders as exactly ``text`` (newlines removed)."""
+    return _MARKDOWN_SPECIAL_RE.sub(r"\\\1", " ".join(_lines_of(text)))
+
+
+def _md_block(text: str, indent: str) -> str:
+    """Possibly multi-line text as the continuation of a list item, hard line breaks kept."""
+    lines = [_MARKDOWN_SPECIAL_RE.sub(r"\\\1", line) for line in _lines_of(text)]
+    return ("\\\n" + indent).join(lines)
+
+
+def render_markdown(summary: Summary) -> str:
+    """CommonMark/GFM.  Client text is escaped so it can never become markup or HTML."""
+    out: list[str] = [f"# {markdown_escape(summary.title)}", ""]
+    meta = _meta(summary)
+    if meta:
+        out.extend(f"- **{label}:** {markdown_escape(value)}" for label, value in meta)
+        out.append("")
+    for alert in summary.alerts:
+        out.append(f"> **Alert:** {_md_block(alert, '> ')}")
+        out.append("")
+    if summary.highlights:
+        out.append("## Highlights")
+        out.append("")
+        for line in summary.highlights:
+            _md_line(line, 0, out)
+        out.append("")
+    for section in summary.sections:
+        _md_section(section, 2, out)
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+def _md_section(section: Section, level: int, out: list[str]) -> None:
+    if section.heading:
+        out.append(f"{'#' * min(level, _MAX_HEADING)} {markdown_escape(section.heading)}")
+        out.append("")
+    in_list = False
+    for entry in section.entries:
+        if isinstance(entry, Section):
+            if in_list:
+                out.append("")
+                in_list = False
+            _md_section(entry, level + 1, out)
+        else:
+            _md_line(entry, 0, out)
+            in_list = True
+    if in_list:
+        out.append("")
+
+
+def _md_line(line: Line, depth: int, out: list[str]) -> None:
+    indent = "  " * depth
+    label = markdown_escape(line.label)
+    if len(line.values) == 1:
+        out.append(f"{indent}- **{label}:** {_md_block(line.values[0], indent + '  ')}")
+    else:
+        out.append(f"{indent}- **{label}:**")
+        for value in line.values:
+            out.append(f"{indent}  - {_md_block(value, indent + '    ')}")
+    for child in line.children:
+        _md_nested(child, depth + 1, out)
+
+
+def _md_nested(entry: Entry, depth: int, out: list[str]) -> None:
+    """Entries under an answer live inside a list item, where headings cannot go."""
+    if isinstance(entry, Line):
+        _md_line(entry, depth, out)
+        return
+    indent = "  " * depth
+    if entry.heading:
+        out.append(f"{indent}- **{markdown_escape(entry.heading)}**")
+        depth += 1
+    for child in entry.entries:
+        _md_nested(child, depth, out)
+
+
+# ---------------------------------------------------------------------- JSON
+
+
+def render_json(summary: Summary) -> dict[str, Any]:
+    """A plain dict (json.dumps-ready) with the summary's full structure."""
+    return {
+        "title": summary.title,
+        "questionnaire": summary.questionnaire,
+        "authored": summary.authored,
+        "subject": summary.subject,
+        "status": summary.status,
+        "alerts": list(summary.alerts),
+        "highlights": [_json_entry(line) for line in summary.highlights],
+        "sections": [_json_entry(section) for section in summary.sections],
+    }
+
+
+def _json_entry(entry: Entry) -> dict[str, Any]:
+    if isinstance(entry, Section):
+        return {
+            "kind": "section",
+            "heading": entry.heading,
+            "linkId": entry.link_id,
+            "path": entry.path,
+            "entries": [_json_entry(child) for child in entry.entries],
+        }
+    return {
+        "kind": "line",
+        "label": entry.label,
+        "values": list(entry.values),
+        "linkId": entry.link_id,
+        "path": entry.path,
+        "children": [_json_entry(child) for child in entry.children],
+    }
+
+
+# ---------------------------------------------------------------------- XHTML
+
+
+def _x(text: str) -> str:
+    """Escaped XHTML text; newlines become <br/>."""
+    return "<br/>".join(_html_escape(line, quote=True) for line in _lines_of(text))
+
+
+def render_xhtml(summary: Summary) -> str:
+    """A FHIR narrative ``div``: XHTML with only narrative-safe elements, all text escaped."""
+    out: list[str] = [f'<div xmlns="{XHTML_NAMESPACE}">', f"<h2>{_x(summary.title)}</h2>"]
+    meta = _meta(summary)
+    if meta:
+        out.append("<p>")
+        out.append("<br/>".join(f"<b>{label}:</b> {_x(value)}" for label, value in meta))
+        out.append("</p>")
+    if summary.alerts:
+        out.append("<ul>")
+        out.extend(f"<li><strong>Alert:</strong> {_x(alert)}</li>" for alert in summary.alerts)
+        out.append("</ul>")
+    if summary.highlights:
+        out.append("<h3>Highlights</h3><ul>")
+        for line in summary.highlights:
+            _x_line(line, out)
+        out.append("</ul>")
+    for section in summary.sections:
+        _x_section(section, 3, out)
+    out.append("</div>")
+    return "".join(out)
+
+
+def _x_section(section: Section, level: int, out: list[str]) -> None:
+    if section.heading:
+        tag = f"h{min(level, _MAX_HEADING)}"
+        out.append(f"<{tag}>{_x(section.heading)}</{tag}>")
+    in_list = False
+    for entry in section.entries:
+        if isinstance(entry, Section):
+            if in_list:
+                out.append("</ul>")
+                in_list = False
+            _x_section(entry, level + 1, out)
+        else:
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            _x_line(entry, out)
+    if in_list:
+        out.append("</ul>")
+
+
+def _x_line(line: Line, out: list[str]) -> None:
+    out.append(f"<li><b>{_x(line.label)}:</b> ")
+    if len(line.values) == 1:
+        out.append(_x(line.values[0]))
+    elif line.values:
+        out.append("<ul>")
+        out.extend(f"<li>{_x(value)}</li>" for value in line.values)
+        out.append("</ul>")
+    if line.children:
+        out.append("<ul>")
+        for child in line.children:
+            _x_nested(child, out)
+        out.append("</ul>")
+    out.append("</li>")
+
+
+def _x_nested(entry: Entry, out: list[str]) -> None:
+    if isinstance(entry, Line):
+        _x_line(entry, out)
+        return
+    if entry.heading:
+        out.append(f"<li><b>{_x(entry.heading)}</b><ul>")
+    for child in entry.entries:
+        _x_nested(child, out)
+    if entry.heading:
+        out.append("</ul></li>")
+
+
+def narrative(summary: Summary) -> dict[str, str]:
+    """A FHIR ``Narrative`` (status generated) for a resource's ``text``."""
+    return {"status": "generated", "div": render_xhtml(summary)}

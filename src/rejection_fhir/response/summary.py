@@ -1,0 +1,314 @@
+"""The clinician summary of a response: one model, generic or worksheet-specific.
+
+A :class:`Summary` is what every renderer in :mod:`rejection_fhir.response.render` draws:
+alerts first (e.g. safety), then highlights, then sections of question -> answer lines in
+Questionnaire order, nested as the worksheet nests them.
+
+The generic summarizer turns any response into sections.  A worksheet that deserves a
+better reading registers its own summarizer under its Questionnaire's canonical url::
+
+    @register_summarizer("http://example.org/Questionnaire/core-beliefs")
+    def core_beliefs(response: ResolvedResponse) -> Summary:
+        base = generic_summary(response)
+        return replace(base, highlights=(Line("Belief", ...), ...))
+
+:func:`summarize` picks the registered summarizer for the Questionnaire (exact
+``url|version`` first, then ``url``) and falls back to :func:`generic_summary`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from rejection_fhir.errors import RejectionFhirError
+from rejection_fhir.response.answers import (
+    ResolvedResponse,
+    Resolver,
+    resolve_response,
+)
+from rejection_fhir.response.questionnaire import CompiledQuestionnaire, ItemDef, split_canonical
+from rejection_fhir.response.values import UNREADABLE
+
+__all__ = [
+    "Entry",
+    "Line",
+    "Section",
+    "Summarizer",
+    "Summary",
+    "generic_summary",
+    "register_summarizer",
+    "registered_summarizer",
+    "summarize",
+    "unregister_summarizer",
+]
+
+
+@dataclass(slots=True)
+class Line:
+    """A question and its answers (several when the question repeats).
+
+    ``children`` holds what the worksheet asks under this answer (nested questions).
+    Treat as read-only (not frozen only because frozen dataclasses are 3x slower to build,
+    and a sync builds one Line per answered question).
+    """
+
+    label: str
+    values: tuple[str, ...]
+    link_id: str | None = None
+    path: str | None = None
+    children: tuple[Entry, ...] = ()
+
+
+@dataclass(slots=True)
+class Section:
+    """A heading (a group, or None for loose top-level questions) over lines and subsections.
+
+    Treat as read-only.
+    """
+
+    heading: str | None
+    entries: tuple[Entry, ...]
+    link_id: str | None = None
+    path: str | None = None
+
+
+Entry: TypeAlias = Line | Section
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Everything a renderer needs; built by a summarizer, never by a renderer.
+
+    ``alerts`` come first in every rendering (e.g. a safety answer); ``highlights`` are
+    the few lines a worksheet summarizer wants read before the full sections.
+    """
+
+    title: str
+    questionnaire: str | None  # canonical as the response names it
+    authored: str | None
+    subject: str | None  # reference, e.g. "Patient/123"
+    status: str | None
+    alerts: tuple[str, ...] = ()
+    highlights: tuple[Line, ...] = ()
+    sections: tuple[Section, ...] = ()
+
+
+Summarizer: TypeAlias = Callable[[ResolvedResponse], Summary]
+
+
+# ---------------------------------------------------------------------- generic
+
+
+def generic_summary(response: ResolvedResponse) -> Summary:
+    """Question -> answer for every answered item, in order, groups as headed sections.
+
+    Top-level questions between groups gather in untitled sections.  Builds straight from
+    the response dict (not via ``response.items``): this is the sync's hot path.
+    """
+    resolver = response.resolver
+    sections: list[Section] = []
+    loose: list[Entry] = []
+    for entry in _entries(resolver, response.source.get("item"), resolver.root_index, ""):
+        if isinstance(entry, Section):
+            if loose:
+                sections.append(Section(None, tuple(loose)))
+                loose = []
+            sections.append(entry)
+        else:
+            loose.append(entry)
+    if loose:
+        sections.append(Section(None, tuple(loose)))
+    return Summary(
+        title=response.title,
+        questionnaire=response.questionnaire,
+        authored=response.authored,
+        subject=response.subject,
+        status=response.status,
+        sections=tuple(sections),
+    )
+
+
+def _entries(
+    resolver: Resolver, raw_items: object, expected: Mapping[str, ItemDef] | None, base: str
+) -> list[Entry]:
+    # iter_items and Resolver.display, inlined: this loop runs for every item of every
+    # response a sync summarises.  Paths must stay identical to answers.iter_items.
+    out: list[Entry] = []
+    if not isinstance(raw_items, list):
+        return out
+    by_link_id = resolver.by_link_id
+    display = resolver.display
+    if expected is None:
+        expected = _NO_ITEMS
+    seen: dict[str, int] | None = None
+    for raw in raw_items:
+        if not isinstance(raw, dict):
+            continue
+        link_id = raw.get("linkId")
+        if not isinstance(link_id, str):
+            continue
+        definition = expected.get(link_id) or by_link_id.get(link_id)
+        if seen is None:
+            seen = {link_id: 1}
+            index = 0
+        else:
+            index = seen.get(link_id, 0)
+            seen[link_id] = index + 1
+        if index or (definition is not None and definition.indexed):
+            path = f"{base}{link_id}[{index}]"
+        else:
+            path = base + link_id
+            index = -1
+        answers = raw.get("answer")
+        nested = raw.get("item")
+        if answers and isinstance(answers, list):
+            values: list[str] = []
+            children: list[Entry] = []
+            for j, answer in enumerate(answers):
+                if not isinstance(answer, dict):
+                    continue
+                for key in answer:
+                    if key == "valueString":
+                        value = answer[key]
+                        values.append(value if isinstance(value, str) else UNREADABLE)
+                        break
+                    if key == "valueCoding" and definition is not None:
+                        # The common case, without three calls: a code from answerOption.
+                        value = answer[key]
+                        option = (
+                            definition.option_by_system_code.get(
+                                (value.get("system"), value.get("code"))
+                            )
+                            if isinstance(value, dict)
+                            else None
+                        )
+                        if option is not None:
+                            values.append(option.display)
+                        else:
+                            values.append(display(key, value, definition))
+                        break
+                    if key.startswith("value"):
+                        values.append(display(key, answer[key], definition))
+                        break
+                if answer.get("item"):
+                    indexed = len(answers) > 1 or (definition is not None and definition.repeats)
+                    answer_base = f"{path}[{j}]/" if indexed else path + "/"
+                    children_index = definition.child_index if definition is not None else None
+                    children.extend(_entries(resolver, answer["item"], children_index, answer_base))
+            if nested:  # items beside answers (invalid, but the reader should see them)
+                children_index = definition.child_index if definition is not None else None
+                children.extend(_entries(resolver, nested, children_index, path + "/"))
+            if values or children:
+                out.append(
+                    Line(
+                        definition.label
+                        if definition is not None
+                        else _label(definition, raw, link_id),
+                        tuple(values),
+                        link_id,
+                        path,
+                        tuple(children) if children else (),
+                    )
+                )
+        elif nested:
+            children_index = definition.child_index if definition is not None else None
+            entries = _entries(resolver, nested, children_index, path + "/")
+            if entries:
+                label = _label(definition, raw, link_id)
+                # Repeating groups: number the instances for the reader, from 1.
+                heading = label if index < 0 else f"{label} ({index + 1})"
+                out.append(Section(heading, tuple(entries), link_id, path))
+    return out
+
+
+_NO_ITEMS: dict[str, ItemDef] = {}
+
+
+def _label(definition: ItemDef | None, raw: dict[str, Any], link_id: str) -> str:
+    if definition is not None:
+        return definition.label
+    text = raw.get("text")
+    return text if isinstance(text, str) and text else link_id
+
+
+# ---------------------------------------------------------------------- registry
+
+_registry: dict[str, Summarizer] = {}
+_registry_lock = threading.Lock()
+
+
+def register_summarizer(canonical_url: str) -> Callable[[Summarizer], Summarizer]:
+    """Decorator: use the decorated function to summarize responses to ``canonical_url``.
+
+    ``canonical_url`` is a Questionnaire url, optionally ``url|version`` to serve only that
+    version.  Registering two summarizers for the same key is a programming error.
+    """
+    if not isinstance(canonical_url, str) or not canonical_url:
+        raise RejectionFhirError(
+            "register_summarizer needs the Questionnaire's canonical url.",
+            hint="Use the url from the worksheet's Questionnaire, e.g. http://…/Questionnaire/core-beliefs.",
+        )
+
+    def decorate(summarizer: Summarizer) -> Summarizer:
+        with _registry_lock:
+            existing = _registry.get(canonical_url)
+            if existing is not None and existing is not summarizer:
+                raise RejectionFhirError(
+                    f"Two summarizers are registered for {canonical_url}: "
+                    f"{_name(existing)} and {_name(summarizer)}.",
+                    hint="Keep one of them, or register one for a specific url|version.",
+                )
+            _registry[canonical_url] = summarizer
+        return summarizer
+
+    return decorate
+
+
+def unregister_summarizer(canonical_url: str) -> None:
+    with _registry_lock:
+        _registry.pop(canonical_url, None)
+
+
+def registered_summarizer(canonical: str | None) -> Summarizer | None:
+    """The summarizer for ``url|version`` (exact first, then the bare url), if any."""
+    if not canonical:
+        return None
+    found = _registry.get(canonical)
+    if found is None:
+        url, version = split_canonical(canonical)
+        if version is not None or url != canonical:
+            found = _registry.get(url)
+    return found
+
+
+def summarize(
+    response: Mapping[str, Any],
+    questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None,
+    *,
+    terminology: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Summary:
+    """Summarize a response with its worksheet's summarizer, or the generic one.
+
+    The Questionnaire's own url|version chooses the summarizer; without a Questionnaire,
+    the canonical the response names does.  Raises :class:`InputError` if ``response``
+    is not a QuestionnaireResponse.
+    """
+    resolved = resolve_response(response, questionnaire, terminology=terminology)
+    compiled = resolved.compiled
+    summarizer = None
+    if compiled is not None:
+        summarizer = registered_summarizer(compiled.canonical)
+    if summarizer is None and resolved.questionnaire is not None:
+        summarizer = registered_summarizer(resolved.questionnaire)
+    if summarizer is None:
+        return generic_summary(resolved)
+    return summarizer(resolved)
+
+
+def _name(function: object) -> str:
+    module = getattr(function, "__module__", "?")
+    qualname = getattr(function, "__qualname__", repr(function))
+    return f"{module}.{qualname}"
