@@ -379,9 +379,9 @@ class _Checker:
                     )
                     self.item(elsewhere, raw, chain, base + link_id, True)
                 continue
-            instances = groups.setdefault(link_id, [])
-            placed.append((definition, len(instances)))
-            instances.append(raw)
+            same = groups.setdefault(link_id, [])
+            placed.append((definition, len(same)))
+            same.append(raw)
         self.order(placed, len(expected), base)
 
         for definition in expected:

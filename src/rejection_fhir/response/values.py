@@ -52,8 +52,9 @@ _URI_BAD_RE: Final = re.compile(r"\s")
 _INT32_MIN: Final = -(2**31)
 _INT32_MAX: Final = 2**31 - 1
 
-#: A date without a time zone could be anywhere on Earth: widen it by the largest offset.
+#: A date without a time zone could be anywhere on Earth: the largest offset from UTC.
 _TZ_SLACK: Final = timedelta(hours=14)
+_NO_SLACK: Final = timedelta(0)
 
 
 def value_of(answer: Mapping[str, Any]) -> tuple[str, Any] | None:
@@ -260,9 +261,11 @@ def same_unit(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Temporal:
-    """A FHIR date or dateTime as the interval [lo, hi) of instants it may denote (UTC).
+    """A FHIR date or dateTime as the interval [lo, hi) of instants it may denote.
 
-    ``key`` is the literal's own fields, used to compare two zone-less values of the same
+    Zone-less values (dates, and dateTimes without a zone, which FHIR forbids but clients
+    send) are read as UTC; :func:`compare_temporal` widens them when the other side has a
+    zone.  ``key`` is the literal's own fields, to compare two values of the same
     precision exactly (two birthdays written as dates are equal when they read the same).
     """
 
@@ -285,28 +288,17 @@ def parse_temporal(text: str) -> Temporal | None:
     try:
         if len(text) == 4 and text.isdigit():
             lo = datetime(int(text), 1, 1, tzinfo=UTC)
-            return Temporal(
-                lo - _TZ_SLACK,
-                lo.replace(year=lo.year + 1) + _TZ_SLACK if lo.year < 9999 else lo + _TZ_SLACK,
-                1,
-                False,
-                (lo.year,),
-            )
+            hi = lo.replace(year=lo.year + 1) if lo.year < 9999 else lo
+            return Temporal(lo, hi, 1, False, (lo.year,))
         if len(text) == 7 and text[4] == "-":
             lo = datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
             hi = _add_months(lo, 1) if (lo.year, lo.month) != (9999, 12) else lo
-            return Temporal(lo - _TZ_SLACK, hi + _TZ_SLACK, 2, False, (lo.year, lo.month))
+            return Temporal(lo, hi, 2, False, (lo.year, lo.month))
         if len(text) == 10:
             if text[4] != "-" or text[7] != "-":
                 return None
             lo = datetime(int(text[:4]), int(text[5:7]), int(text[8:10]), tzinfo=UTC)
-            return Temporal(
-                lo - _TZ_SLACK,
-                lo + timedelta(days=1) + _TZ_SLACK,
-                3,
-                False,
-                (lo.year, lo.month, lo.day),
-            )
+            return Temporal(lo, lo + timedelta(days=1), 3, False, (lo.year, lo.month, lo.day))
         if len(text) > 10 and text[10] == "T":
             return _parse_datetime(text)
     except ValueError:
@@ -360,9 +352,7 @@ def _parse_datetime(text: str) -> Temporal | None:
         lo.second,
         lo.microsecond,
     )
-    if zone is None:
-        return Temporal(lo - _TZ_SLACK, hi + _TZ_SLACK, 4, False, key)
-    return Temporal(lo, hi, 4, True, key)
+    return Temporal(lo, hi, 4, zone is not None, key)
 
 
 def compare_temporal(a: Temporal, b: Temporal) -> int | None:
@@ -370,9 +360,11 @@ def compare_temporal(a: Temporal, b: Temporal) -> int | None:
     if a.precision == b.precision and a.has_zone == b.has_zone:
         # Same precision and zoning: the literals compare field by field.
         return (a.key > b.key) - (a.key < b.key)
-    if a.hi <= b.lo:
+    # A zone-less value could be anywhere on Earth relative to a zoned one.
+    slack = _TZ_SLACK if a.has_zone != b.has_zone else _NO_SLACK
+    if a.hi + slack <= b.lo:
         return -1
-    if a.lo >= b.hi:
+    if a.lo >= b.hi + slack:
         return 1
     return None
 
