@@ -375,6 +375,7 @@ def summarize_cmd(
     help="Seconds to wait for another running sync before giving up.",
 )
 @click.option("--show", "show_summaries", is_flag=True, help="Print each summary written (text).")
+@click.option("--safety-task", is_flag=True, help="With each safety Flag, also create an urgent Task for the clinician.")
 @click.option(
     "--worksheets",
     "source_dir",
@@ -394,6 +395,7 @@ def sync_cmd(
     batch_size: int,
     wait: float,
     show_summaries: bool,
+    safety_task: bool,
     source_dir: Path | None,
     base_url: str | None,
     **server: Any,
@@ -425,6 +427,7 @@ def sync_cmd(
         batch_size=batch_size,
         wait=wait,
         keep_summaries=show_summaries,
+        safety_task=safety_task,
     )
     questionnaires = _worksheets(source_dir, base_url)
     bar: Any = None

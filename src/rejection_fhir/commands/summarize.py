@@ -16,7 +16,8 @@ from typing import IO, Any
 from rejection_fhir.errors import InputError
 from rejection_fhir.response.questionnaire import QuestionnaireIndex
 from rejection_fhir.response.render import render_json, render_markdown, render_text, render_xhtml
-from rejection_fhir.response.summary import Summary, summarize
+from rejection_fhir.response.summary import Summary
+from rejection_fhir.scoring.clinical import clinical_summary
 
 JsonDict = dict[str, Any]
 
@@ -146,7 +147,7 @@ def summarize_files(
                         f"{where}: Questionnaire {canonical[:200]} not found; summarised from the response's own texts"
                     )
             try:
-                write(render(summarize(response, compiled)))
+                write(render(clinical_summary(response, compiled).summary))
             except InputError as exc:
                 report.problems.append(f"{where}: {exc.message}")
                 continue

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 from rejection_fhir import __version__
 from rejection_fhir.ehr.extract import ExtractedValue
+from rejection_fhir.scoring.model import SafetyAlert, Score
 
 JsonDict = dict[str, Any]
 
@@ -314,3 +315,130 @@ def plan_writes(
     )
     plan.written.append(provenance_url)
     return plan
+
+
+def _observation_status(qr: Mapping[str, Any]) -> str:
+    return "amended" if qr.get("status") == "amended" else "final"
+
+
+def score_entries(
+    qr: Mapping[str, Any], response: ResponseVersion, scores: Sequence[Score]
+) -> list[JsonDict]:
+    """One Observation per scorable score, LOINC-coded where the instrument has a code,
+    updated in place (keyed on the response id) when the response is amended."""
+    entries = []
+    for score in scores:
+        quantity = score.quantity()
+        if quantity is None:
+            continue
+        key = derived_id(response.source_base, response.id, None, f"score/{score.instrument}")
+        code: JsonDict = {"text": f"{score.instrument} total score"}
+        if score.code:
+            code["coding"] = [dict(score.code)]
+        observation: JsonDict = {
+            "resourceType": "Observation",
+            "identifier": [{"system": DERIVED_SYSTEM, "value": key}],
+            "status": _observation_status(qr),
+            "category": [{"coding": [SURVEY]}],
+            "code": code,
+        }
+        if isinstance(qr.get("subject"), Mapping):
+            observation["subject"] = dict(qr["subject"])
+        if isinstance(qr.get("authored"), str):
+            observation["effectiveDateTime"] = qr["authored"]
+        observation["valueQuantity"] = quantity
+        if score.interpretation is not None:
+            coding: JsonDict = {
+                "code": score.interpretation.code,
+                "display": score.interpretation.display,
+            }
+            if score.interpretation.system:
+                coding["system"] = score.interpretation.system
+            observation["interpretation"] = [
+                {"coding": [coding], "text": score.interpretation.display}
+            ]
+        observation["note"] = [{"text": score.method}]
+        observation["derivedFrom"] = [{"reference": response.reference}]
+        entries.append(
+            {
+                "fullUrl": _urn(key),
+                "resource": observation,
+                "request": {
+                    "method": "PUT",
+                    "url": "Observation?" + urlencode({"identifier": f"{DERIVED_SYSTEM}|{key}"}),
+                },
+            }
+        )
+    return entries
+
+
+def safety_entries(
+    qr: Mapping[str, Any],
+    response: ResponseVersion,
+    alerts: Sequence[SafetyAlert],
+    *,
+    task: bool = False,
+) -> list[JsonDict]:
+    """A Flag per safety alert (and optionally a Task for the clinician), created once per
+    response: the key leaves out the version, so an amendment does not raise it twice."""
+    entries = []
+    for alert in alerts:
+        key = derived_id(response.source_base, response.id, None, f"flag/{alert.rule}")
+        flag: JsonDict = {
+            "resourceType": "Flag",
+            "identifier": [{"system": DERIVED_SYSTEM, "value": key}],
+            "status": "active",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                            "code": "clinical",
+                            "display": "Clinical",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": [dict(alert.answer)], "text": alert.message},
+        }
+        if isinstance(qr.get("subject"), Mapping):
+            flag["subject"] = dict(qr["subject"])
+        if isinstance(qr.get("authored"), str):
+            flag["period"] = {"start": qr["authored"]}
+        entries.append(
+            {
+                "fullUrl": _urn(key),
+                "resource": flag,
+                "request": {
+                    "method": "POST",
+                    "url": "Flag",
+                    "ifNoneExist": urlencode({"identifier": f"{DERIVED_SYSTEM}|{key}"}),
+                },
+            }
+        )
+        if task:
+            task_key = derived_id(response.source_base, response.id, None, f"task/{alert.rule}")
+            resource: JsonDict = {
+                "resourceType": "Task",
+                "identifier": [{"system": DERIVED_SYSTEM, "value": task_key}],
+                "status": "requested",
+                "intent": "order",
+                "priority": "urgent",
+                "code": {"text": "Review a safety answer"},
+                "description": alert.message,
+                "focus": {"reference": response.reference},
+            }
+            if isinstance(qr.get("subject"), Mapping):
+                resource["for"] = dict(qr["subject"])
+            entries.append(
+                {
+                    "fullUrl": _urn(task_key),
+                    "resource": resource,
+                    "request": {
+                        "method": "POST",
+                        "url": "Task",
+                        "ifNoneExist": urlencode({"identifier": f"{DERIVED_SYSTEM}|{task_key}"}),
+                    },
+                }
+            )
+    return entries

@@ -21,7 +21,14 @@ from typing import Any
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.ehr.extract import observation_values
-from rejection_fhir.ehr.writeback import Note, ResponseVersion, WritePlan, plan_writes
+from rejection_fhir.ehr.writeback import (
+    Note,
+    ResponseVersion,
+    WritePlan,
+    plan_writes,
+    safety_entries,
+    score_entries,
+)
 from rejection_fhir.errors import FhirServerError, RejectionFhirError
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.response.answers import resolve_response
@@ -32,7 +39,8 @@ from rejection_fhir.response.questionnaire import (
     split_canonical,
 )
 from rejection_fhir.response.render import render_markdown, render_xhtml
-from rejection_fhir.response.summary import Summary, summarize
+from rejection_fhir.response.summary import Summary
+from rejection_fhir.scoring.clinical import clinical_summary
 from rejection_fhir.sync.state import LedgerEntry, SyncState, exclusive
 
 log = logging.getLogger("rejection_fhir.sync")
@@ -86,6 +94,8 @@ class SyncOptions:
     #: Canonical url prefixes of the Questionnaires to sync (default: the built worksheets').
     prefixes: tuple[str, ...] = ()
     keep_summaries: bool = False
+    #: Also create a Task for the clinician with each safety Flag.
+    safety_task: bool = False
 
 
 def response_version(qr: Mapping[str, Any]) -> str:
@@ -191,12 +201,17 @@ class _Run:
                 self.options.source, rid, version, "rejected", canonical, [], findings
             )
         assert compiled is not None  # validate_response reports an unresolvable Questionnaire
-        summary = summarize(qr, compiled)
+        clinical = clinical_summary(qr, compiled)
+        summary = clinical.summary
         resolved = resolve_response(qr, compiled)
         ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
         previous = self.previous_note(rid, version)
         title = summary.title + (f" ({summary.authored[:10]})" if summary.authored else "")
         note = Note(title, render_markdown(summary), render_xhtml(summary))
+        extra = [
+            *score_entries(qr, ref, clinical.scores),
+            *safety_entries(qr, ref, clinical.alerts, task=self.options.safety_task),
+        ]
         plan = plan_writes(
             qr,
             ref,
@@ -204,6 +219,7 @@ class _Run:
             observation_values(resolved),
             recorded=self.recorded,
             previous_note=previous,
+            extra=extra,
         )
         last_updated = (qr.get("meta") or {}).get("lastUpdated")
         return _Prepared(qr, ref, compiled.canonical or canonical, plan, summary, last_updated)

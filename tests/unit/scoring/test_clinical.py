@@ -1,0 +1,79 @@
+"""Scores and safety answers reach every summary and the EHR writes exactly once."""
+
+from __future__ import annotations
+
+import pytest
+
+from rejection_fhir.commands.summarize import RENDERERS
+from rejection_fhir.ehr.writeback import ResponseVersion, safety_entries, score_entries
+from rejection_fhir.scoring.clinical import clinical_summary
+
+LOINC = "http://loinc.org"
+ANSWERS = {0: "LA6568-5", 1: "LA6569-3", 2: "LA6570-1", 3: "LA6571-9"}
+
+
+def phq9(values, *, rid="phq-1"):
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "id": rid,
+        "questionnaire": "https://rejection-fhir.org/fhir/Questionnaire/phq-9|1.0.0",
+        "status": "completed",
+        "authored": "2026-11-20T10:00:00Z",
+        "subject": {"reference": "Patient/p1"},
+        "item": [
+            {
+                "linkId": f"phq9-{i}",
+                "answer": [{"valueCoding": {"system": LOINC, "code": ANSWERS[v]}}],
+            }
+            for i, v in enumerate(values, start=1)
+        ],
+    }
+
+
+@pytest.fixture
+def questionnaire(built):
+    return next(q for q in built.questionnaires if q["id"] == "phq-9")
+
+
+def test_positive_item_9_comes_first_in_every_format(questionnaire):
+    clinical = clinical_summary(phq9([1, 1, 2, 1, 0, 1, 0, 1, 1]), questionnaire)
+    assert len(clinical.alerts) == 1
+    for fmt, render in RENDERERS.items():
+        text = render(clinical.summary)
+        assert "SAFETY" in text, fmt
+        first_other = min(i for i in (text.find("score"), text.find("Little interest")) if i >= 0)
+        assert text.index("SAFETY") < first_other, fmt
+
+
+def test_score_and_band_are_highlighted(questionnaire):
+    clinical = clinical_summary(phq9([2, 2, 1, 1, 1, 1, 1, 1, 0]), questionnaire)
+    assert clinical.alerts == ()
+    assert clinical.summary.highlights[0].label == "PHQ-9 score"
+    assert clinical.summary.highlights[0].values == ("10 (Moderate depression (10-14))",)
+
+
+def test_flag_is_keyed_on_the_response_not_the_version(questionnaire):
+    qr = phq9([0, 0, 0, 0, 0, 0, 0, 0, 2])
+    clinical = clinical_summary(qr, questionnaire)
+    v1 = safety_entries(qr, ResponseVersion("http://s", "phq-1", "1"), clinical.alerts, task=True)
+    v2 = safety_entries(qr, ResponseVersion("http://s", "phq-1", "2"), clinical.alerts, task=True)
+    assert [e["resource"]["resourceType"] for e in v1] == ["Flag", "Task"]
+    assert [e["request"]["ifNoneExist"] for e in v1] == [e["request"]["ifNoneExist"] for e in v2]
+    assert v1[0]["resource"]["code"]["text"].startswith("SAFETY")
+
+
+def test_no_flag_for_not_at_all(questionnaire):
+    qr = phq9([3, 3, 3, 3, 3, 3, 3, 3, 0])
+    assert clinical_summary(qr, questionnaire).alerts == ()
+
+
+def test_score_observation_is_loinc_coded_with_interpretation(questionnaire):
+    qr = phq9([3, 3, 3, 3, 3, 3, 3, 3, 0])
+    clinical = clinical_summary(qr, questionnaire)
+    (entry,) = score_entries(qr, ResponseVersion("http://s", "phq-1", "1"), clinical.scores)
+    obs = entry["resource"]
+    assert obs["code"]["coding"][0]["code"] == "44261-6"
+    assert obs["valueQuantity"]["value"] == 24
+    assert obs["interpretation"][0]["text"] == "Severe depression (20-27)"
+    assert obs["derivedFrom"] == [{"reference": "QuestionnaireResponse/phq-1"}]
+    assert entry["request"]["method"] == "PUT"
