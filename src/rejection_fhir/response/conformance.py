@@ -141,6 +141,8 @@ def validate_response(
         return findings
 
     status = response.get("status")
+    if not isinstance(status, str) and status is not None:
+        status = repr(status)  # reported as invalid below, quoted safely
     if status is None:
         findings.append(Finding("error", "", "status is missing.", "missing-status"))
     elif status not in _STATUSES:

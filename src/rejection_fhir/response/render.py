@@ -50,6 +50,17 @@ def _lines_of(text: str) -> list[str]:
     return [line.strip() for line in clean(text).split("\n") if line.strip()] or [""]
 
 
+def _caption_parts(label: str) -> tuple[str, str]:
+    """A label and what follows it before the answer: "Mood" + ":", "How are you?" + ""."""
+    text = " ".join(_lines_of(label))
+    return (text, "") if text.endswith(("?", ":", "：", "？")) else (text, ":")
+
+
+def _caption(label: str) -> str:
+    text, suffix = _caption_parts(label)
+    return text + suffix
+
+
 def _meta(summary: Summary) -> list[tuple[str, str]]:
     fields = (
         ("Questionnaire", summary.questionnaire),
@@ -110,13 +121,13 @@ def _text_entry(entry: Entry, depth: int, out: list[str]) -> None:
 
 def _text_line(line: Line, depth: int, out: list[str]) -> None:
     indent = "  " * depth
-    label = " ".join(_lines_of(line.label))
+    label = _caption(line.label)
     if len(line.values) == 1:
         value_lines = _lines_of(line.values[0])
-        out.append(f"{indent}{label}: {value_lines[0]}")
+        out.append(f"{indent}{label} {value_lines[0]}")
         out.extend(f"{indent}    {more}" for more in value_lines[1:])
     else:
-        out.append(f"{indent}{label}:")
+        out.append(f"{indent}{label}")
         for value in line.values:
             value_lines = _lines_of(value)
             out.append(f"{indent}  - {value_lines[0]}")
@@ -155,8 +166,13 @@ def render_markdown(summary: Summary) -> str:
         for line in summary.highlights:
             _md_line(line, 0, out)
         out.append("")
+    after_heading = False
     for section in summary.sections:
+        if after_heading and not section.heading:
+            # Without a rule, loose questions would read as part of the section above.
+            out.extend(("---", ""))
         _md_section(section, 2, out)
+        after_heading = bool(section.heading)
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n"
@@ -182,11 +198,12 @@ def _md_section(section: Section, level: int, out: list[str]) -> None:
 
 def _md_line(line: Line, depth: int, out: list[str]) -> None:
     indent = "  " * depth
-    label = markdown_escape(line.label)
+    text, suffix = _caption_parts(line.label)
+    label = markdown_escape(text) + suffix
     if len(line.values) == 1:
-        out.append(f"{indent}- **{label}:** {_md_block(line.values[0], indent + '  ')}")
+        out.append(f"{indent}- **{label}** {_md_block(line.values[0], indent + '  ')}")
     else:
-        out.append(f"{indent}- **{label}:**")
+        out.append(f"{indent}- **{label}**")
         for value in line.values:
             out.append(f"{indent}  - {_md_block(value, indent + '    ')}")
     for child in line.children:
@@ -267,8 +284,12 @@ def render_xhtml(summary: Summary) -> str:
         for line in summary.highlights:
             _x_line(line, out)
         out.append("</ul>")
+    after_heading = False
     for section in summary.sections:
+        if after_heading and not section.heading:
+            out.append("<hr/>")  # loose questions do not belong to the section above
         _x_section(section, 3, out)
+        after_heading = bool(section.heading)
     out.append("</div>")
     return "".join(out)
 
@@ -294,7 +315,7 @@ def _x_section(section: Section, level: int, out: list[str]) -> None:
 
 
 def _x_line(line: Line, out: list[str]) -> None:
-    out.append(f"<li><b>{_x(line.label)}:</b> ")
+    out.append(f"<li><b>{_x(_caption(line.label))}</b> ")
     if len(line.values) == 1:
         out.append(_x(line.values[0]))
     elif line.values:
