@@ -1,5 +1,6 @@
 package dev.rejectionfhir.hapi;
 
+import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
 import ca.uhn.fhir.batch2.maintenance.JobMaintenanceServiceImpl;
 import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.context.support.IValidationSupport;
@@ -11,7 +12,7 @@ import ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect;
 import ca.uhn.fhir.jpa.provider.JpaCapabilityStatementProvider;
 import ca.uhn.fhir.jpa.provider.JpaSystemProvider;
 import ca.uhn.fhir.jpa.search.DatabaseBackedPagingProvider;
-import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
+import ca.uhn.fhir.parser.LenientErrorHandler;
 import ca.uhn.fhir.rest.server.RestfulServer;
 import ca.uhn.fhir.rest.server.provider.ResourceProviderFactory;
 import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
@@ -148,6 +149,15 @@ public class FhirServerConfig {
 			IValidationSupport validationSupport,
 			DatabaseBackedPagingProvider pagingProvider,
 			BulkDataExportProvider bulkDataExportProvider) {
+		if (Boolean.parseBoolean(
+				HapiServerApplication.setting("rfhir.hapi.lenient-parsing", "RFHIR_HAPI_LENIENT_PARSING", "false"))) {
+			// Opt-in. By default HAPI rejects a body with an invalid code in a required-binding
+			// element (e.g. status "bogus") with a 400 parse error, before $validate runs. Lenient
+			// parsing lets $validate report it with the validator's own message (it validates the
+			// raw body). Off by default because creates/updates would then silently drop such values.
+			fhirContext.setParserErrorHandler(new LenientErrorHandler(false).setErrorOnInvalidValue(false));
+		}
+
 		RestfulServer server = new RestfulServer(fhirContext);
 		// One provider per resource type: CRUD, search, _history, $validate, conditional ops.
 		server.registerProviders(resourceProviders.createProviders());

@@ -32,6 +32,9 @@ import org.springframework.context.annotation.Import;
  * <ul>
  *   <li>{@code rfhir.hapi.port} / {@code RFHIR_HAPI_PORT} - HTTP port, default 8080</li>
  *   <li>{@code rfhir.hapi.db} / {@code RFHIR_HAPI_DB} - JDBC URL, default an in-memory H2</li>
+ *   <li>{@code rfhir.hapi.lenient-parsing} / {@code RFHIR_HAPI_LENIENT_PARSING} - "true" to
+ *       accept invalid coded values when parsing (see {@link FhirServerConfig#restfulServer})</li>
+ *   <li>{@code rfhir.hapi.log} - log file (system property only, read by logback.xml)</li>
  * </ul>
  * The server always binds to 127.0.0.1; base URL is http://127.0.0.1:PORT/fhir.
  */
