@@ -184,6 +184,22 @@ def page(browser: Any, page_log: PageLog, request: pytest.FixtureRequest) -> Ite
         context.close()
 
 
+@pytest.fixture(scope="session")
+def fhir_server() -> str:
+    """Base URL of the local HAPI FHIR server, found or started by ``tests/hapi_server.py``.
+
+    Only browser tests that go on to sync ask for it; without a server they skip locally
+    and FAIL under ``CI=true``.
+    """
+    from tests.hapi_server import ensure_server
+
+    try:
+        return ensure_server()
+    except RuntimeError as exc:
+        _unavailable(f"no HAPI FHIR server: {exc}")
+        raise  # unreachable: _unavailable always raises
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_artifacts() -> None:
     """Start each session with an empty artifacts folder so stale screenshots mislead no one."""
