@@ -304,10 +304,8 @@ class ResolvedResponse:
     __slots__ = (
         "_index",
         "_items",
-        "author",
         "authored",
         "compiled",
-        "id",
         "questionnaire",
         "resolver",
         "source",
@@ -319,12 +317,10 @@ class ResolvedResponse:
         self.source = source
         self.resolver = resolver
         self.compiled = resolver.compiled
-        self.id = _str_or_none(source.get("id"))
         self.questionnaire = _str_or_none(source.get("questionnaire"))
         self.status = _str_or_none(source.get("status"))
         self.authored = _str_or_none(source.get("authored"))
         self.subject = _reference(source.get("subject"))
-        self.author = _reference(source.get("author"))
         self._items: tuple[ResolvedItem, ...] | None = None
         self._index: dict[str, list[RawEntry]] | None = None
 
@@ -333,6 +329,14 @@ class ResolvedResponse:
         if self._items is None:
             self._items = self.resolver.items(self.source.get("item"), self.resolver.root_index, "")
         return self._items
+
+    @property
+    def id(self) -> str | None:
+        return _str_or_none(self.source.get("id"))
+
+    @property
+    def author(self) -> str | None:
+        return _reference(self.source.get("author"))
 
     @property
     def title(self) -> str:
@@ -408,8 +412,15 @@ def resolve_response(
     Raises :class:`InputError` when ``response`` is not a QuestionnaireResponse object.
     """
     source = check_response(response)
-    compiled = compile_questionnaire(questionnaire) if questionnaire is not None else None
-    return ResolvedResponse(source, Resolver(compiled, terminology))
+    if questionnaire is None:
+        return ResolvedResponse(source, Resolver(None, terminology))
+    compiled = compile_questionnaire(questionnaire)
+    if terminology is not None:
+        return ResolvedResponse(source, Resolver(compiled, terminology))
+    resolver = compiled.extras.get("resolver")
+    if not isinstance(resolver, Resolver):
+        resolver = compiled.extras["resolver"] = Resolver(compiled)
+    return ResolvedResponse(source, resolver)
 
 
 def check_response(response: object) -> dict[str, Any]:

@@ -226,6 +226,7 @@ class CompiledQuestionnaire:
         "duplicate_link_ids",
         "effective_end",
         "effective_start",
+        "extras",
         "items",
         "root_index",
         "source",
@@ -246,6 +247,8 @@ class CompiledQuestionnaire:
                 hint="Pass a Questionnaire resource; Bundles must be unpacked first.",
             )
         self.source = questionnaire
+        #: Per-Questionnaire objects other modules build once (e.g. a default Resolver).
+        self.extras: dict[str, object] = {}
         url = questionnaire.get("url")
         version = questionnaire.get("version")
         self.url: str | None = url if isinstance(url, str) and url else None

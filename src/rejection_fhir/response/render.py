@@ -34,12 +34,14 @@ _UNSAFE_RE: Final = re.compile(
 _NEWLINES_RE: Final = re.compile(r"\r\n?")
 # Everything that can open Markdown (CommonMark, GFM) or HTML markup inline or at a line
 # start; CommonMark lets any ASCII punctuation be backslash-escaped.
-_MARKDOWN_SPECIAL_RE: Final = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=&:$@^])")
+_MARKDOWN_SPECIAL_RE: Final = re.compile(r"[\\`*_{}\[\]()#+\-.!|<>~=&:$@^]")
 _MAX_HEADING: Final = 6
 
 
 def clean(text: str) -> str:
     """Normalise newlines and drop characters no renderer should pass through."""
+    if text.isascii() and text.isprintable():
+        return text  # the common case, checked in C; newlines and tabs take the long way
     if "\r" in text:
         text = _NEWLINES_RE.sub("\n", text)
     return _UNSAFE_RE.sub("", text)
@@ -47,7 +49,21 @@ def clean(text: str) -> str:
 
 def _lines_of(text: str) -> list[str]:
     """Non-blank lines, without leading indentation (which Markdown would read as code)."""
-    return [line.strip() for line in clean(text).split("\n") if line.strip()] or [""]
+    text = clean(text)
+    if "\n" not in text:
+        return [text.strip()]
+    return [line.strip() for line in text.split("\n") if line.strip()] or [""]
+
+
+def _backslash(match: re.Match[str]) -> str:
+    return "\\" + match.group()
+
+
+def _md(text: str) -> str:
+    """Backslash-escape Markdown specials in one line (cheap when there are none)."""
+    if _MARKDOWN_SPECIAL_RE.search(text) is None:
+        return text
+    return _MARKDOWN_SPECIAL_RE.sub(_backslash, text)
 
 
 def _caption_parts(label: str) -> tuple[str, str]:
@@ -141,12 +157,12 @@ def _text_line(line: Line, depth: int, out: list[str]) -> None:
 
 def markdown_escape(text: str) -> str:
     """One line of inline Markdown that renders as exactly ``text`` (newlines removed)."""
-    return _MARKDOWN_SPECIAL_RE.sub(r"\\\1", " ".join(_lines_of(text)))
+    return _md(" ".join(_lines_of(text)))
 
 
 def _md_block(text: str, indent: str) -> str:
     """Possibly multi-line text as the continuation of a list item, hard line breaks kept."""
-    lines = [_MARKDOWN_SPECIAL_RE.sub(r"\\\1", line) for line in _lines_of(text)]
+    lines = [_md(line) for line in _lines_of(text)]
     return ("\\\n" + indent).join(lines)
 
 

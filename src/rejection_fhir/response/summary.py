@@ -78,9 +78,11 @@ class Section:
 Entry: TypeAlias = Line | Section
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Summary:
     """Everything a renderer needs; built by a summarizer, never by a renderer.
+
+    Treat as read-only; derive variants with :func:`dataclasses.replace`.
 
     ``alerts`` come first in every rendering (e.g. a safety answer); ``highlights`` are
     the few lines a worksheet summarizer wants read before the full sections.
@@ -170,29 +172,9 @@ def _entries(
             for j, answer in enumerate(answers):
                 if not isinstance(answer, dict):
                     continue
-                for key in answer:
-                    if key == "valueString":
-                        value = answer[key]
-                        values.append(value if isinstance(value, str) else UNREADABLE)
-                        break
-                    if key == "valueCoding" and definition is not None:
-                        # The common case, without three calls: a code from answerOption.
-                        value = answer[key]
-                        option = (
-                            definition.option_by_system_code.get(
-                                (value.get("system"), value.get("code"))
-                            )
-                            if isinstance(value, dict)
-                            else None
-                        )
-                        if option is not None:
-                            values.append(option.display)
-                        else:
-                            values.append(display(key, value, definition))
-                        break
-                    if key.startswith("value"):
-                        values.append(display(key, answer[key], definition))
-                        break
+                shown = _shown(answer, definition, display)
+                if shown is not None:
+                    values.append(shown)
                 if answer.get("item"):
                     indexed = len(answers) > 1 or (definition is not None and definition.repeats)
                     answer_base = f"{path}[{j}]/" if indexed else path + "/"
@@ -225,6 +207,36 @@ def _entries(
 
 
 _NO_ITEMS: dict[str, ItemDef] = {}
+
+
+def _shown(
+    answer: dict[str, Any],
+    definition: ItemDef | None,
+    display: Callable[[str, Any, ItemDef | None], str],
+) -> str | None:
+    """What a reader sees for one answer (Resolver.display, with the common cases first)."""
+    for key in answer:
+        if key == "valueString":
+            value = answer[key]
+            return value if isinstance(value, str) else UNREADABLE
+        if key == "valueCoding":
+            value = answer[key]
+            if definition is not None and isinstance(value, dict):
+                # A code from answerOption, without three calls.
+                option = definition.option_by_system_code.get(
+                    (value.get("system"), value.get("code"))
+                )
+                if option is not None:
+                    return option.display
+            return display(key, value, definition)
+        if key == "valueInteger":
+            value = answer[key]
+            if type(value) is int and (definition is None or not definition.unit):
+                return str(value)  # sliders and scores: the next most common answer
+            return display(key, value, definition)
+        if key.startswith("value"):
+            return display(key, answer[key], definition)
+    return None
 
 
 def _label(definition: ItemDef | None, raw: dict[str, Any], link_id: str) -> str:
@@ -277,10 +289,8 @@ def registered_summarizer(canonical: str | None) -> Summarizer | None:
     if not canonical:
         return None
     found = _registry.get(canonical)
-    if found is None:
-        url, version = split_canonical(canonical)
-        if version is not None or url != canonical:
-            found = _registry.get(url)
+    if found is None and "|" in canonical:
+        found = _registry.get(split_canonical(canonical)[0])
     return found
 
 
@@ -297,12 +307,13 @@ def summarize(
     is not a QuestionnaireResponse.
     """
     resolved = resolve_response(response, questionnaire, terminology=terminology)
-    compiled = resolved.compiled
     summarizer = None
-    if compiled is not None:
-        summarizer = registered_summarizer(compiled.canonical)
-    if summarizer is None and resolved.questionnaire is not None:
-        summarizer = registered_summarizer(resolved.questionnaire)
+    if _registry:
+        compiled = resolved.compiled
+        if compiled is not None:
+            summarizer = registered_summarizer(compiled.canonical)
+        if summarizer is None and resolved.questionnaire is not None:
+            summarizer = registered_summarizer(resolved.questionnaire)
     if summarizer is None:
         return generic_summary(resolved)
     return summarizer(resolved)

@@ -31,8 +31,6 @@ VALUE_TYPES: Final[dict[str, str]] = {
     "valueReference": "Reference",
 }
 
-Number = int | float | Decimal
-
 #: What a reader sees for an answer whose value cannot be read.
 UNREADABLE: Final = "(unreadable answer)"
 
@@ -55,18 +53,6 @@ _INT32_MAX: Final = 2**31 - 1
 #: A date without a time zone could be anywhere on Earth: the largest offset from UTC.
 _TZ_SLACK: Final = timedelta(hours=14)
 _NO_SLACK: Final = timedelta(0)
-
-
-def value_of(answer: Mapping[str, Any]) -> tuple[str, Any] | None:
-    """The first ``value[x]`` of an answer as ``(key, value)``, or None when it has none."""
-    for key, value in answer.items():
-        if key.startswith("value"):
-            return key, value
-    return None
-
-
-def value_keys(answer: Mapping[str, Any]) -> list[str]:
-    return [key for key in answer if key.startswith("value")]
 
 
 def is_number(value: object) -> bool:

@@ -57,7 +57,10 @@ def _answer(item: Json) -> Json | None:
 
 
 def fill(items: list[Json]) -> list[Json]:
-    """Answer every question that is enabled without conditions; two instances of repeats."""
+    """Answer every question that is enabled without conditions; two instances of repeats.
+
+    Items carry their text, as LHC-Forms and most SDC renderers send them.
+    """
     out: list[Json] = []
     for question in items:
         if question.get("enableWhen") or question["type"] == "display":
@@ -66,7 +69,13 @@ def fill(items: list[Json]) -> list[Json]:
             for _ in range(2 if question.get("repeats") else 1):
                 children = fill(question.get("item", []))
                 if children:
-                    out.append({"linkId": question["linkId"], "item": children})
+                    out.append(
+                        {
+                            "linkId": question["linkId"],
+                            "text": question.get("text"),
+                            "item": children,
+                        }
+                    )
             continue
         answer = _answer(question)
         if answer is None:
@@ -74,7 +83,7 @@ def fill(items: list[Json]) -> list[Json]:
         nested = fill(question.get("item", []))
         if nested:
             answer["item"] = nested
-        out.append({"linkId": question["linkId"], "answer": [answer]})
+        out.append({"linkId": question["linkId"], "text": question.get("text"), "answer": [answer]})
     return out
 
 
