@@ -7,49 +7,50 @@ codes and numbers, never a client's free-text answer, so they are safe to log.
 
 Codes (stable, for scripts and tests):
 
-=============================  ========  ==============================================
-code                           severity  meaning
-=============================  ========  ==============================================
-not-an-object                  error     the response is not a JSON object
-wrong-resource-type            error     resourceType is not QuestionnaireResponse
-missing-status / invalid-status error    status absent or not an R4 code
-entered-in-error               info      status says the response was entered in error
-questionnaire-missing          error     no ``questionnaire`` canonical in the response
-questionnaire-not-found        error     no Questionnaire to check against
-questionnaire-invalid          error     what was passed is not a Questionnaire
-questionnaire-mismatch         error     the response names another url or version
-invalid-authored               error     authored is not a FHIR dateTime
-authored-in-future             warning   authored lies after ``now``
-outside-effective-period       warning   authored outside Questionnaire.effectivePeriod
-malformed                      error     wrong JSON shape (item not a list, ...)
-missing-linkid                 error     an item without linkId
-unknown-linkid                 error     a linkId the Questionnaire does not have
-misplaced-item                 error     a known linkId at the wrong level
-item-order                     error     item out of Questionnaire order (fewest moves)
-too-many-items                 error     a non-repeating item appears more than once
-disabled-item                  error     an item disabled by enableWhen carries answers
-required-missing               error     required item unanswered (completed/amended)
-too-many-answers               error     several answers to a non-repeating question
-text-mismatch                  warning   item.text differs from the Questionnaire's
-group-has-answer               error     a group item carries answer[]
-display-has-answer             error     a display item carries answer[]
-display-has-items              error     a display item carries item[]
-question-has-items             error     a question nests items outside its answers
-answer-missing-value           error     an answer without value[x]
-answer-multiple-values         error     an answer with more than one value[x]
-answer-type                    error     value[x] type does not fit the item type
-answer-invalid-value           error     value[x] is not a valid value of its type
-answer-not-in-options          error     not one of answerOption (open-choice: warning)
-answer-not-in-valueset         error     code not in answerValueSet (open-choice: warning)
-coding-system-missing          warning   a Coding matched an option by code only
-valueset-not-found             warning   answerValueSet could not be resolved
-valueset-not-enumerable        info      answerValueSet cannot be expanded here
-below-min-value                error     below the minValue extension
-above-max-value                error     above the maxValue extension
-too-long                       error     longer than maxLength
-too-short                      error     shorter than the minLength extension
-enable-when-expression         info      enableWhenExpression not evaluated here
-=============================  ========  ==============================================
+========================  ===========  =================================================
+code                      severity     meaning
+========================  ===========  =================================================
+not-an-object             error        the response is not a JSON object
+wrong-resource-type       error        resourceType is not QuestionnaireResponse
+missing-status            error        status is absent
+invalid-status            error        status is not an R4 code
+entered-in-error          information  status says the response was entered in error
+questionnaire-missing     error        no ``questionnaire`` canonical in the response
+questionnaire-not-found   error        no Questionnaire to check against
+questionnaire-invalid     error        what was passed is not a Questionnaire
+questionnaire-mismatch    error        the response names another url or version
+invalid-authored          error        authored is not a FHIR dateTime
+authored-in-future        warning      authored lies after ``now``
+outside-effective-period  warning      authored outside Questionnaire.effectivePeriod
+malformed                 error        wrong JSON shape (item not a list, ...)
+missing-linkid            error        an item without linkId
+unknown-linkid            error        a linkId the Questionnaire does not have
+misplaced-item            error        a known linkId at the wrong level
+item-order                error        item out of Questionnaire order (fewest moves)
+too-many-items            error        a non-repeating item appears more than once
+disabled-item             error        an item disabled by enableWhen carries answers
+required-missing          error        required item unanswered (completed/amended)
+too-many-answers          error        several answers to a non-repeating question
+text-mismatch             warning      item.text differs from the Questionnaire's
+group-has-answer          error        a group item carries answer[]
+display-has-answer        error        a display item carries answer[]
+display-has-items         error        a display item carries item[]
+question-has-items        error        a question nests items outside its answers
+answer-missing-value      error        an answer without value[x]
+answer-multiple-values    error        an answer with more than one value[x]
+answer-type               error        value[x] type does not fit the item type
+answer-invalid-value      error        value[x] is not a valid value of its type
+answer-not-in-options     error        not one of answerOption (open-choice: warning)
+answer-not-in-valueset    error        code not in answerValueSet (open-choice: warning)
+coding-system-missing     warning      a Coding matched an option by code only
+valueset-not-found        warning      answerValueSet could not be resolved
+valueset-not-enumerable   information  answerValueSet cannot be expanded here
+below-min-value           error        below the minValue extension
+above-max-value           error        above the maxValue extension
+too-long                  error        longer than maxLength
+too-short                 error        shorter than the minLength extension
+enable-when-expression    information  enableWhenExpression not evaluated here
+========================  ===========  =================================================
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rejection_fhir.response import Finding, has_errors, validate_response
+from rejection_fhir.response import Finding, conformance, has_errors, validate_response
 from tests.unit.response.helpers import (
     CANONICAL,
     answered,
@@ -513,3 +514,15 @@ def test_enable_when_expression_is_reported_not_guessed(now: datetime) -> None:
     assert [(f.code, f.severity, f.path) for f in findings] == [
         ("enable-when-expression", "information", "a")
     ]
+
+
+def test_every_code_is_documented_and_every_documented_code_exists() -> None:
+    table = re.findall(
+        r"^([a-z]+(?:-[a-z]+)*)\s+(error|warning|information)\s", conformance.__doc__ or "", re.M
+    )
+    documented = {code: severity for code, severity in table}
+    source = inspect.getsource(conformance).replace(conformance.__doc__ or "", "")
+    for code in documented:
+        assert f'"{code}"' in source, code
+    exercised = {case[3] for case in ANSWER_CASES} | {case[2] for case in STRUCTURE_CASES}
+    assert exercised <= set(documented)
