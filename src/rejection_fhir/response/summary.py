@@ -136,7 +136,7 @@ def generic_summary(response: ResolvedResponse) -> Summary:
 def _entries(
     resolver: Resolver, raw_items: object, expected: Mapping[str, ItemDef] | None, base: str
 ) -> list[Entry]:
-    # iter_items and Resolver.display, inlined: this loop runs for every item of every
+    # answers.iter_items, inlined (with _shown for displays): this loop runs for every item of every
     # response a sync summarises.  Paths must stay identical to answers.iter_items.
     out: list[Entry] = []
     if not isinstance(raw_items, list):
