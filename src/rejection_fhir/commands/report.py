@@ -1,0 +1,235 @@
+"""``rejection-fhir report``: one client's progress report from the EHR, as HTML (PDF, PNG).
+
+Reads what the sync wrote for the patient, following every page: survey Observations
+(scores and trended answers), current questionnaire-response notes (DocumentReference,
+LOINC 74465-6) and Flags.  The server filters by search parameters; the report model checks
+everything again (patient, status, our identifiers), because a server may ignore a
+parameter it does not support.  PDF and PNG are printed by Debian's Chromium through
+Playwright, imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rejection_fhir import settings as settings_module
+from rejection_fhir.ehr.writeback import LOINC, NOTE_TYPE, SURVEY
+from rejection_fhir.errors import ConfigError, UsageError
+from rejection_fhir.fhir.client import FhirClient
+from rejection_fhir.report.markup import esc
+from rejection_fhir.report.model import Report, build_report, patient_reference
+from rejection_fhir.report.page import render_html
+
+JsonDict = dict[str, Any]
+
+#: Overrides the Chromium binary used for --pdf/--png (default: Debian's).
+CHROMIUM_ENV = "RFHIR_CHROMIUM"
+DEFAULT_CHROMIUM = Path("/usr/bin/chromium")
+#: Headless, and nothing that phones home: the page needs no network at all.
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+#: Resources per page asked of the server (it may send fewer; next links are followed).
+PAGE_SIZE = 100
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+@dataclass
+class PatientRecords:
+    """What the server holds for one patient, as plain dicts."""
+
+    observations: list[JsonDict] = field(default_factory=list)
+    documents: list[JsonDict] = field(default_factory=list)
+    flags: list[JsonDict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    report: Report
+    html_path: Path
+    pdf_path: Path | None = None
+    png_path: Path | None = None
+
+
+def patient_id(patient: str) -> str:
+    """``123`` or ``Patient/123`` -> ``123``; anything else is a usage error."""
+    value = patient.strip().removeprefix("Patient/")
+    if not _ID.match(value):
+        raise UsageError(
+            "--patient must be a FHIR Patient id (letters, digits, '-' and '.', up to 64) "
+            "or Patient/<id>",
+            hint="copy the id from the EHR, e.g. --patient 12345",
+        )
+    return value
+
+
+def fetch_records(
+    client: FhirClient, patient: str, *, page_size: int = PAGE_SIZE
+) -> PatientRecords:
+    """Everything the report needs for *patient* (an id), all pages of each search."""
+    subject = patient_reference(patient_id(patient))
+    count = str(page_size)
+    observations = client.search(
+        "Observation",
+        {"subject": subject, "category": f"{SURVEY['system']}|{SURVEY['code']}", "_count": count},
+    )
+    documents = client.search(
+        "DocumentReference",
+        {
+            "subject": subject,
+            "type": f"{LOINC}|{NOTE_TYPE['code']}",
+            "status": "current",
+            "_count": count,
+        },
+    )
+    # R4 defines no ``status`` search parameter for Flag (HAPI would refuse it): every
+    # Flag of the patient comes back and the model keeps the active ones.
+    flags = client.search("Flag", {"subject": subject, "_count": count})
+    return PatientRecords(list(observations), list(documents), list(flags))
+
+
+def make_report(
+    settings: settings_module.Settings,
+    patient: str,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Report:
+    """Fetch and build the report (no files written)."""
+    pid = patient_id(patient)
+    client = settings_module.make_client(settings)
+    try:
+        client.check_fhir_version()
+        records = fetch_records(client, pid)
+        server = client.base_url
+    finally:
+        client.close()
+    return build_report(
+        pid,
+        observations=records.observations,
+        documents=records.documents,
+        flags=records.flags,
+        generated_at=now(),
+        server=server,
+    )
+
+
+def _chromium() -> Path:
+    path = Path(os.environ.get(CHROMIUM_ENV) or DEFAULT_CHROMIUM)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise ConfigError(
+            f"--pdf/--png need Chromium, and there is none at {path}",
+            hint=f"run scripts/install-browser (or set {CHROMIUM_ENV} to a Chromium binary); "
+            "the HTML report needs no browser",
+        )
+    return path
+
+
+def _footer_template(report: Report) -> str:
+    # Chromium fills .pageNumber/.totalPages; the patient reference is escaped like all text.
+    return (
+        '<div style="width:100%;font-size:8px;color:#555;padding:0 12mm;'
+        'display:flex;justify-content:space-between;font-family:sans-serif">'
+        f"<span>Progress report: {esc(report.patient)}</span>"
+        '<span>Page <span class="pageNumber"></span> of <span class="totalPages"></span></span>'
+        "</div>"
+    )
+
+
+def print_report(
+    html: str,
+    report: Report,
+    *,
+    pdf: Path | None = None,
+    png: Path | None = None,
+    chromium: Path | None = None,
+) -> None:
+    """Print *html* to PDF (A4) and/or a full-page PNG in headless Chromium, offline."""
+    if pdf is None and png is None:
+        return
+    executable = chromium or _chromium()
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "--pdf/--png need the Python package playwright, which is not installed",
+            hint="pip install playwright (its own browser download is not needed: "
+            "scripts/install-browser provides Chromium)",
+        ) from None
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(executable), args=list(CHROMIUM_ARGS), headless=True
+            )
+            try:
+                context = browser.new_context(
+                    viewport={"width": 1100, "height": 1400},
+                    java_script_enabled=False,
+                    offline=True,
+                )
+                page = context.new_page()
+                # The page is self-contained; anything it tries to fetch is a defect.
+                page.route("**/*", lambda route: route.abort())
+                page.set_content(html, wait_until="load")
+                if png is not None:
+                    page.screenshot(path=str(png), full_page=True)
+                if pdf is not None:
+                    page.emulate_media(media="print")
+                    page.pdf(
+                        path=str(pdf),
+                        format="A4",
+                        print_background=True,
+                        prefer_css_page_size=True,
+                        display_header_footer=True,
+                        header_template="<span></span>",
+                        footer_template=_footer_template(report),
+                    )
+            finally:
+                browser.close()
+    except PlaywrightError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"Chromium at {executable} could not print the report: {first_line}",
+            hint="run scripts/install-browser; the HTML report was written and needs no browser",
+        ) from None
+
+
+def write_report(
+    settings: settings_module.Settings,
+    patient: str,
+    *,
+    out: Path,
+    pdf: Path | None = None,
+    png: Path | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ReportOutput:
+    """Fetch, render and write the HTML (then PDF/PNG when asked)."""
+    if pdf is not None or png is not None:
+        _chromium()  # fail before any request when printing cannot work
+    report = make_report(settings, patient, now=now)
+    html = render_html(report)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the report to {out}: {exc.strerror}",
+            hint="choose another --out path",
+        ) from None
+    for path in (pdf, png):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    print_report(html, report, pdf=pdf, png=png)
+    return ReportOutput(report, out, pdf, png)

@@ -1,0 +1,711 @@
+"""A client's progress report as plain values, built from the resources the sync wrote.
+
+Pure: lists of plain dicts (Observations, DocumentReferences, Flags as read from the EHR)
+in, one :class:`Report` out.  Nothing here trusts the server: a resource for another
+patient, one we did not write, or one without a readable date or number is left out and
+counted, never guessed at.  Rendering lives in :mod:`rejection_fhir.report.page`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from rejection_fhir.ehr.writeback import DERIVED_SYSTEM, LOINC, NOTE_TYPE, SURVEY
+from rejection_fhir.report.notes import (
+    Block,
+    blocks_from_markdown,
+    blocks_from_xhtml,
+    drop_front_matter,
+)
+from rejection_fhir.scoring.instruments import GAD7, PHQ9, Instrument
+
+CODING_SYSTEM = "https://rejection-fhir.org/fhir/CodeSystem/coping-with-rejection"
+#: Observation statuses that carry a usable result (R4 ObservationStatus).
+USABLE_STATUSES = frozenset({"final", "amended", "corrected"})
+#: A note's markdown larger than this is cut: a report is read, not an archive.
+MAX_NOTE_CHARS = 200_000
+
+_FHIR_DATETIME = re.compile(
+    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+# --------------------------------------------------------------------------- measures
+
+
+@dataclass(frozen=True)
+class Band:
+    """A shaded stretch of a chart's y axis: ``low`` (inclusive) to ``high`` (exclusive,
+    or the axis maximum for the last band)."""
+
+    low: float
+    high: float
+    code: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What the report knows about one Observation code: how to title and scale it."""
+
+    system: str
+    code: str
+    title: str
+    description: str
+    y_min: float
+    y_max: float
+    ticks: tuple[float, ...]
+    axis_label: str
+    unit: str = ""
+    #: "lower" or "higher" is better, or "" when neither is (e.g. belief strength).
+    better: str = ""
+    bands: tuple[Band, ...] = ()
+    order: int = 100
+    #: Column heading for the instance when a chart has several lines ("Emotion").
+    series_label: str = "Item"
+
+
+def _instrument_bands(instrument: Instrument) -> tuple[Band, ...]:
+    top = float(instrument.max_weight * len(instrument.items))
+    lows = [float(b.low) for b in instrument.bands]
+    highs = [*lows[1:], top]
+    return tuple(
+        Band(low, high, b.interpretation.code, b.interpretation.code.replace("-", " ").capitalize())
+        for low, high, b in zip(lows, highs, instrument.bands, strict=True)
+    )
+
+
+def _instrument_measure(instrument: Instrument, what: str, order: int) -> Measure:
+    top = float(instrument.max_weight * len(instrument.items))
+    bands = _instrument_bands(instrument)
+    return Measure(
+        system=instrument.total["system"],
+        code=instrument.total["code"],
+        title=f"{instrument.name} total score",
+        description=f"{what}; severity bands shaded (LOINC {instrument.total['code']})",
+        y_min=0.0,
+        y_max=top,
+        ticks=(*(b.low for b in bands), top),
+        axis_label=f"{instrument.name} score (0–{top:g})",
+        better="lower",
+        bands=bands,
+        order=order,
+    )
+
+
+def _scale(
+    code: str, title: str, description: str, better: str, order: int, series_label: str = "Item"
+) -> Measure:
+    return Measure(
+        CODING_SYSTEM,
+        code,
+        title,
+        description,
+        0.0,
+        10.0,
+        (0.0, 2.0, 4.0, 6.0, 8.0, 10.0),
+        "Rating (0–10)",
+        better=better,
+        order=order,
+        series_label=series_label,
+    )
+
+
+def _percent(code: str, title: str, description: str, order: int) -> Measure:
+    return Measure(
+        CODING_SYSTEM,
+        code,
+        title,
+        description,
+        0.0,
+        100.0,
+        (0.0, 25.0, 50.0, 75.0, 100.0),
+        "Belief strength (%)",
+        unit="%",
+        order=order,
+    )
+
+
+#: The trended answers the worksheets write (questionnaires/*.yaml ``observation: true``)
+#: and the two instruments' total scores, in the order a clinician reads them.
+MEASURES: tuple[Measure, ...] = (
+    _instrument_measure(PHQ9, "Depression symptoms over the last two weeks", 1),
+    _instrument_measure(GAD7, "Anxiety symptoms over the last two weeks", 2),
+    _scale(
+        "worth-impact",
+        "Impact on sense of worth",
+        "Rejection log: how much the rejection feels like it says about their worth "
+        "(0 = nothing, 10 = everything)",
+        "lower",
+        10,
+    ),
+    _percent(
+        "belief-strength-before",
+        "Core belief strength, before the worksheet",
+        "Core beliefs: how strongly the core belief was held before working through it",
+        11,
+    ),
+    _percent(
+        "belief-strength-after",
+        "Core belief strength, after the worksheet",
+        "Core beliefs: how strongly the core belief was held after working through it",
+        12,
+    ),
+    _scale(
+        "emotion-intensity",
+        "Emotion intensity after rejection",
+        "Rejection log: intensity of each emotion named (0 = not at all, 10 = strongest)",
+        "lower",
+        13,
+        "Emotion",
+    ),
+    _scale(
+        "feeling-intensity",
+        "Intensity of named feelings",
+        "Validate emotions: intensity of each feeling named (0 = not at all, 10 = strongest)",
+        "",
+        14,
+        "Feeling",
+    ),
+    _scale(
+        "hopefulness",
+        "Hopefulness",
+        "Reframe and redirect: hopefulness about what is possible now (0–10)",
+        "higher",
+        15,
+    ),
+    _scale(
+        "self-kindness",
+        "Self-kindness",
+        "Self-compassion: how kind they are being to themselves (0–10)",
+        "higher",
+        16,
+    ),
+)
+_MEASURES_BY_CODE = {(m.system, m.code): m for m in MEASURES}
+
+
+def measure_for(system: str, code: str) -> Measure | None:
+    return _MEASURES_BY_CODE.get((system, code))
+
+
+def band_for(measure: Measure, value: float) -> Band | None:
+    chosen = None
+    for band in measure.bands:
+        if value >= band.low:
+            chosen = band
+    return chosen
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class When:
+    """A FHIR date or dateTime: the instant for ordering and plotting, the text as written."""
+
+    instant: datetime
+    text: str
+
+    @property
+    def date(self) -> str:
+        return self.text[:10]
+
+    @property
+    def display(self) -> str:
+        """``2026-11-20 10:14`` in the writer's own clock time (no conversion to confuse)."""
+        return self.text[:10] + (f" {self.text[11:16]}" if len(self.text) >= 16 else "")
+
+
+def parse_when(value: object) -> When | None:
+    """A FHIR date/dateTime/instant, or None.  A missing zone is read as UTC (FHIR says the
+    zone is required when a time is given; a server that drops it still gets plotted)."""
+    if not isinstance(value, str):
+        return None
+    match = _FHIR_DATETIME.match(value.strip())
+    if not match:
+        return None
+    parts = match.groupdict()
+    try:
+        instant = datetime(
+            int(parts["y"]),
+            int(parts["m"] or 1),
+            int(parts["d"] or 1),
+            int(parts["H"] or 0),
+            int(parts["M"] or 0),
+            int(parts["S"] or 0),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+    zone = parts["tz"]
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        offset = sign * (int(zone[1:3]) * 60 + int(zone[4:6]))
+        instant = datetime.fromtimestamp(instant.timestamp() - offset * 60, UTC)
+    return When(instant, value.strip())
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def format_number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:.1f}"
+
+
+# --------------------------------------------------------------------------- report parts
+
+
+@dataclass(frozen=True)
+class Point:
+    when: When
+    value: float
+    series: str
+    #: The Observation's interpretation, e.g. "Moderate depression (10-14)".
+    interpretation: str = ""
+    #: The measure's band the value falls in (scores only).
+    band: Band | None = None
+    #: A safety Flag was raised by the same response (same moment).
+    flagged: bool = False
+
+
+@dataclass(frozen=True)
+class Series:
+    #: "" for the one series of a plain measure; the instance ("Hurt") otherwise.
+    name: str
+    points: tuple[Point, ...]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One Observation code over time: one line per instance, in time order."""
+
+    key: str
+    measure: Measure
+    series: tuple[Series, ...]
+
+    @property
+    def points(self) -> tuple[Point, ...]:
+        return tuple(
+            sorted(
+                (p for s in self.series for p in s.points),
+                key=lambda p: (p.when.instant, p.series),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class FlagItem:
+    text: str
+    detail: str
+    since: When | None
+    ours: bool
+
+
+@dataclass(frozen=True)
+class WorksheetNote:
+    title: str
+    when: When | None
+    amended: bool
+    blocks: tuple[Block, ...]
+    #: Where the summary came from: "markdown", "narrative" or "" (nothing readable).
+    source: str
+    ours: bool
+
+
+@dataclass(frozen=True)
+class Report:
+    patient: str
+    generated_at: datetime
+    server: str | None = None
+    safety_flags: tuple[FlagItem, ...] = ()
+    other_flags: tuple[FlagItem, ...] = ()
+    charts: tuple[Chart, ...] = ()
+    worksheets: tuple[WorksheetNote, ...] = ()
+    #: Resources the server returned that the report leaves out, by reason.
+    left_out: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.safety_flags or self.other_flags or self.charts or self.worksheets)
+
+    @property
+    def period(self) -> tuple[When, When] | None:
+        moments = [p.when for c in self.charts for p in c.points]
+        moments += [n.when for n in self.worksheets if n.when is not None]
+        moments += [f.since for f in (*self.safety_flags, *self.other_flags) if f.since]
+        if not moments:
+            return None
+        return (
+            min(moments, key=lambda w: w.instant),
+            max(moments, key=lambda w: w.instant),
+        )
+
+
+# --------------------------------------------------------------------------- building
+
+
+def patient_reference(patient: str) -> str:
+    """``123`` or ``Patient/123`` -> ``Patient/123``."""
+    return patient if patient.startswith("Patient/") else f"Patient/{patient}"
+
+
+def _about(resource: Mapping[str, Any], patient: str) -> bool:
+    """The resource's subject is this patient (relative or absolute reference)."""
+    subject = resource.get("subject")
+    reference = subject.get("reference") if isinstance(subject, Mapping) else None
+    if not isinstance(reference, str):
+        return False
+    reference = reference.split("/_history/", 1)[0]
+    return reference == patient or reference.endswith("/" + patient)
+
+
+def _ours(resource: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(i, Mapping) and i.get("system") == DERIVED_SYSTEM
+        for i in resource.get("identifier") or []
+    )
+
+
+def _codings(concept: object) -> list[Mapping[str, Any]]:
+    if not isinstance(concept, Mapping):
+        return []
+    return [c for c in concept.get("coding") or [] if isinstance(c, Mapping)]
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _has_coding(concept: object, system: str, code: str) -> bool:
+    return any(c.get("system") == system and c.get("code") == code for c in _codings(concept))
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, reason: str) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+
+
+def _unique(resources: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Drop repeats: a page boundary that moves while we read can return one twice."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for resource in resources:
+        rid = resource.get("id")
+        key = (_text(resource.get("resourceType")), rid) if isinstance(rid, str) else None
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(resource)
+    return out
+
+
+def _observation_value(observation: Mapping[str, Any]) -> float | None:
+    quantity = observation.get("valueQuantity")
+    if isinstance(quantity, Mapping):
+        return _number(quantity.get("value"))
+    return _number(observation.get("valueInteger"))
+
+
+def _effective(resource: Mapping[str, Any]) -> When | None:
+    when = parse_when(resource.get("effectiveDateTime")) or parse_when(
+        resource.get("effectiveInstant")
+    )
+    period = resource.get("effectivePeriod")
+    if when is None and isinstance(period, Mapping):
+        when = parse_when(period.get("start"))
+    return when
+
+
+def _series_name(concept: Mapping[str, Any], coding: Mapping[str, Any]) -> str:
+    """The instance a trended answer belongs to: ``Intensity ... (0-10): Hurt`` -> Hurt."""
+    text, display = _text(concept.get("text")), _text(coding.get("display"))
+    if display and text.startswith(display + ": "):
+        return text[len(display) + 2 :]
+    return ""
+
+
+def _interpretation(observation: Mapping[str, Any]) -> str:
+    for concept in observation.get("interpretation") or []:
+        if not isinstance(concept, Mapping):
+            continue
+        if text := _text(concept.get("text")):
+            return text
+        for coding in _codings(concept):
+            if display := _text(coding.get("display")):
+                return display
+    return ""
+
+
+def _generic_measure(system: str, code: str, title: str, values: Sequence[float]) -> Measure:
+    """An Observation code the report has no table entry for: scale to its values."""
+    low = min(0.0, *values)
+    high = max(values)
+    step = _nice_step((high - low) / 5 if high > low else 1.0)
+    top = max(step, math.ceil(high / step) * step)
+    bottom = math.floor(low / step) * step
+    ticks = []
+    tick = bottom
+    while tick <= top + step / 2:
+        ticks.append(round(tick, 6))
+        tick += step
+    return Measure(system, code, title, "", bottom, top, tuple(ticks), "Value", order=1000)
+
+
+def _nice_step(raw: float) -> float:
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * magnitude:
+            return float(factor * magnitude)
+    return float(10 * magnitude)
+
+
+def _charts(observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tally) -> list[Chart]:
+    grouped: dict[tuple[str, str], list[Point]] = {}
+    titles: dict[tuple[str, str], str] = {}
+    for observation in observations:
+        if observation.get("resourceType") != "Observation":
+            tally.add("not an Observation")
+            continue
+        if not _about(observation, patient):
+            tally.add("for another patient")
+            continue
+        if not _ours(observation):
+            tally.add("not written by rejection-fhir")
+            continue
+        if observation.get("status") not in USABLE_STATUSES:
+            tally.add("not final (e.g. entered in error)")
+            continue
+        if not _has_coding(
+            {"coding": [c for cat in observation.get("category") or [] for c in _codings(cat)]},
+            SURVEY["system"],
+            SURVEY["code"],
+        ):
+            tally.add("not a survey Observation")
+            continue
+        concept = observation.get("code")
+        concept = concept if isinstance(concept, Mapping) else {}
+        codings = _codings(concept)
+        value = _observation_value(observation)
+        when = _effective(observation)
+        if value is None or when is None:
+            tally.add("no number or no date")
+            continue
+        coding = codings[0] if codings else {}
+        key = (_text(coding.get("system")), _text(coding.get("code")))
+        if not key[1]:
+            key = ("", _text(concept.get("text")) or "Unnamed measure")
+        measure = measure_for(*key)
+        titles.setdefault(key, _text(concept.get("text")) or _text(coding.get("display")))
+        band = band_for(measure, value) if measure is not None else None
+        interpretation = _interpretation(observation) or (band.label if band else "")
+        instance = _series_name(concept, coding) if measure is None or not measure.bands else ""
+        grouped.setdefault(key, []).append(Point(when, value, instance, interpretation, band))
+
+    charts = []
+    for key, points in grouped.items():
+        measure = measure_for(*key)
+        values = [p.value for p in points]
+        if measure is None:
+            measure = _generic_measure(key[0], key[1], titles[key] or key[1], values)
+        elif max(values) > measure.y_max or min(values) < measure.y_min:
+            # A value off the published scale is shown where it is, not clipped to look normal.
+            measure = replace(
+                measure, y_min=min(measure.y_min, *values), y_max=max(measure.y_max, *values)
+            )
+        names = sorted({p.series for p in points}, key=lambda n: (n == "", n.casefold()))
+        series = tuple(
+            Series(
+                name,
+                tuple(
+                    sorted((p for p in points if p.series == name), key=lambda p: p.when.instant)
+                ),
+            )
+            for name in names
+        )
+        charts.append(Chart("|".join(key), measure, series))
+    charts.sort(key=lambda c: (c.measure.order, c.measure.title.casefold()))
+    return charts
+
+
+def _flags(
+    flags: Sequence[Mapping[str, Any]], patient: str, tally: _Tally
+) -> tuple[list[FlagItem], list[FlagItem]]:
+    safety: list[FlagItem] = []
+    other: list[FlagItem] = []
+    for flag in flags:
+        if flag.get("resourceType") != "Flag":
+            tally.add("not a Flag")
+            continue
+        if not _about(flag, patient):
+            tally.add("for another patient")
+            continue
+        if flag.get("status") != "active":
+            tally.add("flag not active")
+            continue
+        concept = flag.get("code")
+        concept = concept if isinstance(concept, Mapping) else {}
+        displays = [_text(c.get("display")) for c in _codings(concept)]
+        text = _text(concept.get("text")) or next((d for d in displays if d), "") or "(no text)"
+        detail = next((d for d in displays if d and d != text), "")
+        period = flag.get("period")
+        since = parse_when(period.get("start")) if isinstance(period, Mapping) else None
+        ours = _ours(flag)
+        item = FlagItem(text, f"Answer: {detail}" if ours and detail else detail, since, ours)
+        (safety if ours else other).append(item)
+    return sorted(safety, key=_newest_first), sorted(other, key=_newest_first)
+
+
+def _newest_first(flag: FlagItem) -> float:
+    return -flag.since.instant.timestamp() if flag.since else math.inf
+
+
+def _attachment_text(document: Mapping[str, Any], content_type: str) -> str | None:
+    for content in document.get("content") or []:
+        attachment = content.get("attachment") if isinstance(content, Mapping) else None
+        if not isinstance(attachment, Mapping):
+            continue
+        kind = _text(attachment.get("contentType")).split(";")[0].strip().lower()
+        data = attachment.get("data")
+        if kind != content_type or not isinstance(data, str):
+            continue  # an attachment by url is not fetched: the report reads only this server
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        return raw[: MAX_NOTE_CHARS * 4].decode("utf-8", errors="replace")[:MAX_NOTE_CHARS]
+    return None
+
+
+def _note(document: Mapping[str, Any]) -> WorksheetNote:
+    # The XHTML narrative and attachment are ignored when markdown is there: a
+    # DocumentReference on the server may be someone else's, so no markup from it is ever
+    # passed on.  The markdown is parsed as data into blocks whose every character is
+    # escaped on output; the only tags in the page are the ones page.py writes.  That is
+    # safer than sanitising foreign XHTML, which means trusting an XML parser with hostile
+    # input and keeping an allow-list of elements and attributes exactly right.
+    markdown = _attachment_text(document, "text/markdown")
+    source = "markdown"
+    blocks: tuple[Block, ...] = ()
+    if markdown is not None:
+        blocks = drop_front_matter(blocks_from_markdown(markdown))
+    else:
+        narrative = document.get("text")
+        div = narrative.get("div") if isinstance(narrative, Mapping) else None
+        xhtml = div if isinstance(div, str) else _attachment_text(document, "application/xhtml+xml")
+        if xhtml is not None:
+            blocks = drop_front_matter(blocks_from_xhtml(xhtml[:MAX_NOTE_CHARS]))
+            source = "narrative"
+    if not blocks:
+        source = ""
+    title = _text(document.get("description"))
+    if not title:
+        for content in document.get("content") or []:
+            attachment = content.get("attachment") if isinstance(content, Mapping) else None
+            if isinstance(attachment, Mapping) and (title := _text(attachment.get("title"))):
+                break
+    context = document.get("context")
+    period = context.get("period") if isinstance(context, Mapping) else None
+    when = parse_when(document.get("date")) or (
+        parse_when(period.get("start")) if isinstance(period, Mapping) else None
+    )
+    return WorksheetNote(
+        title=title or "Worksheet",
+        when=when,
+        amended=document.get("docStatus") == "amended",
+        blocks=blocks,
+        source=source,
+        ours=_ours(document),
+    )
+
+
+def _notes(
+    documents: Sequence[Mapping[str, Any]], patient: str, tally: _Tally
+) -> list[WorksheetNote]:
+    notes = []
+    for document in documents:
+        if document.get("resourceType") != "DocumentReference":
+            tally.add("not a DocumentReference")
+            continue
+        if not _about(document, patient):
+            tally.add("for another patient")
+            continue
+        if document.get("status") != "current":
+            tally.add("note superseded or entered in error")
+            continue
+        if not _has_coding(document.get("type"), LOINC, NOTE_TYPE["code"]):
+            tally.add("not a questionnaire response note")
+            continue
+        notes.append(_note(document))
+    return sorted(
+        notes,
+        key=lambda n: n.when.instant.timestamp() if n.when else -math.inf,
+        reverse=True,
+    )
+
+
+def _mark_flagged(charts: list[Chart], safety: Sequence[FlagItem]) -> list[Chart]:
+    """Mark the scores whose response raised a safety Flag: the sync dates both with the
+    response's ``authored``, so the same instant means the same response."""
+    moments = {f.since.instant for f in safety if f.since is not None}
+    if not moments:
+        return charts
+    out = []
+    for chart in charts:
+        if not chart.measure.bands:
+            out.append(chart)
+            continue
+        series = tuple(
+            replace(
+                s, points=tuple(replace(p, flagged=p.when.instant in moments) for p in s.points)
+            )
+            for s in chart.series
+        )
+        out.append(replace(chart, series=series))
+    return out
+
+
+def build_report(
+    patient: str,
+    *,
+    observations: Iterable[Mapping[str, Any]] = (),
+    documents: Iterable[Mapping[str, Any]] = (),
+    flags: Iterable[Mapping[str, Any]] = (),
+    generated_at: datetime,
+    server: str | None = None,
+) -> Report:
+    """The report for *patient* (``id`` or ``Patient/id``) from what the server returned."""
+    reference = patient_reference(patient)
+    tally = _Tally()
+    charts = _charts(_unique(observations), reference, tally)
+    safety, other = _flags(_unique(flags), reference, tally)
+    notes = _notes(_unique(documents), reference, tally)
+    charts = _mark_flagged(charts, safety)
+    return Report(
+        patient=reference,
+        generated_at=generated_at,
+        server=server,
+        safety_flags=tuple(safety),
+        other_flags=tuple(other),
+        charts=tuple(charts),
+        worksheets=tuple(notes),
+        left_out=dict(sorted(tally.counts.items())),
+    )
