@@ -191,13 +191,17 @@ def fhir_server() -> str:
     Only browser tests that go on to sync ask for it; without a server they skip locally
     and FAIL under ``CI=true``.
     """
-    from tests.hapi_server import ensure_server
+    from tests.conftest import unavailable
+    from tests.hapi_server import answers, ensure_server
 
     try:
-        return ensure_server()
+        base_url = ensure_server()
     except RuntimeError as exc:
-        _unavailable(f"no HAPI FHIR server: {exc}")
-        raise  # unreachable: _unavailable always raises
+        unavailable(f"no HAPI FHIR server: {exc}")
+        raise  # unreachable: unavailable always raises
+    if not answers(base_url):  # RFHIR_TEST_SERVER is taken as given, unchecked
+        unavailable(f"the FHIR server at {base_url} does not answer GET metadata")
+    return base_url
 
 
 @pytest.fixture(scope="session", autouse=True)
