@@ -785,16 +785,26 @@ def test_missing_required_answers_are_caught_by_lforms_by_our_checks_and_by_sync
     assert page_log.problems() == []
 
     synced = post_and_sync(request, qr, tmp_path, authored=AUTHORED)
-    # Rejected once, then left alone: the rerun finds it in the ledger.
-    assert [p.response.split("/_history/")[0] for p in synced.problems] == [
-        f"QuestionnaireResponse/{synced.response_id}"
-    ]
-    assert sorted((f["path"], f["code"]) for f in synced.problems[0].findings) == [
-        ("emotion[1]/emotion.intensity", "required-missing"),
-        ("kind-other", "required-missing"),
-        ("worth-impact", "required-missing"),
-    ]
-    assert synced.notes == synced.notes_by_response == synced.observations == []
+    try:
+        # Rejected once, then left alone: the rerun finds it in the ledger.
+        assert [p.response.split("/_history/")[0] for p in synced.problems] == [
+            f"QuestionnaireResponse/{synced.response_id}"
+        ]
+        assert sorted((f["path"], f["code"]) for f in synced.problems[0].findings) == [
+            ("emotion[1]/emotion.intensity", "required-missing"),
+            ("kind-other", "required-missing"),
+            ("worth-impact", "required-missing"),
+        ]
+        assert synced.notes == synced.notes_by_response == synced.observations == []
+    finally:
+        # Other suites sync the same server; an invalid response left behind would show up
+        # as a rejection in their reports.
+        from rejection_fhir import settings as settings_module
+
+        base = request.getfixturevalue("fhir_server")
+        settings = settings_module.load_settings({"server": base}, env={}, cwd=tmp_path)
+        with settings_module.make_client(settings) as client:
+            client.delete("QuestionnaireResponse", synced.response_id)
 
 
 @pytest.mark.xfail(
