@@ -602,26 +602,29 @@ def _note(document: Mapping[str, Any]) -> WorksheetNote:
     # escaped on output; the only tags in the page are the ones page.py writes.  That is
     # safer than sanitising foreign XHTML, which means trusting an XML parser with hostile
     # input and keeping an allow-list of elements and attributes exactly right.
-    markdown = _attachment_text(document, "text/markdown")
-    source = "markdown"
-    blocks: tuple[Block, ...] = ()
-    if markdown is not None:
-        blocks = drop_front_matter(blocks_from_markdown(markdown))
-    else:
-        narrative = document.get("text")
-        div = narrative.get("div") if isinstance(narrative, Mapping) else None
-        xhtml = div if isinstance(div, str) else _attachment_text(document, "application/xhtml+xml")
-        if xhtml is not None:
-            blocks = drop_front_matter(blocks_from_xhtml(xhtml[:MAX_NOTE_CHARS]))
-            source = "narrative"
-    if not blocks:
-        source = ""
     title = _text(document.get("description"))
     if not title:
         for content in document.get("content") or []:
             attachment = content.get("attachment") if isinstance(content, Mapping) else None
             if isinstance(attachment, Mapping) and (title := _text(attachment.get("title"))):
                 break
+    markdown = _attachment_text(document, "text/markdown")
+    source = "markdown"
+    blocks: tuple[Block, ...] = ()
+    if markdown is not None:
+        blocks = blocks_from_markdown(markdown)
+    else:
+        narrative = document.get("text")
+        div = narrative.get("div") if isinstance(narrative, Mapping) else None
+        xhtml = div if isinstance(div, str) else _attachment_text(document, "application/xhtml+xml")
+        if xhtml is not None:
+            blocks = blocks_from_xhtml(xhtml[:MAX_NOTE_CHARS])
+            source = "narrative"
+    if not title and blocks and blocks[0].kind == "heading":
+        title = blocks[0].text
+    blocks = drop_front_matter(blocks, title)
+    if not blocks:
+        source = ""
     context = document.get("context")
     period = context.get("period") if isinstance(context, Mapping) else None
     when = parse_when(document.get("date")) or (

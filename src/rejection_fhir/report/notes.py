@@ -20,10 +20,11 @@ from rejection_fhir.response.render import clean
 #: "end" closes a list: a blank line after an item, where the next list starts afresh.
 BlockKind = Literal["heading", "item", "rule", "alert", "para", "end"]
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_ITEM = re.compile(r"^( *)[-*+]\s+(.*)$")
+# DOTALL: a logical line may hold the "\n" of a hard break.
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.DOTALL)
+_ITEM = re.compile(r"^( *)[-*+]\s+(.*)$", re.DOTALL)
 _RULE = re.compile(r"^\s{0,3}(?:-{3,}|\*{3,}|_{3,})\s*$")
-_QUOTE = re.compile(r"^\s{0,3}>\s?(.*)$")
+_QUOTE = re.compile(r"^\s{0,3}>\s?(.*)$", re.DOTALL)
 _PUNCTUATION = frozenset(r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~""")
 #: The note's own header lines, which the report already shows in the note's heading.
 FRONT_MATTER = frozenset({"Questionnaire:", "Authored:", "Subject:", "Status:"})
@@ -164,11 +165,12 @@ def blocks_from_markdown(text: str) -> tuple[Block, ...]:
     return tuple(b for b in blocks if b.kind in ("rule", "end") or b.text.strip())
 
 
-def drop_front_matter(blocks: tuple[Block, ...]) -> tuple[Block, ...]:
-    """Without the note's title heading and its Questionnaire/Authored/Subject/Status lines:
-    the report shows title and date itself, and a canonical URL helps no clinician."""
+def drop_front_matter(blocks: tuple[Block, ...], title: str = "") -> tuple[Block, ...]:
+    """Without the note's title heading (a first heading that ``title`` starts with) and its
+    Questionnaire/Authored/Subject/Status lines: the report shows title and date itself,
+    and a canonical URL helps no clinician."""
     out = list(blocks)
-    if out and out[0].kind == "heading" and out[0].level == 1:
+    if out and out[0].kind == "heading" and (out[0].level == 1 or title.startswith(out[0].text)):
         out.pop(0)
     while (
         out
@@ -178,6 +180,8 @@ def drop_front_matter(blocks: tuple[Block, ...]) -> tuple[Block, ...]:
         and out[0].runs[0].bold
         and out[0].runs[0].text.strip() in FRONT_MATTER
     ):
+        out.pop(0)
+    while out and out[0].kind == "end":
         out.pop(0)
     return tuple(out)
 

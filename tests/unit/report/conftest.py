@@ -1,0 +1,43 @@
+"""Fixtures: a ten-week course of care written by the sync's own code, and its report."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from rejection_fhir.report import Report, build_report
+from rejection_fhir.response.summary import unregister_summarizer
+from rejection_fhir.response.worksheets import register_worksheets
+from tests.unit.report.records import Clinic, course_of_care, of_type
+
+GENERATED = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def worksheets(built):
+    register_worksheets(built.questionnaires)
+    yield built.questionnaires
+    for q in built.questionnaires:
+        unregister_summarizer(q["url"])
+
+
+@pytest.fixture
+def clinic(worksheets) -> Clinic:
+    return course_of_care(worksheets)
+
+
+def report_of(resources, patient: str = "p1", **kw) -> Report:
+    return build_report(
+        patient,
+        observations=of_type(resources, "Observation"),
+        documents=of_type(resources, "DocumentReference"),
+        flags=of_type(resources, "Flag"),
+        generated_at=GENERATED,
+        **kw,
+    )
+
+
+@pytest.fixture
+def report(clinic) -> Report:
+    return report_of(clinic.resources, server="https://ehr.example.org/fhir")
