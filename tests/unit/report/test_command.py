@@ -1,0 +1,192 @@
+"""``rejection-fhir report`` against a recorded server (responses): searches, paging, files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+
+from rejection_fhir.cli import main
+from rejection_fhir.commands.report import fetch_records, patient_id, write_report
+from rejection_fhir.errors import AuthError, ConfigError, UsageError
+from rejection_fhir.settings import load_settings, make_client
+from tests.unit.report.records import of_type
+
+BASE = "http://127.0.0.1:9999/fhir"
+NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+TYPES = ("Observation", "DocumentReference", "Flag")
+
+
+class FakeServer:
+    """metadata, and each search answered in two pages, the second through a HAPI-style
+    ``[base]?_getpages=`` next link."""
+
+    def __init__(self, rsps: responses.RequestsMock, resources: list[dict]) -> None:
+        self.held = {t: of_type(resources, t) for t in TYPES}
+        self.searches: dict[str, dict[str, list[str]]] = {}
+        self.pages: list[tuple[str, int]] = []
+        rsps.get(
+            f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
+        )
+        for resource_type in TYPES:
+            rsps.add_callback(
+                responses.GET, f"{BASE}/{resource_type}", callback=self.search(resource_type)
+            )
+        rsps.add_callback(responses.GET, BASE, callback=self.next_page)
+
+    def search(self, resource_type):
+        def answer(request):
+            self.searches[resource_type] = parse_qs(urlsplit(request.url).query)
+            return self.page(resource_type, 1)
+
+        return answer
+
+    def next_page(self, request):
+        query = parse_qs(urlsplit(request.url).query)
+        return self.page(query["_getpages"][0], int(query["_page"][0]))
+
+    def page(self, resource_type, number):
+        self.pages.append((resource_type, number))
+        held = self.held[resource_type]
+        half = (len(held) + 1) // 2
+        chunk = held[:half] if number == 1 else held[half:]
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(held),
+            "link": [{"relation": "self", "url": f"{BASE}/{resource_type}"}],
+            "entry": [
+                {
+                    "fullUrl": f"{BASE}/{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "match"},
+                }
+                for r in chunk
+            ],
+        }
+        if number == 1:
+            bundle["link"].append(
+                {"relation": "next", "url": f"{BASE}?_getpages={resource_type}&_page=2"}
+            )
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(bundle)
+
+
+@pytest.fixture
+def settings():
+    return load_settings({"server": BASE}, env={})
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    for name in (
+        "RFHIR_SERVER",
+        "RFHIR_CONFIG",
+        "RFHIR_TOKEN",
+        "RFHIR_TOKEN_FILE",
+        "RFHIR_CHROMIUM",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@responses.activate
+def test_searches_by_subject_with_the_right_filters_and_follows_every_page(clinic, settings):
+    server = FakeServer(responses.mock, clinic.resources)
+    client = make_client(settings)
+    records = fetch_records(client, "Patient/p1")
+    assert server.searches["Observation"] == {
+        "subject": ["Patient/p1"],
+        "category": ["http://terminology.hl7.org/CodeSystem/observation-category|survey"],
+        "_count": ["100"],
+    }
+    assert server.searches["DocumentReference"] == {
+        "subject": ["Patient/p1"],
+        "type": ["http://loinc.org|74465-6"],
+        "status": ["current"],
+        "_count": ["100"],
+    }
+    assert server.searches["Flag"] == {"subject": ["Patient/p1"], "_count": ["100"]}
+    assert sorted(server.pages) == sorted((t, n) for t in TYPES for n in (1, 2))
+    assert len(records.observations) == len(server.held["Observation"]) == 29
+    assert len(records.documents) == 21 and len(records.flags) == 1
+    assert {r["id"] for r in records.observations} == {r["id"] for r in server.held["Observation"]}
+
+
+@responses.activate
+def test_write_report_writes_one_self_contained_page(clinic, settings, tmp_path):
+    FakeServer(responses.mock, clinic.resources)
+    out = tmp_path / "reports" / "p1.html"
+    written = write_report(settings, "p1", out=out, now=lambda: NOW)
+    html = out.read_text(encoding="utf-8")
+    assert written.html_path == out and written.pdf_path is None
+    report = written.report
+    assert (len(report.charts), len(report.worksheets), len(report.safety_flags)) == (8, 21, 1)
+    assert report.server == BASE and report.generated_at == NOW
+    assert "2026-11-26 12:00 UTC" in html
+    assert html.count('class="point"') == 29
+    assert "<script" not in html and "http://" not in html.replace(BASE, "").replace(
+        "http://www.w3.org/", ""
+    )
+
+
+@responses.activate
+def test_cli_writes_the_report_and_says_only_counts(clinic, capsys, tmp_path):
+    FakeServer(responses.mock, clinic.resources)
+    main(["report", "--patient", "p1", "--server", BASE, "--out", str(tmp_path / "r.html")])
+    out = capsys.readouterr().out
+    assert out.strip() == (
+        f"wrote {tmp_path / 'r.html'}: 1 active safety flag, 8 chart(s), 21 worksheet note(s)"
+    )
+    assert (tmp_path / "r.html").is_file()
+
+
+@responses.activate
+def test_no_data_gives_the_empty_report(settings, tmp_path):
+    FakeServer(responses.mock, [])
+    written = write_report(settings, "p1", out=tmp_path / "r.html", now=lambda: NOW)
+    assert written.report.empty
+    assert "No responses synced yet" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("bad", ["", "p 1", "../Patient/1", "Patient/", "a" * 65, "p1?x=1"])
+def test_patient_must_be_an_id(bad):
+    with pytest.raises(UsageError, match="--patient must be a FHIR Patient id"):
+        patient_id(bad)
+
+
+@responses.activate
+def test_bad_patient_is_a_usage_error_before_any_request(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--patient", "../x", "--server", BASE, "--out", str(tmp_path / "r.html")])
+    assert exit_info.value.code == 2
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_pdf_without_chromium_fails_clearly_before_any_request(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("RFHIR_CHROMIUM", str(tmp_path / "no-chromium"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--patient", "p1", "--server", BASE, "--pdf", str(tmp_path / "r.pdf")])
+    assert exit_info.value.code == ConfigError.exit_code == 4
+    err = capsys.readouterr().err
+    assert "--pdf/--png need Chromium" in err and "run scripts/install-browser" in err
+    assert len(responses.calls) == 0
+    assert not (tmp_path / "report.html").exists()
+
+
+@responses.activate
+def test_server_refusal_names_the_search_without_the_patient(settings, tmp_path):
+    responses.get(
+        f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
+    )
+    responses.get(
+        f"{BASE}/Observation", status=403, json={"resourceType": "OperationOutcome", "issue": []}
+    )
+    with pytest.raises(AuthError) as error:
+        write_report(settings, "secret-patient-7", out=tmp_path / "r.html")
+    assert "GET Observation" in str(error.value)
+    assert "secret-patient-7" not in str(error.value)
+    assert not (tmp_path / "r.html").exists()
