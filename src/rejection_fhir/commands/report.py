@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,7 +169,9 @@ def print_report(
             hint="pip install playwright (its own browser download is not needed: "
             "scripts/install-browser provides Chromium)",
         ) from None
-    try:
+    footer = _footer_template(report)
+
+    def run() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=str(executable), args=list(CHROMIUM_ARGS), headless=True
@@ -194,16 +197,23 @@ def print_report(
                         prefer_css_page_size=True,
                         display_header_footer=True,
                         header_template="<span></span>",
-                        footer_template=_footer_template(report),
+                        footer_template=footer,
                     )
             finally:
                 browser.close()
-    except PlaywrightError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"Chromium at {executable} could not print the report: {first_line}",
-            hint="run scripts/install-browser; the HTML report was written and needs no browser",
-        ) from None
+
+    # Playwright's sync API refuses to start where an asyncio loop runs (a notebook, or a
+    # caller already driving a browser); a thread of its own has none.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-print") as pool:
+        try:
+            pool.submit(run).result()
+        except PlaywrightError as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(
+                f"Chromium at {executable} could not print the report: {first_line}",
+                hint="run scripts/install-browser; the HTML report was written and needs no "
+                "browser",
+            ) from None
 
 
 def write_report(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
@@ -13,65 +11,9 @@ from rejection_fhir.cli import main
 from rejection_fhir.commands.report import fetch_records, patient_id, write_report
 from rejection_fhir.errors import AuthError, ConfigError, UsageError
 from rejection_fhir.settings import load_settings, make_client
-from tests.unit.report.records import of_type
+from tests.unit.report.fake_server import BASE, TYPES, FakeServer
 
-BASE = "http://127.0.0.1:9999/fhir"
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
-TYPES = ("Observation", "DocumentReference", "Flag")
-
-
-class FakeServer:
-    """metadata, and each search answered in two pages, the second through a HAPI-style
-    ``[base]?_getpages=`` next link."""
-
-    def __init__(self, rsps: responses.RequestsMock, resources: list[dict]) -> None:
-        self.held = {t: of_type(resources, t) for t in TYPES}
-        self.searches: dict[str, dict[str, list[str]]] = {}
-        self.pages: list[tuple[str, int]] = []
-        rsps.get(
-            f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
-        )
-        for resource_type in TYPES:
-            rsps.add_callback(
-                responses.GET, f"{BASE}/{resource_type}", callback=self.search(resource_type)
-            )
-        rsps.add_callback(responses.GET, BASE, callback=self.next_page)
-
-    def search(self, resource_type):
-        def answer(request):
-            self.searches[resource_type] = parse_qs(urlsplit(request.url).query)
-            return self.page(resource_type, 1)
-
-        return answer
-
-    def next_page(self, request):
-        query = parse_qs(urlsplit(request.url).query)
-        return self.page(query["_getpages"][0], int(query["_page"][0]))
-
-    def page(self, resource_type, number):
-        self.pages.append((resource_type, number))
-        held = self.held[resource_type]
-        half = (len(held) + 1) // 2
-        chunk = held[:half] if number == 1 else held[half:]
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": len(held),
-            "link": [{"relation": "self", "url": f"{BASE}/{resource_type}"}],
-            "entry": [
-                {
-                    "fullUrl": f"{BASE}/{r['resourceType']}/{r['id']}",
-                    "resource": r,
-                    "search": {"mode": "match"},
-                }
-                for r in chunk
-            ],
-        }
-        if number == 1:
-            bundle["link"].append(
-                {"relation": "next", "url": f"{BASE}?_getpages={resource_type}&_page=2"}
-            )
-        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(bundle)
 
 
 @pytest.fixture
