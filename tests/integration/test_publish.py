@@ -75,5 +75,5 @@ def test_force_overwrites_in_place(repo, settings, client, canonical_base, tmp_p
     path.write_text(path.read_text().replace("What matters most to me?", "What matters most to me now?"))
     report = publish(source, settings, base_url=canonical_base, force=True)
     assert [r.step.action for r in report.results if r.step.action != "unchanged"] == ["update"]
-    (held,) = client.search("Questionnaire", {"url": f"{canonical_base}/Questionnaire/future-focus", "version": "1.0.0"})
+    (held,) = client.search("Questionnaire", {"url": f"{canonical_base}/Questionnaire/future-focus", "version": "1.0.1"})
     assert held["item"][0]["text"] == "What matters most to me now?"

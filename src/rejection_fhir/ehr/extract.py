@@ -58,13 +58,28 @@ def _extracted(item: ResolvedItem, questionnaire_default: bool) -> bool:
 
 
 def _instance_label(group: ResolvedItem | None) -> str | None:
+    """What names one instance of a repeating group: its coded answer, or, when that is
+    "other", the words the client gave for it (so two typed emotions trend apart)."""
     if group is None:
         return None
-    for child in group.items:
-        for answer in child.answers:
-            if answer.value_type == "Coding":
-                return answer.display
-    return None
+    coded = next(
+        (a for child in group.items for a in child.answers if a.value_type == "Coding"), None
+    )
+    if coded is None:
+        return None
+    if coded.code == "other":
+        specified = next(
+            (
+                a.display
+                for child in group.items
+                for a in child.answers
+                if a.value_type == "string" and a.display
+            ),
+            None,
+        )
+        if specified is not None:
+            return specified
+    return coded.display
 
 
 def _value(answer_type: str, value: Any, unit: str | None) -> tuple[str, Any] | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,13 +105,12 @@ class WritePlan:
         return {"resourceType": "Bundle", "type": "transaction", "entry": self.entries}
 
 
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
 def _is_instant(value: Any) -> bool:
-    return (
-        isinstance(value, str)
-        and "T" in value
-        and (value.endswith("Z") or value[-6] in "+-")
-        and value.count(":") >= 3
-    )
+    """DocumentReference.date is an instant: seconds and a zone are required."""
+    return isinstance(value, str) and _INSTANT.match(value) is not None
 
 
 def tool_device_entry() -> JsonDict:

@@ -69,6 +69,8 @@ def _md(text: str) -> str:
 def _caption_parts(label: str) -> tuple[str, str]:
     """A label and what follows it before the answer: "Mood" + ":", "How are you?" + ""."""
     text = " ".join(_lines_of(label))
+    if text.endswith(".") and not text.endswith(".."):
+        text = text[:-1]  # "…how you feel." reads as a caption without its full stop
     return (text, "") if text.endswith(("?", ":", "：", "？")) else (text, ":")
 
 
