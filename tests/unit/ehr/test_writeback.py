@@ -58,7 +58,7 @@ def test_extracts_the_numbers_worth_trending_with_their_instance(qr, questionnai
             "emotion[1]/emotion.intensity",
             "valueInteger",
             6,
-            "Intensity of an emotion after rejection (0-10): Other",
+            "Intensity of an emotion after rejection (0-10): Left out",
         ),
         (
             "worth-impact",
