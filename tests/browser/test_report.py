@@ -84,7 +84,11 @@ def test_report_renders_with_charts_and_the_flag_box_on_top(
         svg = charts.nth(index)
         assert svg.is_visible()
         box = svg.bounding_box()
-        assert box is not None and box["width"] > 600 and box["height"] > 200
+        assert box is not None
+        if chart.measure.bands:  # scores: full width
+            assert box["width"] > 800 and box["height"] > 280
+        else:  # worksheet trends: two to a row
+            assert 380 < box["width"] < 460 and box["height"] > 220
         assert box["y"] > safety["y"] + safety["height"]
         points = svg.locator(".point")
         assert points.count() == len(chart.points), chart.measure.title
@@ -93,6 +97,11 @@ def test_report_renders_with_charts_and_the_flag_box_on_top(
             assert point is not None and point["width"] > 4, "markers are drawn"
             assert box["x"] <= point["x"] <= box["x"] + box["width"]
             assert box["y"] <= point["y"] <= box["y"] + box["height"]
+    cards = page.locator("div.chart-grid > figure")
+    boxes = [cards.nth(n).bounding_box() for n in range(cards.count())]
+    assert len(boxes) == 6
+    for left, right in zip(boxes[::2], boxes[1::2], strict=True):
+        assert left["x"] < right["x"] and left["y"] == right["y"], "trend cards pair up"
     # PHQ-9: five bands shaded, higher scores drawn higher.
     phq9 = charts.nth(0)
     assert phq9.locator("rect.band").count() == 5

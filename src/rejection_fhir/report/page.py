@@ -77,6 +77,8 @@ dl.meta dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
 .ring-key { color: var(--red); }
 .ring-key svg { width: 14px; height: 14px; vertical-align: -2px; margin-right: 4px; }
 svg.chart { display: block; width: 100%; height: auto; margin: 4px 0 6px; }
+.chart-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(400px, 1fr)); gap: 0 18px; }
+.chart-grid .chart-card { margin-bottom: 18px; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 18px; margin: 4px 0 0; padding: 0; list-style: none; font-size: .9rem; }
 .legend svg { width: 14px; height: 14px; vertical-align: -2px; margin-right: 5px; }
 table.values { border-collapse: collapse; font-size: .86rem; margin: 4px 0 0; }
@@ -86,6 +88,7 @@ table.values th { border-bottom: 1px solid #999; font-weight: 600; }
 table.values td.num { text-align: right; font-variant-numeric: tabular-nums; padding-right: 18px; }
 .safety-mark { color: var(--red); font-weight: 700; margin-left: 6px; white-space: nowrap; }
 .chip { display: inline-block; width: .8em; height: .8em; border: 1px solid #999; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
+.tally { margin: -4px 0 14px; color: var(--muted); font-size: .9rem; }
 .worksheet { margin: 0 0 18px; padding: 12px 16px; border: 1px solid var(--rule); border-left: 5px solid #4a6fa5; border-radius: 4px; }
 .worksheet header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 2px 14px; margin: 0 0 6px; }
 .worksheet header time { color: var(--muted); font-size: .9rem; }
@@ -106,13 +109,18 @@ footer p { margin: 2px 0; }
 @media (max-width: 720px) { dl.meta { grid-template-columns: repeat(2, auto); } }
 @page { size: A4; margin: 14mm 12mm 16mm; }
 @media print {
-  body { background: #fff; font-size: 10pt; }
+  html { font-size: 12.5px; }
+  body { background: #fff; font-size: 1rem; }
+  /* Two trend charts to a row on A4: keep their text at a readable size on paper. */
+  svg.chart.compact text { font-size: 13px; }
   .page { max-width: none; padding: 0; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   .contents { display: none; }
   h2 { break-after: avoid; }
   .safety, .no-safety, .other-flags, figure.chart-card, .worksheet header { break-inside: avoid; }
   .worksheet { break-inside: auto; }
+  .chart-grid { grid-template-columns: 1fr 1fr; gap: 0 10px; }
+  .chart-grid .chart-card { padding: 8px 10px; }
   table.values tr { break-inside: avoid; }
 }
 """
@@ -231,13 +239,18 @@ def _headline(chart: Chart) -> str:
                 f"</strong></span>"
             )
     else:
-        latest = []
+        # Each line's newest value, grouped by day so no value looks newer than it is.
+        by_date: dict[str, list[str]] = {}
         for series in chart.series:
             point = series.points[-1]
-            latest.append(
+            by_date.setdefault(point.when.date, []).append(
                 f"{esc(series.name or 'unnamed')} {format_number(point.value)}{esc(unit)}"
             )
-        parts.append(f'<span class="latest">Latest: {", ".join(latest)}</span>')
+        latest = "; ".join(
+            f"{', '.join(values)} ({esc(date)})"
+            for date, values in sorted(by_date.items(), reverse=True)
+        )
+        parts.append(f'<span class="latest">Latest: {latest}</span>')
     parts.append(f'<span class="count">{len(points)} value{"s" if len(points) != 1 else ""}</span>')
     if measure.better:
         parts.append(f'<span class="better">{measure.better.capitalize()} is better</span>')
@@ -317,8 +330,11 @@ def _trends(report: Report) -> str:
             '<section id="trends"><h2>Scores and trends</h2>'
             "<p>No scores or rated answers recorded yet.</p></section>"
         )
-    cards = "".join(_chart_card(chart, i + 1) for i, chart in enumerate(report.charts))
-    return f'<section id="trends"><h2>Scores and trends</h2>{cards}</section>'
+    numbered = list(enumerate(report.charts, start=1))
+    scores = "".join(_chart_card(c, i) for i, c in numbered if c.measure.bands)
+    trends = "".join(_chart_card(c, i) for i, c in numbered if not c.measure.bands)
+    grid = f'<div class="chart-grid">{trends}</div>' if trends else ""
+    return f'<section id="trends"><h2>Scores and trends</h2>{scores}{grid}</section>'
 
 
 # --------------------------------------------------------------------------- worksheets
@@ -383,12 +399,16 @@ def _list(items: Sequence[Block]) -> str:
     return "".join(out)
 
 
+def _undated_title(note: WorksheetNote) -> str:
+    """The sync titles a note "Rejection log (2026-11-20)"; the report shows the date apart."""
+    if note.when is None:
+        return note.title
+    return note.title.removesuffix(f" ({note.when.date})")
+
+
 def _worksheet(note: WorksheetNote) -> str:
     when = _when(note.when.text, note.when.display) if note.when else "<time>date unknown</time>"
-    title = note.title
-    if note.when is not None:
-        # The sync titles a note "Rejection log (2026-11-20)"; the date shows beside it.
-        title = title.removesuffix(f" ({note.when.date})")
+    title = _undated_title(note)
     tags = ""
     if note.amended:
         tags += '<span class="tag">amended</span>'
@@ -408,9 +428,15 @@ def _worksheets(report: Report) -> str:
             "<p>No worksheet notes recorded yet.</p></section>"
         )
     notes = "".join(_worksheet(n) for n in report.worksheets)
+    counts: dict[str, int] = {}
+    for note in report.worksheets:
+        name = _undated_title(note)
+        counts[name] = counts.get(name, 0) + 1
+    tally = ", ".join(f"{esc(name)} &#215; {n}" for name, n in counts.items())
     return (
         f'<section id="worksheets"><h2>Worksheets and questionnaires completed '
-        f"({len(report.worksheets)}), newest first</h2>{notes}</section>"
+        f'({len(report.worksheets)}), newest first</h2><p class="tally">{tally}</p>'
+        f"{notes}</section>"
     )
 
 

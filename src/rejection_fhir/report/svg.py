@@ -22,16 +22,27 @@ from datetime import datetime
 from rejection_fhir.report.markup import esc
 from rejection_fhir.report.model import Chart, Point, Series, format_number
 
-WIDTH = 720
-HEIGHT = 270
-LEFT = 62
-RIGHT = 128
-TOP = 14
-BOTTOM = 52
+
+@dataclass(frozen=True)
+class Geometry:
+    """The viewBox and the margins around the plot box, in SVG user units."""
+
+    width: float
+    height: float
+    left: float
+    right: float
+    top: float
+    bottom: float
+
+
+#: Scores: full width, with the right margin naming the severity bands.
+FULL = Geometry(width=720, height=270, left=62, right=128, top=14, bottom=52)
+#: Worksheet trends: no bands, drawn two to a row on screen at the same text size.
+COMPACT = Geometry(width=400, height=240, left=56, right=30, top=14, bottom=52)
 #: Space inside the plot box so markers never sit on an axis.
 PAD = 20
 #: Minimum distance between two date labels on the x axis.
-MIN_TICK_GAP = 78
+MIN_TICK_GAP = 86
 #: A single series with at most this many values gets the values written on the chart.
 MAX_LABELLED_POINTS = 16
 
@@ -53,6 +64,7 @@ FLAG_RED = "#b3261e"
 class Frame:
     """Data coordinates -> SVG coordinates for one chart."""
 
+    geometry: Geometry
     x0: float
     x1: float
     y0: float  # top of the plot box
@@ -73,15 +85,21 @@ class Frame:
         return self.y1 - share * (self.y1 - self.y0)
 
 
+def geometry_for(chart: Chart) -> Geometry:
+    return FULL if chart.measure.bands else COMPACT
+
+
 def frame_for(chart: Chart) -> Frame:
+    g = geometry_for(chart)
     stamps = [p.when.instant.timestamp() for p in chart.points]
     measure = chart.measure
     v_max = measure.y_max if measure.y_max > measure.y_min else measure.y_min + 1
     return Frame(
-        x0=LEFT,
-        x1=WIDTH - RIGHT,
-        y0=TOP,
-        y1=HEIGHT - BOTTOM,
+        geometry=g,
+        x0=g.left,
+        x1=g.width - g.right,
+        y0=g.top,
+        y1=g.height - g.bottom,
         t_min=min(stamps),
         t_max=max(stamps),
         v_min=measure.y_min,
@@ -208,7 +226,7 @@ def _axes(chart: Chart, frame: Frame, out: list[str]) -> None:
         f"{esc(measure.axis_label)}</text>"
     )
     out.append(
-        f'<text class="axis-title" x="{_n((frame.x0 + frame.x1) / 2)}" y="{HEIGHT - 8}" '
+        f'<text class="axis-title" x="{_n((frame.x0 + frame.x1) / 2)}" y="{_n(frame.geometry.height - 8)}" '
         f'text-anchor="middle" font-size="12" fill="#222222">Date completed</text>'
     )
 
@@ -264,8 +282,10 @@ def describe(chart: Chart) -> str:
 def chart_svg(chart: Chart, chart_id: str) -> str:
     """The chart as an ``<svg>`` element; ``chart_id`` must be unique in the page."""
     frame = frame_for(chart)
+    g = frame.geometry
     out = [
-        f'<svg class="chart" id="{esc(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'<svg class="chart {"full" if g is FULL else "compact"}" id="{esc(chart_id)}" '
+        f'viewBox="0 0 {_n(g.width)} {_n(g.height)}" '
         f'xmlns="http://www.w3.org/2000/svg" role="img" '
         f'aria-labelledby="{esc(chart_id)}-title {esc(chart_id)}-desc" '
         f'font-family="DejaVu Sans, Liberation Sans, Arial, sans-serif">',

@@ -171,6 +171,8 @@ def test_one_card_per_chart_with_a_table_row_per_value(report):
     first_rows = [e.text for e in rows[:6]]
     assert first_rows[0] == "2026-09-07 09:1018Moderately severe"
     assert first_rows[2] == "2026-10-05 09:1214Moderate ⚠ safety flag"
+    emotions = page.find("figure", cls="chart-card")[5].text
+    assert "Latest: Hurt 5, Shame 3 (2026-11-09); Sadness 6 (2026-10-12)" in emotions
     headline = page.find("p", cls="headline")[0].text
     assert "Latest: 9 — Mild depression (5-9), 2026-11-16" in headline
     assert "Change: −9" in headline and "Lower is better" in headline

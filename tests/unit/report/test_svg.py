@@ -8,14 +8,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from rejection_fhir.report.svg import (
-    BOTTOM,
-    HEIGHT,
-    LEFT,
+    COMPACT,
+    FULL,
     MIN_TICK_GAP,
     PAD,
-    RIGHT,
-    TOP,
-    WIDTH,
     chart_svg,
     frame_for,
 )
@@ -23,7 +19,14 @@ from tests.unit.report.conftest import report_of
 from tests.unit.report.records import CODES, survey_observation
 
 SVG = "{http://www.w3.org/2000/svg}"
-X0, X1, Y0, Y1 = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
+X0, X1, Y0, Y1 = FULL.left, FULL.width - FULL.right, FULL.top, FULL.height - FULL.bottom
+#: Worksheet trends (no bands) are drawn smaller, two to a row.
+CX0, CX1, CY0, CY1 = (
+    COMPACT.left,
+    COMPACT.width - COMPACT.right,
+    COMPACT.top,
+    COMPACT.height - COMPACT.bottom,
+)
 
 
 def parse(chart, chart_id="c1"):
@@ -71,6 +74,7 @@ def test_scores_are_placed_by_value_and_time(report):
     assert max(steps) - min(steps) < 0.1
     line = by_class(root, "line")
     assert len(line) == 1 and len(line[0].get("points").split()) == 6
+    assert root.get("viewBox") == "0 0 720 270" and "full" in root.get("class")
     labels = [e.text for e in by_class(root, "point-label")]
     assert labels == ["18", "16", "14", "13", "11", "9"]
 
@@ -121,7 +125,8 @@ def test_trends_without_bands_are_scaled_to_their_range(report):
     root = parse(chart)
     assert by_class(root, "band") == []
     ys = [centre(e)[1] for e in by_class(root, "point")]
-    assert ys == pytest.approx([Y1 - 0.60 * (Y1 - Y0), Y1 - 0.45 * (Y1 - Y0)], abs=0.01)
+    assert ys == pytest.approx([CY1 - 0.60 * (CY1 - CY0), CY1 - 0.45 * (CY1 - CY0)], abs=0.01)
+    assert root.get("viewBox") == "0 0 400 240" and "compact" in root.get("class")
     assert [t.text for t in by_class(root, "y-tick")] == ["0", "25", "50", "75", "100"]
     assert [t.text for t in by_class(root, "axis-title")] == [
         "Belief strength (%)",
@@ -155,7 +160,7 @@ def test_a_single_value_sits_in_the_middle():
     code = {"system": CODES, "code": "self-kindness", "display": "Self-kindness"}
     root = parse(report_of([survey_observation(code, 5)]).charts[0])
     (point,) = by_class(root, "point")
-    assert centre(point) == pytest.approx(((X0 + X1) / 2, (Y0 + Y1) / 2), abs=0.01)
+    assert centre(point) == pytest.approx(((CX0 + CX1) / 2, (CY0 + CY1) / 2), abs=0.01)
     assert by_class(root, "line") == []
 
 
