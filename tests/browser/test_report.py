@@ -75,7 +75,7 @@ def test_report_renders_with_charts_and_the_flag_box_on_top(
     assert safety["y"] < 300 and safety["height"] > 60
     assert page.locator("section.safety").is_visible()
     assert page.locator("section.safety").evaluate("e => getComputedStyle(e).borderTopColor") == RED
-    assert page.locator("section.safety li.flag time").inner_text() == "2026-10-05"
+    assert page.locator("section.safety li.flag time").inner_text() == "2026-10-05 09:12"
 
     # One visible chart per measure, each below the safety box, with a marker per value.
     charts = page.locator("svg.chart")

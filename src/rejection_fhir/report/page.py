@@ -49,7 +49,7 @@ dl.meta dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
 .safety { border: 3px solid var(--red); background: #fdecea; border-radius: 6px; padding: 12px 16px 10px; margin: 0 0 8px; }
 .safety h2 { color: var(--red); border: 0; margin: 0 0 8px; padding: 0; font-size: 1.25rem; }
 .safety ul { margin: 0; padding: 0; list-style: none; }
-.safety li, .other-flags li { display: grid; grid-template-columns: 7.5em minmax(0, 1fr); gap: 0 10px; padding: 8px 0; }
+.safety li, .other-flags li { display: grid; grid-template-columns: 6.5em minmax(0, 1fr); gap: 0 10px; padding: 8px 0; }
 .safety li + li { border-top: 1px solid #f1b5b0; }
 .safety time { font-weight: 700; color: var(--red); }
 .safety .flag-text { font-weight: 600; }
@@ -168,7 +168,7 @@ def _header(report: Report) -> str:
 
 
 def _flag_item(flag: FlagItem) -> str:
-    when = _when(flag.since.text, flag.since.date) if flag.since else "<time>date unknown</time>"
+    when = _when(flag.since.text, flag.since.display) if flag.since else "<time>date unknown</time>"
     detail = f'<span class="detail">{esc(flag.detail)}</span>' if flag.detail else ""
     return f'<li class="flag">{when}<span class="flag-text">{esc(flag.text)}</span>{detail}</li>'
 

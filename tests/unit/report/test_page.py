@@ -150,7 +150,7 @@ def test_safety_box_lists_each_flag_with_its_date(report):
     assert box.attrs["role"] == "alert"
     assert "Safety: 1 active flag to review" in box.text
     (item,) = page.find("li", cls="flag")
-    assert item.text.startswith("2026-10-05SAFETY: PHQ-9 item 9")
+    assert item.text.startswith("2026-10-05 09:12SAFETY: PHQ-9 item 9")
     assert item.text.endswith("Answer: Several days")
 
 
