@@ -12,6 +12,7 @@ frames and every fetch as a second line of defence.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC
 
@@ -27,6 +28,8 @@ from rejection_fhir.report.model import (
 from rejection_fhir.report.notes import Block, Run
 from rejection_fhir.report.svg import BAND_FILLS, chart_svg, marker, series_style
 
+#: Rows per values table; a longer series is split into tables that sit side by side.
+MAX_TABLE_ROWS = 15
 #: Scripts, frames, plugins, fonts, images from anywhere: all refused.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -81,6 +84,7 @@ svg.chart { display: block; width: 100%; height: auto; margin: 4px 0 6px; }
 .chart-grid .chart-card { margin-bottom: 18px; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 18px; margin: 4px 0 0; padding: 0; list-style: none; font-size: .9rem; }
 .legend svg { width: 14px; height: 14px; vertical-align: -2px; margin-right: 5px; }
+.values-wrap { display: flex; flex-wrap: wrap; gap: 4px 28px; align-items: flex-start; }
 table.values { border-collapse: collapse; font-size: .86rem; margin: 4px 0 0; }
 table.values caption { text-align: left; font-size: .8rem; color: var(--muted); padding: 0 0 3px; caption-side: top; }
 table.values th, table.values td { padding: 3px 14px 3px 6px; border-bottom: 1px solid #e3e3e3; text-align: left; }
@@ -303,10 +307,18 @@ def _values_table(chart: Chart) -> str:
             mark = ' <span class="safety-mark">&#9888; safety flag</span>' if point.flagged else ""
             cells += f"<td>{chip}{esc(words)}{mark}</td>"
         rows.append(f"<tr>{cells}</tr>")
-    return (
-        '<table class="values"><caption>Values, oldest first</caption>'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    # A long series reads as a few short tables side by side rather than one endless one.
+    parts = math.ceil(len(rows) / MAX_TABLE_ROWS)
+    size = math.ceil(len(rows) / parts)
+    tables = []
+    for part in range(parts):
+        which = f" ({part + 1} of {parts})" if parts > 1 else ""
+        body = "".join(rows[part * size : (part + 1) * size])
+        tables.append(
+            f'<table class="values"><caption>Values, oldest first{which}</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+    return f'<div class="values-wrap">{"".join(tables)}</div>'
 
 
 def _chart_card(chart: Chart, index: int) -> str:

@@ -283,3 +283,23 @@ def test_patient_reference_is_escaped_too():
     page = parse(render_html(report))
     assert_inert(page)
     assert page.find("title")[0].text == "Progress report: Patient/<script>alert(1)</script>"
+
+
+def test_a_long_series_is_split_into_tables_that_sit_side_by_side():
+    code = {"system": CODES, "code": "hopefulness", "display": "Hopefulness"}
+    observations = [
+        survey_observation(code, i % 11, f"2026-{1 + i // 28:02d}-{1 + i % 28:02d}T10:00:00Z")
+        for i in range(40)
+    ]
+    page = parse(render_html(report_of(observations)))
+    tables = page.find("table", cls="values")
+    assert [t.text.split("Date")[0] for t in tables] == [
+        "Values, oldest first (1 of 3)",
+        "Values, oldest first (2 of 3)",
+        "Values, oldest first (3 of 3)",
+    ]
+    rows = [e for e in page.find("tr") if "tbody" in e.parents]
+    assert (
+        len(rows) == 40 and rows[0].text.startswith("2026-01-01") and "2026-02-12" in rows[-1].text
+    )
+    assert len(page.find(cls="point")) == 40
