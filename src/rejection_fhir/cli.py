@@ -375,7 +375,11 @@ def summarize_cmd(
     help="Seconds to wait for another running sync before giving up.",
 )
 @click.option("--show", "show_summaries", is_flag=True, help="Print each summary written (text).")
-@click.option("--safety-task", is_flag=True, help="With each safety Flag, also create an urgent Task for the clinician.")
+@click.option(
+    "--safety-task",
+    is_flag=True,
+    help="With each safety Flag, also create an urgent Task for the clinician.",
+)
 @click.option(
     "--worksheets",
     "source_dir",
@@ -466,6 +470,52 @@ def sync_cmd(
         sys.exit(ExitCode.SERVER_REFUSED)
     if report.rejected:
         sys.exit(ExitCode.FINDINGS)
+
+
+@cli.command("seed")
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 52),
+    default=2,
+    show_default=True,
+    help="Responses to each Questionnaire, a week apart.",
+)
+@click.option(
+    "--seed",
+    "seed_value",
+    type=int,
+    default=2026,
+    show_default=True,
+    help="Random seed: the same seed gives the same answers.",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a server that is not on this machine (test servers only).",
+)
+@SOURCE_OPTION
+@BASE_URL_OPTION
+@server_options
+def seed_cmd(
+    rounds: int,
+    seed_value: int,
+    allow_remote: bool,
+    source_dir: Path | None,
+    base_url: str | None,
+    **server: Any,
+) -> None:
+    """Create a synthetic client with realistic responses on a local test server."""
+    from rejection_fhir.commands.seed import seed
+
+    questionnaires = _worksheets(source_dir, base_url)
+    seeded = seed(
+        _settings(**server),
+        questionnaires,
+        seed_value=seed_value,
+        rounds=rounds,
+        allow_remote=allow_remote,
+    )
+    click.echo(f"created {seeded.patient} with {len(seeded.responses)} responses")
 
 
 @cli.command("preview")

@@ -158,6 +158,10 @@ public class FhirServerConfig {
 			fhirContext.setParserErrorHandler(new LenientErrorHandler(false).setErrorOnInvalidValue(false));
 		}
 
+		// Provenance must say which version of a QuestionnaireResponse a note came from; HAPI
+		// strips versions from stored references unless told otherwise, path by path.
+		fhirContext.getParserOptions().setDontStripVersionsFromReferencesAtPaths("Provenance.entity.what");
+
 		RestfulServer server = new RestfulServer(fhirContext);
 		// One provider per resource type: CRUD, search, _history, $validate, conditional ops.
 		server.registerProviders(resourceProviders.createProviders());
