@@ -33,21 +33,27 @@ def test_what_is_read_back_equals_what_was_built(repo, settings, client, canonic
     built, _ = build_all(repo / "questionnaires", base_url=canonical_base)
     publish(repo / "questionnaires", settings, base_url=canonical_base)
     for resource in built.resources:
-        (held,) = client.search(resource["resourceType"], {"url": resource["url"], "version": resource["version"]})
+        (held,) = client.search(
+            resource["resourceType"], {"url": resource["url"], "version": resource["version"]}
+        )
         assert differences(resource, held) == (), resource["url"]
         stripped = {k: v for k, v in held.items() if k not in {"id", "meta", "text"}}
         assert stripped == {k: v for k, v in resource.items() if k not in {"id", "meta"}}
 
 
-def test_changed_content_without_a_version_bump_is_refused(repo, settings, client, canonical_base, tmp_path):
+def test_changed_content_without_a_version_bump_is_refused(
+    repo, settings, client, canonical_base, tmp_path
+):
     source = tmp_path / "questionnaires"
     shutil.copytree(repo / "questionnaires", source)
     publish(source, settings, base_url=canonical_base)
     path = source / "core-beliefs.yaml"
-    path.write_text(path.read_text().replace("A more balanced way of seeing it", "A kinder way of seeing it"))
+    path.write_text(
+        path.read_text().replace("A more balanced way of seeing it", "A kinder way of seeing it")
+    )
     url = f"{canonical_base}/Questionnaire/core-beliefs"
     (before,) = client.search("Questionnaire", {"url": url, "version": "1.0.0"})
-    with pytest.raises(VersionConflictError, match="core-beliefs\\|1.0.0"):
+    with pytest.raises(VersionConflictError, match=r"core-beliefs\|1\.0\.0"):
         publish(source, settings, base_url=canonical_base)
     (after,) = client.search("Questionnaire", {"url": url, "version": "1.0.0"})
     assert after == before, "the server is unchanged"
@@ -72,8 +78,12 @@ def test_force_overwrites_in_place(repo, settings, client, canonical_base, tmp_p
     shutil.copytree(repo / "questionnaires", source)
     publish(source, settings, base_url=canonical_base)
     path = source / "future-focus.yaml"
-    path.write_text(path.read_text().replace("What matters most to me?", "What matters most to me now?"))
+    path.write_text(
+        path.read_text().replace("What matters most to me?", "What matters most to me now?")
+    )
     report = publish(source, settings, base_url=canonical_base, force=True)
     assert [r.step.action for r in report.results if r.step.action != "unchanged"] == ["update"]
-    (held,) = client.search("Questionnaire", {"url": f"{canonical_base}/Questionnaire/future-focus", "version": "1.0.1"})
+    (held,) = client.search(
+        "Questionnaire", {"url": f"{canonical_base}/Questionnaire/future-focus", "version": "1.0.1"}
+    )
     assert held["item"][0]["text"] == "What matters most to me now?"

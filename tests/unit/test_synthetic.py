@@ -8,7 +8,11 @@ def test_synthetic_responses_are_valid_and_cover_every_questionnaire(built):
     seen = set()
     for seed in range(3):
         for qr in ResponseFactory(seed).many(built.questionnaires, ["Patient/a", "Patient/b"], 60):
-            q = next(q for q in built.questionnaires if qr["questionnaire"] == f"{q['url']}|{q['version']}")
+            q = next(
+                q
+                for q in built.questionnaires
+                if qr["questionnaire"] == f"{q['url']}|{q['version']}"
+            )
             seen.add(q["id"])
             assert [f for f in validate_response(qr, q) if f.severity == "error"] == [], q["id"]
     assert seen == {q["id"] for q in built.questionnaires}
