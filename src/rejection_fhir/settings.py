@@ -26,7 +26,17 @@ retry budget, seconds        RFHIR_RETRY_BUDGET                   retry_budget
 private CA bundle (PEM)      RFHIR_CA_BUNDLE                      ca_bundle
 allow plain http             RFHIR_INSECURE                       insecure
 sync state file              RFHIR_STATE                          state
+SMART client id              RFHIR_SMART_CLIENT_ID                smart_client_id
+SMART private key (PEM)      RFHIR_SMART_PRIVATE_KEY_FILE         smart_private_key_file
+SMART key id (JWKS kid)      RFHIR_SMART_KEY_ID                   smart_key_id
+SMART token endpoint         RFHIR_SMART_TOKEN_URL                smart_token_url
+SMART scope                  RFHIR_SMART_SCOPE                    smart_scope
 ===========================  ===================================  ==========================
+
+SMART Backend Services (:mod:`rejection_fhir.fhir.smart`) is used when a client id and a
+private key file are set; the key file, like every secret, is named only by the environment
+or the config file.  Without a token URL the endpoint is discovered from the server's
+``.well-known/smart-configuration``.
 
 Secrets come only from environment variables or files, never from the command line (shell
 history, ``ps``) nor inline in the config file (it gets committed and shared): the config
@@ -55,6 +65,7 @@ from urllib.parse import urlsplit
 from rejection_fhir.errors import ConfigError
 from rejection_fhir.fhir.auth import BasicAuth, BearerAuth, Secret
 from rejection_fhir.fhir.client import FhirClient, RetryPolicy, Timeouts
+from rejection_fhir.fhir.smart import DEFAULT_SCOPE, SmartBackendAuth, load_private_key
 
 log = logging.getLogger("rejection_fhir.settings")
 
@@ -85,6 +96,11 @@ class Settings:
     insecure: bool = False
     config_path: Path | None = None
     state_path: Path = Path(".rejection-fhir/state.json")
+    smart_client_id: str | None = None
+    smart_private_key_file: Path | None = None
+    smart_key_id: str | None = None
+    smart_token_url: str | None = None
+    smart_scope: str | None = None
     #: Other tables of the config file, for the modules that own them.
     sections: Mapping[str, Any] = field(default_factory=_empty)
     #: Where each non-default setting came from ("command line", "RFHIR_SERVER", a file).
@@ -148,6 +164,8 @@ class _Field:
     config_key: str | None
     parse: Callable[[object, str], Any]
     is_path: bool = False
+    #: False for paths to secrets that must come from the environment or config only.
+    cli: bool = True
 
 
 _FIELDS: tuple[_Field, ...] = (
@@ -162,6 +180,18 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("ca_bundle", "RFHIR_CA_BUNDLE", "ca_bundle", _path, is_path=True),
     _Field("insecure", "RFHIR_INSECURE", "insecure", _flag),
     _Field("state_path", "RFHIR_STATE", "state", _path, is_path=True),
+    _Field("smart_client_id", "RFHIR_SMART_CLIENT_ID", "smart_client_id", _text),
+    _Field(
+        "smart_private_key_file",
+        "RFHIR_SMART_PRIVATE_KEY_FILE",
+        "smart_private_key_file",
+        _path,
+        is_path=True,
+        cli=False,
+    ),
+    _Field("smart_key_id", "RFHIR_SMART_KEY_ID", "smart_key_id", _text),
+    _Field("smart_token_url", "RFHIR_SMART_TOKEN_URL", "smart_token_url", _text),
+    _Field("smart_scope", "RFHIR_SMART_SCOPE", "smart_scope", _text),
 )
 
 
@@ -202,7 +232,9 @@ _SECRET_WORDS = ("token", "password", "passwd", "secret", "api_key", "apikey", "
 _CONFIG_KEYS = frozenset(
     {f.config_key for f in _FIELDS if f.config_key} | {s.file_key for s in _SECRETS}
 )
-_CLI_KEYS = frozenset({f.name for f in _FIELDS} | {s.file_key for s in _SECRETS} | {"config"})
+_CLI_KEYS = frozenset(
+    {f.name for f in _FIELDS if f.cli} | {s.file_key for s in _SECRETS} | {"config"}
+)
 
 
 # --------------------------------------------------------------------------- config file
@@ -421,7 +453,7 @@ def load_settings(
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in _FIELDS:
-        if spec.name in cli:
+        if spec.name in cli and spec.cli:
             raw, where, base = cli[spec.name], f"--{spec.name.replace('_', '-')}", cwd
         elif spec.env and env.get(spec.env):
             raw, where, base = env[spec.env], spec.env, cwd
@@ -450,6 +482,7 @@ def load_settings(
             )
     _check_credentials(values, sources, prefix="")
     _check_credentials(values, sources, prefix="target_")
+    _check_smart(values, sources, insecure)
     ca_bundle = values.get("ca_bundle")
     if ca_bundle is not None and not Path(ca_bundle).is_file():
         raise ConfigError(
@@ -464,6 +497,40 @@ def load_settings(
         sections=MappingProxyType(sections),
         sources=MappingProxyType(sources),
     )
+
+
+def _check_smart(values: dict[str, Any], sources: Mapping[str, str], insecure: bool) -> None:
+    client_id, key_file = "smart_client_id", "smart_private_key_file"
+    if (client_id in values) != (key_file in values):
+        have, missing = (
+            (client_id, "RFHIR_SMART_PRIVATE_KEY_FILE")
+            if client_id in values
+            else (key_file, "RFHIR_SMART_CLIENT_ID")
+        )
+        raise ConfigError(
+            f"SMART Backend Services needs a client id and a private key file; only "
+            f"{have} is set (from {sources[have]})",
+            hint=f"set {missing} too",
+        )
+    if client_id not in values:
+        return
+    others = [sources[k] for k in ("token", "basic_user", "basic_password") if k in values]
+    if others:
+        raise ConfigError(
+            f"both SMART Backend Services (from {sources[client_id]}) and static credentials "
+            f"(from {', '.join(others)}) are set; use one",
+        )
+    if not Path(values[key_file]).is_file():
+        raise ConfigError(
+            f"SMART private key file {values[key_file]} (from {sources[key_file]}) does not exist",
+            hint="make a key pair with `rejection-fhir smart-keygen --out DIR`",
+        )
+    if "smart_token_url" in values:
+        values["smart_token_url"] = check_server_url(
+            values["smart_token_url"],
+            insecure=insecure,
+            what=f"SMART token URL (from {sources['smart_token_url']})",
+        )
 
 
 def _check_credentials(values: Mapping[str, Any], sources: Mapping[str, str], prefix: str) -> None:
@@ -531,11 +598,13 @@ def make_client(settings: Settings, *, server: str | None = None) -> FhirClient:
     token = settings.target_token if use_target else settings.token
     user = settings.target_basic_user if use_target else settings.basic_user
     password = settings.target_basic_password if use_target else settings.basic_password
-    auth: BearerAuth | BasicAuth | None = None
+    auth: BearerAuth | BasicAuth | SmartBackendAuth | None = None
     if token is not None:
         auth = BearerAuth(token)
     elif user is not None and password is not None:
         auth = BasicAuth(user, password)
+    elif not use_target and settings.smart_client_id and settings.smart_private_key_file:
+        auth = _smart_auth(settings, url)
     if (
         auth is not None
         and urlsplit(url).scheme == "http"
@@ -548,4 +617,24 @@ def make_client(settings: Settings, *, server: str | None = None) -> FhirClient:
         timeouts=Timeouts(connect=settings.connect_timeout, read=settings.timeout),
         retry=RetryPolicy(retries=settings.retries, budget=settings.retry_budget),
         verify=str(settings.ca_bundle) if settings.ca_bundle else True,
+    )
+
+
+def _smart_auth(settings: Settings, url: str) -> SmartBackendAuth:
+    assert settings.smart_client_id and settings.smart_private_key_file
+    insecure = settings.insecure
+
+    def check(endpoint: str, what: str) -> str:
+        return check_server_url(endpoint, insecure=insecure, what=what)
+
+    return SmartBackendAuth(
+        settings.smart_client_id,
+        load_private_key(settings.smart_private_key_file),
+        key_id=settings.smart_key_id,
+        token_url=settings.smart_token_url,
+        fhir_base=url,
+        scope=settings.smart_scope or DEFAULT_SCOPE,
+        verify=str(settings.ca_bundle) if settings.ca_bundle else True,
+        timeout=(settings.connect_timeout, settings.timeout),
+        check_url=check,
     )
