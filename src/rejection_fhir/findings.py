@@ -7,6 +7,7 @@ line for authors, the linkId for clinicians and integration engineers.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -84,4 +85,75 @@ def format_github(findings: Sequence[Finding]) -> str:
     return "\n".join(lines)
 
 
-FORMATTERS = {"text": format_text, "json": format_json, "github": format_github}
+# XML 1.0 cannot carry most control characters, not even escaped; a message quoting a
+# broken file may contain them.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: str) -> str:
+    return _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+def format_junit(findings: Sequence[Finding]) -> str:
+    """JUnit XML, the test-report format most CI systems display: one testsuite per file,
+    one testcase per finding, a failure for each error.  Warnings and information pass and
+    carry their message in system-out.  With nothing to report, one passing testcase says
+    so (some CI systems treat a report without tests as broken)."""
+    from xml.etree import ElementTree as ET
+
+    by_file: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_file.setdefault(f.file, []).append(f)
+    root = ET.Element("testsuites", name="rejection-fhir validate")
+    if not by_file:
+        suite = ET.SubElement(root, "testsuite", name="rejection-fhir validate")
+        ET.SubElement(suite, "testcase", classname="rejection-fhir", name="all worksheets valid")
+        by_file_counts = [(suite, 1, 0)]
+    else:
+        by_file_counts = []
+        for file, group in by_file.items():
+            suite = ET.SubElement(root, "testsuite", name=_xml_text(file))
+            failures = 0
+            for f in group:
+                at = f" [{f.location}]" if f.location else ""
+                name = f"{f.rule}{at}" + (f" line {f.line}" if f.line is not None else "")
+                attrs = {
+                    "classname": _xml_text(file),
+                    "name": _xml_text(name),
+                    "file": _xml_text(file),
+                }
+                if f.line is not None:
+                    attrs["line"] = str(f.line)
+                case = ET.SubElement(suite, "testcase", attrs)
+                detail = _xml_text(f"{f.where()}: {f.severity}: {f.message}{at} ({f.rule})")
+                if f.severity == "error":
+                    failures += 1
+                    failure = ET.SubElement(
+                        case, "failure", type=_xml_text(f.rule), message=_xml_text(f.message)
+                    )
+                    failure.text = detail
+                else:
+                    out = ET.SubElement(case, "system-out")
+                    out.text = detail
+            by_file_counts.append((suite, len(group), failures))
+    total = failed = 0
+    for suite, tests, failures in by_file_counts:
+        suite.set("tests", str(tests))
+        suite.set("failures", str(failures))
+        suite.set("errors", "0")
+        suite.set("skipped", "0")
+        total += tests
+        failed += failures
+    root.set("tests", str(total))
+    root.set("failures", str(failed))
+    root.set("errors", "0")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+FORMATTERS = {
+    "text": format_text,
+    "json": format_json,
+    "github": format_github,
+    "junit": format_junit,
+}
