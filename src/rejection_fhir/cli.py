@@ -140,23 +140,36 @@ def build_cmd(source_dir: Path | None, base_url: str | None, out_dir: Path) -> N
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "github"]),
+    type=click.Choice(["text", "json", "github", "junit"]),
     default="text",
     show_default=True,
-    help="github prints workflow annotations.",
+    help="github prints workflow annotations; junit a JUnit XML test report.",
 )
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
-def validate_cmd(paths: tuple[Path, ...], base_url: str | None, fmt: str, strict: bool) -> None:
+@click.option(
+    "--against",
+    "against",
+    metavar="REF",
+    envvar="RFHIR_AGAINST",
+    default=None,
+    help="Version guard: compare with a git ref, a folder of built JSON or a server URL, and "
+    "require the version bump each change needs. Env: RFHIR_AGAINST.",
+)
+def validate_cmd(
+    paths: tuple[Path, ...], base_url: str | None, fmt: str, strict: bool, against: str | None
+) -> None:
     """Check worksheet folders, YAML sources or built Questionnaire JSON.
 
-    Exit 0 when clean, 1 when there are findings, 2 for a usage error.
+    Exit 0 when clean, 1 when there are findings, 11 when only the version guard failed,
+    2 for a usage error.
     """
+    from rejection_fhir.commands.guard import GUARD_RULES
     from rejection_fhir.commands.validate import validate
     from rejection_fhir.findings import FORMATTERS
 
-    findings = validate(list(paths), base_url=base_url)
+    findings = validate(list(paths), base_url=base_url, against=against or None)
     failing = [f for f in findings if f.severity == "error" or (strict and f.severity == "warning")]
-    if findings or fmt == "json":
+    if findings or fmt in {"json", "junit"}:
         click.echo(FORMATTERS[fmt](findings))
     if fmt == "text":
         errors = sum(f.severity == "error" for f in findings)
@@ -167,7 +180,8 @@ def validate_cmd(paths: tuple[Path, ...], base_url: str | None, fmt: str, strict
             err=True,
         )
     if failing:
-        sys.exit(ExitCode.FINDINGS)
+        only_guard = all(f.rule in GUARD_RULES for f in failing)
+        sys.exit(ExitCode.VERSION_GUARD if only_guard else ExitCode.FINDINGS)
 
 
 @cli.command("list")

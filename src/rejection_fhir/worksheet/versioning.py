@@ -15,20 +15,20 @@ class                  what changed (examples)                                bu
                        ``id``/``meta``/``text`` and the version are set aside
 ``compatible``         metadata (title, description, purpose, publisher,      patch
                        contact, copyright, jurisdiction, date, status,
-                       experimental, name) and rendering hints (itemControl,
+                       experimental, name), rendering hints (itemControl,
                        placeholder, slider step, prefix, option order, code
-                       displays).  Earlier responses stay valid and mean the
-                       same.  SDC would not ask for a new version, but a
-                       published ``url|version`` is frozen (``publish``
-                       refuses different content under it), so any change
-                       takes at least a patch.
+                       displays) and loosened rules (required dropped, wider
+                       min/max or maxLength).  Earlier responses stay valid
+                       and mean the same.  SDC would not ask for a new
+                       version, but a published ``url|version`` is frozen
+                       (``publish`` refuses different content under it), so
+                       any change takes at least a patch.
 ``needs-new-version``  what is asked changes, earlier responses stay valid:   minor
                        reworded item, option or help text; added optional
                        items, added options, added display items and help,
-                       removed display items; loosened rules (required or
-                       readOnly dropped, repeats allowed, wider min/max or
-                       maxLength); enableWhen changed on an optional item;
-                       item codes or extraction added; anything not listed
+                       removed display items; repeats allowed, readOnly
+                       changed; enableWhen changed on an optional item; item
+                       codes, units or extraction added; anything not listed
                        here (we do not guess that it is harmless)
 ``breaking``           an earlier response may no longer be valid, or its     major
                        answers would be read differently: removed items
@@ -495,7 +495,7 @@ def _compare_bound(label: str, old: Any, new: Any, *, upper: bool, element: str,
         add("breaking", f"{label} {new} added: earlier answers may lie outside it", element)
         return
     if new is None:
-        add("needs-new-version", f"{label} {old} removed", element)
+        add("compatible", f"{label} {old} removed", element)
         return
     a, b = _number(old), _number(new)
     if a is None or b is None:
@@ -510,7 +510,7 @@ def _compare_bound(label: str, old: Any, new: Any, *, upper: bool, element: str,
             element,
         )
     else:
-        add("needs-new-version", f"{label} widened from {old} to {new}", element)
+        add("compatible", f"{label} widened from {old} to {new}", element)
 
 
 def _codes(item: Mapping[str, Any]) -> dict[tuple[Any, Any], Any]:
@@ -548,12 +548,12 @@ def _compare_item(
     if required == (False, True):
         add("breaking", "now required: earlier responses may lack this answer", "required")
     elif required == (True, False):
-        add("needs-new-version", "no longer required", "required")
+        add("compatible", "no longer required", "required")
     repeats = bool(old.get("repeats")), bool(new.get("repeats"))
     if repeats == (True, False):
         add("breaking", "no longer repeats: earlier responses may hold several answers", "repeats")
     elif repeats == (False, True):
-        add("needs-new-version", "now repeats", "repeats")
+        add("needs-new-version", "now repeats: new responses may hold several answers", "repeats")
     if bool(old.get("readOnly")) != bool(new.get("readOnly")):
         add("needs-new-version", "readOnly changed", "readOnly")
     old_max, new_max = old.get("maxLength"), new.get("maxLength")
