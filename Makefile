@@ -19,6 +19,7 @@ setup: $(STAMP)
 	scripts/install-browser
 	scripts/install-lforms
 	scripts/hapi build
+	scripts/keycloak install
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo
