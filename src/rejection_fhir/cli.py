@@ -332,7 +332,7 @@ def summarize_cmd(
                 )
             )
 
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     separator = "" if fmt == "json" else "\n"
     report = summarize_files(
         list(files),

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from rejection_fhir.errors import InputError
 from rejection_fhir.response.questionnaire import QuestionnaireIndex
 from rejection_fhir.response.render import render_json, render_markdown, render_text, render_xhtml
@@ -35,18 +37,9 @@ class SummarizeReport:
     problems: list[str] = field(default_factory=list)
 
 
-def _loads() -> Callable[[str | bytes], Any]:
-    try:
-        import orjson
-
-        return orjson.loads
-    except ImportError:  # orjson is optional: the stdlib parser is correct, just slower
-        return json.loads
-
-
 def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonDict]]:
     """(where, response) for every QuestionnaireResponse in the file; bad parts → problems."""
-    loads = _loads()
+    loads = orjson.loads  # several times faster than json.loads on the summarize hot path
     name = "<stdin>" if str(path) == "-" else str(path)
     if str(path) == "-" or path.suffix in {".ndjson", ".jsonl"}:
         import sys
