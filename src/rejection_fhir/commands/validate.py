@@ -112,13 +112,13 @@ def validate(
         if baselines is not None:
             if wanted is not None:
                 current = [c for c in current if Path(c.file).name in wanted]
-            folder_findings.extend(
-                guard.guard(current, baselines.against(shown[directory], current))
-            )
+            baseline = baselines.against(shown[directory], current)
+            folder_findings.extend(guard.guard(current, baseline, whole_set=wanted is None))
         if wanted is not None:
             keep = wanted | {PROJECT_FILE}
             folder_findings = [f for f in folder_findings if Path(f.file).name in keep]
         findings.extend(folder_findings)
     if baselines is not None and json_current:
-        findings.extend(guard.guard(json_current, baselines.against(None, json_current)))
+        baseline = baselines.against(None, json_current)
+        findings.extend(guard.guard(json_current, baseline, whole_set=False))
     return sorted(findings, key=lambda f: (f.file, f.line or 0, f.column or 0, f.rule))
