@@ -220,8 +220,9 @@ def _item(item: Mapping[str, Any], types: Mapping[str, str], terminology: Termin
             out[flag] = True
     if "maxLength" in item:
         out["maxLength"] = item["maxLength"]
-    if "valueSet" in item or "options" in item:
-        out["answerOption"] = _options(item, terminology)
+    # An unknown value set builds no options: validate reports the name, not an empty list.
+    if ("valueSet" in item or "options" in item) and (options := _options(item, terminology)):
+        out["answerOption"] = options
     children = [_item(child, types, terminology) for child in item.get("items", [])]
     if "help" in item:
         # SDC help: a display child with itemControl "help", shown as a tooltip or info icon.

@@ -152,10 +152,13 @@ def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
         ]
     from pydantic import ValidationError
 
+    # What the models let through (codes of required bindings, empty arrays, URIs, ext-1).
+    from rejection_fhir.worksheet.core_rules import check_core
+
+    issues = check_core(resource)
     try:
         _r4b_questionnaire().model_validate(dict(resource))
     except ValidationError as exc:
-        issues = []
         for error in exc.errors():
             loc = tuple(error.get("loc", ()))
             path = _pydantic_path(loc)
@@ -165,8 +168,7 @@ def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
                     "structure", "error", f"{path or 'resource'}: {error.get('msg')}", link_id, path
                 )
             )
-        return issues
-    return []
+    return issues
 
 
 def _link_id_at(resource: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
