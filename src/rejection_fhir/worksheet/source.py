@@ -108,16 +108,59 @@ def _dotted(path: JsonPath) -> str:
     return out
 
 
+#: More values than any worksheet has: an alias "bomb" (anchors nesting anchors) stops here.
+MAX_VALUES = 100_000
+
+
+class _TooBig(Exception):
+    def __init__(self, message: str, node: yaml.Node) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+
+def _unreadable(path: Path, line: int | None, col: int | None, message: str) -> SourceError:
+    finding = Finding(_display(path), line, col, "error", "yaml-syntax", message)
+    return SourceError(f"{finding.where()}: {finding.message}", findings=[finding])
+
+
 def parse_yaml(text: str, path: Path) -> Source:
     """Parse YAML text into plain data plus positions; raise SourceError on bad syntax."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        # A control character (or a lone surrogate) that YAML does not allow anywhere.
+        before = text[: exc.position]
+        at_line = before.count("\n") + 1
+        at_col = exc.position - (before.rfind("\n") + 1) + 1
+        raise _unreadable(
+            path,
+            at_line,
+            at_col,
+            f"the character U+{exc.character:04X} is not allowed in YAML; delete it (it may "
+            "come from copying text out of another program)",
+        ) from None
     try:
         node = loader.get_single_node()
         positions: dict[JsonPath, Pos] = {}
         duplicates: list[Finding] = []
+        budget = _Budget()
         data = (
-            _construct(loader, node, (), positions, duplicates, path) if node is not None else None
+            _construct(loader, node, (), positions, duplicates, path, budget)
+            if node is not None
+            else None
         )
+    except _TooBig as exc:
+        mark = exc.node.start_mark
+        raise _unreadable(path, mark.line + 1, mark.column + 1, exc.message) from None
+    except RecursionError:
+        raise _unreadable(
+            path,
+            None,
+            None,
+            "the YAML is nested too deeply to read (hundreds of levels); worksheets nest a "
+            "few levels at most",
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -149,6 +192,15 @@ def format_first(findings: list[Finding]) -> str:
     return f"{first.where()}: {first.message}{more}"
 
 
+@dataclass
+class _Budget:
+    """Values made so far, and the collections being made (an alias back into one of them
+    would make the data contain itself)."""
+
+    values: int = 0
+    open: set[int] = field(default_factory=set)
+
+
 def _construct(
     loader: _Loader,
     node: yaml.Node,
@@ -156,8 +208,36 @@ def _construct(
     positions: dict[JsonPath, Pos],
     duplicates: list[Finding],
     file: Path,
+    budget: _Budget,
 ) -> Any:
+    budget.values += 1
+    if budget.values > MAX_VALUES:
+        raise _TooBig(
+            f"the YAML expands to more than {MAX_VALUES:,} values (anchors and aliases "
+            "repeating each other?); write the worksheet out plainly",
+            node,
+        )
     positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if id(node) in budget.open:
+            raise _TooBig("an alias (*name) refers to the block that contains it; remove it", node)
+        budget.open.add(id(node))
+        try:
+            return _construct_collection(loader, node, path, positions, duplicates, file, budget)
+        finally:
+            budget.open.discard(id(node))
+    return loader.construct_object(node, deep=True)
+
+
+def _construct_collection(
+    loader: _Loader,
+    node: yaml.MappingNode | yaml.SequenceNode,
+    path: JsonPath,
+    positions: dict[JsonPath, Pos],
+    duplicates: list[Finding],
+    file: Path,
+    budget: _Budget,
+) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -176,16 +256,14 @@ def _construct(
                     )
                 )
             child = (*path, key)
-            result[key] = _construct(loader, value_node, child, positions, duplicates, file)
+            result[key] = _construct(loader, value_node, child, positions, duplicates, file, budget)
             # Point field-level problems at the key, where the author reads the field name.
             positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(loader, item, (*path, i), positions, duplicates, file)
-            for i, item in enumerate(node.value)
-        ]
-    return loader.construct_object(node, deep=True)
+    return [
+        _construct(loader, item, (*path, i), positions, duplicates, file, budget)
+        for i, item in enumerate(node.value)
+    ]
 
 
 def read_source(path: Path) -> Source:
