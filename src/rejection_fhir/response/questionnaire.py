@@ -140,7 +140,7 @@ class CodeList:
     complete: bool
 
     def find(self, system: str | None, code: str | None) -> Concept | None:
-        if code is None:
+        if not isinstance(code, str):  # a response may hold anything where a code belongs
             return None
         if system is None:
             return self.by_code.get(code)

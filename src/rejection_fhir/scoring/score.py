@@ -33,7 +33,8 @@ def _answers(items: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
         if not isinstance(item, Mapping):
             continue
         link_id = item.get("linkId")
-        for answer in item.get("answer") or []:
+        answers = item.get("answer")
+        for answer in answers if isinstance(answers, list) else ():
             if not isinstance(answer, Mapping):
                 continue
             if isinstance(link_id, str):

@@ -80,7 +80,11 @@ def _extension_weight(element: Any) -> Decimal | None:
     if not isinstance(element, Mapping):
         return None
     for ext in element.get("extension") or []:
-        if isinstance(ext, Mapping) and ext.get("url") in WEIGHT_URLS:
+        if (
+            isinstance(ext, Mapping)
+            and isinstance(ext.get("url"), str)
+            and ext["url"] in WEIGHT_URLS
+        ):
             value = ext.get("valueDecimal", ext.get("valueInteger"))
             if isinstance(value, int | float | str) and not isinstance(value, bool):
                 try:
@@ -187,7 +191,10 @@ def build_table(q: Mapping[str, Any]) -> QuestionnaireTable:
     """The lookup table for one Questionnaire (uncached; see :func:`questionnaire_table`)."""
     items: dict[str, ItemTable] = {}
     for item in _walk(q.get("item")):
-        if isinstance(item.get("linkId"), str) and item.get("type") not in {"group", "display"}:
+        if isinstance(item.get("linkId"), str) and str(item.get("type")) not in {
+            "group",
+            "display",
+        }:
             items.setdefault(item["linkId"], _item_table(q, item))
     by_loinc: dict[str, str] = {}
     for table in items.values():
