@@ -114,7 +114,8 @@ def _value(ext: Mapping[str, Any] | None) -> Any:
 def _item_control(item: Mapping[str, Any]) -> str | None:
     concept = _value(_ext(item, ITEM_CONTROL))
     if isinstance(concept, Mapping):
-        for coding in concept.get("coding", []) or []:
+        codings = concept.get("coding")
+        for coding in codings if isinstance(codings, list) else []:
             if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
                 return str(coding["code"])
     return None
@@ -257,6 +258,26 @@ def check_questionnaire(
     return issues
 
 
+#: Fields the rules below walk, and the JSON type each must have.
+_SHAPES: tuple[tuple[str, type], ...] = (
+    ("type", str),
+    ("item", list),
+    ("enableWhen", list),
+    ("answerOption", list),
+    ("code", list),
+    ("initial", list),
+    ("extension", list),
+)
+
+
+def _shape_problem(item: Mapping[str, Any]) -> str | None:
+    """The first walked field holding the wrong JSON type (a list where text belongs...)."""
+    for key, kind in _SHAPES:
+        if key in item and item[key] is not None and not isinstance(item[key], kind):
+            return key
+    return None
+
+
 def _check_item(
     item: Mapping[str, Any],
     path: str,
@@ -266,6 +287,20 @@ def _check_item(
     code_systems: Mapping[str, set[str]],
     add: Any,
 ) -> None:
+    wrong = _shape_problem(item)
+    if wrong is not None:
+        # The structure check names the exact problem; the rules cannot read such an item.
+        add(
+            Issue(
+                "structure",
+                "error",
+                f"'{wrong}' has the wrong JSON type ({type(item[wrong]).__name__}); fix the "
+                "item's structure before its other rules can be checked",
+                link_id,
+                f"{path}.{wrong}",
+            )
+        )
+        return
     item_type = item.get("type")
     children = item.get("item") or []
     control = _item_control(item)
@@ -406,6 +441,7 @@ def _check_enable_when(
         )
     answers = [k for k in condition if k.startswith("answer")]
     operator = condition.get("operator")
+    operator = operator if isinstance(operator, str) else None  # the structure check reports it
     if operator == "exists":
         if answers != ["answerBoolean"]:
             issue("que-7", "with operator 'exists' the answer must be true or false", at=path)
@@ -426,13 +462,15 @@ def _check_enable_when(
             at=path,
         )
     elif answers and answers[0] == "answerCoding":
-        coding = condition.get("answerCoding") or {}
+        coding = condition.get("answerCoding")
+        coding = coding if isinstance(coding, Mapping) else {}
+        options = target.get("answerOption")
         codes = {
-            (o["valueCoding"].get("system"), o["valueCoding"].get("code"))
-            for o in target.get("answerOption") or []
+            (str(o["valueCoding"].get("system")), str(o["valueCoding"].get("code")))
+            for o in (options if isinstance(options, list) else [])
             if isinstance(o, Mapping) and isinstance(o.get("valueCoding"), Mapping)
         }
-        if codes and (coding.get("system"), coding.get("code")) not in codes:
+        if codes and (str(coding.get("system")), str(coding.get("code"))) not in codes:
             issue(
                 "enablewhen-code",
                 f"'{coding.get('code')}' is not one of the options of '{question}'",
@@ -457,7 +495,8 @@ def _check_code(
 ) -> None:
     system = coding.get("system")
     codes = code_systems.get(str(system)) if isinstance(system, str) else None
-    if codes is not None and coding.get("code") not in codes:
+    code = coding.get("code")
+    if codes is not None and (not isinstance(code, str) or code not in codes):
         issue(
             "unknown-code",
             f"code '{coding.get('code')}' is not in the CodeSystem {system}; add it to _project.yaml or fix the spelling",
