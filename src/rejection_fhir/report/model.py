@@ -377,14 +377,19 @@ def _about(resource: Mapping[str, Any], patient: str) -> bool:
 def _ours(resource: Mapping[str, Any]) -> bool:
     return any(
         isinstance(i, Mapping) and i.get("system") == DERIVED_SYSTEM
-        for i in resource.get("identifier") or []
+        for i in _listed(resource.get("identifier"))
     )
+
+
+def _listed(value: object) -> list[Any]:
+    """A JSON array as a list; anything else (a server's mistake) as no entries."""
+    return value if isinstance(value, list) else []
 
 
 def _codings(concept: object) -> list[Mapping[str, Any]]:
     if not isinstance(concept, Mapping):
         return []
-    return [c for c in concept.get("coding") or [] if isinstance(c, Mapping)]
+    return [c for c in _listed(concept.get("coding")) if isinstance(c, Mapping)]
 
 
 def _text(value: object) -> str:
@@ -444,7 +449,7 @@ def _series_name(concept: Mapping[str, Any], coding: Mapping[str, Any]) -> str:
 
 
 def _interpretation(observation: Mapping[str, Any]) -> str:
-    for concept in observation.get("interpretation") or []:
+    for concept in _listed(observation.get("interpretation")):
         if not isinstance(concept, Mapping):
             continue
         if text := _text(concept.get("text")):
@@ -491,11 +496,11 @@ def _charts(observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tal
         if not _ours(observation):
             tally.add("not written by rejection-fhir")
             continue
-        if observation.get("status") not in USABLE_STATUSES:
+        if _text(observation.get("status")) not in USABLE_STATUSES:
             tally.add("not final (e.g. entered in error)")
             continue
         if not _has_coding(
-            {"coding": [c for cat in observation.get("category") or [] for c in _codings(cat)]},
+            {"coding": [c for cat in _listed(observation.get("category")) for c in _codings(cat)]},
             SURVEY["system"],
             SURVEY["code"],
         ):
@@ -579,7 +584,7 @@ def _newest_first(flag: FlagItem) -> float:
 
 
 def _attachment_text(document: Mapping[str, Any], content_type: str) -> str | None:
-    for content in document.get("content") or []:
+    for content in _listed(document.get("content")):
         attachment = content.get("attachment") if isinstance(content, Mapping) else None
         if not isinstance(attachment, Mapping):
             continue
@@ -604,7 +609,7 @@ def _note(document: Mapping[str, Any]) -> WorksheetNote:
     # input and keeping an allow-list of elements and attributes exactly right.
     title = _text(document.get("description"))
     if not title:
-        for content in document.get("content") or []:
+        for content in _listed(document.get("content")):
             attachment = content.get("attachment") if isinstance(content, Mapping) else None
             if isinstance(attachment, Mapping) and (title := _text(attachment.get("title"))):
                 break
