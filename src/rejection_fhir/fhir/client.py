@@ -5,7 +5,8 @@ What it guarantees, so callers (publish, sync, validate) need not:
 * Every request has connect and read timeouts, ``Accept: application/fhir+json`` and a
   ``User-Agent: rejection-fhir/<version>``.
 * Retries with exponential backoff, jitter and ``Retry-After`` on 408/429/500/502/503/504,
-  dropped connections and timeouts, *only* when repeating the request cannot apply it
+  dropped connections, timeouts and success answers whose JSON is cut off (the answer is
+  lost either way), *only* when repeating the request cannot apply it
   twice: GET, PUT, DELETE, conditional create (If-None-Exist) and Bundles whose entries are
   all of those.  Anything else fails fast with :class:`ServerUnavailableError` saying why a
   retry is unsafe.  A connect timeout is retried for every method, because nothing reached
@@ -700,6 +701,7 @@ class FhirClient:
             raw: requests.Response | None = None
             status: int | None = None
             retry_after: float | None = None
+            cut_off_hint: str | None = None
             sent_at = self._clock()
             try:
                 raw = self._session.request(
@@ -741,20 +743,42 @@ class FhirClient:
             else:
                 elapsed = self._clock() - sent_at
                 log.debug("%s %s -> %d in %.3f s", method, where, raw.status_code, elapsed)
-                if raw.status_code not in self.retry.statuses:
-                    return self._finish(raw, method, where, sensitive, outcome_ok)
-                status = raw.status_code
-                failure = _status_line(raw)
-                may_retry = idempotent
-                retry_after = parse_retry_after(
-                    raw.headers.get("Retry-After"), now=self._wall_clock()
-                )
+                if raw.status_code in self.retry.statuses:
+                    status = raw.status_code
+                    failure = _status_line(raw)
+                    may_retry = idempotent
+                    retry_after = parse_retry_after(
+                        raw.headers.get("Retry-After"), now=self._wall_clock()
+                    )
+                else:
+                    try:
+                        return self._finish(raw, method, where, sensitive, outcome_ok)
+                    except _CutOffBody as exc:
+                        # A success whose JSON stops short was cut off on its way to us
+                        # (FHIR servers do not send half a resource).  The server did act,
+                        # so this is a lost answer: safe to ask again only if repeating the
+                        # request cannot apply it twice, like a dropped connection.
+                        failure = exc.message.removeprefix(f"{method} {where} ")
+                        may_retry = idempotent
+                        raw = None
+                        cut_off_hint = (
+                            "answers keep arriving cut off: something between here and the "
+                            "server (a proxy, a gateway) may be truncating them"
+                        )
 
             if not may_retry:
                 raise self._unsafe_to_retry(method, where, failure, status, raw, sensitive)
             if attempt > self.retry.retries:
                 raise self._gave_up(
-                    method, where, failure, status, attempt, started, raw, sensitive
+                    method,
+                    where,
+                    failure,
+                    status,
+                    attempt,
+                    started,
+                    raw,
+                    sensitive,
+                    hint=cut_off_hint,
                 )
             delay = (
                 retry_after if retry_after is not None else self.retry.backoff(attempt, self._rng)
@@ -771,6 +795,7 @@ class FhirClient:
                     sensitive,
                     note=f"a retry would wait {delay:.1f} s more, past the "
                     f"{self.retry.budget:g} s retry budget",
+                    hint=cut_off_hint,
                 )
             log.warning(
                 "%s %s: %s; retry %d/%d in %.1f s",
@@ -978,22 +1003,25 @@ class FhirClient:
         sensitive: bool,
         *,
         note: str | None = None,
+        hint: str | None = None,
     ) -> ServerUnavailableError:
         spent = self._clock() - started
         summary = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''} in {spent:.1f} s"
         if note:
             summary += f"; {note}"
-        hint = "the server is down or overloaded; try again later"
         if raw is not None:
             error = self._error(
                 raw, method, where, sensitive, error_class=ServerUnavailableError, note=summary
             )
             return ServerUnavailableError(
-                error.message, status=status, outcome=error.outcome, hint=hint
+                error.message,
+                status=status,
+                outcome=error.outcome,
+                hint=hint or "the server is down or overloaded; try again later",
             )
         return ServerUnavailableError(
             f"{method} {where} failed: {failure} ({summary})",
-            hint=f"check the server URL {self.base_url} and that the server is running",
+            hint=hint or f"check the server URL {self.base_url} and that the server is running",
         )
 
 
@@ -1063,6 +1091,10 @@ def _looks_like_markup(raw: requests.Response) -> bool:
     return raw.content.lstrip()[:1] == b"<"
 
 
+class _CutOffBody(FhirServerError):
+    """A 2xx answer whose body is not valid JSON: most likely cut off in transit."""
+
+
 def _parse_body(raw: requests.Response, method: str, where: str) -> dict[str, Any] | None:
     """The 2xx body as a dict; None when empty.  Non-JSON answers raise with a clear note."""
     if not raw.content.strip():
@@ -1090,7 +1122,7 @@ def _parse_body(raw: requests.Response, method: str, where: str) -> dict[str, An
         where_in_body = ""
         if isinstance(exc, json.JSONDecodeError):
             where_in_body = f" at line {exc.lineno}, column {exc.colno}"
-        raise FhirServerError(
+        raise _CutOffBody(
             f"{method} {where} answered {status} with a body that is not valid JSON "
             f"({content_type}){where_in_body}",
             status=status,

@@ -180,9 +180,11 @@ def test_invalid_json_on_success_says_where_it_broke(client: FhirClient, rsps) -
     with pytest.raises(FhirServerError) as caught:
         client.read("Questionnaire", "abc")
     text = str(caught.value)
-    assert "GET Questionnaire/abc answered 200 with a body that is not valid JSON" in text
+    # A GET is retried (a cut-off answer is a lost answer), so the error says it gave up.
+    assert "GET Questionnaire/abc failed: answered 200 with a body that is not valid JSON" in text
     assert "application/fhir+json" in text
     assert "line 1" in text
+    assert "gave up after" in text and "truncating" in text
 
 
 def test_invalid_json_on_error_is_noted(client: FhirClient, rsps) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -112,6 +113,42 @@ def test_plain_post_create_is_not_retried(client: FhirClient, rsps, sleeps: Slee
     assert error.status == 503
     assert "unsafe to retry" in str(error)
     assert "database busy" in str(error)
+
+
+def test_cut_off_json_on_a_get_is_retried(client: FhirClient, rsps, sleeps: Sleeps) -> None:
+    """A 200 whose JSON stops short lost its answer on the way (a proxy cut it): ask again."""
+    cut = '{"resourceType": "Questionnaire", "id": "q1", "sta'
+    rsps.get(f"{BASE}/Questionnaire/q1", body=cut, content_type="application/fhir+json")
+    rsps.get(f"{BASE}/Questionnaire/q1", json=Q)
+    assert client.read("Questionnaire", "q1") == Q
+    assert len(rsps.calls) == 2 and len(sleeps) == 1
+
+
+def test_cut_off_json_on_a_conditional_transaction_is_retried(
+    client: FhirClient, rsps, sleeps: Sleeps
+) -> None:
+    whole = json.dumps(transaction_response(2))
+    rsps.post(BASE, body=whole[: len(whole) // 2], content_type="application/fhir+json")
+    rsps.post(BASE, json=transaction_response(2))
+    result = client.transaction(conditional_bundle())
+    assert [entry.status for entry in result] == [201, 201]
+    assert len(rsps.calls) == 2
+
+
+def test_cut_off_json_on_a_plain_post_is_not_retried(client: FhirClient, rsps, sleeps) -> None:
+    """The server created it (201) but the answer was cut: a retry would create a second."""
+    rsps.post(
+        f"{BASE}/Questionnaire",
+        status=201,
+        body='{"resourceType": "Questionnaire", "id": "n',
+        content_type="application/fhir+json",
+    )
+    with pytest.raises(ServerUnavailableError) as caught:
+        client.create({"resourceType": "Questionnaire"})
+    assert len(rsps.calls) == 1 and sleeps == []
+    assert "not valid JSON" in str(caught.value)
+    assert "may already have applied it" in str(caught.value)
+    assert caught.value.exit_code == ExitCode.SERVER_UNAVAILABLE
 
 
 def test_transaction_with_a_plain_post_entry_is_not_retried(
