@@ -656,3 +656,39 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except RecursionError:
+        # json and YAML parsers recurse per nesting level; a hostile file can exhaust the stack.
+        from rejection_fhir.errors import InputError
+
+        _fail(
+            InputError(
+                "an input is nested too deeply to read (thousands of levels); no FHIR "
+                "resource or worksheet nests like that",
+                hint="check that the file is the one you meant; it may be damaged or hostile",
+            )
+        )
+    except MemoryError:
+        from rejection_fhir.errors import InputError
+
+        _fail(InputError("ran out of memory reading the input; it is too large to process"))
+    except Exception as error:
+        _internal(error)
+
+
+def _internal(error: Exception) -> NoReturn:
+    """Our bug: say where, never what (exception text can quote a client's answers)."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if "rejection_fhir" in f.filename] or frames
+    where = ""
+    if ours:
+        last = ours[-1]
+        where = f" at {Path(last.filename).name}:{last.lineno} in {last.name}"
+    click.echo(
+        f"error: internal error (please report): {type(error).__name__}{where}\n"
+        "  hint: this is a bug in rejection-fhir, not in your input or server; report it "
+        "with the command you ran (leave out clients' data)",
+        err=True,
+    )
+    sys.exit(int(ExitCode.INTERNAL))

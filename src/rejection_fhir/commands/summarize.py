@@ -99,9 +99,17 @@ def load_questionnaire_files(paths: Sequence[Path]) -> list[JsonDict]:
             resource = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: cannot read a Questionnaire from it ({exc})") from None
+        except RecursionError:
+            raise InputError(f"{path}: nested too deeply to be a Questionnaire") from None
+        if not isinstance(resource, dict):
+            raise InputError(
+                f"{path}: expected a Questionnaire or a Bundle (a JSON object), not a "
+                f"{type(resource).__name__}"
+            )
+        entries = resource.get("entry")
         resources = (
-            [e.get("resource") for e in resource.get("entry", [])]
-            if resource.get("resourceType") == "Bundle"
+            [e.get("resource") for e in entries if isinstance(e, dict)]
+            if resource.get("resourceType") == "Bundle" and isinstance(entries, list)
             else [resource]
         )
         found.extend(
