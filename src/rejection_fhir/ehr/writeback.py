@@ -218,24 +218,10 @@ def plan_writes(
     )
     plan.written.append(note_url)
 
-    if (
-        previous_note is not None
-        and previous_note.get("id")
-        and previous_note.get("status") != "superseded"
-    ):
-        superseded = dict(previous_note)
-        superseded["status"] = "superseded"
-        request: JsonDict = {"method": "PUT", "url": f"DocumentReference/{previous_note['id']}"}
-        version_id = (previous_note.get("meta") or {}).get("versionId")
-        if version_id:
-            request["ifMatch"] = f'W/"{version_id}"'
-        plan.entries.append(
-            {
-                "fullUrl": f"DocumentReference/{previous_note['id']}",
-                "resource": superseded,
-                "request": request,
-            }
-        )
+    if previous_note is not None:
+        supersede = supersede_entry(previous_note)
+        if supersede is not None:
+            plan.entries.append(supersede)
 
     for value in values:
         obs_key = derived_id(response.source_base, response.id, None, f"obs/{value.path}")
@@ -315,6 +301,52 @@ def plan_writes(
     )
     plan.written.append(provenance_url)
     return plan
+
+
+def supersede_entry(note: Mapping[str, Any]) -> JsonDict | None:
+    """The update that marks an earlier note superseded, or None if it already is.
+
+    It carries ``If-Match`` on the version read, so a clinician's edit made meanwhile is
+    never overwritten: the server refuses the update (409/412) instead.
+    """
+    if not note.get("id") or note.get("status") == "superseded":
+        return None
+    superseded = dict(note)
+    superseded["status"] = "superseded"
+    request: JsonDict = {"method": "PUT", "url": f"DocumentReference/{note['id']}"}
+    version_id = (note.get("meta") or {}).get("versionId")
+    if version_id:
+        request["ifMatch"] = f'W/"{version_id}"'
+    return {
+        "fullUrl": f"DocumentReference/{note['id']}",
+        "resource": superseded,
+        "request": request,
+    }
+
+
+def version_checked(plan: WritePlan) -> list[str]:
+    """References the plan updates under ``If-Match`` (the notes it supersedes)."""
+    return [e["request"]["url"] for e in plan.entries if e["request"].get("ifMatch")]
+
+
+def rebased(plan: WritePlan, current: Mapping[str, Mapping[str, Any]]) -> WritePlan:
+    """The plan with its If-Match updates planned again on the notes as they are now.
+
+    ``current`` maps each reference from :func:`version_checked` to that note as just read.
+    A note already superseded needs no update (typically: an earlier attempt of this very
+    transaction committed, and only its answer was lost); any other is superseded on its
+    current version.  Every other entry, and what counts as written, stays as it was.
+    """
+    entries: list[JsonDict] = []
+    for entry in plan.entries:
+        url = entry["request"].get("url")
+        if entry["request"].get("ifMatch") and url in current:
+            fresh = supersede_entry(current[url])
+            if fresh is not None:
+                entries.append(fresh)
+        else:
+            entries.append(entry)
+    return WritePlan(entries, list(plan.written))
 
 
 def _observation_status(qr: Mapping[str, Any]) -> str:

@@ -10,7 +10,14 @@ from urllib.parse import parse_qs
 import pytest
 
 from rejection_fhir.ehr.extract import observation_values
-from rejection_fhir.ehr.writeback import DERIVED_SYSTEM, Note, ResponseVersion, plan_writes
+from rejection_fhir.ehr.writeback import (
+    DERIVED_SYSTEM,
+    Note,
+    ResponseVersion,
+    plan_writes,
+    rebased,
+    version_checked,
+)
 from rejection_fhir.fhir.client import is_retry_safe
 from rejection_fhir.response.answers import resolve_response
 
@@ -139,6 +146,44 @@ def test_amended_response_supersedes_the_earlier_note(qr, questionnaire):
     assert old["request"] == {"method": "PUT", "url": "DocumentReference/doc-9", "ifMatch": 'W/"3"'}
     assert old["resource"]["status"] == "superseded"
     assert previous["status"] == "current", "the caller's dict is not modified"
+
+
+def test_rebased_plan_drops_the_update_of_a_note_already_superseded(qr, questionnaire):
+    """A transaction whose answer was lost after the commit: the client's retry must not
+    fail on the stale If-Match, so the plan is rebased on the note as it now is."""
+    previous = {
+        "resourceType": "DocumentReference",
+        "id": "doc-9",
+        "meta": {"versionId": "3"},
+        "status": "current",
+    }
+    qr["meta"]["versionId"] = "2"
+    plan = _plan(qr, questionnaire, previous_note=previous)
+    assert version_checked(plan) == ["DocumentReference/doc-9"]
+    now = {**previous, "meta": {"versionId": "4"}, "status": "superseded"}
+    again = rebased(plan, {"DocumentReference/doc-9": now})
+    assert version_checked(again) == []
+    assert len(again.entries) == len(plan.entries) - 1
+    assert again.written == plan.written
+    assert again.entries[1]["resource"]["relatesTo"] == [
+        {"code": "replaces", "target": {"reference": "DocumentReference/doc-9"}}
+    ], "the new note still replaces the earlier one"
+    assert version_checked(plan) == ["DocumentReference/doc-9"], "the original plan is kept"
+
+
+def test_rebased_plan_supersedes_a_note_edited_meanwhile_on_its_new_version(qr, questionnaire):
+    previous = {"resourceType": "DocumentReference", "id": "doc-9", "meta": {"versionId": "3"}}
+    previous["status"] = "current"
+    qr["meta"]["versionId"] = "2"
+    plan = _plan(qr, questionnaire, previous_note=previous)
+    edited = {**previous, "meta": {"versionId": "5"}, "description": "edited by the clinician"}
+    again = rebased(plan, {"DocumentReference/doc-9": edited})
+    (update,) = [
+        e for e in again.entries if e["request"]["method"] == "PUT" and "ifMatch" in e["request"]
+    ]
+    assert update["request"]["ifMatch"] == 'W/"5"'
+    assert update["resource"]["description"] == "edited by the clinician"
+    assert update["resource"]["status"] == "superseded"
 
 
 def test_other_server_gets_absolute_references(qr, questionnaire):
