@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,17 @@ from rejection_fhir.ehr.writeback import (
     ResponseVersion,
     WritePlan,
     plan_writes,
+    rebased,
     safety_entries,
     score_entries,
+    version_checked,
 )
-from rejection_fhir.errors import FhirServerError, RejectionFhirError
+from rejection_fhir.errors import (
+    AuthError,
+    FhirServerError,
+    RejectionFhirError,
+    ServerUnavailableError,
+)
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.response.conformance import validate_response
@@ -241,16 +248,16 @@ class _Run:
     def commit(self, batch: Sequence[_Prepared]) -> list[LedgerEntry]:
         """One transaction for the batch; on refusal, one per response to find the culprit."""
         try:
-            return self._commit(batch)
+            return self._commit_rebasing(batch)
         except RejectionFhirError as exc:
-            if len(batch) == 1 or not isinstance(exc, FhirServerError) or (exc.status or 0) >= 500:
+            if len(batch) == 1 or not _refused(exc):
                 raise
         written: list[LedgerEntry] = []
         for prepared in batch:
             try:
-                written.extend(self._commit([prepared]))
+                written.extend(self._commit_rebasing([prepared]))
             except FhirServerError as exc:
-                if (exc.status or 0) >= 500:
+                if not _refused(exc):
                     raise
                 self.report.tally.failed += 1
                 self.report.failed.append(Problem(prepared.ref.versioned_reference, str(exc)))
@@ -259,6 +266,27 @@ class _Run:
                 ):
                     self.blocked_at = prepared.last_updated
         return written
+
+    def _commit_rebasing(self, batch: Sequence[_Prepared]) -> list[LedgerEntry]:
+        try:
+            return self._commit(batch)
+        except FhirServerError as exc:
+            if exc.status not in (409, 412) or not any(version_checked(p.plan) for p in batch):
+                raise
+        # The If-Match on a note this batch supersedes no longer holds.  Mostly because an
+        # earlier attempt of this very transaction committed and only its answer was lost
+        # (a timeout, a dropped connection): the client's retry then meets the note already
+        # superseded.  Or someone changed the note meanwhile.  Either way, plan those
+        # updates again on the notes as they are now, once; the conditional creates and
+        # updates make the rest of the replay a no-op.
+        return self._commit([self._rebased(p) for p in batch])
+
+    def _rebased(self, prepared: _Prepared) -> _Prepared:
+        current: dict[str, JsonDict] = {}
+        for reference in version_checked(prepared.plan):
+            rtype, rid = reference.split("/", 1)
+            current[reference] = self.target.read(rtype, rid)
+        return replace(prepared, plan=rebased(prepared.plan, current))
 
     def _commit(self, batch: Sequence[_Prepared]) -> list[LedgerEntry]:
         entries: list[JsonDict] = []
@@ -322,6 +350,18 @@ class _Run:
         if cursor is not None:
             self.report.cursor_after = cursor
         self.state.record(ledger, cursor=(self.options.source, cursor) if cursor else None)
+
+
+def _refused(exc: BaseException) -> bool:
+    """The server refused this content (a 4xx): other responses may still go through, so
+    the batch is retried one response at a time.  Not when the server is unavailable,
+    overloaded or refuses our credentials: every response would fail alike, so the run
+    stops and says why (exit 6 or 9) with the cursor before the batch."""
+    return (
+        isinstance(exc, FhirServerError)
+        and not isinstance(exc, ServerUnavailableError | AuthError)
+        and (exc.status or 0) < 500
+    )
 
 
 def sync(
