@@ -2,10 +2,20 @@
 
 Per page of responses (sorted by ``_lastUpdated``): skip what the ledger already holds,
 validate the rest against their Questionnaire, summarise, plan the writes, commit one
-transaction on the target, then record the ledger and move the cursor together.  A crash
-anywhere replays at most the last batch, and the conditional writes make that replay a
-no-op on the server.  Nothing is dropped silently: a response that fails validation is
-recorded as rejected with its findings; one the server refuses stops the cursor before it.
+transaction on the target, then record the ledger and move the cursor together.  Nothing
+is dropped silently: a response that fails validation is recorded as rejected with its
+findings; one the server refuses stops the cursor before it.
+
+Up to ``SyncOptions.concurrency`` transactions may be in flight at once (the next page is
+prepared while earlier ones commit), but pages are recorded strictly in the order they
+were read: the ledger and cursor of a page are written only after it and every page
+before it committed, so the cursor never passes an uncommitted batch.  A crash anywhere
+replays at most the last ``concurrency`` batches, and the conditional writes make that
+replay a no-op on the server.
+
+``SyncOptions.bulk`` reads the responses from a Bulk Data ``$export`` instead of a search
+(see :mod:`rejection_fhir.sync.bulk`); an export is not sorted, so the cursor moves once,
+to the export's ``transactionTime``, after every page committed.
 """
 
 from __future__ import annotations
@@ -13,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +64,9 @@ from rejection_fhir.sync.state import LedgerEntry, SyncState, exclusive
 
 log = logging.getLogger("rejection_fhir.sync")
 JsonDict = dict[str, Any]
+
+#: Upper bound for ``SyncOptions.concurrency``: requests keeps ten connections per host.
+MAX_CONCURRENCY = 8
 
 
 @dataclass
@@ -103,6 +118,12 @@ class SyncOptions:
     keep_summaries: bool = False
     #: Also create a Task for the clinician with each safety Flag.
     safety_task: bool = False
+    #: Transactions in flight at once (1 to MAX_CONCURRENCY); pages still commit in order.
+    concurrency: int = 1
+    #: Read the responses from a Bulk Data $export of the source instead of a search.
+    bulk: bool = False
+    #: Give up on an export the server has not finished after this many seconds.
+    bulk_timeout: float = 3600.0
 
 
 def response_version(qr: Mapping[str, Any]) -> str:
@@ -130,6 +151,41 @@ class _Prepared:
     last_updated: str | None
 
 
+@dataclass
+class _Committed:
+    """What one batch's commit did; applied to the report and state in page order."""
+
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    resources: int = 0
+    #: Responses the server refused: (the response, the server's message).
+    refused: list[tuple[_Prepared, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Page:
+    rejected: list[LedgerEntry]
+    newest: str | None
+    move_cursor: bool
+    ids: frozenset[str]
+    commit: Future[_Committed] | None = None
+
+
+def transaction_bundle(plans: Iterable[WritePlan]) -> tuple[JsonDict, dict[str, int]]:
+    """One transaction for several responses' plans, and each fullUrl's entry position.
+
+    The tool's Device, which every plan names, is sent once.
+    """
+    entries: list[JsonDict] = []
+    position: dict[str, int] = {}
+    for plan in plans:
+        for entry in plan.entries:
+            if entry["fullUrl"] in position:
+                continue
+            position[entry["fullUrl"]] = len(entries)
+            entries.append(entry)
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}, position
+
+
 class _Run:
     def __init__(
         self,
@@ -141,6 +197,7 @@ class _Run:
         report: SyncReport,
         progress: Callable[[int], None] | None,
         recorded: str,
+        on_transaction: Callable[[JsonDict], None] | None = None,
     ) -> None:
         self.options = options
         self.index = index
@@ -150,10 +207,23 @@ class _Run:
         self.report = report
         self.progress = progress
         self.recorded = recorded
+        self.on_transaction = on_transaction
         self.same_server = options.target is None or options.target.rstrip(
             "/"
         ) == options.source.rstrip("/")
         self.blocked_at: str | None = None
+        self.pending: deque[_Page] = deque()
+        self.in_flight: set[str] = set()
+        self.committed_any = False
+        concurrency = max(1, min(options.concurrency, MAX_CONCURRENCY))
+        self.concurrency = 1 if options.dry_run else concurrency
+        # The client is shared by the commit threads: requests pools its connections and
+        # our auth classes lock their token caches.
+        self.pool = (
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="rfhir-commit")
+            if self.concurrency > 1
+            else None
+        )
 
     # -- classification ---------------------------------------------------------------
 
@@ -243,31 +313,29 @@ class _Run:
                     return None
         return None
 
-    # -- a batch ------------------------------------------------------------------------
+    # -- a batch (may run on a commit thread: touches neither the report nor the state) --
 
-    def commit(self, batch: Sequence[_Prepared]) -> list[LedgerEntry]:
+    def commit(self, batch: Sequence[_Prepared]) -> _Committed:
         """One transaction for the batch; on refusal, one per response to find the culprit."""
         try:
             return self._commit_rebasing(batch)
         except RejectionFhirError as exc:
             if len(batch) == 1 or not _refused(exc):
                 raise
-        written: list[LedgerEntry] = []
+        done = _Committed()
         for prepared in batch:
             try:
-                written.extend(self._commit_rebasing([prepared]))
+                one = self._commit_rebasing([prepared])
             except FhirServerError as exc:
                 if not _refused(exc):
                     raise
-                self.report.tally.failed += 1
-                self.report.failed.append(Problem(prepared.ref.versioned_reference, str(exc)))
-                if prepared.last_updated and (
-                    self.blocked_at is None or prepared.last_updated < self.blocked_at
-                ):
-                    self.blocked_at = prepared.last_updated
-        return written
+                done.refused.append((prepared, str(exc)))
+                continue
+            done.ledger.extend(one.ledger)
+            done.resources += one.resources
+        return done
 
-    def _commit_rebasing(self, batch: Sequence[_Prepared]) -> list[LedgerEntry]:
+    def _commit_rebasing(self, batch: Sequence[_Prepared]) -> _Committed:
         try:
             return self._commit(batch)
         except FhirServerError as exc:
@@ -288,26 +356,19 @@ class _Run:
             current[reference] = self.target.read(rtype, rid)
         return replace(prepared, plan=rebased(prepared.plan, current))
 
-    def _commit(self, batch: Sequence[_Prepared]) -> list[LedgerEntry]:
-        entries: list[JsonDict] = []
-        position: dict[str, int] = {}
-        for prepared in batch:
-            for entry in prepared.plan.entries:
-                if entry["fullUrl"] in position:  # the tool's Device, shared by every response
-                    continue
-                position[entry["fullUrl"]] = len(entries)
-                entries.append(entry)
-        result = self.target.transaction(
-            {"resourceType": "Bundle", "type": "transaction", "entry": entries}, sensitive=True
-        )
-        ledger = []
+    def _commit(self, batch: Sequence[_Prepared]) -> _Committed:
+        bundle, position = transaction_bundle(prepared.plan for prepared in batch)
+        if self.on_transaction is not None:
+            self.on_transaction(bundle)
+        result = self.target.transaction(bundle, sensitive=True)
+        done = _Committed()
         for prepared in batch:
             refs = []
             for full_url in prepared.plan.written:
                 got = result.entries[position[full_url]]
                 if got.resource_type and got.id:
                     refs.append(f"{got.resource_type}/{got.id}")
-            ledger.append(
+            done.ledger.append(
                 LedgerEntry(
                     self.options.source,
                     prepared.ref.id,
@@ -318,13 +379,25 @@ class _Run:
                     [],
                 )
             )
-            self.report.tally.written += 1
-            self.report.tally.resources += len(refs)
-        return ledger
+            done.resources += len(refs)
+        return done
 
-    def page(self, resources: Iterable[JsonDict]) -> None:
+    # -- pages, in order ----------------------------------------------------------------
+
+    def page(self, resources: Iterable[JsonDict], *, move_cursor: bool = True) -> None:
+        """Prepare a page and start its commit; record earlier pages that have committed.
+
+        ``move_cursor=False`` (bulk export pages, which are not sorted) records the ledger
+        only; :meth:`finish` then moves the cursor once.
+        """
+        resources = list(resources)
+        ids = frozenset(rid for qr in resources if isinstance(rid := qr.get("id"), str) and rid)
+        if ids & self.in_flight:
+            # An amendment of a response whose earlier version is still committing: its
+            # note must supersede the earlier note, which the ledger names only once recorded.
+            self.settle(0)
         prepared: list[_Prepared] = []
-        ledger: list[LedgerEntry] = []
+        rejected: list[LedgerEntry] = []
         newest: str | None = None
         for qr in resources:
             self.report.tally.fetched += 1
@@ -337,19 +410,138 @@ class _Run:
                 if self.options.keep_summaries:
                     self.report.summaries.append((outcome.ref.versioned_reference, outcome.summary))
             elif isinstance(outcome, LedgerEntry):
-                ledger.append(outcome)
+                rejected.append(outcome)
             if self.progress is not None:
                 self.progress(1)
         if self.options.dry_run:
             self.report.tally.written += len(prepared)
             self.report.tally.resources += sum(len(p.plan.written) for p in prepared)
+            if prepared and self.on_transaction is not None:
+                self.on_transaction(transaction_bundle(p.plan for p in prepared)[0])
             return
+        page = _Page(rejected, newest, move_cursor, ids)
         if prepared:
-            ledger.extend(self.commit(prepared))
-        cursor = self.blocked_at or newest
+            page.commit = self._start(prepared)
+        self.pending.append(page)
+        self.in_flight |= ids
+        if not self.committed_any and prepared:
+            # The first transaction creates the tool's Device, which every transaction
+            # names in a conditional create; two at once could both create it.
+            self.settle(0)
+        else:
+            self.settle(self.concurrency - 1)
+
+    def _start(self, batch: list[_Prepared]) -> Future[_Committed]:
+        if self.pool is not None:
+            return self.pool.submit(self.commit, batch)
+        done: Future[_Committed] = Future()
+        try:
+            done.set_result(self.commit(batch))
+        except BaseException as exc:
+            done.set_exception(exc)
+        return done
+
+    def settle(self, keep: int) -> None:
+        """Record committed pages in order, waiting until at most ``keep`` are pending.
+
+        A failed commit is raised here, after the commits still running have finished;
+        nothing after the failed page is recorded.
+        """
+        while self.pending and (
+            len(self.pending) > keep
+            or self.pending[0].commit is None
+            or self.pending[0].commit.done()
+        ):
+            page = self.pending[0]
+            try:
+                committed = page.commit.result() if page.commit is not None else _Committed()
+            except BaseException:
+                self.abandon()
+                raise
+            self.pending.popleft()
+            self.in_flight -= page.ids
+            self._record(page, committed)
+
+    def _record(self, page: _Page, committed: _Committed) -> None:
+        tally = self.report.tally
+        tally.written += len(committed.ledger)
+        tally.resources += committed.resources
+        for prepared, message in committed.refused:
+            tally.failed += 1
+            self.report.failed.append(Problem(prepared.ref.versioned_reference, message))
+            if prepared.last_updated and (
+                self.blocked_at is None or prepared.last_updated < self.blocked_at
+            ):
+                self.blocked_at = prepared.last_updated
+        if committed.ledger:
+            self.committed_any = True
+        cursor = (self.blocked_at or page.newest) if page.move_cursor else None
         if cursor is not None:
             self.report.cursor_after = cursor
-        self.state.record(ledger, cursor=(self.options.source, cursor) if cursor else None)
+        self.state.record(
+            [*page.rejected, *committed.ledger],
+            cursor=(self.options.source, cursor) if cursor else None,
+        )
+
+    def finish(self, cursor: str | None = None) -> None:
+        """Record every pending page; then, if given, move the cursor to ``cursor``
+        (or to the first refused response, if one was refused)."""
+        self.settle(0)
+        if cursor is not None and not self.options.dry_run:
+            cursor = self.blocked_at or cursor
+            self.report.cursor_after = cursor
+            self.state.record([], cursor=(self.options.source, cursor))
+
+    def abandon(self) -> None:
+        """Let running commits end (they may still land; a rerun replays them as no-ops)."""
+        for page in self.pending:
+            if page.commit is not None:
+                page.commit.cancel()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pending.clear()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _search_pages(
+    source: FhirClient,
+    options: SyncOptions,
+    cursor: str | None,
+    on_total: Callable[[int | None], None] | None,
+) -> Iterator[list[JsonDict]]:
+    params: dict[str, str] = {"_sort": "_lastUpdated", "_count": str(options.batch_size)}
+    if cursor:
+        params["_lastUpdated"] = f"ge{cursor}"
+    if on_total is not None:
+        params["_total"] = "accurate"
+    first = True
+    for bundle in source.search_bundles("QuestionnaireResponse", params):
+        if first and on_total is not None:
+            total = bundle.get("total")
+            on_total(total if isinstance(total, int) else None)
+        first = False
+        yield [
+            e["resource"]
+            for e in bundle.get("entry", []) or []
+            if isinstance(e, Mapping)
+            and isinstance(e.get("resource"), dict)
+            and e["resource"].get("resourceType") == "QuestionnaireResponse"
+            and (e.get("search") or {}).get("mode", "match") == "match"
+        ]
+
+
+def _batches(resources: Iterable[JsonDict], size: int) -> Iterator[list[JsonDict]]:
+    batch: list[JsonDict] = []
+    for resource in resources:
+        batch.append(resource)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _refused(exc: BaseException) -> bool:
@@ -372,8 +564,13 @@ def sync(
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int | None], None] | None = None,
     recorded: str | None = None,
+    on_transaction: Callable[[JsonDict], None] | None = None,
 ) -> SyncReport:
-    """Run one sync.  Raises StateBusyError if another sync holds the state file."""
+    """Run one sync.  Raises StateBusyError if another sync holds the state file.
+
+    ``on_transaction`` sees each transaction Bundle just before it is posted (in a dry
+    run, each Bundle that would be posted); it must not change it.
+    """
     index = QuestionnaireIndex(questionnaires)
     if not options.prefixes:
         bases = {
@@ -389,35 +586,54 @@ def sync(
             if options.target is None
             else settings_module.make_client(settings, server=options.target)
         )
+        run: _Run | None = None
         try:
             source.check_fhir_version()
             if target is not source:
                 target.check_fhir_version()
             cursor = options.since or state.cursor(options.source)
             report = SyncReport(source.base_url, target.base_url, options.dry_run, cursor, cursor)
-            run = _Run(options, index, source, target, state, report, progress, recorded or _now())
-            params: dict[str, str] = {"_sort": "_lastUpdated", "_count": str(options.batch_size)}
-            if cursor:
-                params["_lastUpdated"] = f"ge{cursor}"
-            if on_total is not None:
-                params["_total"] = "accurate"
-            first = True
-            for bundle in source.search_bundles("QuestionnaireResponse", params):
-                if first and on_total is not None:
-                    total = bundle.get("total")
-                    on_total(total if isinstance(total, int) else None)
-                first = False
-                page = [
-                    e["resource"]
-                    for e in bundle.get("entry", []) or []
-                    if isinstance(e, Mapping)
-                    and isinstance(e.get("resource"), dict)
-                    and e["resource"].get("resourceType") == "QuestionnaireResponse"
-                    and (e.get("search") or {}).get("mode", "match") == "match"
-                ]
-                run.page(page)
+            run = _Run(
+                options,
+                index,
+                source,
+                target,
+                state,
+                report,
+                progress,
+                recorded or _now(),
+                on_transaction,
+            )
+            if options.bulk:
+                from rejection_fhir.sync.bulk import export_responses
+
+                if on_total is not None:
+                    on_total(None)
+                with export_responses(source, cursor, timeout=options.bulk_timeout) as export:
+                    for batch in _batches(export.responses(), options.batch_size):
+                        run.page(batch, move_cursor=False)
+                    if export.manifest.errors:
+                        # Something is missing from the export: keep the cursor, so the
+                        # next run asks again.
+                        problems = export.problems()
+                        report.failed.append(
+                            Problem(
+                                "$export",
+                                f"the server could not export everything ({len(problems)} "
+                                f"issue(s): {'; '.join(problems[:3])}); the cursor stays",
+                            )
+                        )
+                        run.finish()
+                    else:
+                        run.finish(cursor=export.transaction_time)
+            else:
+                for page in _search_pages(source, options, cursor, on_total):
+                    run.page(page)
+                run.finish()
             return report
         finally:
+            if run is not None:
+                run.close()
             source.close()
             if target is not source:
                 target.close()
