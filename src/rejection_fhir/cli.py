@@ -383,6 +383,18 @@ def summarize_cmd(
     help="Responses per page and per transaction.",
 )
 @click.option(
+    "--concurrency",
+    type=click.IntRange(1, 8),
+    default=2,
+    show_default=True,
+    help="Transactions in flight at once; pages are still recorded in order.",
+)
+@click.option(
+    "--bulk",
+    is_flag=True,
+    help="Read the responses from a Bulk Data $export of the source (backfills).",
+)
+@click.option(
     "--wait",
     type=float,
     default=0.0,
@@ -411,6 +423,8 @@ def sync_cmd(
     dry_run: bool,
     state_path: Path | None,
     batch_size: int,
+    concurrency: int,
+    bulk: bool,
     wait: float,
     show_summaries: bool,
     safety_task: bool,
@@ -443,6 +457,8 @@ def sync_cmd(
         since=since,
         dry_run=dry_run,
         batch_size=batch_size,
+        concurrency=concurrency,
+        bulk=bulk,
         wait=wait,
         keep_summaries=show_summaries,
         safety_task=safety_task,
