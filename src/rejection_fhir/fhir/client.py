@@ -246,7 +246,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() also passes "²" and "٣"
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -267,7 +267,10 @@ def parse_location(location: str | None) -> tuple[str | None, str | None, str | 
     """``.../Questionnaire/12/_history/3`` -> ("Questionnaire", "12", "3")."""
     if not location:
         return None, None, None
-    path = urlsplit(location).path if "://" in location else location.split("?", 1)[0]
+    try:
+        path = urlsplit(location).path if "://" in location else location.split("?", 1)[0]
+    except ValueError:  # a malformed [IPv6] host
+        return None, None, None
     match = _LOCATION.search(path)
     if not match:
         return None, None, None
@@ -287,15 +290,28 @@ def _strip_query_values(url: str | None) -> str:
     """Keep a URL's path and parameter names; drop values (they may identify a patient)."""
     if not url:
         return ""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. a malformed [IPv6] host in a server's Location
+        return _shown(url.split("?", 1)[0])
     names = []
     for name, _value in parse_qsl(parts.query, keep_blank_values=True):
         if name not in names:
             names.append(name)
     query = "&".join(f"{name}=..." for name in names)
     if parts.scheme:
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-    return parts.path + (f"?{query}" if query else "")
+        return _shown(urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")))
+    return _shown(parts.path + (f"?{query}" if query else ""))
+
+
+#: Control, bidi-override and other invisible characters a hostile server could put in a URL.
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _shown(url: str, limit: int = 300) -> str:
+    """A URL from a server as it may appear in a message: visible characters, bounded."""
+    url = _UNSHOWN.sub("", url)
+    return url if len(url) <= limit else url[: limit - 3] + "..."
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -450,7 +466,7 @@ class FhirClient:
             bundle = self._require_body(response, "GET", path)
             if bundle.get("resourceType") != "Bundle":
                 raise FhirServerError(
-                    f"GET {path or '[base]'} answered a {bundle.get('resourceType')!r}, "
+                    f"GET {path or '[base]'} answered a {_kind(bundle.get('resourceType'))}, "
                     "not a searchset Bundle",
                     status=response.status,
                 )
@@ -476,10 +492,11 @@ class FhirClient:
         ``_include``d resources and informational OperationOutcomes are skipped.
         """
         for bundle in self.search_bundles(resource_type, params):
-            for entry in bundle.get("entry") or []:
+            for entry in _listed(bundle.get("entry")):
                 if not isinstance(entry, Mapping):
                     continue
-                mode = (entry.get("search") or {}).get("mode", "match")
+                search = entry.get("search")
+                mode = search.get("mode", "match") if isinstance(search, Mapping) else "match"
                 resource = entry.get("resource")
                 if mode == "match" and isinstance(resource, dict):
                     yield resource
@@ -491,7 +508,15 @@ class FhirClient:
         explains that the server advertises a different address (credentials stay home).
         """
         if "://" in url:
-            if _origin(url) != _origin(self.base_url):
+            try:
+                origin = _origin(url)
+            except ValueError:  # urlsplit refuses e.g. a malformed [IPv6] host
+                raise FhirServerError(
+                    "the server pointed to a link that is not a valid URL; cannot follow it",
+                    hint="the server's paging (next) links are broken; report it to its "
+                    "administrator",
+                ) from None
+            if origin != _origin(self.base_url):
                 raise FhirServerError(
                     f"the server pointed to {_strip_query_values(url)}, which is not on "
                     f"{_strip_query_values(self.base_url)}; refusing to send credentials there",
@@ -507,7 +532,7 @@ class FhirClient:
             statement = self._require_body(self.request("GET", "metadata"), "GET", "metadata")
             if statement.get("resourceType") != "CapabilityStatement":
                 raise FhirServerError(
-                    f"GET metadata answered a {statement.get('resourceType')!r}, not a "
+                    f"GET metadata answered a {_kind(statement.get('resourceType'))}, not a "
                     "CapabilityStatement",
                     hint="check that the server URL is the FHIR base (it usually ends in /fhir)",
                 )
@@ -524,8 +549,9 @@ class FhirClient:
                 hint="point the server URL at an R4 endpoint",
             )
         if not version.startswith("4.0."):
+            shown = version if re.fullmatch(r"[0-9A-Za-z.\-]{1,20}", version) else "?"
             raise ConfigError(
-                f"server speaks FHIR {version}; rejection-fhir needs R4 4.0.x",
+                f"server speaks FHIR {shown}; rejection-fhir needs R4 4.0.x",
                 hint="point the server URL at the server's R4 endpoint "
                 "(multi-version servers often publish one base URL per version)",
             )
@@ -740,6 +766,13 @@ class FhirClient:
                     f"{method} {where} failed: {type(exc).__name__}",
                     hint=f"check the server URL {self.base_url}",
                 ) from None
+            except UnicodeError:
+                # requests decodes a redirect's Location even when not following it.
+                raise FhirServerError(
+                    f"{method} {where} failed: the server answered with a header that is not "
+                    "valid text (a redirect to an unreadable Location)",
+                    hint=f"check the server URL {self.base_url}",
+                ) from None
             else:
                 elapsed = self._clock() - sent_at
                 log.debug("%s %s -> %d in %.3f s", method, where, raw.status_code, elapsed)
@@ -844,10 +877,11 @@ class FhirClient:
         if answer.get("resourceType") != "Bundle" or answer.get("type") != expected:
             raise FhirServerError(
                 f"POST {label}: the server answered a "
-                f"{answer.get('resourceType')!r}/{answer.get('type')!r}, not a {expected} Bundle",
+                f"{_kind(answer.get('resourceType'))}/{_kind(answer.get('type'))}, not a {expected} "
+                "Bundle",
                 status=response.status,
             )
-        answered = [e for e in answer.get("entry") or [] if isinstance(e, Mapping)]
+        answered = [e for e in _listed(answer.get("entry")) if isinstance(e, Mapping)]
         if len(answered) != len(requests_sent):
             raise FhirServerError(
                 f"POST {label}: the server answered {len(answered)} entries for "
@@ -1029,7 +1063,7 @@ class FhirClient:
 
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:
-    for link in bundle.get("link") or []:
+    for link in _listed(bundle.get("link")):
         if isinstance(link, Mapping) and link.get("relation") == "next":
             url = link.get("url")
             if isinstance(url, str) and url:
@@ -1063,6 +1097,19 @@ def _describe_transport_error(exc: requests.exceptions.RequestException, timeout
     if "ProtocolError" in names or "RemoteDisconnected" in names:
         return "the server dropped the connection"
     return f"connection failed ({type(exc).__name__})"
+
+
+def _listed(value: object) -> list[Any]:
+    """A JSON array from a server's answer as a list; anything else as no entries."""
+    return value if isinstance(value, list) else []
+
+
+def _kind(value: object) -> str:
+    """A server-supplied resourceType or Bundle type, quoted, for a message: short codes
+    only (a hostile or broken server can put anything there, clients' answers included)."""
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z][A-Za-z\-]{0,63}", value):
+        return repr(value)
+    return "something else" if value is not None else "None"
 
 
 def _status_line(raw: requests.Response) -> str:
@@ -1156,7 +1203,7 @@ def _read_error_body(raw: requests.Response) -> tuple[dict[str, Any] | None, str
     if is_operation_outcome(parsed):
         return dict(parsed), None
     kind = parsed.get("resourceType") if isinstance(parsed, dict) else None
-    return None, f"the body is {kind or 'JSON'}, not an OperationOutcome"
+    return None, f"the body is {_kind(kind) if kind else 'JSON'}, not an OperationOutcome"
 
 
 def _auth_challenge_error(header: str | None) -> str | None:
@@ -1182,12 +1229,17 @@ def _identity(
     resource_type, resource_id, version_id = parse_location(location)
     version_id = version_id or version_from_etag(etag)
     if resource is not None:
-        resource_type = resource_type or resource.get("resourceType")
-        resource_id = resource_id or resource.get("id")
+        resource_type = resource_type or _text(resource.get("resourceType"))
+        resource_id = resource_id or _text(resource.get("id"))
         meta = resource.get("meta")
         if not version_id and isinstance(meta, Mapping):
-            version_id = meta.get("versionId")
+            version_id = _text(meta.get("versionId"))
     return resource_type, resource_id, version_id
+
+
+def _text(value: object) -> str | None:
+    """A string field of a server's answer, or None when it holds anything else."""
+    return value if isinstance(value, str) else None
 
 
 def _entry_from_response(response: FhirResponse) -> EntryResult:
@@ -1218,8 +1270,8 @@ def _entry_from_bundle(sent: Mapping[str, Any], got: Mapping[str, Any]) -> Entry
     resource, outcome = _split_body(raw_resource if isinstance(raw_resource, dict) else None)
     if is_operation_outcome(answer.get("outcome")):
         outcome = dict(answer["outcome"])
-    location = answer.get("location")
-    etag = answer.get("etag")
+    location = _text(answer.get("location"))
+    etag = _text(answer.get("etag"))
     resource_type, resource_id, version_id = _identity(location, etag, resource)
     return EntryResult(
         status=parse_status(answer.get("status")),
@@ -1228,7 +1280,7 @@ def _entry_from_bundle(sent: Mapping[str, Any], got: Mapping[str, Any]) -> Entry
         id=resource_id,
         version_id=version_id,
         etag=etag,
-        last_modified=answer.get("lastModified"),
+        last_modified=_text(answer.get("lastModified")),
         outcome=outcome,
         resource=resource,
         full_url=sent.get("fullUrl"),

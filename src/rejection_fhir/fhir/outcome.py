@@ -61,8 +61,16 @@ def issue_location(issue: Mapping[str, Any]) -> str | None:
         if isinstance(value, list):
             paths = [str(item) for item in value if isinstance(item, str) and item]
             if paths:
-                return ", ".join(paths)
+                return _clean(", ".join(paths))
     return None
+
+
+def _code(value: object) -> str | None:
+    """A severity or issue code as sent: one short token (servers have sent whole texts)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = _clean(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _clean(text: str) -> str:
@@ -95,9 +103,9 @@ def issue_text(issue: Mapping[str, Any]) -> str | None:
 
 def format_issue(issue: Mapping[str, Any], *, withhold_diagnostics: bool = False) -> str:
     """One line: ``error [invalid] at Questionnaire.item[0].linkId: Duplicate linkId``."""
-    severity = issue.get("severity") or "issue"
-    code = issue.get("code")
-    line = f"{severity} [{code}]" if code else str(severity)
+    severity = _code(issue.get("severity")) or "issue"
+    code = _code(issue.get("code"))
+    line = f"{severity} [{code}]" if code else severity
     location = issue_location(issue)
     if location:
         line += f" at {location}"
