@@ -53,6 +53,8 @@ DEFAULT_SCOPE = "system/*.rs"
 ASSERTION_LIFETIME_S = 240
 #: A token without ``expires_in`` is kept this long.
 DEFAULT_TOKEN_LIFETIME_S = 300
+#: A longer ``expires_in`` is not believed: the token is fetched again after a day.
+MAX_TOKEN_LIFETIME_S = 86_400
 #: Refresh this long before expiry (at most; a fifth of a short lifetime otherwise).
 REFRESH_MARGIN_S = 30.0
 
@@ -156,8 +158,11 @@ def generate_key_pair(algorithm: str = "RS384") -> KeyPair:
 
 
 def _require_https_or_loopback(url: str, what: str) -> str:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        raise ConfigError(f"{what} is not a valid URL") from None
     loopback = host in ("localhost", "::1") or host.startswith("127.")
     if parts.scheme == "https" or (parts.scheme == "http" and loopback):
         return url
@@ -165,11 +170,15 @@ def _require_https_or_loopback(url: str, what: str) -> str:
 
 
 def _public(url: str) -> str:
-    """scheme://host[:port]/path: no credentials, query or fragment in messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    """scheme://host[:port]/path: no credentials, query or fragment in messages, and short."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a malformed host or port
+        return "(an unreadable URL)"
+    shown = "".join(c for c in f"{parts.scheme}://{host}{port}{parts.path}" if c.isprintable())
+    return shown if len(shown) <= 200 else shown[:197] + "..."
 
 
 @dataclass
@@ -307,7 +316,7 @@ class SmartBackendAuth(AuthBase):
                 "another host)",
                 hint="for a private CA set ca_bundle / RFHIR_CA_BUNDLE",
             ) from None
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, UnicodeError) as exc:
             raise ServerUnavailableError(
                 f"GET {where} failed: {type(exc).__name__}",
                 hint="check the server URL, or set RFHIR_SMART_TOKEN_URL to skip discovery",
@@ -323,7 +332,17 @@ class SmartBackendAuth(AuthBase):
         methods = config.get("token_endpoint_auth_methods_supported") if config else None
         if isinstance(methods, list) and "private_key_jwt" not in methods:
             log.warning("%s does not list private_key_jwt among its auth methods", where)
-        return self._check_url(endpoint.strip(), "SMART token endpoint (from discovery)")
+        endpoint = endpoint.strip()
+        try:
+            urlsplit(endpoint).port  # noqa: B018 - raises ValueError for a malformed URL
+        except ValueError:
+            endpoint = ""
+        if not endpoint.startswith(("https://", "http://")) or len(endpoint) > 2000:
+            raise ConfigError(
+                f"GET {where} named a token_endpoint that is not an http(s) URL",
+                hint="set RFHIR_SMART_TOKEN_URL (or smart_token_url in the config file)",
+            )
+        return self._check_url(endpoint, "SMART token endpoint (from discovery)")
 
     def _fetch(self) -> _Token:
         url = self.token_url()
@@ -350,7 +369,8 @@ class SmartBackendAuth(AuthBase):
                 "trusted, expired, or for another host)",
                 hint="for a private CA set ca_bundle / RFHIR_CA_BUNDLE",
             ) from None
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, UnicodeError) as exc:
+            # UnicodeError: requests decodes a redirect's Location even when not following it.
             raise ServerUnavailableError(
                 f"POST {where} (SMART token endpoint) failed: {type(exc).__name__}",
                 hint="check that the authorization server is running and the token URL is right",
@@ -375,6 +395,7 @@ class SmartBackendAuth(AuthBase):
         lifetime = body.get("expires_in")
         if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
             lifetime = DEFAULT_TOKEN_LIFETIME_S
+        lifetime = min(lifetime, MAX_TOKEN_LIFETIME_S)  # also keeps 10**400 out of float()
         margin = min(REFRESH_MARGIN_S, float(lifetime) / 5)
         scope = body.get("scope") if isinstance(body.get("scope"), str) else None
         self.tokens_fetched += 1
