@@ -45,6 +45,12 @@ from rejection_fhir.worksheet.versioning import (
 
 JsonDict = dict[str, Any]
 
+
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or nothing: content from a server or an old ref may be malformed."""
+    return value if isinstance(value, list) else []
+
+
 #: Rules the guard reports; ``validate`` exits with VERSION_GUARD when only these fail.
 GUARD_RULES = frozenset(
     {
@@ -185,7 +191,7 @@ def _build_old(old_dir: Path, shown: Path, label: str, *, base_url: str | None) 
 
 def resources_in(value: Any) -> list[Any]:
     if isinstance(value, Mapping) and value.get("resourceType") == "Bundle":
-        return [e.get("resource") for e in value.get("entry") or [] if isinstance(e, Mapping)]
+        return [e.get("resource") for e in _list(value.get("entry")) if isinstance(e, Mapping)]
     return [value]
 
 
@@ -276,7 +282,7 @@ def _yaml_path(source: Source, link_id: str | None, element: str) -> JsonPath:
         return (element,) if element in source.data else ("version",)
     paths = {
         item["linkId"]: path
-        for path, item in walk_items(source.data.get("items") or [])
+        for path, item in walk_items(_list(source.data.get("items")))
         if isinstance(item.get("linkId"), str)
     }
     path: JsonPath

@@ -48,6 +48,11 @@ ENABLE_BEHAVIORS = ("all", "any")
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or nothing: content from a server or an old ref may be malformed."""
+    return value if isinstance(value, list) else []
+
+
 @cache
 def resource_types() -> frozenset[str]:
     """R4's ResourceType codes, from the R4 model fhirpathpy ships (no network, no copy)."""
@@ -101,7 +106,7 @@ def _code(
 
 def _check_bindings(q: Mapping[str, Any]) -> list[Issue]:
     issues = _code(q.get("status"), PUBLICATION_STATUS, "publication status", "status", None)
-    for i, subject in enumerate(q.get("subjectType") or []):
+    for i, subject in enumerate(_list(q.get("subjectType"))):
         issues += _code(subject, resource_types(), "resource type", f"subjectType[{i}]", None)
     for path, item in _walk_items(q.get("item")):
         link_id = _link_id(item)
@@ -115,7 +120,7 @@ def _check_bindings(q: Mapping[str, Any]) -> list[Issue]:
             f"{path}.enableBehavior",
             link_id,
         )
-        for j, condition in enumerate(item.get("enableWhen") or []):
+        for j, condition in enumerate(_list(item.get("enableWhen"))):
             if isinstance(condition, Mapping):
                 issues += _code(
                     condition.get("operator"),

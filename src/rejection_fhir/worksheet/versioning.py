@@ -143,6 +143,11 @@ _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.
 # --- Semantic versions ---------------------------------------------------------------------
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or nothing: content from a server or an old ref may be malformed."""
+    return value if isinstance(value, list) else []
+
+
 @dataclass(frozen=True)
 class Version:
     major: int
@@ -321,7 +326,7 @@ def _children(items: Any) -> list[str]:
 
 
 def _descendants(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    for child in node.get("item") or []:
+    for child in _list(node.get("item")):
         if isinstance(child, Mapping):
             yield child
             yield from _descendants(child)
@@ -337,14 +342,14 @@ def _is_help(item: Mapping[str, Any]) -> bool:
 
 def _ext_map(item: Mapping[str, Any]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
-    for ext in item.get("extension") or []:
+    for ext in _list(item.get("extension")):
         if isinstance(ext, Mapping) and isinstance(ext.get("url"), str):
             out.setdefault(ext["url"], []).append({k: v for k, v in ext.items() if k != "url"})
     return out
 
 
 def _ext_value(item: Mapping[str, Any], url: str) -> Any:
-    for ext in item.get("extension") or []:
+    for ext in _list(item.get("extension")):
         if isinstance(ext, Mapping) and ext.get("url") == url:
             for key, value in ext.items():
                 if key.startswith("value"):
@@ -355,7 +360,7 @@ def _ext_value(item: Mapping[str, Any], url: str) -> Any:
 def _control(item: Mapping[str, Any]) -> str | None:
     concept = _ext_value(item, ITEM_CONTROL)
     if isinstance(concept, Mapping):
-        for coding in concept.get("coding") or []:
+        for coding in _list(concept.get("coding")):
             if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
                 return str(coding["code"])
     return None
@@ -414,7 +419,7 @@ def _option_label(key: tuple[Any, ...]) -> str:
 
 def _options(item: Mapping[str, Any]) -> dict[tuple[Any, ...], Mapping[str, Any]]:
     out: dict[tuple[Any, ...], Mapping[str, Any]] = {}
-    for option in item.get("answerOption") or []:
+    for option in _list(item.get("answerOption")):
         key = _option_key(option)
         if key is not None:
             out.setdefault(key, option)
@@ -516,7 +521,7 @@ def _compare_bound(label: str, old: Any, new: Any, *, upper: bool, element: str,
 def _codes(item: Mapping[str, Any]) -> dict[tuple[Any, Any], Any]:
     return {
         (c.get("system"), c.get("code")): c.get("display")
-        for c in item.get("code") or []
+        for c in _list(item.get("code"))
         if isinstance(c, Mapping)
     }
 

@@ -437,3 +437,14 @@ def test_only_the_reasons_a_small_bump_does_not_cover_are_reported(questionnaire
     assert [r.link_id for r in change.reasons_needing_more()] == ["kind-other"]
     unchanged = _versioned(questionnaires["rejection-log"], "1.0.0", "1.0.0", both)
     assert len(unchanged.reasons_needing_more()) == len(unchanged.reasons) == 3
+
+
+def test_malformed_content_from_a_server_is_compared_not_crashed_on(questionnaires):
+    old = copy.deepcopy(questionnaires["rejection-log"])
+    held = copy.deepcopy(old)
+    broken = item(held, "kind")
+    broken.update(answerOption=5, code="x", extension="y", item={"linkId": 3})
+    held["item"].append("not an item")
+    change = classify(held, old)
+    assert change.kind == "needs-new-version"  # broken options read as none: ours are added
+    assert {r.link_id for r in change.reasons} >= {"kind"}
