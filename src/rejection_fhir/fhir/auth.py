@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import requests
 from requests.auth import AuthBase
@@ -71,6 +71,10 @@ class BearerAuth(AuthBase):
     def __repr__(self) -> str:
         return "BearerAuth(token=Secret('********'))"
 
+    def secret_values(self) -> tuple[str, ...]:
+        """What must never be shown: servers have echoed it back in error bodies."""
+        return (self._token.reveal(),)
+
 
 class BasicAuth(AuthBase):
     """HTTP basic authentication (RFC 7617, UTF-8), for lab servers behind a proxy."""
@@ -92,9 +96,48 @@ class BasicAuth(AuthBase):
     def __repr__(self) -> str:
         return f"BasicAuth(user={self.user!r}, password=Secret('********'))"
 
+    def secret_values(self) -> tuple[str, ...]:
+        """The password and the header value that carries it (servers echo either)."""
+        pair = f"{self.user}:{self._password.reveal()}".encode()
+        return (self._password.reveal(), base64.b64encode(pair).decode("ascii"))
+
 
 def auth_scheme(auth: AuthBase | None) -> str:
     """A name for the scheme in use, safe for messages: ``bearer``, ``basic`` or ``none``."""
     if auth is None:
         return "none"
     return str(getattr(auth, "scheme", type(auth).__name__))
+
+
+T = TypeVar("T")
+#: Deeper than this, a server's answer is dropped rather than searched for secrets.
+_MAX_DEPTH = 64
+
+
+def redact(value: T, auth: AuthBase | None) -> T:
+    """``value`` (text, or a server's JSON answer) with every credential of ``auth`` masked.
+
+    Some servers and proxies quote the request's ``Authorization`` header or the token in
+    their error bodies; the client passes those bodies through this before they can reach
+    an exception, a log line or a report.
+    """
+    values = getattr(auth, "secret_values", None)
+    secrets = tuple(v for v in values() if len(v) >= 4) if callable(values) else ()
+    if not secrets:
+        return value
+    return _scrub(value, secrets, 0)  # type: ignore[no-any-return]
+
+
+def _scrub(value: Any, secrets: tuple[str, ...], depth: int) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, _MASK)
+        return value
+    if depth > _MAX_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {key: _scrub(item, secrets, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, secrets, depth + 1) for item in value]
+    return value

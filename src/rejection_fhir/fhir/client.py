@@ -46,7 +46,7 @@ from rejection_fhir.errors import (
     FhirServerError,
     ServerUnavailableError,
 )
-from rejection_fhir.fhir.auth import auth_scheme
+from rejection_fhir.fhir.auth import auth_scheme, redact
 from rejection_fhir.fhir.outcome import format_outcome, is_operation_outcome, redact_outcome
 
 log = logging.getLogger("rejection_fhir.fhir")
@@ -889,7 +889,8 @@ class FhirClient:
                 status=response.status,
             )
         entries = tuple(
-            _entry_from_bundle(sent, got) for sent, got in zip(requests_sent, answered, strict=True)
+            _entry_from_bundle(sent, redact(got, self._auth))
+            for sent, got in zip(requests_sent, answered, strict=True)
         )
         return TransactionResult(bundle=answer, entries=entries)
 
@@ -903,12 +904,16 @@ class FhirClient:
     ) -> FhirResponse:
         if 200 <= raw.status_code < 300:
             body = _parse_body(raw, method, where)
+            if is_operation_outcome(body):  # shown to people: mask credentials it may quote
+                body = redact(body, self._auth)
             return FhirResponse(status=raw.status_code, headers=_safe_headers(raw), body=body)
         if outcome_ok and 400 <= raw.status_code < 500 and raw.status_code not in (401, 403):
             outcome, _ = _read_error_body(raw)
             if outcome is not None:
                 return FhirResponse(
-                    status=raw.status_code, headers=_safe_headers(raw), body=outcome
+                    status=raw.status_code,
+                    headers=_safe_headers(raw),
+                    body=redact(outcome, self._auth),
                 )
         raise self._error(raw, method, where, sensitive)
 
@@ -936,6 +941,7 @@ class FhirClient:
         if note:
             headline += f" ({note})"
         outcome, body_note = _read_error_body(raw)
+        outcome = redact(outcome, self._auth)  # servers have quoted the Authorization header
         lines = [headline]
         if body_note:
             lines.append(f"  {body_note}")

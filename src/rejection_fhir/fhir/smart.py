@@ -269,6 +269,11 @@ class SmartBackendAuth(AuthBase):
 
     # ------------------------------------------------------------------ tokens
 
+    def secret_values(self) -> tuple[str, ...]:
+        """The current token (see :func:`rejection_fhir.fhir.auth.redact`)."""
+        token = self._token
+        return (token.value.reveal(),) if token is not None else ()
+
     def invalidate(self) -> None:
         with self._lock:
             self._token = None
