@@ -86,11 +86,9 @@ def _uuid(step: Step) -> str:
 
 
 def _comparable(resource: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in resource.items() if k not in SERVER_MANAGED}
-    profiles = (resource.get("meta") or {}).get("profile")
-    if profiles:
-        out["meta.profile"] = sorted(profiles)
-    return out
+    # meta as a whole is left out: servers add versionId, lastUpdated, source, tags and
+    # sometimes profiles, none of which changes what a published worksheet asks.
+    return {k: v for k, v in resource.items() if k not in SERVER_MANAGED}
 
 
 def _same(a: Any, b: Any) -> bool:

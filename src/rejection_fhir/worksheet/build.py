@@ -29,6 +29,8 @@ ENTRY_FORMAT = f"{EXT}/entryFormat"
 ORDINAL_VALUE = f"{EXT}/ordinalValue"
 OBSERVATION_EXTRACT = f"{SDC_EXT}/sdc-questionnaire-observationExtract"
 CALCULATED_EXPRESSION = f"{SDC_EXT}/sdc-questionnaire-calculatedExpression"
+#: Not claimed in meta.profile: most EHR servers carry no SDC package, and HAPI's $validate
+#: reports a profile it cannot resolve as an error.  The SDC extensions are used all the same.
 SDC_QUESTIONNAIRE_PROFILE = f"{SDC_EXT}/sdc-questionnaire|3.0.0"
 UCUM = "http://unitsofmeasure.org"
 M49 = "http://unstats.un.org/unsd/methods/m49/m49.htm"
@@ -268,7 +270,6 @@ def build_questionnaire(
     q: JsonDict = {
         "resourceType": "Questionnaire",
         "id": worksheet["name"],
-        "meta": {"profile": [SDC_QUESTIONNAIRE_PROFILE]},
         "url": f"{base}/Questionnaire/{worksheet['name']}",
         "version": worksheet["version"],
         "name": pascal_case(worksheet["name"]),

@@ -256,7 +256,7 @@ def test_each_class_of_change(questionnaires, what, kind, link_id, mutate):
 def test_identical_content_is_none_whatever_the_server_adds(questionnaires):
     old = questionnaires["future-focus"]
     held = copy.deepcopy(old)
-    held.update(id="42", meta={"versionId": "3", "profile": old["meta"]["profile"]})
+    held.update(id="42", meta={"versionId": "3", "lastUpdated": "2026-11-26T00:00:00Z"})
     held["text"] = {"status": "generated", "div": "<div>…</div>"}
     change = classify(held, old)
     assert change.kind == "none"
