@@ -128,3 +128,19 @@ def test_build_cli_writes_nothing_when_a_source_is_bad(tmp_path: Path, existing:
         else:
             assert not out.exists(), f"{where} exit {result.code} but out/ was created"
         count(name)
+
+
+def test_validate_and_build_refuse_a_50_mb_source(tmp_path: Path) -> None:
+    name = "cli/huge-source"
+    folder = _folder(tmp_path, "huge.yaml", "name: huge\ntitle: " + "x" * 50_000_000 + "\n")
+    (folder / "_project.yaml").write_text(SOURCES["_project.yaml"], encoding="utf-8")
+    started = time.perf_counter()
+    result = run_cli(["validate", str(folder)])
+    assert_clean_exit(result, tag(name, "validate"), allowed={1})
+    assert "MB" in result.out
+    out = tmp_path / "out"
+    result = run_cli(["build", "--source", str(folder), "--out", str(out)])
+    assert_clean_exit(result, tag(name, "build"), allowed={3})
+    assert not out.exists()
+    assert time.perf_counter() - started < 30, tag(name)
+    count(name, 2)

@@ -266,8 +266,18 @@ def _construct_collection(
     ]
 
 
+#: The largest worksheet source read: ours are ~10 kB; PyYAML reads ~1 MB a second.
+MAX_SOURCE_BYTES = 2_000_000
+
+
 def read_source(path: Path) -> Source:
     try:
+        size = path.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise SourceError(
+                f"{_display(path)}: {size / 1e6:.1f} MB is far more than a worksheet holds "
+                f"(at most {MAX_SOURCE_BYTES // 1_000_000} MB); is this the right file?"
+            )
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise SourceError(f"{_display(path)}: not UTF-8 text; save the file as UTF-8") from None
