@@ -42,6 +42,7 @@ from rejection_fhir.response.values import (
 )
 
 __all__ = [
+    "AnswerRecord",
     "ResolvedAnswer",
     "ResolvedItem",
     "ResolvedResponse",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 _NUMERIC_KEYS: Final = frozenset({"valueDecimal", "valueInteger"})
+
+#: What an answer without a value[x] shows.
+NO_VALUE: Final = "(no value)"
 
 
 @dataclass(slots=True)
@@ -107,6 +111,18 @@ class ResolvedItem:
                 yield from child.walk()
         for child in self.items:
             yield from child.walk()
+
+
+#: An answered item instance: (its path, the displays of its answers, its first answer).
+AnswerRecord = tuple[str, tuple[str, ...], dict[str, Any]]
+
+
+def value_of(answer: Mapping[str, Any]) -> tuple[str | None, Any]:
+    """``(value[x] key, value)`` of an answer as sent: its first ``value...`` key."""
+    for key in answer:
+        if key.startswith("value"):
+            return key, answer[key]
+    return None, None
 
 
 # One raw item in place: (item dict, linkId, definition, path, repetition index).
@@ -213,7 +229,7 @@ class Resolver:
         nested = raw.get("item")
         items = self.items(nested, children_index, path + "/") if nested else ()
         if key is None:
-            return ResolvedAnswer(path, "", None, "(no value)", items=items)
+            return ResolvedAnswer(path, "", None, NO_VALUE, items=items)
         if key == "valueCoding" and isinstance(value, dict):
             display, weight = self.coding(value, definition)
             system, code = value.get("system"), value.get("code")
@@ -302,8 +318,10 @@ class ResolvedResponse:
     """
 
     __slots__ = (
+        "_firsts",
         "_index",
         "_items",
+        "_more",
         "authored",
         "compiled",
         "questionnaire",
@@ -317,12 +335,18 @@ class ResolvedResponse:
         self.source = source
         self.resolver = resolver
         self.compiled = resolver.compiled
-        self.questionnaire = _str_or_none(source.get("questionnaire"))
-        self.status = _str_or_none(source.get("status"))
-        self.authored = _str_or_none(source.get("authored"))
+        # _str_or_none, inlined: a sync makes one of these per response.
+        value = source.get("questionnaire")
+        self.questionnaire: str | None = value if type(value) is str and value else None
+        value = source.get("status")
+        self.status: str | None = value if type(value) is str and value else None
+        value = source.get("authored")
+        self.authored: str | None = value if type(value) is str and value else None
         self.subject = _reference(source.get("subject"))
         self._items: tuple[ResolvedItem, ...] | None = None
         self._index: dict[str, list[RawEntry]] | None = None
+        self._firsts: dict[str, AnswerRecord] | None = None
+        self._more: dict[str, list[AnswerRecord]] | None = None
 
     @property
     def items(self) -> tuple[ResolvedItem, ...]:
@@ -351,9 +375,7 @@ class ResolvedResponse:
 
     def find(self, link_id: str) -> tuple[ResolvedItem, ...]:
         """Every instance of ``link_id`` anywhere in the response, in document order."""
-        if self._index is None:
-            self._index = self._build_index()
-        entries = self._index.get(link_id)
+        entries = self._entries(link_id)
         if not entries:
             return ()
         return tuple(self.resolver.item(*entry) for entry in entries)
@@ -363,9 +385,100 @@ class ResolvedResponse:
         return tuple(answer for item in self.find(link_id) for answer in item.answers)
 
     def first_answer(self, link_id: str) -> ResolvedAnswer | None:
-        for item in self.find(link_id):
-            if item.answers:
-                return item.answers[0]
+        """The first answer to ``link_id`` in document order (resolving only that answer)."""
+        for entry in self._entries(link_id):
+            answer = self._first_of(entry)
+            if answer is not None:
+                return answer
+        return None
+
+    def answered(self, link_id: str) -> list[AnswerRecord]:
+        """Every instance of ``link_id`` that has an answer, in document order, as
+        (the instance's path, what a reader sees for each of its answers, its first
+        answer as sent).
+
+        Cheaper than :meth:`find` when a summary needs a few answers: after the summary's
+        walk (which records them on its way, see :meth:`adopt_answers`) it is a lookup.
+        """
+        return self._records(link_id)
+
+    def first_display(self, link_id: str) -> str | None:
+        """``first_answer(link_id).display``."""
+        record = self._first_record(link_id)
+        return record[1][0] if record is not None else None
+
+    def first_value(self, link_id: str) -> Any:
+        """``first_answer(link_id).value``: the value[x] as sent."""
+        record = self._first_record(link_id)
+        return value_of(record[2])[1] if record is not None else None
+
+    def displays(self, link_id: str) -> tuple[str, ...]:
+        """What a reader sees for every answer to ``link_id``, across its instances."""
+        records = self._records(link_id)
+        if len(records) == 1:
+            return records[0][1]
+        return tuple(shown for record in records for shown in record[1])
+
+    @property
+    def needs_answers(self) -> bool:
+        """True until a walk has recorded the answered items (see :meth:`adopt_answers`)."""
+        return self._firsts is None
+
+    def adopt_answers(
+        self, firsts: dict[str, AnswerRecord], more: dict[str, list[AnswerRecord]]
+    ) -> None:
+        """Take the answered items a walk in document order recorded on its way.
+
+        ``firsts`` holds, per linkId, its first instance with an answer: (the instance's
+        path, the displays of its answers as :class:`ResolvedAnswer` shows them, its first
+        answer); ``more`` the later instances, in order.
+        """
+        if self._firsts is None:
+            self._firsts = firsts
+            self._more = more
+
+    def _first_record(self, link_id: str) -> AnswerRecord | None:
+        if self._firsts is not None:
+            return self._firsts.get(link_id)
+        records = self._records(link_id)
+        return records[0] if records else None
+
+    def _records(self, link_id: str) -> list[AnswerRecord]:
+        if self._firsts is not None:
+            first = self._firsts.get(link_id)
+            if first is None:
+                return []
+            later = self._more.get(link_id) if self._more else None
+            return [first, *later] if later else [first]
+        # No walk ran (a summarizer that never called generic_summary): resolve the items.
+        records: list[AnswerRecord] = []
+        for entry in self._entries(link_id):
+            raw_answers = entry[0].get("answer")
+            if not isinstance(raw_answers, list):
+                continue
+            answer = next((a for a in raw_answers if isinstance(a, dict)), None)
+            if answer is not None:
+                records.append((entry[3], self.resolver.item(*entry).displays, answer))
+        return records
+
+    def _entries(self, link_id: str) -> list[RawEntry]:
+        if self._index is None:
+            self._index = self._build_index()
+        return self._index.get(link_id) or []
+
+    def _first_of(self, entry: RawEntry) -> ResolvedAnswer | None:
+        # Resolver.item, for the first answer only; the path must be the one it gives.
+        raw, _, definition, path, _ = entry
+        raw_answers = raw.get("answer")
+        if not isinstance(raw_answers, list) or not raw_answers:
+            return None
+        indexed = len(raw_answers) > 1 or (definition is not None and definition.repeats)
+        for j, answer in enumerate(raw_answers):
+            if isinstance(answer, dict):
+                children = definition.child_index if definition is not None else None
+                return self.resolver.answer(
+                    answer, definition, f"{path}[{j}]" if indexed else path, children
+                )
         return None
 
     def _build_index(self) -> dict[str, list[RawEntry]]:

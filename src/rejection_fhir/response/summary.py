@@ -25,6 +25,8 @@ from typing import Any, TypeAlias
 
 from rejection_fhir.errors import RejectionFhirError
 from rejection_fhir.response.answers import (
+    NO_VALUE,
+    AnswerRecord,
     ResolvedResponse,
     Resolver,
     resolve_response,
@@ -108,13 +110,16 @@ def generic_summary(response: ResolvedResponse) -> Summary:
     """Question -> answer for every answered item, in order, groups as headed sections.
 
     Top-level questions between groups gather in untitled sections.  Builds straight from
-    the response dict (not via ``response.items``): this is the sync's hot path.
+    the response dict (not via ``response.items``): this is the sync's hot path.  The same
+    walk indexes the response's items by linkId, so a worksheet summarizer that then looks
+    up a few answers (``response.first_answer``) does not walk the response again.
     """
     resolver = response.resolver
+    walk = _Walk() if response.needs_answers else None
     sections: list[Section] = []
     loose: list[Entry] = []
-    for entry in _entries(resolver, response.source.get("item"), resolver.root_index, ""):
-        if isinstance(entry, Section):
+    for entry in _entries(resolver, response.source.get("item"), resolver.root_index, "", walk):
+        if type(entry) is Section:
             if loose:
                 sections.append(Section(None, tuple(loose)))
                 loose = []
@@ -123,21 +128,30 @@ def generic_summary(response: ResolvedResponse) -> Summary:
             loose.append(entry)
     if loose:
         sections.append(Section(None, tuple(loose)))
+    if walk is not None:
+        response.adopt_answers(walk.firsts, walk.more)
     return Summary(
-        title=response.title,
-        questionnaire=response.questionnaire,
-        authored=response.authored,
-        subject=response.subject,
-        status=response.status,
-        sections=tuple(sections),
+        response.title,
+        response.questionnaire,
+        response.authored,
+        response.subject,
+        response.status,
+        (),
+        (),
+        tuple(sections),
     )
 
 
 def _entries(
-    resolver: Resolver, raw_items: object, expected: Mapping[str, ItemDef] | None, base: str
+    resolver: Resolver,
+    raw_items: object,
+    expected: Mapping[str, ItemDef] | None,
+    base: str,
+    walk: _Walk | None,
 ) -> list[Entry]:
-    # answers.iter_items, inlined (with _shown for displays): this loop runs for every item of every
-    # response a sync summarises.  Paths must stay identical to answers.iter_items.
+    # answers.iter_items and ResolvedResponse._index_items, inlined (with _shown for the
+    # usual answers): this loop runs for every item of every response a sync summarises.
+    # Paths, the index and the displays must stay identical to theirs.
     out: list[Entry] = []
     if not isinstance(raw_items, list):
         return out
@@ -145,7 +159,9 @@ def _entries(
     display = resolver.display
     if expected is None:
         expected = _NO_ITEMS
-    seen: dict[str, int] | None = None
+    if walk is not None:
+        firsts, more = walk.firsts, walk.more
+    seen: dict[str, int] = {}
     for raw in raw_items:
         if not isinstance(raw, dict):
             continue
@@ -153,57 +169,145 @@ def _entries(
         if not isinstance(link_id, str):
             continue
         definition = expected.get(link_id) or by_link_id.get(link_id)
-        if seen is None:
-            seen = {link_id: 1}
-            index = 0
-        else:
-            index = seen.get(link_id, 0)
-            seen[link_id] = index + 1
-        if index or (definition is not None and definition.indexed):
-            path = f"{base}{link_id}[{index}]"
+        repetition = seen.get(link_id, 0)
+        seen[link_id] = repetition + 1
+        if repetition or (definition is not None and definition.indexed):
+            path = f"{base}{link_id}[{repetition}]"
         else:
             path = base + link_id
-            index = -1
+            repetition = -1
         answers = raw.get("answer")
         nested = raw.get("item")
         if answers and isinstance(answers, list):
+            if len(answers) == 1 and not nested:
+                # One answer and nothing beside it: the usual question.
+                answer = answers[0]
+                if not isinstance(answer, dict):
+                    continue
+                shown: str | None = None
+                if len(answer) == 1:
+                    # Just a value (so no items under it): the usual answers inline, the
+                    # rest as _shown does.
+                    value = answer.get("valueString")
+                    if type(value) is str:
+                        shown = value
+                    else:
+                        value = answer.get("valueCoding")
+                        if definition is not None and type(value) is dict:
+                            option = definition.option_by_system_code.get(
+                                (value.get("system"), value.get("code"))
+                            )
+                            if option is not None:
+                                shown = option.display
+                        if shown is None:
+                            shown = _shown(answer, definition, display)
+                    children: list[Entry] | None = None
+                else:
+                    shown = _shown(answer, definition, display)
+                    children = None
+                    if answer.get("item"):
+                        indexed = definition is not None and definition.repeats
+                        children = _entries(
+                            resolver,
+                            answer["item"],
+                            definition.child_index if definition is not None else None,
+                            f"{path}[0]/" if indexed else path + "/",
+                            walk,
+                        )
+                shown_t = (NO_VALUE,) if shown is None else (shown,)
+                if walk is not None:
+                    # _Walk.record, inlined.
+                    if link_id not in firsts:
+                        firsts[link_id] = (path, shown_t, answer)
+                    elif link_id in more:
+                        more[link_id].append((path, shown_t, answer))
+                    else:
+                        more[link_id] = [(path, shown_t, answer)]
+                if children:
+                    out.append(
+                        Line(
+                            _label(definition, raw, link_id),
+                            () if shown is None else shown_t,
+                            link_id,
+                            path,
+                            tuple(children),
+                        )
+                    )
+                elif shown is not None:
+                    out.append(
+                        Line(
+                            definition.label
+                            if definition is not None
+                            else _label(definition, raw, link_id),
+                            shown_t,
+                            link_id,
+                            path,
+                        )
+                    )
+                continue
             values: list[str] = []
-            children: list[Entry] = []
+            shown_all: list[str] = []
+            first: dict[str, Any] | None = None
+            children = []
             for j, answer in enumerate(answers):
                 if not isinstance(answer, dict):
                     continue
                 shown = _shown(answer, definition, display)
                 if shown is not None:
                     values.append(shown)
+                shown_all.append(NO_VALUE if shown is None else shown)
+                if first is None:
+                    first = answer
                 if answer.get("item"):
                     indexed = len(answers) > 1 or (definition is not None and definition.repeats)
                     answer_base = f"{path}[{j}]/" if indexed else path + "/"
                     children_index = definition.child_index if definition is not None else None
-                    children.extend(_entries(resolver, answer["item"], children_index, answer_base))
+                    children.extend(
+                        _entries(resolver, answer["item"], children_index, answer_base, walk)
+                    )
+            if walk is not None and first is not None:
+                walk.record(link_id, (path, tuple(shown_all), first))
             if nested:  # items beside answers (invalid, but the reader should see them)
                 children_index = definition.child_index if definition is not None else None
-                children.extend(_entries(resolver, nested, children_index, path + "/"))
+                children.extend(_entries(resolver, nested, children_index, path + "/", walk))
             if values or children:
                 out.append(
                     Line(
-                        definition.label
-                        if definition is not None
-                        else _label(definition, raw, link_id),
+                        _label(definition, raw, link_id),
                         tuple(values),
                         link_id,
                         path,
-                        tuple(children) if children else (),
+                        tuple(children),
                     )
                 )
         elif nested:
             children_index = definition.child_index if definition is not None else None
-            entries = _entries(resolver, nested, children_index, path + "/")
+            entries = _entries(resolver, nested, children_index, path + "/", walk)
             if entries:
                 label = _label(definition, raw, link_id)
                 # Repeating groups: number the instances for the reader, from 1.
-                heading = label if index < 0 else f"{label} ({index + 1})"
+                heading = label if repetition < 0 else f"{label} ({repetition + 1})"
                 out.append(Section(heading, tuple(entries), link_id, path))
     return out
+
+
+class _Walk:
+    """The answered items the summary's walk records for its ResolvedResponse (see
+    ResolvedResponse.adopt_answers): worksheet highlights then look answers up."""
+
+    __slots__ = ("firsts", "more")
+
+    def __init__(self) -> None:
+        self.firsts: dict[str, AnswerRecord] = {}
+        self.more: dict[str, list[AnswerRecord]] = {}
+
+    def record(self, link_id: str, record: AnswerRecord) -> None:
+        if link_id not in self.firsts:
+            self.firsts[link_id] = record
+        elif link_id in self.more:
+            self.more[link_id].append(record)
+        else:
+            self.more[link_id] = [record]
 
 
 _NO_ITEMS: dict[str, ItemDef] = {}
@@ -222,13 +326,12 @@ def _shown(
         if key == "valueCoding":
             value = answer[key]
             if definition is not None and isinstance(value, dict):
-                # A code from answerOption, without three calls (a list or object where a
-                # code belongs cannot be a dict key: it takes the long way and is reported).
-                system, code = value.get("system"), value.get("code")
-                if isinstance(code, str) and (system is None or isinstance(system, str)):
-                    option = definition.option_by_system_code.get((system, code))
-                    if option is not None:
-                        return option.display
+                # A code from answerOption, without three calls.
+                option = definition.option_by_system_code.get(
+                    (value.get("system"), value.get("code"))
+                )
+                if option is not None:
+                    return option.display
             return display(key, value, definition)
         if key == "valueInteger":
             value = answer[key]

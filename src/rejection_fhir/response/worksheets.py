@@ -10,44 +10,44 @@ built Questionnaires rather than a hard-coded url.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
-from rejection_fhir.response.answers import ResolvedAnswer, ResolvedItem, ResolvedResponse
+from rejection_fhir.response.answers import ResolvedResponse, value_of
 from rejection_fhir.response.summary import Line, Summary, generic_summary, register_summarizer
 
 Summarizer = Callable[[ResolvedResponse], Summary]
 
 
-def _first(response: ResolvedResponse, link_id: str) -> ResolvedAnswer | None:
-    return response.first_answer(link_id)
+# The highlights read answers through ResolvedResponse.answered and first_display: the
+# summary's walk has already recorded them, so a highlight costs a few lookups.
 
 
 def _text(response: ResolvedResponse, link_id: str) -> str | None:
-    answer = _first(response, link_id)
-    return answer.display if answer is not None else None
+    return response.first_display(link_id)
+
+
+def _code(answer: Mapping[str, Any]) -> Any:
+    key, value = value_of(answer)
+    return value.get("code") if key == "valueCoding" and isinstance(value, dict) else None
 
 
 def _choice(response: ResolvedResponse, link_id: str, other: str) -> str | None:
     """The chosen option, or what the client wrote for "Other"."""
-    answer = _first(response, link_id)
-    if answer is None:
+    records = response.answered(link_id)
+    if not records:
         return None
-    if answer.code == "other":
-        specified = _text(response, other)
-        return f"Other: {specified}" if specified else answer.display
-    return answer.display
+    _, shown, answer = records[0]
+    if _code(answer) == "other":
+        specified = response.first_display(other)
+        return f"Other: {specified}" if specified else shown[0]
+    return shown[0]
 
 
 def _number(response: ResolvedResponse, link_id: str) -> float | None:
-    answer = _first(response, link_id)
-    if (
-        answer is None
-        or isinstance(answer.value, bool)
-        or not isinstance(answer.value, int | float)
-    ):
+    value = response.first_value(link_id)
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(answer.value)
+    return float(value)
 
 
 def _fmt(value: float) -> str:
@@ -57,58 +57,65 @@ def _fmt(value: float) -> str:
 def _named_intensities(
     response: ResolvedResponse, group: str, name: str, other: str, intensity: str
 ) -> list[tuple[str, float]]:
-    """(emotion, intensity) for each instance of a repeating group, strongest first."""
+    """(emotion, intensity) for each instance of a repeating group, strongest first.
+
+    Pairs the answers by the group instance their paths name, rather than resolving the
+    groups (this runs for every rejection log a sync summarises).
+    """
+    names: dict[str, tuple[str, dict[str, Any]]] = {}
+    for path, shown, answer in response.answered(name):
+        # The last one wins, as reading the items in order would.
+        names[path.rpartition("/")[0]] = (shown[0], answer)
+    if not names:
+        return []
+    strengths: dict[str, float] = {}
+    for path, _, answer in response.answered(intensity):
+        value = value_of(answer)[1]
+        if isinstance(value, int | float):
+            strengths[path.rpartition("/")[0]] = float(value)
+    others: dict[str, str] | None = None
     out: list[tuple[str, float]] = []
-    for instance in response.find(group):
-        label, strength = None, None
-        for child in _children(instance):
-            if child.link_id == name and child.answers:
-                label = child.answers[0].display
-                if child.answers[0].code == "other":
-                    label = next(
-                        (
-                            c.answers[0].display
-                            for c in _children(instance)
-                            if c.link_id == other and c.answers
-                        ),
-                        label,
-                    )
-            elif (
-                child.link_id == intensity
-                and child.answers
-                and isinstance(child.answers[0].value, int | float)
-            ):
-                strength = float(child.answers[0].value)
-        if label is not None and strength is not None:
-            out.append((label, strength))
-    return sorted(out, key=lambda pair: -pair[1])
+    for instance, (label, answer) in names.items():
+        strength = strengths.get(instance)
+        if strength is None or not _is_instance_of(instance, group):
+            continue
+        if _code(answer) == "other":
+            if others is None:
+                others = {}
+                for path, shown, _ in response.answered(other):
+                    others.setdefault(path.rpartition("/")[0], shown[0])
+            label = others.get(instance, label)
+        out.append((label, strength))
+    out.sort(key=lambda pair: -pair[1])
+    return out
 
 
-def _children(item: ResolvedItem) -> Iterable[ResolvedItem]:
-    yield from item.items
-    for answer in item.answers:
-        yield from answer.items
+def _is_instance_of(path: str, group: str) -> bool:
+    """``emotion[1]`` or ``x/emotion`` is an instance of ``emotion``."""
+    last = path.rpartition("/")[2]
+    return last == group or (last.startswith(group + "[") and last.endswith("]"))
 
 
-def _line(label: str, *values: str | None) -> Line | None:
-    kept = tuple(v for v in values if v)
-    return Line(label, kept) if kept else None
+def _line(label: str, value: str | None) -> Line | None:
+    return Line(label, (value,)) if value else None
 
 
-def _with(response: ResolvedResponse, *lines: Line | None) -> Summary:
-    return replace(
-        generic_summary(response), highlights=tuple(line for line in lines if line is not None)
-    )
+def _with(base: Summary, *lines: Line | None) -> Summary:
+    # The summary generic_summary just made for us, given its highlights in place: a copy
+    # (dataclasses.replace) would cost more than the highlights themselves.
+    base.highlights = tuple(line for line in lines if line is not None)
+    return base
 
 
 def rejection_log(response: ResolvedResponse) -> Summary:
+    base = generic_summary(response)  # first: its walk records the answers looked up below
     emotions = _named_intensities(
         response, "emotion", "emotion.name", "emotion.other", "emotion.intensity"
     )
     worth = _number(response, "worth-impact")
-    reactions = tuple(a.display for a in response.answers("reactions"))
+    reactions = response.displays("reactions")
     return _with(
-        response,
+        base,
         _line("Kind of rejection", _choice(response, "kind", "kind-other")),
         _line("Strongest emotions", ", ".join(f"{name} {_fmt(v)}/10" for name, v in emotions[:3])),
         _line("Reactions", ", ".join(reactions)),
@@ -117,11 +124,12 @@ def rejection_log(response: ResolvedResponse) -> Summary:
 
 
 def validate_emotions(response: ResolvedResponse) -> Summary:
+    base = generic_summary(response)  # first: its walk records the answers looked up below
     feelings = _named_intensities(
         response, "feeling", "feeling.name", "feeling.other", "feeling.intensity"
     )
     return _with(
-        response,
+        base,
         _line("Feelings", ", ".join(f"{name} {_fmt(v)}/10" for name, v in feelings)),
         _line("What mattered", _text(response, "what-mattered")),
         _line("Kind sentence", _text(response, "kind-sentence")),
@@ -129,9 +137,10 @@ def validate_emotions(response: ResolvedResponse) -> Summary:
 
 
 def reframe_redirection(response: ResolvedResponse) -> Summary:
+    base = generic_summary(response)  # first: its walk records the answers looked up below
     hope = _number(response, "hopefulness")
     return _with(
-        response,
+        base,
         _line("What is possible now", _text(response, "possible-now")),
         _line("What I learned", _text(response, "learned")),
         _line("Hopefulness", f"{_fmt(hope)}/10" if hope is not None else None),
@@ -139,11 +148,12 @@ def reframe_redirection(response: ResolvedResponse) -> Summary:
 
 
 def self_compassion(response: ResolvedResponse) -> Summary:
+    base = generic_summary(response)  # first: its walk records the answers looked up below
     practice = _choice(response, "practice", "practice-other")
     frequency = _text(response, "frequency")
     kindness = _number(response, "self-kindness")
     return _with(
-        response,
+        base,
         _line("Would tell a friend", _text(response, "friend")),
         _line(
             "Practice", f"{practice}, {frequency.lower()}" if practice and frequency else practice
@@ -153,6 +163,7 @@ def self_compassion(response: ResolvedResponse) -> Summary:
 
 
 def core_beliefs(response: ResolvedResponse) -> Summary:
+    base = generic_summary(response)  # first: its walk records the answers looked up below
     before, after = _number(response, "strength-before"), _number(response, "strength-after")
     strength = None
     if before is not None and after is not None:
@@ -161,7 +172,7 @@ def core_beliefs(response: ResolvedResponse) -> Summary:
     elif before is not None:
         strength = f"{_fmt(before)} % before"
     return _with(
-        response,
+        base,
         _line("Belief", _choice(response, "belief", "belief-other")),
         _line("Strength before → after", strength),
         _line("Balanced alternative", _text(response, "alternative")),
@@ -169,9 +180,10 @@ def core_beliefs(response: ResolvedResponse) -> Summary:
 
 
 def future_focus(response: ResolvedResponse) -> Summary:
+    base = generic_summary(response)  # first: its walk records the answers looked up below
     action, when = _text(response, "next-step.action"), _text(response, "next-step.date")
     return _with(
-        response,
+        base,
         _line("Values", _text(response, "values")),
         _line("Next step", f"{action} (by {when})" if action and when else action),
         _line("Boundaries and insights", _text(response, "insights")),
