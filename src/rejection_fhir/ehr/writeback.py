@@ -314,7 +314,8 @@ def supersede_entry(note: Mapping[str, Any]) -> JsonDict | None:
     superseded = dict(note)
     superseded["status"] = "superseded"
     request: JsonDict = {"method": "PUT", "url": f"DocumentReference/{note['id']}"}
-    version_id = (note.get("meta") or {}).get("versionId")
+    meta = note.get("meta")
+    version_id = meta.get("versionId") if isinstance(meta, Mapping) else None
     if version_id:
         request["ifMatch"] = f'W/"{version_id}"'
     return {

@@ -126,9 +126,18 @@ class SyncOptions:
     bulk_timeout: float = 3600.0
 
 
+def _object(value: object) -> Mapping[str, Any]:
+    """A JSON object from the server, or an empty one when it sent something else."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _meta(qr: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _object(qr.get("meta"))
+
+
 def response_version(qr: Mapping[str, Any]) -> str:
     """The server's versionId, or a content hash when the server keeps no versions."""
-    version = (qr.get("meta") or {}).get("versionId")
+    version = _meta(qr).get("versionId")
     if isinstance(version, str) and version:
         return version
     digest = hashlib.sha256(
@@ -298,7 +307,7 @@ class _Run:
             previous_note=previous,
             extra=extra,
         )
-        last_updated = (qr.get("meta") or {}).get("lastUpdated")
+        last_updated = _meta(qr).get("lastUpdated")
         return _Prepared(qr, ref, compiled.canonical or canonical, plan, summary, last_updated)
 
     def previous_note(self, rid: str, version: str) -> JsonDict | None:
@@ -401,7 +410,7 @@ class _Run:
         newest: str | None = None
         for qr in resources:
             self.report.tally.fetched += 1
-            last_updated = (qr.get("meta") or {}).get("lastUpdated")
+            last_updated = _meta(qr).get("lastUpdated")
             if isinstance(last_updated, str) and (newest is None or last_updated > newest):
                 newest = last_updated
             outcome = self.prepare(qr)
@@ -529,7 +538,7 @@ def _search_pages(
             if isinstance(e, Mapping)
             and isinstance(e.get("resource"), dict)
             and e["resource"].get("resourceType") == "QuestionnaireResponse"
-            and (e.get("search") or {}).get("mode", "match") == "match"
+            and _object(e.get("search")).get("mode", "match") == "match"
         ]
 
 
