@@ -44,6 +44,7 @@ from rejection_fhir.errors import (
     AuthError,
     ConfigError,
     FhirServerError,
+    InputError,
     ServerUnavailableError,
 )
 from rejection_fhir.fhir.auth import auth_scheme, redact
@@ -717,7 +718,17 @@ class FhirClient:
         send_headers = dict(headers or {})
         data: bytes | None = None
         if body is not None:
-            data = _dumps(body)
+            try:
+                data = _dumps(body)
+            except (TypeError, ValueError):
+                # orjson stops at 255 levels and refuses NaN keys and the like; such content
+                # came from somewhere (a server's resource) and cannot go anywhere as JSON.
+                raise InputError(
+                    f"{method} {where}: the content cannot be sent as JSON (nested too deeply "
+                    "or holding a value JSON cannot carry)",
+                    hint="a resource read from a server holds something no FHIR resource does; "
+                    "find and fix it there",
+                ) from None
             send_headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
 
         started = self._clock()
