@@ -270,21 +270,27 @@ def _construct_collection(
 MAX_SOURCE_BYTES = 2_000_000
 
 
+def _unreadable_file(path: Path, message: str) -> SourceError:
+    finding = Finding(_display(path), None, None, "error", "read", message)
+    return SourceError(f"{finding.file}: {message}", findings=[finding])
+
+
 def read_source(path: Path) -> Source:
     try:
         size = path.stat().st_size
         if size > MAX_SOURCE_BYTES:
-            raise SourceError(
-                f"{_display(path)}: {size / 1e6:.1f} MB is far more than a worksheet holds "
-                f"(at most {MAX_SOURCE_BYTES // 1_000_000} MB); is this the right file?"
+            raise _unreadable_file(
+                path,
+                f"{size / 1e6:.1f} MB is far more than a worksheet holds "
+                f"(at most {MAX_SOURCE_BYTES // 1_000_000} MB); is this the right file?",
             )
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise SourceError(f"{_display(path)}: not UTF-8 text; save the file as UTF-8") from None
+        raise _unreadable_file(path, "not UTF-8 text; save the file as UTF-8") from None
     except OSError as exc:
-        raise SourceError(f"{_display(path)}: cannot read the file ({exc.strerror})") from None
+        raise _unreadable_file(path, f"cannot read the file ({exc.strerror})") from None
     if "\x00" in text:
-        raise SourceError(f"{_display(path)}: contains a NUL byte; this is not a YAML text file")
+        raise _unreadable_file(path, "contains a NUL byte; this is not a YAML text file")
     return parse_yaml(text, path)
 
 
