@@ -194,11 +194,13 @@ def _entries(
                     else:
                         value = answer.get("valueCoding")
                         if definition is not None and type(value) is dict:
-                            option = definition.option_by_system_code.get(
-                                (value.get("system"), value.get("code"))
-                            )
-                            if option is not None:
-                                shown = option.display
+                            # Only text can be a key: a list where a code belongs is
+                            # left to _shown, which reports it.
+                            system, code = value.get("system"), value.get("code")
+                            if type(code) is str and (system is None or type(system) is str):
+                                option = definition.option_by_system_code.get((system, code))
+                                if option is not None:
+                                    shown = option.display
                         if shown is None:
                             shown = _shown(answer, definition, display)
                     children: list[Entry] | None = None
@@ -326,12 +328,13 @@ def _shown(
         if key == "valueCoding":
             value = answer[key]
             if definition is not None and isinstance(value, dict):
-                # A code from answerOption, without three calls.
-                option = definition.option_by_system_code.get(
-                    (value.get("system"), value.get("code"))
-                )
-                if option is not None:
-                    return option.display
+                # A code from answerOption, without three calls (a list or object where a
+                # code belongs cannot be a dict key: it takes the long way and is reported).
+                system, code = value.get("system"), value.get("code")
+                if isinstance(code, str) and (system is None or isinstance(system, str)):
+                    option = definition.option_by_system_code.get((system, code))
+                    if option is not None:
+                        return option.display
             return display(key, value, definition)
         if key == "valueInteger":
             value = answer[key]
