@@ -240,6 +240,16 @@ def is_retry_safe(bundle: Mapping[str, Any]) -> bool:
     return True
 
 
+def _version_checked(bundle: Mapping[str, Any]) -> bool:
+    """True if any entry is conditional on a version (If-Match)."""
+    return any(
+        isinstance(entry, Mapping)
+        and isinstance(entry.get("request"), Mapping)
+        and entry["request"].get("ifMatch")
+        for entry in bundle.get("entry") or []
+    )
+
+
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
     if value is None:
@@ -590,6 +600,7 @@ class FhirClient:
             headers={"If-None-Exist": _condition(if_none_exist)},
             idempotent=True,
             sensitive=sensitive,
+            retry_conflict=True,
         )
         return _entry_from_response(response)
 
@@ -620,7 +631,9 @@ class FhirClient:
         """``PUT [type]?criteria``: update the one match, or create when none matches."""
         resource_type = _resource_path(resource, need_id=False)
         path = f"{resource_type}?{_condition(criteria)}"
-        response = self.request("PUT", path, body=resource, idempotent=True, sensitive=sensitive)
+        response = self.request(
+            "PUT", path, body=resource, idempotent=True, sensitive=sensitive, retry_conflict=True
+        )
         return _entry_from_response(response)
 
     def delete(self, resource_type: str, resource_id: str) -> EntryResult:
@@ -700,6 +713,7 @@ class FhirClient:
         sensitive: bool = False,
         label: str | None = None,
         outcome_ok: bool = False,
+        retry_conflict: bool = False,
     ) -> FhirResponse:
         """Send one request with timeouts and safe retries; return a 2xx or raise.
 
@@ -708,6 +722,10 @@ class FhirClient:
         replaces the path in logs and messages (e.g. "transaction Bundle, 12 entries").
         ``outcome_ok`` returns a 4xx answer that carries an OperationOutcome (other than
         401/403) instead of raising; the returned ``status`` tells it apart.
+        ``retry_conflict`` retries a 409 like a 503: for conditional writes without
+        If-Match, which a server refuses when an identical write races them (HAPI-2745,
+        e.g. our own earlier attempt, still running when our timeout gave up on it);
+        asking again finds what the winner wrote.
         """
         method = method.upper()
         url = path if "://" in path else f"{self.base_url}/{path}" if path else self.base_url
@@ -738,7 +756,7 @@ class FhirClient:
             raw: requests.Response | None = None
             status: int | None = None
             retry_after: float | None = None
-            cut_off_hint: str | None = None
+            gave_up_hint: str | None = None
             sent_at = self._clock()
             try:
                 raw = self._session.request(
@@ -787,10 +805,17 @@ class FhirClient:
             else:
                 elapsed = self._clock() - sent_at
                 log.debug("%s %s -> %d in %.3f s", method, where, raw.status_code, elapsed)
-                if raw.status_code in self.retry.statuses:
+                if raw.status_code in self.retry.statuses or (
+                    retry_conflict and raw.status_code == 409
+                ):
                     status = raw.status_code
                     failure = _status_line(raw)
                     may_retry = idempotent
+                    if status == 409:
+                        gave_up_hint = (
+                            "another client kept writing the same resources at the same "
+                            "time; run again when it is done"
+                        )
                     retry_after = parse_retry_after(
                         raw.headers.get("Retry-After"), now=self._wall_clock()
                     )
@@ -805,7 +830,7 @@ class FhirClient:
                         failure = exc.message.removeprefix(f"{method} {where} ")
                         may_retry = idempotent
                         raw = None
-                        cut_off_hint = (
+                        gave_up_hint = (
                             "answers keep arriving cut off: something between here and the "
                             "server (a proxy, a gateway) may be truncating them"
                         )
@@ -822,7 +847,7 @@ class FhirClient:
                     started,
                     raw,
                     sensitive,
-                    hint=cut_off_hint,
+                    hint=gave_up_hint,
                 )
             delay = (
                 retry_after if retry_after is not None else self.retry.backoff(attempt, self._rng)
@@ -839,7 +864,7 @@ class FhirClient:
                     sensitive,
                     note=f"a retry would wait {delay:.1f} s more, past the "
                     f"{self.retry.budget:g} s retry budget",
-                    hint=cut_off_hint,
+                    hint=gave_up_hint,
                 )
             log.warning(
                 "%s %s: %s; retry %d/%d in %.1f s",
@@ -875,13 +900,17 @@ class FhirClient:
             raise ValueError(f"{kind}() needs a Bundle of type {kind!r}")
         requests_sent = [e for e in bundle.get("entry") or [] if isinstance(e, Mapping)]
         label = f"{kind} Bundle ({len(requests_sent)} entries)"
+        safe = is_retry_safe(bundle)
         response = self.request(
             "POST",
             "",
             body=bundle,
-            idempotent=is_retry_safe(bundle),
+            idempotent=safe,
             sensitive=sensitive,
             label=label,
+            # A transaction is refused whole when one entry lost a race; with If-Match
+            # anywhere, a 409 may instead be a stale version that no retry can fix.
+            retry_conflict=safe and kind == "transaction" and not _version_checked(bundle),
         )
         answer = self._require_body(response, "POST", label)
         expected = f"{kind}-response"

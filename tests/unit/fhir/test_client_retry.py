@@ -11,7 +11,7 @@ import pytest
 import requests
 import responses
 
-from rejection_fhir.errors import ExitCode, ServerUnavailableError
+from rejection_fhir.errors import ExitCode, FhirServerError, ServerUnavailableError
 from rejection_fhir.fhir.client import (
     FhirClient,
     RetryPolicy,
@@ -149,6 +149,57 @@ def test_cut_off_json_on_a_plain_post_is_not_retried(client: FhirClient, rsps, s
     assert "not valid JSON" in str(caught.value)
     assert "may already have applied it" in str(caught.value)
     assert caught.value.exit_code == ExitCode.SERVER_UNAVAILABLE
+
+
+RACE = outcome(
+    {
+        "severity": "error",
+        "code": "processing",
+        "diagnostics": "HAPI-2745: The operation has failed with a conditional constraint failure",
+    }
+)
+
+
+def test_conflict_on_an_all_conditional_transaction_is_retried(
+    client: FhirClient, rsps, sleeps: Sleeps
+) -> None:
+    """Our own earlier attempt, still running when the timeout gave up on it, won the race
+    for the conditional creates (HAPI answers 409); asking again finds what it wrote."""
+    rsps.post(BASE, status=409, json=RACE)
+    rsps.post(BASE, json=transaction_response(2))
+    result = client.transaction(conditional_bundle())
+    assert [entry.status for entry in result] == [201, 201]
+    assert len(rsps.calls) == 2 and len(sleeps) == 1
+
+
+def test_conflict_on_a_transaction_with_if_match_is_not_retried(client: FhirClient, rsps, sleeps):
+    """With If-Match, a 409 may be a stale version: asking again cannot help."""
+    bundle = conditional_bundle()
+    bundle["entry"][1]["request"]["ifMatch"] = 'W/"3"'
+    rsps.post(BASE, status=409, json=RACE)
+    with pytest.raises(FhirServerError) as caught:
+        client.transaction(bundle)
+    assert not isinstance(caught.value, ServerUnavailableError)
+    assert caught.value.status == 409 and len(rsps.calls) == 1 and sleeps == []
+
+
+def test_conflict_on_a_conditional_create_is_retried_and_a_lasting_one_reported(
+    make, rsps, sleeps
+) -> None:
+    client = make(retry=RetryPolicy(retries=1))
+    rsps.post(f"{BASE}/Questionnaire", status=409, json=RACE)
+    with pytest.raises(ServerUnavailableError) as caught:
+        client.conditional_create({"resourceType": "Questionnaire"}, {"url": "http://x/a"})
+    assert len(rsps.calls) == 2
+    assert "gave up after 2 attempts" in str(caught.value)
+    assert "same time" in str(caught.value)
+
+
+def test_conflict_on_a_plain_update_is_not_retried(client: FhirClient, rsps, sleeps) -> None:
+    rsps.put(f"{BASE}/Questionnaire/q1", status=409, json=RACE)
+    with pytest.raises(FhirServerError):
+        client.update(Q)
+    assert len(rsps.calls) == 1
 
 
 def test_transaction_with_a_plain_post_entry_is_not_retried(
