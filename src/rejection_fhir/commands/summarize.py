@@ -27,7 +27,8 @@ RENDERERS: dict[str, Callable[[Summary], str]] = {
     "text": render_text,
     "markdown": render_markdown,
     "xhtml": render_xhtml,
-    "json": lambda s: json.dumps(render_json(s), ensure_ascii=False),
+    # orjson: several times faster than json.dumps, which cost more than the summary itself.
+    "json": lambda s: orjson.dumps(render_json(s)).decode(),
 }
 
 

@@ -402,6 +402,23 @@ class ResolvedResponse:
         """
         return self._records(link_id)
 
+    @property
+    def firsts(self) -> Mapping[str, AnswerRecord]:
+        """The first answered instance of every linkId, as :meth:`answered` gives them.
+
+        The summary's walk records it; a summary highlight is then one lookup.
+        """
+        if self._firsts is not None:
+            return self._firsts
+        if self._index is None:
+            self._index = self._build_index()
+        found = {}
+        for link_id in self._index:
+            records = self._records(link_id)
+            if records:
+                found[link_id] = records[0]
+        return found
+
     def first_display(self, link_id: str) -> str | None:
         """``first_answer(link_id).display``."""
         record = self._first_record(link_id)

@@ -163,14 +163,18 @@ def _entries(
         firsts, more = walk.firsts, walk.more
     seen: dict[str, int] = {}
     for raw in raw_items:
-        if not isinstance(raw, dict):
+        if type(raw) is not dict and not isinstance(raw, dict):
             continue
         link_id = raw.get("linkId")
-        if not isinstance(link_id, str):
+        if type(link_id) is not str:
             continue
         definition = expected.get(link_id) or by_link_id.get(link_id)
-        repetition = seen.get(link_id, 0)
-        seen[link_id] = repetition + 1
+        if link_id in seen:
+            repetition = seen[link_id]
+            seen[link_id] = repetition + 1
+        else:
+            seen[link_id] = 1
+            repetition = 0
         if repetition or (definition is not None and definition.indexed):
             path = f"{base}{link_id}[{repetition}]"
         else:

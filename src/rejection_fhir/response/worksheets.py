@@ -12,18 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from rejection_fhir.response.answers import ResolvedResponse, value_of
+from rejection_fhir.response.answers import AnswerRecord, ResolvedResponse, value_of
 from rejection_fhir.response.summary import Line, Summary, generic_summary, register_summarizer
 
 Summarizer = Callable[[ResolvedResponse], Summary]
 
 
-# The highlights read answers through ResolvedResponse.answered and first_display: the
-# summary's walk has already recorded them, so a highlight costs a few lookups.
+# The highlights read answers through ResolvedResponse.firsts and answered: the summary's
+# walk has already recorded them, so a highlight costs a lookup or two.
 
 
-def _text(response: ResolvedResponse, link_id: str) -> str | None:
-    return response.first_display(link_id)
+#: The first answered instance of each linkId (ResolvedResponse.firsts).
+Firsts = Mapping[str, AnswerRecord]
+
+
+def _text(first: Firsts, link_id: str) -> str | None:
+    record = first.get(link_id)
+    return record[1][0] if record is not None else None
 
 
 def _code(answer: Mapping[str, Any]) -> Any:
@@ -31,20 +36,22 @@ def _code(answer: Mapping[str, Any]) -> Any:
     return value.get("code") if key == "valueCoding" and isinstance(value, dict) else None
 
 
-def _choice(response: ResolvedResponse, link_id: str, other: str) -> str | None:
+def _choice(first: Firsts, link_id: str, other: str) -> str | None:
     """The chosen option, or what the client wrote for "Other"."""
-    records = response.answered(link_id)
-    if not records:
+    record = first.get(link_id)
+    if record is None:
         return None
-    _, shown, answer = records[0]
-    if _code(answer) == "other":
-        specified = response.first_display(other)
-        return f"Other: {specified}" if specified else shown[0]
-    return shown[0]
+    if _code(record[2]) == "other":
+        specified = _text(first, other)
+        return f"Other: {specified}" if specified else record[1][0]
+    return record[1][0]
 
 
-def _number(response: ResolvedResponse, link_id: str) -> float | None:
-    value = response.first_value(link_id)
+def _number(first: Firsts, link_id: str) -> float | None:
+    record = first.get(link_id)
+    if record is None:
+        return None
+    value = value_of(record[2])[1]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
@@ -109,14 +116,15 @@ def _with(base: Summary, *lines: Line | None) -> Summary:
 
 def rejection_log(response: ResolvedResponse) -> Summary:
     base = generic_summary(response)  # first: its walk records the answers looked up below
+    first = response.firsts
     emotions = _named_intensities(
         response, "emotion", "emotion.name", "emotion.other", "emotion.intensity"
     )
-    worth = _number(response, "worth-impact")
+    worth = _number(first, "worth-impact")
     reactions = response.displays("reactions")
     return _with(
         base,
-        _line("Kind of rejection", _choice(response, "kind", "kind-other")),
+        _line("Kind of rejection", _choice(first, "kind", "kind-other")),
         _line("Strongest emotions", ", ".join(f"{name} {_fmt(v)}/10" for name, v in emotions[:3])),
         _line("Reactions", ", ".join(reactions)),
         _line("Feels it says about my worth", f"{_fmt(worth)}/10" if worth is not None else None),
@@ -125,36 +133,39 @@ def rejection_log(response: ResolvedResponse) -> Summary:
 
 def validate_emotions(response: ResolvedResponse) -> Summary:
     base = generic_summary(response)  # first: its walk records the answers looked up below
+    first = response.firsts
     feelings = _named_intensities(
         response, "feeling", "feeling.name", "feeling.other", "feeling.intensity"
     )
     return _with(
         base,
         _line("Feelings", ", ".join(f"{name} {_fmt(v)}/10" for name, v in feelings)),
-        _line("What mattered", _text(response, "what-mattered")),
-        _line("Kind sentence", _text(response, "kind-sentence")),
+        _line("What mattered", _text(first, "what-mattered")),
+        _line("Kind sentence", _text(first, "kind-sentence")),
     )
 
 
 def reframe_redirection(response: ResolvedResponse) -> Summary:
     base = generic_summary(response)  # first: its walk records the answers looked up below
-    hope = _number(response, "hopefulness")
+    first = response.firsts
+    hope = _number(first, "hopefulness")
     return _with(
         base,
-        _line("What is possible now", _text(response, "possible-now")),
-        _line("What I learned", _text(response, "learned")),
+        _line("What is possible now", _text(first, "possible-now")),
+        _line("What I learned", _text(first, "learned")),
         _line("Hopefulness", f"{_fmt(hope)}/10" if hope is not None else None),
     )
 
 
 def self_compassion(response: ResolvedResponse) -> Summary:
     base = generic_summary(response)  # first: its walk records the answers looked up below
-    practice = _choice(response, "practice", "practice-other")
-    frequency = _text(response, "frequency")
-    kindness = _number(response, "self-kindness")
+    first = response.firsts
+    practice = _choice(first, "practice", "practice-other")
+    frequency = _text(first, "frequency")
+    kindness = _number(first, "self-kindness")
     return _with(
         base,
-        _line("Would tell a friend", _text(response, "friend")),
+        _line("Would tell a friend", _text(first, "friend")),
         _line(
             "Practice", f"{practice}, {frequency.lower()}" if practice and frequency else practice
         ),
@@ -164,7 +175,8 @@ def self_compassion(response: ResolvedResponse) -> Summary:
 
 def core_beliefs(response: ResolvedResponse) -> Summary:
     base = generic_summary(response)  # first: its walk records the answers looked up below
-    before, after = _number(response, "strength-before"), _number(response, "strength-after")
+    first = response.firsts
+    before, after = _number(first, "strength-before"), _number(first, "strength-after")
     strength = None
     if before is not None and after is not None:
         change = after - before
@@ -173,20 +185,21 @@ def core_beliefs(response: ResolvedResponse) -> Summary:
         strength = f"{_fmt(before)} % before"
     return _with(
         base,
-        _line("Belief", _choice(response, "belief", "belief-other")),
+        _line("Belief", _choice(first, "belief", "belief-other")),
         _line("Strength before → after", strength),
-        _line("Balanced alternative", _text(response, "alternative")),
+        _line("Balanced alternative", _text(first, "alternative")),
     )
 
 
 def future_focus(response: ResolvedResponse) -> Summary:
     base = generic_summary(response)  # first: its walk records the answers looked up below
-    action, when = _text(response, "next-step.action"), _text(response, "next-step.date")
+    first = response.firsts
+    action, when = _text(first, "next-step.action"), _text(first, "next-step.date")
     return _with(
         base,
-        _line("Values", _text(response, "values")),
+        _line("Values", _text(first, "values")),
         _line("Next step", f"{action} (by {when})" if action and when else action),
-        _line("Boundaries and insights", _text(response, "insights")),
+        _line("Boundaries and insights", _text(first, "insights")),
     )
 
 
