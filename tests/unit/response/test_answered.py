@@ -57,6 +57,10 @@ def _check_same(response, questionnaire):
     generic_summary(walked)
     assert not walked.needs_answers
     fresh = resolve_response(response, questionnaire)  # no walk: resolves on demand
+    assert walked.firsts == fresh.firsts
+    assert set(walked.firsts) == {
+        link_id for link_id in _link_ids(response.get("item")) if _expected(fresh, link_id)
+    }
     for link_id in _link_ids(response.get("item")):
         expected = _expected(fresh, link_id)
         assert walked.answered(link_id) == expected, link_id
