@@ -10,7 +10,8 @@ What it guarantees, so callers (publish, sync, validate) need not:
   twice: GET, PUT, DELETE, conditional create (If-None-Exist) and Bundles whose entries are
   all of those.  Anything else fails fast with :class:`ServerUnavailableError` saying why a
   retry is unsafe.  A connect timeout is retried for every method, because nothing reached
-  the server.
+  the server.  A 409 is retried for conditional writes without If-Match (an identical
+  write, often our own timed-out attempt, raced them; see ``request(retry_conflict=)``).
 * Each failure becomes one exception from :mod:`rejection_fhir.errors` whose text names the
   method, the path (query parameter *names* only: values can identify a patient), the
   status and the OperationOutcome's issues.  Tokens, bodies and query values are never
