@@ -9,6 +9,8 @@ built Questionnaires rather than a hard-coded url.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -58,6 +60,9 @@ def _number(first: Firsts, link_id: str) -> float | None:
 
 
 def _fmt(value: float) -> str:
+    # A hostile or broken response can carry 1e999 (infinity) or NaN; show it, never crash.
+    if not math.isfinite(value):
+        return str(value)
     return str(int(value)) if value == int(value) else f"{value:g}"
 
 

@@ -172,3 +172,15 @@ def test_unanswered_highlights_are_left_out(worksheets):
         _qr("core-beliefs", [_item("belief", _code("unlovable"))]), worksheets["core-beliefs"]
     )
     assert _highlights(summary) == {"Belief": ("I'm unlovable",)}
+
+
+def test_non_finite_numbers_are_shown_not_crashed_on(worksheets):
+    qr = _qr(
+        "core-beliefs",
+        [
+            _item("strength-before", {"valueInteger": 80}),
+            _item("strength-after", {"valueDecimal": float("inf")}),
+        ],
+    )
+    summary = summarize(qr, worksheets["core-beliefs"])
+    assert _highlights(summary)["Strength before → after"][0].startswith("80 % → inf %")
