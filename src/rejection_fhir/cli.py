@@ -7,7 +7,6 @@ jsonschema, fhir.resources and requests are imported inside the commands, never 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -99,10 +98,17 @@ def _source(source_dir: Path | None) -> Path:
 )
 def cli(verbose: int) -> None:
     """Coping-with-rejection worksheets as FHIR R4 Questionnaires: author, build, validate, publish, sync."""
-    level = logging.WARNING - 10 * min(verbose, 2)
+    if not verbose:
+        return  # warnings still reach stderr through logging's last-resort handler
+    import logging  # only when asked for: start-up time matters (see the module docstring)
+
     logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
+    # urllib3 logs whole URLs, query values included, at DEBUG: they can name a client.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 @cli.command("build")
@@ -163,11 +169,24 @@ def validate_cmd(
     Exit 0 when clean, 1 when there are findings, 11 when only the version guard failed,
     2 for a usage error.
     """
-    from rejection_fhir.commands.guard import GUARD_RULES
-    from rejection_fhir.commands.validate import validate
+    from rejection_fhir import validate_cache
     from rejection_fhir.findings import FORMATTERS
 
-    findings = validate(list(paths), base_url=base_url, against=against or None)
+    # The version guard depends on git or a server, not only on files: never cached.
+    cache_key = (
+        validate_cache.key(list(paths), base_url)
+        if not against and validate_cache.enabled()
+        else None
+    )
+    cached = validate_cache.load(cache_key) if cache_key else None
+    if cached is not None:
+        findings = cached
+    else:
+        from rejection_fhir.commands.validate import validate
+
+        findings = validate(list(paths), base_url=base_url, against=against or None)
+        if cache_key:
+            validate_cache.store(cache_key, findings)
     failing = [f for f in findings if f.severity == "error" or (strict and f.severity == "warning")]
     if findings or fmt in {"json", "junit"}:
         click.echo(FORMATTERS[fmt](findings))
@@ -179,9 +198,13 @@ def validate_cmd(
             else "all worksheets valid",
             err=True,
         )
-    if failing:
+    if failing and against:
+        from rejection_fhir.commands.guard import GUARD_RULES
+
         only_guard = all(f.rule in GUARD_RULES for f in failing)
         sys.exit(ExitCode.VERSION_GUARD if only_guard else ExitCode.FINDINGS)
+    if failing:
+        sys.exit(ExitCode.FINDINGS)
 
 
 @cli.command("list")
