@@ -10,7 +10,6 @@ built Questionnaires rather than a hard-coded url.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
