@@ -91,16 +91,17 @@ def _comparable(resource: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k not in SERVER_MANAGED}
 
 
-def _same(a: Any, b: Any) -> bool:
-    # Numbers compare by value: a server may send 1.0 back for 1 (decimal round trip).
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as FHIR JSON.  Numbers compare by value: a server may send 1.0 back for 1
+    (decimal round trip), and booleans are never numbers."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, int | float) and isinstance(b, int | float):
         return float(a) == float(b)
     if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
@@ -113,7 +114,7 @@ def differences(
     for key in sorted(set(a) | set(b)):
         if key == "item" and key in a and key in b:
             diffs.extend(_item_differences(a["item"], b["item"]))
-        elif not _same(a.get(key), b.get(key)):
+        elif not same_value(a.get(key), b.get(key)):
             diffs.append(key)
     return tuple(diffs[:limit]) + (
         (f"and {len(diffs) - limit} more",) if len(diffs) > limit else ()
@@ -132,7 +133,7 @@ def _item_differences(built: Sequence[Any], existing: Sequence[Any]) -> list[str
     diffs = [
         f"item '{link}' {'added' if link not in b else 'removed' if link not in a else 'changed'}"
         for link in list(a) + [x for x in b if x not in a]
-        if link not in a or link not in b or not _same(a[link], b[link])
+        if link not in a or link not in b or not same_value(a[link], b[link])
     ]
     if not diffs and [i.get("linkId") for i in built] != [i.get("linkId") for i in existing]:
         diffs.append("item order")

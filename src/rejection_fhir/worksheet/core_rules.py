@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from rejection_fhir.worksheet.rules import Issue
+from rejection_fhir.worksheet.rules import Issue, link_id_at
 
 PUBLICATION_STATUS = ("draft", "active", "retired", "unknown")
 ITEM_TYPES = (
@@ -132,19 +132,6 @@ def _check_bindings(q: Mapping[str, Any]) -> list[Issue]:
     return issues
 
 
-def _nearest_link_id(q: Mapping[str, Any], parts: list[str | int]) -> str | None:
-    node: Any = q
-    link_id = None
-    for part in parts:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            break
-        if isinstance(node, Mapping) and isinstance(node.get("linkId"), str):
-            link_id = node["linkId"]
-    return link_id
-
-
 def _dotted(parts: list[str | int]) -> str:
     out = ""
     for part in parts:
@@ -173,7 +160,7 @@ def _check_shapes(q: Mapping[str, Any]) -> list[Issue]:
         if not parts:
             continue
         path = _dotted(parts)
-        link_id = _nearest_link_id(q, parts)
+        link_id = link_id_at(q, parts)
         if isinstance(value, list | Mapping) and not value:
             kind = "array" if isinstance(value, list) else "object"
             issues.append(

@@ -8,7 +8,7 @@ the caller maps it back to a file and line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -163,7 +163,7 @@ def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
         for error in exc.errors():
             loc = tuple(error.get("loc", ()))
             path = _pydantic_path(loc)
-            link_id = _link_id_at(resource, loc)
+            link_id = link_id_at(resource, loc)
             issues.append(
                 Issue(
                     "structure", "error", f"{path or 'resource'}: {error.get('msg')}", link_id, path
@@ -172,8 +172,8 @@ def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
     return issues
 
 
-def _link_id_at(resource: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
-    """The linkId of the deepest item on a pydantic error location, for source mapping."""
+def link_id_at(resource: Mapping[str, Any], loc: Sequence[Any]) -> str | None:
+    """The linkId of the deepest item on an element path, for mapping back to the source."""
     node: Any = resource
     link_id = None
     for part in loc:

@@ -64,6 +64,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rejection_fhir.publish import same_value
 from rejection_fhir.worksheet.build import (
     CALCULATED_EXPRESSION,
     ENTRY_FORMAT,
@@ -273,19 +274,6 @@ def _worst(kinds: Sequence[Kind]) -> Kind:
     return max(kinds, key=KINDS.index, default="none")
 
 
-def _same(a: Any, b: Any) -> bool:
-    # Numbers compare by value: a server may send 1.0 back for 1 (decimal round trip).
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return float(a) == float(b)
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 def _content(q: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in q.items() if k not in SERVER_MANAGED and k != "version"}
     profiles = (q.get("meta") or {}).get("profile") if isinstance(q.get("meta"), Mapping) else None
@@ -457,7 +445,7 @@ def _compare_options(old: Mapping[str, Any], new: Mapping[str, Any], add: Any) -
                 )
             old_weight = _ext_value(old_value, ORDINAL_VALUE)
             new_weight = _ext_value(new_value, ORDINAL_VALUE)
-            if not _same(old_weight, new_weight):
+            if not same_value(old_weight, new_weight):
                 add(
                     "breaking",
                     f"the weight (score) of option '{label}' changed from {old_weight} to {new_weight}: earlier scores would be read differently",
@@ -467,9 +455,9 @@ def _compare_options(old: Mapping[str, Any], new: Mapping[str, Any], add: Any) -
             rest_new = {k: v for k, v in new_value.items() if k not in {"display", "extension"}}
             other_old = {u: v for u, v in _ext_map(old_value).items() if u != ORDINAL_VALUE}
             other_new = {u: v for u, v in _ext_map(new_value).items() if u != ORDINAL_VALUE}
-            if not _same(rest_old, rest_new) or not _same(other_old, other_new):
+            if not same_value(rest_old, rest_new) or not same_value(other_old, other_new):
                 add("needs-new-version", f"option '{label}' changed", "answerOption")
-        if not _same(
+        if not same_value(
             {k: v for k, v in was.items() if not k.startswith("value")},
             {k: v for k, v in now.items() if not k.startswith("value")},
         ):
@@ -494,7 +482,7 @@ def _number(value: Any) -> float | None:
 
 
 def _compare_bound(label: str, old: Any, new: Any, *, upper: bool, element: str, add: Any) -> None:
-    if _same(old, new):
+    if same_value(old, new):
         return
     if old is None:
         add("breaking", f"{label} {new} added: earlier answers may lie outside it", element)
@@ -573,7 +561,7 @@ def _compare_item(
     _compare_options(old, new, add)
 
     conditions = (old.get("enableWhen"), old.get("enableBehavior"))
-    if not _same(conditions, (new.get("enableWhen"), new.get("enableBehavior"))):
+    if not same_value(conditions, (new.get("enableWhen"), new.get("enableBehavior"))):
         if required[0] or required[1]:
             add(
                 "breaking",
@@ -619,7 +607,7 @@ def _compare_item(
         add=add,
     )
     old_unit, new_unit = _ext_value(old, UNIT), _ext_value(new, UNIT)
-    if not _same(old_unit, new_unit):
+    if not same_value(old_unit, new_unit):
         if old_unit is not None and new_unit is not None:
             add(
                 "breaking",
@@ -632,16 +620,16 @@ def _compare_item(
                 f"unit {'added' if new_unit is not None else 'removed'}",
                 "unit",
             )
-    if not _same(old_ext.get(CALCULATED_EXPRESSION), new_ext.get(CALCULATED_EXPRESSION)):
+    if not same_value(old_ext.get(CALCULATED_EXPRESSION), new_ext.get(CALCULATED_EXPRESSION)):
         add(
             "breaking",
             "calculated expression changed: earlier scores would be computed differently",
             "calculatedExpression",
         )
-    if not _same(old_ext.get(OBSERVATION_EXTRACT), new_ext.get(OBSERVATION_EXTRACT)):
+    if not same_value(old_ext.get(OBSERVATION_EXTRACT), new_ext.get(OBSERVATION_EXTRACT)):
         add("needs-new-version", "Observation extraction changed", "observationExtract")
     for url in sorted(RENDERING_EXTENSIONS):
-        if not _same(old_ext.get(url), new_ext.get(url)):
+        if not same_value(old_ext.get(url), new_ext.get(url)):
             add(
                 "compatible",
                 f"display hint changed ({url.rsplit('/', 1)[-1]})",
@@ -655,10 +643,10 @@ def _compare_item(
         OBSERVATION_EXTRACT,
     }
     for url in sorted((old_ext.keys() | new_ext.keys()) - known):
-        if not _same(old_ext.get(url), new_ext.get(url)):
+        if not same_value(old_ext.get(url), new_ext.get(url)):
             add("needs-new-version", f"extension {url} changed", "extension")
     for key in sorted((old.keys() | new.keys()) - _ITEM_HANDLED):
-        if not _same(old.get(key), new.get(key)):
+        if not same_value(old.get(key), new.get(key)):
             add("needs-new-version", f"{key} changed", key)
 
 
@@ -806,7 +794,7 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Reason]:
     for key in sorted(set(a) | set(b)):
         if key == "item":
             continue
-        if _same(a.get(key), b.get(key)):
+        if same_value(a.get(key), b.get(key)):
             continue
         if key == "url":
             reasons.append(
@@ -821,7 +809,7 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Reason]:
             reasons.append(Reason("compatible", f"{key} changed", None, key))
         else:
             reasons.append(Reason("needs-new-version", f"{key} changed", None, key))
-    if not _same(a.get("item"), b.get("item")):
+    if not same_value(a.get("item"), b.get("item")):
         _compare_items(a.get("item"), b.get("item"), reasons)
     return reasons
 
