@@ -21,26 +21,6 @@ def cpu_seconds(action: Callable[[], object], *, repeat: int = 5) -> float:
     return best
 
 
-def median_wall(
-    command: Sequence[str], *, runs: int = 15, cwd: Path | None = None, warmup: int = 2
-) -> float:
-    """Median wall time of a command, hyperfine-style (output discarded, warm caches)."""
-    times = []
-    for n in range(warmup + runs):
-        started = time.perf_counter()
-        subprocess.run(
-            command,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
-        if n >= warmup:
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def interleaved_medians(
     commands: Sequence[Sequence[str]], *, runs: int = 15, cwd: Path | None = None
 ) -> list[float]:

@@ -12,7 +12,7 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -407,6 +407,19 @@ class _Tally:
     def add(self, reason: str) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
 
+    def of_patient(
+        self, resources: Iterable[Mapping[str, Any]], resource_type: str, what: str, patient: str
+    ) -> Iterator[Mapping[str, Any]]:
+        """The resources of ``resource_type`` about ``patient``; the rest are counted, since
+        a server may ignore a search parameter and send what we did not ask for."""
+        for resource in resources:
+            if resource.get("resourceType") != resource_type:
+                self.add(f"not {what}")
+            elif not _about(resource, patient):
+                self.add("for another patient")
+            else:
+                yield resource
+
 
 def _unique(resources: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Drop repeats: a page boundary that moves while we read can return one twice."""
@@ -486,13 +499,7 @@ def _nice_step(raw: float) -> float:
 def _charts(observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tally) -> list[Chart]:
     grouped: dict[tuple[str, str], list[Point]] = {}
     titles: dict[tuple[str, str], str] = {}
-    for observation in observations:
-        if observation.get("resourceType") != "Observation":
-            tally.add("not an Observation")
-            continue
-        if not _about(observation, patient):
-            tally.add("for another patient")
-            continue
+    for observation in tally.of_patient(observations, "Observation", "an Observation", patient):
         if not _ours(observation):
             tally.add("not written by rejection-fhir")
             continue
@@ -556,13 +563,7 @@ def _flags(
 ) -> tuple[list[FlagItem], list[FlagItem]]:
     safety: list[FlagItem] = []
     other: list[FlagItem] = []
-    for flag in flags:
-        if flag.get("resourceType") != "Flag":
-            tally.add("not a Flag")
-            continue
-        if not _about(flag, patient):
-            tally.add("for another patient")
-            continue
+    for flag in tally.of_patient(flags, "Flag", "a Flag", patient):
         if flag.get("status") != "active":
             tally.add("flag not active")
             continue
@@ -649,13 +650,9 @@ def _notes(
     documents: Sequence[Mapping[str, Any]], patient: str, tally: _Tally
 ) -> list[WorksheetNote]:
     notes = []
-    for document in documents:
-        if document.get("resourceType") != "DocumentReference":
-            tally.add("not a DocumentReference")
-            continue
-        if not _about(document, patient):
-            tally.add("for another patient")
-            continue
+    for document in tally.of_patient(
+        documents, "DocumentReference", "a DocumentReference", patient
+    ):
         if document.get("status") != "current":
             tally.add("note superseded or entered in error")
             continue
