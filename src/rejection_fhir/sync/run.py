@@ -587,7 +587,7 @@ def sync(
             for q in questionnaires
             if "url" in q
         }
-        options = SyncOptions(**{**options.__dict__, "prefixes": tuple(sorted(bases))})
+        options = replace(options, prefixes=tuple(sorted(bases)))
     with exclusive(options.state_path, wait=options.wait), SyncState(options.state_path) as state:
         source = settings_module.make_client(settings, server=options.source)
         target = (
