@@ -8,13 +8,14 @@ always appears with its band, whatever the output format.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from rejection_fhir.response.questionnaire import CompiledQuestionnaire
 from rejection_fhir.response.summary import Line, Summary, summarize
 from rejection_fhir.scoring.model import SafetyAlert, Score
-from rejection_fhir.scoring.score import safety_alerts, score_response
+from rejection_fhir.scoring.score import safety_alerts, score_and_alert
+from rejection_fhir.scoring.tables import QuestionnaireTable, questionnaire_table
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,33 @@ def score_line(score: Score) -> Line:
 def clinical_summary(
     qr: Mapping[str, Any], questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None
 ) -> ClinicalSummary:
-    source = (
-        questionnaire.source if isinstance(questionnaire, CompiledQuestionnaire) else questionnaire
-    )
     summary = summarize(qr, questionnaire)
-    scores = tuple(score_response(qr, source)) if source is not None else ()
-    alerts = tuple(safety_alerts(qr, source))
+    if questionnaire is None:
+        scores: tuple[Score, ...] = ()
+        alerts = tuple(safety_alerts(qr, None))
+    else:
+        found = score_and_alert(qr, _table(questionnaire))
+        scores, alerts = tuple(found[0]), tuple(found[1])
     if scores or alerts:
-        summary = replace(
-            summary,
-            alerts=tuple(a.message for a in alerts) + summary.alerts,
-            highlights=tuple(score_line(s) for s in scores) + summary.highlights,
+        # A new Summary rather than dataclasses.replace, which costs several times more.
+        summary = Summary(
+            summary.title,
+            summary.questionnaire,
+            summary.authored,
+            summary.subject,
+            summary.status,
+            tuple(a.message for a in alerts) + summary.alerts,
+            tuple(score_line(s) for s in scores) + summary.highlights,
+            summary.sections,
         )
     return ClinicalSummary(summary, scores, alerts)
+
+
+def _table(questionnaire: Mapping[str, Any] | CompiledQuestionnaire) -> QuestionnaireTable:
+    """The scoring table, kept on the compiled Questionnaire like its resolver."""
+    if not isinstance(questionnaire, CompiledQuestionnaire):
+        return questionnaire_table(questionnaire)
+    table = questionnaire.extras.get("scoring")
+    if not isinstance(table, QuestionnaireTable):
+        table = questionnaire.extras["scoring"] = questionnaire_table(questionnaire.source)
+    return table

@@ -6,10 +6,8 @@ or a log line: only codes, weights and linkIds do.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from rejection_fhir.scoring.instruments import PHQ9, Instrument
@@ -22,31 +20,52 @@ from rejection_fhir.scoring.tables import (
 )
 
 #: Without a Questionnaire, PHQ-9 item 9 is still known by these linkIds.
-_ITEM9_LINK_IDS = frozenset({"phq9-9", "/44260-8", "44260-8"})
+_ITEM9_LINK_IDS = ("phq9-9", "/44260-8", "44260-8")
+_ITEM9_WANTED = frozenset(_ITEM9_LINK_IDS)
 
 
-def _answers(items: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(linkId, answer) for every answer in a response, however deeply nested."""
+def answers_by_link(
+    items: Any,
+    wanted: frozenset[str] | None,
+    out: dict[str, list[Mapping[str, Any]]] | None = None,
+) -> dict[str, list[Mapping[str, Any]]]:
+    """The answers to each linkId in ``wanted`` (every linkId when None), in document
+    order, however deeply nested.
+
+    A plain recursive loop rather than :func:`_answers`' generators: it runs for every
+    response a sync scores, and JSON gives dicts (``type(...) is dict`` first, Mapping
+    for the rest).
+    """
+    if out is None:
+        out = {}
     if not isinstance(items, list):
-        return
+        return out
     for item in items:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             continue
         link_id = item.get("linkId")
         answers = item.get("answer")
-        for answer in answers if isinstance(answers, list) else ():
-            if not isinstance(answer, Mapping):
-                continue
-            if isinstance(link_id, str):
-                yield link_id, answer
-            yield from _answers(answer.get("item"))
-        yield from _answers(item.get("item"))
-
-
-def _answers_by_link(qr: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
-    out: dict[str, list[Mapping[str, Any]]] = {}
-    for link_id, answer in _answers(qr.get("item")):
-        out.setdefault(link_id, []).append(answer)
+        if answers and isinstance(answers, list):
+            key: str | None = (
+                link_id
+                if isinstance(link_id, str) and (wanted is None or link_id in wanted)
+                else None
+            )
+            for answer in answers:
+                if type(answer) is not dict and not isinstance(answer, Mapping):
+                    continue
+                if key is not None:
+                    found = out.get(key)
+                    if found is None:
+                        out[key] = [answer]
+                    else:
+                        found.append(answer)
+                nested = answer.get("item")
+                if nested:
+                    answers_by_link(nested, wanted, out)
+        nested = item.get("item")
+        if nested:
+            answers_by_link(nested, wanted, out)
     return out
 
 
@@ -76,9 +95,12 @@ def _prorated(total: Decimal, answered: int, count: int) -> Decimal:
     """Mean of the answered items × item count, to 2 decimals with halves rounded up.
 
     Exact rational arithmetic, then floor(x * 100 + 1/2) / 100: the same formula the
-    Questionnaire's FHIRPath uses, so both give the same digits on every input.
+    Questionnaire's FHIRPath uses, so both give the same digits on every input.  With
+    total = n/d: floor((n·count·100/(answered·d)) + 1/2) = (2·n·count·100 + answered·d)
+    // (2·answered·d), in integers (Fraction would cost more than the rest of the score).
     """
-    hundredths = math.floor(Fraction(total) * count * 100 / answered + Fraction(1, 2))
+    n, d = total.as_integer_ratio()
+    hundredths = (2 * n * count * 100 + answered * d) // (2 * answered * d)
     return Decimal(hundredths) / Decimal(100)
 
 
@@ -192,7 +214,14 @@ def score_response(qr: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> l
       "sum of weights" score.
     """
     table = questionnaire_table(questionnaire)
-    answers = _answers_by_link(qr)
+    if not table.instruments and not table.generic:
+        return []
+    return _scores(table, answers_by_link(qr.get("item"), table.scored_link_ids))
+
+
+def _scores(
+    table: QuestionnaireTable, answers: Mapping[str, list[Mapping[str, Any]]]
+) -> list[Score]:
     scores = [
         _score_instrument(instrument, link_ids, table, answers)
         for instrument, link_ids in table.instruments
@@ -200,6 +229,17 @@ def score_response(qr: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> l
     if table.generic:
         scores.append(_score_generic(table, answers))
     return scores
+
+
+def score_and_alert(
+    qr: Mapping[str, Any], table: QuestionnaireTable
+) -> tuple[list[Score], list[SafetyAlert]]:
+    """:func:`score_response` and :func:`safety_alerts` with the Questionnaire's table, in
+    one walk of the response (none when the Questionnaire has nothing to score)."""
+    if not table.scored_link_ids:
+        return [], []
+    answers = answers_by_link(qr.get("item"), table.scored_link_ids)
+    return _scores(table, answers), _alerts(table, answers)
 
 
 def _item9_message(display: str, weight: Decimal) -> str:
@@ -220,18 +260,27 @@ def safety_alerts(
     ``phq9-9`` in our PHQ-9; without a Questionnaire, by the linkIds ``phq9-9`` and
     ``/44260-8``.
     """
-    table = questionnaire_table(questionnaire) if questionnaire is not None else None
-    link_ids = frozenset(table.item9_link_ids) if table is not None else _ITEM9_LINK_IDS
-    if not link_ids:
-        return []
+    if questionnaire is not None:
+        table = questionnaire_table(questionnaire)
+        if not table.item9_link_ids:
+            return []
+        return _alerts(table, answers_by_link(qr.get("item"), table.scored_link_ids))
+    return _alerts(None, answers_by_link(qr.get("item"), _ITEM9_WANTED))
+
+
+def _alerts(
+    table: QuestionnaireTable | None, answers: Mapping[str, list[Mapping[str, Any]]]
+) -> list[SafetyAlert]:
+    link_ids = table.item9_link_ids if table is not None else _ITEM9_LINK_IDS
     worst: tuple[Decimal, str, tuple[str | None, str]] | None = None
-    for link_id, answer in _answers(qr.get("item")):
-        if link_id not in link_ids or (key := _coding(answer)) is None:
-            continue
+    for link_id in link_ids:
         item_table = table.items.get(link_id) if table is not None else None
-        weight = _instrument_weight(PHQ9, item_table, key)
-        if weight is not None and weight > 0 and (worst is None or weight > worst[0]):
-            worst = (weight, link_id, key)
+        for answer in answers.get(link_id, ()):
+            if (key := _coding(answer)) is None:
+                continue
+            weight = _instrument_weight(PHQ9, item_table, key)
+            if weight is not None and weight > 0 and (worst is None or weight > worst[0]):
+                worst = (weight, link_id, key)
     if worst is None:
         return []
     weight, link_id, key = worst
@@ -255,4 +304,4 @@ def safety_alerts(
     ]
 
 
-__all__ = ["build_table", "safety_alerts", "score_response"]
+__all__ = ["answers_by_link", "build_table", "safety_alerts", "score_and_alert", "score_response"]

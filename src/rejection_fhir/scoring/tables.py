@@ -65,6 +65,9 @@ class QuestionnaireTable:
     generic: tuple[str, ...]
     #: Items that are PHQ-9 item 9 (self-harm).
     item9_link_ids: tuple[str, ...]
+    #: Every linkId a score or a safety alert reads: a response is walked for these only,
+    #: and not at all when there are none (most worksheets carry no weights).
+    scored_link_ids: frozenset[str] = frozenset()
 
 
 def _walk(items: Any) -> Iterator[Mapping[str, Any]]:
@@ -230,6 +233,9 @@ def build_table(q: Mapping[str, Any]) -> QuestionnaireTable:
         instruments=tuple(recognised),
         generic=generic,
         item9_link_ids=tuple(item9),
+        scored_link_ids=frozenset(
+            (*(link for _, links in recognised for link in links), *generic, *item9)
+        ),
     )
 
 
