@@ -31,6 +31,9 @@ def test_wheel_carries_schemas_and_worksheets(repo, tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
         "rejection_fhir/py.typed",
+        # the console script's package and a lazily imported command module
+        "rejection_fhir/cli/__init__.py",
+        "rejection_fhir/cli/validate.py",
         "rejection_fhir/data/schemas/worksheet.schema.json",
         "rejection_fhir/data/schemas/project.schema.json",
         "rejection_fhir/data/questionnaires/_project.yaml",

@@ -81,7 +81,7 @@ def test_published_hook_runs_our_console_script_on_worksheet_changes():
     assert files.search("questionnaires/rejection-log.yaml")
     assert files.search("questionnaires/_project.yaml")
     assert files.search("questionnaires/new.yml")
-    assert not files.search("src/rejection_fhir/cli.py")
+    assert not files.search("src/rejection_fhir/cli/validate.py")
     assert not files.search("docs/questionnaires.md")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import requests
 import responses
@@ -167,7 +168,9 @@ def test_secrets_are_not_accepted_as_flags(
 
 @pytest.mark.parametrize("command", SERVER_COMMANDS)
 def test_no_command_offers_a_secret_flag(command: str) -> None:
-    options = {opt for param in cli.commands[command].params for opt in param.opts}
+    resolved = cli.get_command(click.Context(cli), command)  # commands load lazily
+    assert resolved is not None
+    options = {opt for param in resolved.params for opt in param.opts}
     secret_like = {
         opt
         for opt in options

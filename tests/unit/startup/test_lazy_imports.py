@@ -68,3 +68,24 @@ def test_the_probe_sees_what_a_command_imports(tmp_path):
     # A command that needs the validators does import them: the probe is not blind.
     modules = imported_by("build", "--out", str(tmp_path / "out"))
     assert "yaml" in modules and "jsonschema" in modules
+
+
+def _command_modules(modules: set[str]) -> set[str]:
+    from rejection_fhir.cli import COMMANDS
+
+    shims = {f"rejection_fhir.cli.{module}" for module, _ in COMMANDS.values()}
+    return modules & shims
+
+
+def test_root_help_imports_no_command_module():
+    modules = imported_by("--help")
+    assert "rejection_fhir.cli" in modules
+    assert _command_modules(modules) == set()
+    assert "rejection_fhir.cli.sync" not in modules
+
+
+def test_a_command_imports_only_its_own_module():
+    assert _command_modules(imported_by("validate", "--help")) == {"rejection_fhir.cli.validate"}
+    assert _command_modules(imported_by("smart-keygen", "--help")) == {
+        "rejection_fhir.cli.smart_keygen"
+    }

@@ -1,0 +1,38 @@
+"""``rejection-fhir build``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rejection_fhir.cli.options import BASE_URL_OPTION, SOURCE_OPTION, source_or_default
+
+
+@click.command("build")
+@SOURCE_OPTION
+@BASE_URL_OPTION
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Folder for the built JSON.",
+)
+def build_cmd(source_dir: Path | None, base_url: str | None, out_dir: Path) -> None:
+    """Build every worksheet into FHIR R4 JSON and one transaction Bundle.
+
+    Writes nothing unless every source is valid; the output is byte-identical on a rerun.
+    """
+    from rejection_fhir.commands.build import build
+    from rejection_fhir.findings import format_text
+
+    output = build(source_or_default(source_dir), out_dir, base_url=base_url)
+    if output.findings:
+        click.echo(format_text(output.findings), err=True)
+    r = output.result
+    click.echo(
+        f"built {len(r.questionnaires)} Questionnaires, 1 CodeSystem, {len(r.valuesets)} ValueSets "
+        f"and bundle.json into {out_dir}"
+    )

@@ -1,0 +1,31 @@
+"""``rejection-fhir list`` (not ``list.py``: that would shadow the builtin in the package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rejection_fhir.cli.options import BASE_URL_OPTION, SOURCE_OPTION, source_or_default
+
+
+@click.command("list")
+@SOURCE_OPTION
+@BASE_URL_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_cmd(source_dir: Path | None, base_url: str | None, as_json: bool) -> None:
+    """List the worksheets: name, version, status, questions and title."""
+    import json
+    from dataclasses import asdict
+
+    from rejection_fhir.commands.catalog import list_worksheets
+
+    infos = list_worksheets(source_or_default(source_dir), base_url=base_url)
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        return
+    width = max(len(i.name) for i in infos)
+    for i in infos:
+        click.echo(
+            f"{i.name:<{width}}  {i.version:<7} {i.status:<7} {i.questions:>2} questions  {i.title}"
+        )

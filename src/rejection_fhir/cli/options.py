@@ -1,0 +1,93 @@
+"""Options and helpers shared by several commands' shims."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+SOURCE_OPTION = click.option(
+    "--source",
+    "source_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RFHIR_SOURCE",
+    default=None,
+    help="Folder of worksheet sources (default: ./questionnaires, else the bundled worksheets). Env: RFHIR_SOURCE.",
+)
+BASE_URL_OPTION = click.option(
+    "--base-url",
+    envvar="RFHIR_BASE_URL",
+    default=None,
+    help="Canonical base for url of built resources (default: canonicalBase in _project.yaml). Env: RFHIR_BASE_URL.",
+)
+
+
+def server_options(f: Any) -> Any:
+    """Connection flags shared by every command that talks to a FHIR server.
+
+    Secrets are deliberately absent: they come from RFHIR_TOKEN(_FILE) and friends, or
+    from --token-file, never from a flag's value (shell history, ``ps``).
+    """
+    options = [
+        click.option("--server", default=None, help="FHIR base URL. Env: RFHIR_SERVER."),
+        click.option(
+            "--config",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Config file (default: rejection-fhir.toml). Env: RFHIR_CONFIG.",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="File holding a bearer token. Env: RFHIR_TOKEN_FILE.",
+        ),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="PEM bundle of private CAs. Env: RFHIR_CA_BUNDLE.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            default=None,
+            help="Allow plain http:// to a host that is not loopback.",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=None,
+            help="Read timeout in seconds. Env: RFHIR_TIMEOUT.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def settings_from(**flags: Any) -> Any:
+    """The settings, with the flags given (not None) overriding env and config file."""
+    from rejection_fhir.settings import load_settings
+
+    overrides = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None
+    }
+    return load_settings(overrides)
+
+
+def source_or_default(source_dir: Path | None) -> Path:
+    from rejection_fhir.worksheet.project import default_source_dir
+
+    return source_dir if source_dir is not None else default_source_dir()
+
+
+def built_worksheets(source_dir: Path | None, base_url: str | None) -> list[dict[str, Any]]:
+    """The built Questionnaires, with their worksheet summarizers registered."""
+    from rejection_fhir.commands.build import build_all
+    from rejection_fhir.response.worksheets import register_worksheets
+
+    result, _ = build_all(source_or_default(source_dir), base_url=base_url)
+    register_worksheets(result.questionnaires)
+    return result.questionnaires

@@ -1,0 +1,32 @@
+"""``rejection-fhir preview``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rejection_fhir.cli.options import BASE_URL_OPTION, SOURCE_OPTION, source_or_default
+
+
+@click.command("preview")
+@click.argument("name", required=False)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@SOURCE_OPTION
+@BASE_URL_OPTION
+def preview_cmd(
+    name: str | None, port: int, open_browser: bool, source_dir: Path | None, base_url: str | None
+) -> None:
+    """Serve the worksheets on 127.0.0.1, rendered by LHC-Forms from local files (offline)."""
+    from rejection_fhir.commands.build import build_all
+    from rejection_fhir.preview import run_preview
+
+    result, _ = build_all(source_or_default(source_dir), base_url=base_url)
+    run_preview(result.questionnaires, name, port, open_browser=open_browser)

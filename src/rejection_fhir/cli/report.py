@@ -1,0 +1,52 @@
+"""``rejection-fhir report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rejection_fhir.cli.options import server_options, settings_from
+
+
+@click.command("report")
+@click.option(
+    "--patient", required=True, help="The client's Patient id in the EHR (or Patient/<id>)."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML report (one self-contained file).",
+)
+@click.option(
+    "--pdf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also print an A4 PDF (needs Chromium: scripts/install-browser).",
+)
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also save a full-page PNG (needs Chromium).",
+)
+@server_options
+def report_cmd(patient: str, out: Path, pdf: Path | None, png: Path | None, **server: Any) -> None:
+    """Write a clinician's progress report for one client: safety flags, PHQ-9/GAD-7 and
+    worksheet trends as charts, and the worksheet summaries, newest first.
+
+    Reads only what `sync` wrote to the EHR (--server); writes only the files named.
+    """
+    from rejection_fhir.commands.report import write_report
+
+    written = write_report(settings_from(**server), patient, out=out, pdf=pdf, png=png)
+    r = written.report
+    flags = len(r.safety_flags)
+    click.echo(
+        f"wrote {out}: {flags} active safety flag{'s' if flags != 1 else ''}, "
+        f"{len(r.charts)} chart(s), {len(r.worksheets)} worksheet note(s)"
+        + "".join(f", {path}" for path in (pdf, png) if path is not None)
+    )

@@ -1,0 +1,94 @@
+"""``rejection-fhir summarize``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rejection_fhir.cli.options import (
+    BASE_URL_OPTION,
+    SOURCE_OPTION,
+    built_worksheets,
+    server_options,
+    settings_from,
+)
+
+
+@click.command("summarize")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json", "xhtml"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--questionnaire",
+    "questionnaire_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Questionnaire JSON (or a Bundle) for responses to other forms. Repeatable.",
+)
+@click.option(
+    "--fetch-questionnaires", is_flag=True, help="Fetch unknown Questionnaires from --server."
+)
+@SOURCE_OPTION
+@BASE_URL_OPTION
+@server_options
+def summarize_cmd(
+    files: tuple[Path, ...],
+    fmt: str,
+    questionnaire_files: tuple[Path, ...],
+    fetch_questionnaires: bool,
+    source_dir: Path | None,
+    base_url: str | None,
+    **server: Any,
+) -> None:
+    """Summarise QuestionnaireResponses from JSON, NDJSON or Bundle files ('-' reads NDJSON from stdin).
+
+    Works offline with the built worksheets and any --questionnaire files; summaries are
+    written one by one as the file streams.  JSON output is one summary per line.
+    """
+    from rejection_fhir.commands.summarize import load_questionnaire_files, summarize_files
+    from rejection_fhir.errors import InputError
+    from rejection_fhir.response.questionnaire import QuestionnaireIndex
+
+    index = QuestionnaireIndex(
+        [
+            *built_worksheets(source_dir, base_url),
+            *load_questionnaire_files(list(questionnaire_files)),
+        ]
+    )
+    fetch = None
+    if fetch_questionnaires:
+        from rejection_fhir import settings as settings_module
+        from rejection_fhir.response.questionnaire import split_canonical
+
+        client = settings_module.make_client(settings_from(**server))
+
+        def fetch(canonical: str) -> list[dict[str, Any]]:
+            url, version = split_canonical(canonical)
+            return list(
+                client.search(
+                    "Questionnaire", {"url": url, **({"version": version} if version else {})}
+                )
+            )
+
+    out = sys.stdout
+    separator = "" if fmt == "json" else "\n"
+    report = summarize_files(
+        list(files),
+        index,
+        lambda text: out.write(text.rstrip("\n") + "\n" + separator),
+        fmt=fmt,
+        fetch=fetch,
+    )
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+    click.echo(f"summarised {report.summarised} response(s)", err=True)
+    if any("not valid JSON" in p or "expected a FHIR resource" in p for p in report.problems):
+        raise InputError("some input could not be read; see the warnings above")

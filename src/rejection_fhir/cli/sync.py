@@ -1,0 +1,171 @@
+"""``rejection-fhir sync``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rejection_fhir.cli.options import (
+    BASE_URL_OPTION,
+    built_worksheets,
+    server_options,
+    settings_from,
+)
+
+
+@click.command("sync")
+@click.option(
+    "--source",
+    "source_server",
+    default=None,
+    help="FHIR server holding the responses (default: --server / RFHIR_SERVER).",
+)
+@click.option(
+    "--target",
+    default=None,
+    help="EHR FHIR server to write to (default: the source). Env: RFHIR_TARGET.",
+)
+@click.option(
+    "--since",
+    default=None,
+    help="Start from this _lastUpdated instant instead of the saved cursor.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Validate and summarise; write nothing, move no cursor."
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite state file (default: .state/sync.sqlite3). Env: RFHIR_STATE.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 500),
+    default=50,
+    show_default=True,
+    help="Responses per page and per transaction.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 8),
+    default=2,
+    show_default=True,
+    help="Transactions in flight at once; pages are still recorded in order.",
+)
+@click.option(
+    "--bulk",
+    is_flag=True,
+    help="Read the responses from a Bulk Data $export of the source (backfills).",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    help="Seconds to wait for another running sync before giving up.",
+)
+@click.option("--show", "show_summaries", is_flag=True, help="Print each summary written (text).")
+@click.option(
+    "--safety-task",
+    is_flag=True,
+    help="With each safety Flag, also create an urgent Task for the clinician.",
+)
+@click.option(
+    "--worksheets",
+    "source_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RFHIR_SOURCE",
+    default=None,
+    help="Folder of worksheet sources (default: ./questionnaires).",
+)
+@BASE_URL_OPTION
+@server_options
+def sync_cmd(
+    source_server: str | None,
+    target: str | None,
+    since: str | None,
+    dry_run: bool,
+    state_path: Path | None,
+    batch_size: int,
+    concurrency: int,
+    bulk: bool,
+    wait: float,
+    show_summaries: bool,
+    safety_task: bool,
+    source_dir: Path | None,
+    base_url: str | None,
+    **server: Any,
+) -> None:
+    """Fetch new QuestionnaireResponses, validate and summarise them, write notes,
+    Observations and Provenance to the EHR, exactly once.
+
+    Exits 1 if any response was rejected, 5 if the server refused a write.
+    """
+    from rejection_fhir.errors import ExitCode
+    from rejection_fhir.response.render import render_text
+    from rejection_fhir.sync.run import SyncOptions, sync
+
+    settings = settings_from(
+        server=source_server or server.pop("server"),
+        target=target,
+        state_path=str(state_path) if state_path else None,
+        **{k: v for k, v in server.items() if k != "server"},
+    )
+    if not settings.server:
+        raise click.UsageError("give --source (or --server, or RFHIR_SERVER)")
+    options = SyncOptions(
+        source=settings.server,
+        target=settings.target,
+        state_path=Path(settings.state_path)
+        if settings.state_path
+        else Path(".state/sync.sqlite3"),
+        since=since,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        bulk=bulk,
+        wait=wait,
+        keep_summaries=show_summaries,
+        safety_task=safety_task,
+    )
+    questionnaires = built_worksheets(source_dir, base_url)
+    bar: Any = None
+    progress = None
+    on_total = None
+    if sys.stderr.isatty():
+
+        def on_total(total: int | None) -> None:
+            nonlocal bar
+            bar = click.progressbar(length=total or 0, label="syncing", file=sys.stderr)
+            bar.__enter__()
+
+        def progress(n: int) -> None:
+            if bar is not None:
+                bar.update(n)
+
+    try:
+        report = sync(settings, options, questionnaires, progress=progress, on_total=on_total)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for ref, summary in report.summaries:
+        click.echo(f"--- {ref}")
+        click.echo(render_text(summary))
+    for problem in report.rejected:
+        click.echo(f"rejected {problem.response}: {problem.message}", err=True)
+    for problem in report.failed:
+        click.echo(f"failed   {problem.response}: {problem.message}", err=True)
+    t = report.tally
+    verb = "would write" if dry_run else "written"
+    click.echo(
+        f"{'dry run: ' if dry_run else ''}fetched {t.fetched}, {verb} {t.written} ({t.resources} resources), "
+        f"unchanged {t.unchanged}, rejected {t.rejected}, failed {t.failed}, not ours {t.skipped}"
+    )
+    if report.failed:
+        sys.exit(ExitCode.SERVER_REFUSED)
+    if report.rejected:
+        sys.exit(ExitCode.FINDINGS)

@@ -1,0 +1,86 @@
+"""``rejection-fhir validate``: what pre-commit hooks run on every commit.
+
+An unchanged worksheet is answered from the result cache; on that path this module
+imports only ``rejection_fhir.validate_cache`` (and ``rejection_fhir.findings`` when there
+is something to print): keep it so, the checks' own imports cost ten times this.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from rejection_fhir.cli.options import BASE_URL_OPTION
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@BASE_URL_OPTION
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github", "junit"]),
+    default="text",
+    show_default=True,
+    help="github prints workflow annotations; junit a JUnit XML test report.",
+)
+@click.option("--strict", is_flag=True, help="Warnings fail too.")
+@click.option(
+    "--against",
+    "against",
+    metavar="REF",
+    envvar="RFHIR_AGAINST",
+    default=None,
+    help="Version guard: compare with a git ref, a folder of built JSON or a server URL, and "
+    "require the version bump each change needs. Env: RFHIR_AGAINST.",
+)
+def validate_cmd(
+    paths: tuple[Path, ...], base_url: str | None, fmt: str, strict: bool, against: str | None
+) -> None:
+    """Check worksheet folders, YAML sources or built Questionnaire JSON.
+
+    Exit 0 when clean, 1 when there are findings, 11 when only the version guard failed,
+    2 for a usage error.
+    """
+    from rejection_fhir import validate_cache
+
+    # The version guard depends on git or a server, not only on files: never cached.
+    cache_key = (
+        validate_cache.key(list(paths), base_url)
+        if not against and validate_cache.enabled()
+        else None
+    )
+    cached = validate_cache.load(cache_key) if cache_key else None
+    if cached is not None:
+        findings = cached
+    else:
+        from rejection_fhir.commands.validate import validate
+
+        findings = validate(list(paths), base_url=base_url, against=against or None)
+        if cache_key:
+            validate_cache.store(cache_key, findings)
+    failing = [f for f in findings if f.severity == "error" or (strict and f.severity == "warning")]
+    if findings or fmt in {"json", "junit"}:
+        from rejection_fhir.findings import FORMATTERS
+
+        click.echo(FORMATTERS[fmt](findings))
+    if fmt == "text":
+        errors = sum(f.severity == "error" for f in findings)
+        click.echo(
+            f"{errors} error(s), {len(findings) - errors} other finding(s)"
+            if findings
+            else "all worksheets valid",
+            err=True,
+        )
+    if not failing:
+        return
+    from rejection_fhir.errors import ExitCode
+
+    if against:
+        from rejection_fhir.commands.guard import GUARD_RULES
+
+        only_guard = all(f.rule in GUARD_RULES for f in failing)
+        sys.exit(ExitCode.VERSION_GUARD if only_guard else ExitCode.FINDINGS)
+    sys.exit(ExitCode.FINDINGS)
