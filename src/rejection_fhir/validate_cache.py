@@ -60,6 +60,11 @@ def key(paths: Sequence[Path], base_url: str | None) -> str | None:
         f"{_FORMAT}|{__version__}|{base_url}|{Path.cwd()}|{[str(p) for p in paths]}\n".encode()
     )
     _code_fingerprint(digest)
+    if not paths:
+        # validate's default: ./questionnaires in a content repository (what the pre-commit
+        # hook checks), else the worksheets we ship.  Key on both rather than import the
+        # rule that picks one; without ./questionnaires there is no caching.
+        paths = [Path("questionnaires"), _PACKAGE / "data" / "questionnaires"]
     try:
         folders: set[Path] = set()
         for path in paths:

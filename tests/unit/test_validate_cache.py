@@ -78,3 +78,13 @@ def test_cache_can_be_turned_off_and_never_serves_the_version_guard(tmp_path, fo
     path = str(folder / "core-beliefs.yaml")
     _validate(tmp_path, path)
     assert "fhir.resources" in _validate(tmp_path, path, env={"RFHIR_NO_CACHE": "1"})[1]
+
+
+def test_without_paths_an_edit_to_the_default_folder_is_seen(tmp_path, folder):
+    # What the pre-commit hook runs (pass_filenames: false): validate ./questionnaires.
+    assert _validate(tmp_path)[0] == 0
+    assert _validate(tmp_path)[:2] == (0, ""), "an unchanged folder comes from the cache"
+    path = folder / "core-beliefs.yaml"
+    path.write_text(path.read_text().replace("linkId: evidence-for", "linkId: evidence-against"))
+    code, heavy, _ = _validate(tmp_path)
+    assert code == 1 and "fhir.resources" in heavy
