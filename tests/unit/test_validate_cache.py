@@ -88,3 +88,103 @@ def test_without_paths_an_edit_to_the_default_folder_is_seen(tmp_path, folder):
     path.write_text(path.read_text().replace("linkId: evidence-for", "linkId: evidence-against"))
     code, heavy, _ = _validate(tmp_path)
     assert code == 1 and "fhir.resources" in heavy
+
+
+def _stats(package) -> list[str]:
+    from rejection_fhir.validate_cache import _code_stats
+
+    return _code_stats(str(package))
+
+
+def test_any_change_to_the_code_or_its_data_changes_the_key(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "sub" / "b.py").write_text("y = 2\n")
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "s.json").write_text("{}")
+    (package / "data").mkdir()
+    (package / "data" / "schemas").symlink_to(schemas)  # as in a development checkout
+    before = _stats(package)
+    assert [line.split(":")[0] for line in before] == [
+        "a.py",
+        os.path.join("data", "schemas", "s.json"),
+        os.path.join("sub", "b.py"),
+    ]
+
+    # Caches, other files and a link back up the tree change nothing (and do not hang).
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "a.py").write_text("")
+    (package / ".mypy_cache").mkdir()
+    (package / ".mypy_cache" / "a.json").write_text("{}")
+    (package / "notes.txt").write_text("")
+    (package / "sub" / "up").symlink_to(package)
+    assert _stats(package) == before
+
+    def touch(path):
+        ns = path.stat().st_mtime_ns + 1_000_000
+        os.utime(path, ns=(ns, ns))
+
+    changes = [
+        lambda: touch(package / "a.py"),  # same size, new time
+        lambda: (package / "sub" / "b.py").write_text("y = 22\n"),
+        lambda: (package / "sub" / "c.py").write_text(""),
+        lambda: touch(schemas / "s.json"),
+        lambda: (package / "sub" / "c.py").unlink(),
+        lambda: (package / "data" / "w.yaml").write_text("a: 1\n"),
+    ]
+    seen = [before]
+    for change in changes:
+        change()
+        now = _stats(package)
+        assert now not in seen
+        seen.append(now)
+
+
+def test_the_installed_package_keys_on_its_schemas_and_worksheets():
+    lines = [line.split(":")[0] for line in _stats_of_package()]
+    assert os.path.join("data", "schemas", "worksheet.schema.json") in lines
+    assert os.path.join("data", "questionnaires", "_project.yaml") in lines
+    assert os.path.join("cli", "validate.py") in lines
+    assert "validate_cache.py" in lines
+
+
+def _stats_of_package() -> list[str]:
+    from rejection_fhir.validate_cache import _code_stats
+
+    return _code_stats()
+
+
+RUN = """
+import sys
+from rejection_fhir.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+"""
+MODULES = "print('MODULES', *sorted(sys.modules), file=sys.stderr)"
+
+
+def _modules(tmp_path, script: str, *args: str) -> set[str]:
+    environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        check=True,
+    )
+    line = next(line for line in proc.stderr.splitlines() if line.startswith("MODULES"))
+    return set(line.split()[1:])
+
+
+def test_a_clean_answer_from_the_cache_imports_little(tmp_path, folder):
+    path = str(folder / "core-beliefs.yaml")
+    _validate(tmp_path, path)  # fill the cache
+    baseline = _modules(tmp_path, f"import sys, click\n{MODULES}")
+    extra = _modules(tmp_path, RUN + MODULES, "validate", path) - baseline
+    assert "rejection_fhir.validate_cache" in extra  # the probe did run
+    assert extra & {"pathlib", "hashlib", "_hashlib", "json", "rejection_fhir.findings"} == set()

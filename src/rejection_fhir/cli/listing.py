@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION, SOURCE_OPTION, source_or_default
+from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default
 
 
 @click.command("list")
-@SOURCE_OPTION
+@source_option
 @BASE_URL_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_cmd(source_dir: Path | None, base_url: str | None, as_json: bool) -> None:

@@ -1,20 +1,34 @@
-"""Options and helpers shared by several commands' shims."""
+"""Options and helpers shared by several commands' shims.
+
+pathlib is imported only by the decorators that need it: ``validate`` takes only
+``BASE_URL_OPTION`` from here, and its cached answer needs no pathlib (about a tenth of
+``import click``).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-SOURCE_OPTION = click.option(
-    "--source",
-    "source_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RFHIR_SOURCE",
-    default=None,
-    help="Folder of worksheet sources (default: ./questionnaires, else the bundled worksheets). Env: RFHIR_SOURCE.",
-)
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def source_option(f: Any) -> Any:
+    """``--source``: the folder of worksheet sources."""
+    from pathlib import Path
+
+    return click.option(
+        "--source",
+        "source_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="RFHIR_SOURCE",
+        default=None,
+        help="Folder of worksheet sources (default: ./questionnaires, else the bundled worksheets). Env: RFHIR_SOURCE.",
+    )(f)
+
+
 BASE_URL_OPTION = click.option(
     "--base-url",
     envvar="RFHIR_BASE_URL",
@@ -29,6 +43,8 @@ def server_options(f: Any) -> Any:
     Secrets are deliberately absent: they come from RFHIR_TOKEN(_FILE) and friends, or
     from --token-file, never from a flag's value (shell history, ``ps``).
     """
+    from pathlib import Path
+
     options = [
         click.option("--server", default=None, help="FHIR base URL. Env: RFHIR_SERVER."),
         click.option(
@@ -69,6 +85,8 @@ def server_options(f: Any) -> Any:
 
 def settings_from(**flags: Any) -> Any:
     """The settings, with the flags given (not None) overriding env and config file."""
+    from pathlib import Path
+
     from rejection_fhir.settings import load_settings
 
     overrides = {

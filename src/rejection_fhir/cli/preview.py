@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION, SOURCE_OPTION, source_or_default
+from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default
 
 
 @click.command("preview")
@@ -19,7 +19,7 @@ from rejection_fhir.cli.options import BASE_URL_OPTION, SOURCE_OPTION, source_or
     help="Port on 127.0.0.1 (0 picks a free one).",
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
-@SOURCE_OPTION
+@source_option
 @BASE_URL_OPTION
 def preview_cmd(
     name: str | None, port: int, open_browser: bool, source_dir: Path | None, base_url: str | None

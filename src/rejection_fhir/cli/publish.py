@@ -9,15 +9,15 @@ import click
 
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
-    SOURCE_OPTION,
     server_options,
     settings_from,
+    source_option,
     source_or_default,
 )
 
 
 @click.command("publish")
-@SOURCE_OPTION
+@source_option
 @BASE_URL_OPTION
 @server_options
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")

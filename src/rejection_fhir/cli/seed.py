@@ -9,10 +9,10 @@ import click
 
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
-    SOURCE_OPTION,
     built_worksheets,
     server_options,
     settings_from,
+    source_option,
 )
 
 
@@ -37,7 +37,7 @@ from rejection_fhir.cli.options import (
     is_flag=True,
     help="Allow a server that is not on this machine (test servers only).",
 )
-@SOURCE_OPTION
+@source_option
 @BASE_URL_OPTION
 @server_options
 def seed_cmd(

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION, SOURCE_OPTION, source_or_default
+from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default
 
 
 @click.command("show")
 @click.argument("name")
-@SOURCE_OPTION
+@source_option
 @BASE_URL_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the built Questionnaire JSON.")
 def show_cmd(name: str, source_dir: Path | None, base_url: str | None, as_json: bool) -> None:

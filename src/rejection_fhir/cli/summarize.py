@@ -10,10 +10,10 @@ import click
 
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
-    SOURCE_OPTION,
     built_worksheets,
     server_options,
     settings_from,
+    source_option,
 )
 
 
@@ -36,7 +36,7 @@ from rejection_fhir.cli.options import (
 @click.option(
     "--fetch-questionnaires", is_flag=True, help="Fetch unknown Questionnaires from --server."
 )
-@SOURCE_OPTION
+@source_option
 @BASE_URL_OPTION
 @server_options
 def summarize_cmd(

@@ -2,13 +2,12 @@
 
 An unchanged worksheet is answered from the result cache; on that path this module
 imports only ``rejection_fhir.validate_cache`` (and ``rejection_fhir.findings`` when there
-is something to print): keep it so, the checks' own imports cost ten times this.
+is something to print), not even pathlib: keep it so.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -16,7 +15,8 @@ from rejection_fhir.cli.options import BASE_URL_OPTION
 
 
 @click.command("validate")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+# Strings, not Paths: a cached answer needs no pathlib.
+@click.argument("paths", nargs=-1, type=click.Path())
 @BASE_URL_OPTION
 @click.option(
     "--format",
@@ -37,7 +37,7 @@ from rejection_fhir.cli.options import BASE_URL_OPTION
     "require the version bump each change needs. Env: RFHIR_AGAINST.",
 )
 def validate_cmd(
-    paths: tuple[Path, ...], base_url: str | None, fmt: str, strict: bool, against: str | None
+    paths: tuple[str, ...], base_url: str | None, fmt: str, strict: bool, against: str | None
 ) -> None:
     """Check worksheet folders, YAML sources or built Questionnaire JSON.
 
@@ -48,17 +48,17 @@ def validate_cmd(
 
     # The version guard depends on git or a server, not only on files: never cached.
     cache_key = (
-        validate_cache.key(list(paths), base_url)
-        if not against and validate_cache.enabled()
-        else None
+        validate_cache.key(paths, base_url) if not against and validate_cache.enabled() else None
     )
     cached = validate_cache.load(cache_key) if cache_key else None
     if cached is not None:
         findings = cached
     else:
+        from pathlib import Path
+
         from rejection_fhir.commands.validate import validate
 
-        findings = validate(list(paths), base_url=base_url, against=against or None)
+        findings = validate([Path(p) for p in paths], base_url=base_url, against=against or None)
         if cache_key:
             validate_cache.store(cache_key, findings)
     failing = [f for f in findings if f.severity == "error" or (strict and f.severity == "warning")]
