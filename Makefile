@@ -4,8 +4,11 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The build users get from `pip install .`: the summary's hot path compiled by mypyc (setup.py).
+# The development venv above is an editable, pure-Python install.
+COMPILED_VENV ?= .venv-compiled
 
-.PHONY: demo test unit integration browser setup lint typecheck check bench hapi-start hapi-stop clean
+.PHONY: demo test unit integration browser setup lint typecheck check bench compiled compiled-test hapi-start hapi-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,8 +27,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo
 
+# Every test against the development install, then the unit and fuzz tests again against the
+# compiled build that `pip install .` makes.
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) compiled-test
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
@@ -48,8 +54,20 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-bench: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
+compiled:
+	rm -rf $(COMPILED_VENV)
+	$(PY) -m venv $(COMPILED_VENV)
+	$(COMPILED_VENV)/bin/python -m pip install -q --upgrade pip
+	RFHIR_REQUIRE_COMPILED=1 $(COMPILED_VENV)/bin/python -m pip install -q '.[dev]'
+
+# Unit and fuzz tests against the compiled build (tests/unit/test_compiled.py checks it is).
+compiled-test: compiled
+	RFHIR_EXPECT_COMPILED=1 PATH="$(CURDIR)/$(COMPILED_VENV)/bin:$$PATH" \
+		$(COMPILED_VENV)/bin/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+
+# Measures the compiled build, what `pip install .` gives.
+bench: setup compiled
+	PATH="$(CURDIR)/$(COMPILED_VENV)/bin:$$PATH" $(COMPILED_VENV)/bin/python -m benchmarks
 
 hapi-start:
 	scripts/hapi start
@@ -58,4 +76,4 @@ hapi-stop:
 	scripts/hapi stop
 
 clean:
-	rm -rf out .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf out build .pytest_cache .mypy_cache .ruff_cache test-artifacts $(COMPILED_VENV)

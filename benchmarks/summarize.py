@@ -83,7 +83,7 @@ def run(questionnaires: Sequence[Mapping[str, Any]], *, seed: int, count: int) -
         ndjson.unlink()
         folder.rmdir()
     baseline = count / best["loads"]
-    rows = []
+    rows = [_build_row()]
     for goal, name, target, note in (
         (
             "summarize throughput",
@@ -137,3 +137,21 @@ def _bare_walk(items: Any, out: list[Any]) -> list[Any]:
         if nested:
             _bare_walk(nested, out)
     return out
+
+
+def _build_row() -> Row:
+    """Which build of the summary path ran: setup.py compiles it, an editable install not."""
+    import importlib.machinery
+
+    import rejection_fhir.response.summary as module
+
+    compiled = str(module.__file__).endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    return Row(
+        "summary path build",
+        "compiled (mypyc)" if compiled else "pure Python",
+        "",
+        None,
+        "",
+        None,
+        "make bench measures `pip install .` (compiled); an editable install is pure Python",
+    )

@@ -1,13 +1,18 @@
-"""`pip install .` must ship the schemas and worksheets (they live at the repo top level)."""
+"""`pip install .` must ship the schemas and worksheets (they live at the repo top level),
+and the summary's hot path compiled by mypyc (setup.py), or pure Python when asked."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
+
+from tests.unit.test_compiled import COMPILED
 
 
-def test_wheel_carries_schemas_and_worksheets(repo, tmp_path):
+def _wheel(repo: Path, out: Path, **env: str) -> Path:
     proc = subprocess.run(
         [
             sys.executable,
@@ -19,16 +24,29 @@ def test_wheel_carries_schemas_and_worksheets(repo, tmp_path):
             "--no-index",
             "-q",
             "-w",
-            str(tmp_path),
+            str(out),
             str(repo),
         ],
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "RFHIR_PURE_PYTHON": "", "RFHIR_REQUIRE_COMPILED": "", **env},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (wheel,) = tmp_path.glob("rejection_fhir-*.whl")
+    (wheel,) = out.glob("rejection_fhir-*.whl")
+    return wheel
+
+
+def test_wheel_carries_schemas_worksheets_and_the_compiled_hot_path(repo, tmp_path):
+    # RFHIR_REQUIRE_COMPILED: a failed compile must fail this test, not fall back quietly.
+    wheel = _wheel(repo, tmp_path, RFHIR_REQUIRE_COMPILED="1")
     names = set(zipfile.ZipFile(wheel).namelist())
+    assert "-cp3" in wheel.name and "none-any" not in wheel.name, wheel.name
+    for module in COMPILED:
+        stem = f"rejection_fhir/{module.removesuffix('.py')}."
+        assert any(n.startswith(stem) and n.endswith(".so") for n in names), module
+        assert f"rejection_fhir/{module}" in names, module  # the source ships too
+    assert any(n.startswith("rejection_fhir__mypyc.") for n in names)
     for required in (
         "rejection_fhir/py.typed",
         # the console script's package and a lazily imported command module
@@ -45,3 +63,11 @@ def test_wheel_carries_schemas_and_worksheets(repo, tmp_path):
         "rejection-fhir = rejection_fhir.cli:main"
         in zipfile.ZipFile(wheel).read(entry_points).decode()
     )
+
+
+def test_pure_python_wheel_when_asked(repo, tmp_path):
+    wheel = _wheel(repo, tmp_path, RFHIR_PURE_PYTHON="1")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    assert not [n for n in names if n.endswith(".so")]
+    assert "rejection_fhir/response/summary.py" in names

@@ -139,7 +139,7 @@ class CodeList:
     by_code: Mapping[str, Concept]
     complete: bool
 
-    def find(self, system: str | None, code: str | None) -> Concept | None:
+    def find(self, system: str | None, code: object) -> Concept | None:
         if not isinstance(code, str):  # a response may hold anything where a code belongs
             return None
         if system is None:

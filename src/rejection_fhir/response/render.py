@@ -29,7 +29,9 @@ XHTML_NAMESPACE: Final = "http://www.w3.org/1999/xhtml"
 # C0/C1 controls (except tab and newline), DEL, lone surrogates, XML non-characters,
 # and the bidi embedding/override/isolate controls used to disguise text.
 _UNSAFE_RE: Final = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]"
+    # The pattern spells the escapes (a raw string): a literal lone surrogate in the
+    # source cannot be compiled by mypyc, and re reads the escapes the same way.
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]"
 )
 _NEWLINES_RE: Final = re.compile(r"\r\n?")
 # Everything that can open Markdown (CommonMark, GFM) or HTML markup inline or at a line

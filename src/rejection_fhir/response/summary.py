@@ -168,7 +168,7 @@ def _entries(
         link_id = raw.get("linkId")
         if type(link_id) is not str:
             continue
-        definition = expected.get(link_id) or by_link_id.get(link_id)
+        definition: ItemDef | None = expected.get(link_id) or by_link_id.get(link_id)
         if link_id in seen:
             repetition = seen[link_id]
             seen[link_id] = repetition + 1
