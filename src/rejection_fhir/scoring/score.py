@@ -71,9 +71,12 @@ def answers_by_link(
 
 def _coding(answer: Mapping[str, Any]) -> tuple[str | None, str] | None:
     coding = answer.get("valueCoding")
-    if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
-        system = coding.get("system")
-        return (system if isinstance(system, str) else None, coding["code"])
+    # type() first: JSON gives dicts, and an ABC isinstance costs more than the rest.
+    if type(coding) is dict or isinstance(coding, Mapping):
+        code = coding.get("code")
+        if isinstance(code, str):
+            system = coding.get("system")
+            return (system if isinstance(system, str) else None, code)
     return None
 
 
@@ -82,12 +85,15 @@ def _instrument_weight(
 ) -> Decimal | None:
     """The instrument's own weight for its codes; otherwise the Questionnaire's weight, if
     it lies on the instrument's scale (an EHR may use its own answer codes)."""
-    if key[0] is not None and (key[0], key[1]) in instrument.answers:
-        return Decimal(instrument.answers[(key[0], key[1])])
-    if table is not None and key in table.weights:
-        weight = table.weights[key][0]
-        if 0 <= weight <= instrument.max_weight:
-            return weight
+    system, code = key
+    if system is not None:
+        own = instrument.answers.get((system, code))
+        if own is not None:
+            return Decimal(own)
+    if table is not None:
+        found = table.weights.get(key)
+        if found is not None and 0 <= found[0] <= instrument.max_weight:
+            return found[0]
     return None
 
 
@@ -115,18 +121,20 @@ def _score_instrument(
     missing: list[str] = []
     ambiguous = 0
     for link_id in link_ids:
-        item_table = table.items.get(link_id)
-        weights = [
-            w
-            for a in answers.get(link_id, [])
-            if (key := _coding(a)) is not None
-            and (w := _instrument_weight(instrument, item_table, key)) is not None
-        ]
-        if len(weights) == 1:
-            total += weights[0]
+        weight: Decimal | None = None
+        weights = 0
+        for answer in answers.get(link_id, ()):
+            key = _coding(answer)
+            if key is not None:
+                found = _instrument_weight(instrument, table.items.get(link_id), key)
+                if found is not None:
+                    weight = found
+                    weights += 1
+        if weights == 1 and weight is not None:
+            total += weight
             answered += 1
         else:
-            ambiguous += len(weights) > 1
+            ambiguous += weights > 1
             missing.append(link_id)
     count = len(link_ids)
     scale = f"scored 0-{instrument.max_weight}"
