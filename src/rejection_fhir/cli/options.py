@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    from click.decorators import FC
 
 
 def source_option(f: Any) -> Any:
@@ -37,34 +40,39 @@ BASE_URL_OPTION = click.option(
 )
 
 
+def format_option(choices: list[str], help: str | None = None) -> Callable[[FC], FC]:
+    """``--format``: one of ``choices``, the first by default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
+
+
+def file_option(*decls: str, help: str, **extra: Any) -> Callable[[FC], FC]:
+    """A file flag (None unless given, or ``extra``'s default), given as a Path."""
+    from pathlib import Path
+
+    extra.setdefault("default", None)
+    return click.option(*decls, type=click.Path(dir_okay=False, path_type=Path), help=help, **extra)
+
+
 def server_options(f: Any) -> Any:
     """Connection flags shared by every command that talks to a FHIR server.
 
     Secrets are deliberately absent: they come from RFHIR_TOKEN(_FILE) and friends, or
     from --token-file, never from a flag's value (shell history, ``ps``).
     """
-    from pathlib import Path
-
     options = [
         click.option("--server", default=None, help="FHIR base URL. Env: RFHIR_SERVER."),
-        click.option(
-            "--config",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help="Config file (default: rejection-fhir.toml). Env: RFHIR_CONFIG.",
+        file_option(
+            "--config", help="Config file (default: rejection-fhir.toml). Env: RFHIR_CONFIG."
         ),
-        click.option(
-            "--token-file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help="File holding a bearer token. Env: RFHIR_TOKEN_FILE.",
-        ),
-        click.option(
-            "--ca-bundle",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help="PEM bundle of private CAs. Env: RFHIR_CA_BUNDLE.",
-        ),
+        file_option("--token-file", help="File holding a bearer token. Env: RFHIR_TOKEN_FILE."),
+        file_option("--ca-bundle", help="PEM bundle of private CAs. Env: RFHIR_CA_BUNDLE."),
         click.option(
             "--insecure",
             is_flag=True,

@@ -7,32 +7,21 @@ from typing import Any
 
 import click
 
-from rejection_fhir.cli.options import server_options, settings_from
+from rejection_fhir.cli.options import file_option, server_options, settings_from
 
 
 @click.command("report")
 @click.option(
     "--patient", required=True, help="The client's Patient id in the EHR (or Patient/<id>)."
 )
-@click.option(
+@file_option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=Path("report.html"),
     show_default=True,
     help="The HTML report (one self-contained file).",
 )
-@click.option(
-    "--pdf",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also print an A4 PDF (needs Chromium: scripts/install-browser).",
-)
-@click.option(
-    "--png",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also save a full-page PNG (needs Chromium).",
-)
+@file_option("--pdf", help="Also print an A4 PDF (needs Chromium: scripts/install-browser).")
+@file_option("--png", help="Also save a full-page PNG (needs Chromium).")
 @server_options
 def report_cmd(patient: str, out: Path, pdf: Path | None, png: Path | None, **server: Any) -> None:
     """Write a clinician's progress report for one client: safety flags, PHQ-9/GAD-7 and

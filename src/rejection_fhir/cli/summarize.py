@@ -11,6 +11,8 @@ import click
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     built_worksheets,
+    file_option,
+    format_option,
     server_options,
     settings_from,
     source_option,
@@ -19,18 +21,12 @@ from rejection_fhir.cli.options import (
 
 @click.command("summarize")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "markdown", "json", "xhtml"]),
-    default="text",
-    show_default=True,
-)
-@click.option(
+@format_option(["text", "markdown", "json", "xhtml"])
+@file_option(
     "--questionnaire",
     "questionnaire_files",
     multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    default=(),
     help="Questionnaire JSON (or a Bundle) for responses to other forms. Repeatable.",
 )
 @click.option(

@@ -11,6 +11,7 @@ import click
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     built_worksheets,
+    file_option,
     server_options,
     settings_from,
 )
@@ -36,11 +37,9 @@ from rejection_fhir.cli.options import (
 @click.option(
     "--dry-run", is_flag=True, help="Validate and summarise; write nothing, move no cursor."
 )
-@click.option(
+@file_option(
     "--state",
     "state_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     help="SQLite state file (default: .state/sync.sqlite3). Env: RFHIR_STATE.",
 )
 @click.option(

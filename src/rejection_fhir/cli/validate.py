@@ -11,20 +11,16 @@ import sys
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION
+from rejection_fhir.cli.options import BASE_URL_OPTION, format_option
 
 
 @click.command("validate")
 # Strings, not Paths: a cached answer needs no pathlib.
 @click.argument("paths", nargs=-1, type=click.Path())
 @BASE_URL_OPTION
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "github", "junit"]),
-    default="text",
-    show_default=True,
-    help="github prints workflow annotations; junit a JUnit XML test report.",
+@format_option(
+    ["text", "json", "github", "junit"],
+    "github prints workflow annotations; junit a JUnit XML test report.",
 )
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 @click.option(
