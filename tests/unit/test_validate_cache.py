@@ -35,16 +35,21 @@ def folder(tmp_path, repo):
     return target
 
 
-def _validate(tmp_path, *args, env=None):
+def _run(tmp_path, script: str, *args: str, env=None, check=False):
+    """``python -c script args`` in tmp_path, with a cache of its own there."""
     environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, "validate", *args],
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         env=environment,
         cwd=tmp_path,
-        check=False,
+        check=check,
     )
+
+
+def _validate(tmp_path, *args, env=None):
+    proc = _run(tmp_path, PROBE, "validate", *args, env=env)
     line = next(line for line in proc.stderr.splitlines() if line.startswith("RESULT"))
     _, code, heavy = [*line.split(" ", 2), ""][:3]
     return int(code), heavy, proc.stdout
@@ -168,15 +173,7 @@ MODULES = "print('MODULES', *sorted(sys.modules), file=sys.stderr)"
 
 
 def _modules(tmp_path, script: str, *args: str) -> set[str]:
-    environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tmp_path,
-        check=True,
-    )
+    proc = _run(tmp_path, script, *args, check=True)
     line = next(line for line in proc.stderr.splitlines() if line.startswith("MODULES"))
     return set(line.split()[1:])
 
