@@ -24,6 +24,7 @@ def run(*, runs: int, say: Any = print) -> list[Row]:
     validate = [*command(), "validate", str(one_file)]
     # validate of an unchanged file is answered from its result cache (what pre-commit runs
     # on every commit meet); the cold run, with the cache off, is shown against its floor.
+    saved = os.environ.get("XDG_CACHE_HOME")
     with tempfile.TemporaryDirectory(prefix="rfhir-bench-cache-") as cache:
         os.environ["XDG_CACHE_HOME"] = cache
         subprocess.run(validate, cwd=REPO, capture_output=True, check=False)  # fill the cache
@@ -34,9 +35,15 @@ def run(*, runs: int, say: Any = print) -> list[Row]:
             ["env", "RFHIR_NO_CACHE=1", *validate],
             [sys.executable, "-c", VALIDATE_FLOOR],
         ]
-        base, help_time, validate_time, cold_time, floor = interleaved_medians(
-            commands, runs=runs, cwd=REPO
-        )
+        try:
+            base, help_time, validate_time, cold_time, floor = interleaved_medians(
+                commands, runs=runs, cwd=REPO
+            )
+        finally:
+            if saved is None:
+                os.environ.pop("XDG_CACHE_HOME", None)
+            else:
+                os.environ["XDG_CACHE_HOME"] = saved
     say(
         f"  medians of {runs}: import click {base * 1000:.0f} ms, --help {help_time * 1000:.0f} ms, "
         f"validate {validate_time * 1000:.0f} ms (cold {cold_time * 1000:.0f} ms), "
