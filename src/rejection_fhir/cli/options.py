@@ -18,18 +18,25 @@ if TYPE_CHECKING:
     from click.decorators import FC
 
 
-def source_option(f: Any) -> Any:
-    """``--source``: the folder of worksheet sources."""
-    from pathlib import Path
+def worksheet_folder_option(flag: str) -> Callable[[FC], FC]:
+    """``flag``: the folder of worksheet sources, given to the command as ``source_dir``."""
 
-    return click.option(
-        "--source",
-        "source_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="RFHIR_SOURCE",
-        default=None,
-        help="Folder of worksheet sources (default: ./questionnaires, else the bundled worksheets). Env: RFHIR_SOURCE.",
-    )(f)
+    def decorate(f: FC) -> FC:
+        from pathlib import Path
+
+        return click.option(
+            flag,
+            "source_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="RFHIR_SOURCE",
+            default=None,
+            help="Folder of worksheet sources (default: ./questionnaires, else the bundled worksheets). Env: RFHIR_SOURCE.",
+        )(f)
+
+    return decorate
+
+
+source_option = worksheet_folder_option("--source")
 
 
 BASE_URL_OPTION = click.option(

@@ -14,6 +14,7 @@ from rejection_fhir.cli.options import (
     file_option,
     server_options,
     settings_from,
+    worksheet_folder_option,
 )
 
 
@@ -73,14 +74,7 @@ from rejection_fhir.cli.options import (
     is_flag=True,
     help="With each safety Flag, also create an urgent Task for the clinician.",
 )
-@click.option(
-    "--worksheets",
-    "source_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RFHIR_SOURCE",
-    default=None,
-    help="Folder of worksheet sources (default: ./questionnaires).",
-)
+@worksheet_folder_option("--worksheets")
 @BASE_URL_OPTION
 @server_options
 def sync_cmd(
