@@ -32,9 +32,8 @@ def answers_by_link(
     """The answers to each linkId in ``wanted`` (every linkId when None), in document
     order, however deeply nested.
 
-    A plain recursive loop rather than :func:`_answers`' generators: it runs for every
-    response a sync scores, and JSON gives dicts (``type(...) is dict`` first, Mapping
-    for the rest).
+    A plain recursive loop rather than generators: it runs for every response a sync
+    scores, and JSON gives dicts (``type(...) is dict`` first, Mapping for the rest).
     """
     if out is None:
         out = {}
@@ -121,12 +120,13 @@ def _score_instrument(
     missing: list[str] = []
     ambiguous = 0
     for link_id in link_ids:
+        item_table = table.items.get(link_id)
         weight: Decimal | None = None
         weights = 0
         for answer in answers.get(link_id, ()):
             key = _coding(answer)
             if key is not None:
-                found = _instrument_weight(instrument, table.items.get(link_id), key)
+                found = _instrument_weight(instrument, item_table, key)
                 if found is not None:
                     weight = found
                     weights += 1
