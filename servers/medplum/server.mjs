@@ -10,7 +10,7 @@
 // refuses it.
 // What this is NOT: Medplum's server.  No database (everything is lost on stop), no rollback of a
 // failed transaction (entries before the failing one stay), no paging links, unknown search
-// parameters are ignored, no auth, no Bulk Data, no subscriptions or bots.  The router has no
+// parameters match nothing, no auth, no Bulk Data, no subscriptions or bots.  The router has no
 // /metadata route: the CapabilityStatement below is built here from what the router and the
 // repository really do (see README.md).
 import http from 'node:http';
