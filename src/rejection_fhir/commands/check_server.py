@@ -144,6 +144,9 @@ class _Prober:
         query = {**params, **self.count_params}
         status, body, _, error = self.get(resource_type, query, headers=_STRICT)
         if error and status == 400 and "_summary" in self.count_params and not params:
+            self.probes.append(
+                Probe("GET", f"{resource_type}?{_query(query)}", status, f"{error}: using _count=0")
+            )
             self.count_params = {"_count": "0"}
             query = {**params, **self.count_params}
             status, body, _, error = self.get(resource_type, query, headers=_STRICT)
@@ -262,7 +265,8 @@ def probe_server(client: FhirClient) -> ServerReport:
     etag: bool | None = None
     last_modified: bool | None = None
     for resource_type in ("Questionnaire", "QuestionnaireResponse"):
-        status, body, _, error = prober.get(resource_type, {"_count": "1", "_elements": "id"})
+        listing = {"_count": "1", "_elements": "id"}
+        status, body, _, error = prober.get(resource_type, listing)
         entries = body.get("entry") if isinstance(body, Mapping) else None
         found = [
             e["resource"]["id"]
@@ -271,6 +275,14 @@ def probe_server(client: FhirClient) -> ServerReport:
             and isinstance(e.get("resource"), Mapping)
             and isinstance(e["resource"].get("id"), str)
         ]
+        prober.probes.append(
+            Probe(
+                "GET",
+                f"{resource_type}?{_query(listing)}",
+                status,
+                error or (f"one to read: {found[0]}" if found else "none to read"),
+            )
+        )
         if not found:
             continue
         path = f"{resource_type}/{found[0]}"
@@ -294,12 +306,7 @@ def probe_server(client: FhirClient) -> ServerReport:
         break
     else:
         prober.probes.append(
-            Probe(
-                "GET",
-                "Questionnaire/{id}",
-                None,
-                "not probed: no Questionnaire or response to read",
-            )
+            Probe("-", "[type]/[id]", None, "no read: no Questionnaire or response found to read")
         )
 
     exports = caps.has_export()
