@@ -181,7 +181,7 @@ _MEANING = {
     SearchResult.WORKS: "honoured (fewer results than without it)",
     SearchResult.IGNORED: "IGNORED (as many results as without it)",
     SearchResult.REFUSED: "refused",
-    SearchResult.ACCEPTED: "accepted; no data here to show it is honoured",
+    SearchResult.ACCEPTED: "accepted; nothing here shows it is honoured",
     SearchResult.NOT_PROBED: "no conclusion",
 }
 
@@ -222,22 +222,14 @@ def probe_server(client: FhirClient) -> ServerReport:
             Probe("GET", ".well-known/smart-configuration", status, error or "not JSON")
         )
 
-    searches: dict[str, SearchResult] = {}
     baselines: dict[str, int | None] = {}
-    for resource_type, param, value in SEARCH_PROBES:
+    for resource_type, _, _ in SEARCH_PROBES:
         if resource_type not in baselines:
             probe, baselines[resource_type] = prober.count(resource_type, {})
             prober.probes.append(probe)
-        probe, total = prober.count(resource_type, {param: value})
-        result = _judge(total, baselines[resource_type], probe.status)
-        searches[f"{resource_type}:{param}"] = result
-        prober.probes.append(
-            Probe(
-                probe.method, probe.path, probe.status, f"{probe.answer}: {_MEANING[result]}", total
-            )
-        )
 
-    # The canary goes where there is data to compare with (an empty type tells nothing).
+    # First the canary, where there is data to compare with (an empty type tells nothing):
+    # how this server treats a parameter it does not know decides what the probes can show.
     canary_type = next((t for t, n in baselines.items() if n), "QuestionnaireResponse")
     probe, total = prober.count(canary_type, {CANARY: "1"})
     canary = _judge(total, baselines.get(canary_type), probe.status)
@@ -255,12 +247,20 @@ def probe_server(client: FhirClient) -> ServerReport:
             total,
         )
     )
-    if unknown == "match-nothing":
-        # Fewer results for a parameter then proves nothing: an unknown one gives none too.
-        searches = {
-            k: (SearchResult.ACCEPTED if v is SearchResult.WORKS else v)
-            for k, v in searches.items()
-        }
+
+    searches: dict[str, SearchResult] = {}
+    for resource_type, param, value in SEARCH_PROBES:
+        probe, total = prober.count(resource_type, {param: value})
+        result = _judge(total, baselines[resource_type], probe.status)
+        if result is SearchResult.WORKS and unknown == "match-nothing":
+            # Fewer results prove nothing here: an unknown parameter gives none too.
+            result = SearchResult.ACCEPTED
+        searches[f"{resource_type}:{param}"] = result
+        prober.probes.append(
+            Probe(
+                probe.method, probe.path, probe.status, f"{probe.answer}: {_MEANING[result]}", total
+            )
+        )
 
     etag: bool | None = None
     last_modified: bool | None = None
