@@ -1,5 +1,6 @@
 # Common tasks.  `make demo` runs the main job end to end; `make test` runs every test.
-# Both work on a fresh machine: they install what they need (venv, Chromium, LHC-Forms, HAPI).
+# Both work on a fresh machine: they install what they need (venv, Chromium, LHC-Forms, HAPI,
+# Medplum's router).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,6 +24,7 @@ setup: $(STAMP)
 	scripts/install-lforms
 	scripts/hapi build
 	scripts/keycloak install
+	scripts/medplum install
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo
@@ -38,6 +40,7 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	scripts/hapi build
+	scripts/medplum install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
 browser: $(STAMP)

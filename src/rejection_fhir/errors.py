@@ -42,6 +42,8 @@ class ExitCode(IntEnum):
     INPUT = 10
     #: A content change needs a new version (version guard).
     VERSION_GUARD = 11
+    #: ``check-server``: the server cannot do what sync needs (find responses, write the note).
+    SERVER_CANNOT = 12
     #: Something broke that is our fault; please report it.
     INTERNAL = 70
 

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 #: module ``m`` for command ``n`` is ``n.replace("-", "_") + "_cmd"``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("build", "Build every worksheet into FHIR R4 JSON and one transaction Bundle."),
+    "check-server": (
+        "check_server",
+        "Say what a FHIR server can do for this tool, and how publish and sync will work with it.",
+    ),
     "list": ("listing", "List the worksheets: name, version, status, questions and title."),
     "preview": (
         "preview",

@@ -1,0 +1,323 @@
+"""check-server against CapabilityStatements real vendors published (served by `responses`).
+
+The statements are saved in tests/data/capabilities/ (SOURCE.md says where each came from).
+The searches are answered by a small fake: an empty server unless a test gives it data, so the
+conclusions here are what each statement itself allows; the probes' own logic is tested
+against fakes that honour, ignore or refuse parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import jsonschema
+import pytest
+import responses
+
+from rejection_fhir.cli import main
+from rejection_fhir.commands.check_server import check_server, report_json, report_text
+from rejection_fhir.settings import load_settings
+
+BASE = "http://127.0.0.1:9999/fhir"
+CAPABILITIES = Path(__file__).parents[2] / "data" / "capabilities"
+SCHEMA = Path(__file__).parents[3] / "schemas" / "check-server.schema.json"
+
+
+def saved(name: str) -> dict:
+    return json.loads((CAPABILITIES / name).read_text())
+
+
+class FakeServer:
+    """GET-only FHIR: metadata, an optional SMART configuration, count searches, one read."""
+
+    def __init__(
+        self,
+        rsps: responses.RequestsMock,
+        statement: dict,
+        *,
+        smart: dict | None = None,
+        totals: dict[str, int] | None = None,
+        honoured: set[str] | None = None,
+        refused: set[str] = frozenset(),
+        unknown: str = "refuse",
+        summary_count: bool = True,
+        read_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.totals = totals or {}
+        self.honoured = honoured
+        self.refused = refused
+        self.unknown = unknown
+        self.summary_count = summary_count
+        self.read_headers = read_headers
+        rsps.get(f"{BASE}/metadata", json=statement)
+        if smart is None:
+            rsps.get(f"{BASE}/.well-known/smart-configuration", status=404)
+        else:
+            rsps.get(f"{BASE}/.well-known/smart-configuration", json=smart)
+        rsps.add_callback(
+            responses.GET, re.compile(rf"{re.escape(BASE)}/[A-Z][A-Za-z]+(\?.*)?$"), self.search
+        )
+        rsps.add_callback(
+            responses.GET, re.compile(rf"{re.escape(BASE)}/[A-Z][A-Za-z]+/[^/?]+$"), self.read
+        )
+
+    def search(self, request):
+        kind = urlsplit(request.url).path.rsplit("/", 1)[-1]
+        query = dict(parse_qsl(urlsplit(request.url).query))
+        if "_summary" in query and not self.summary_count:
+            return 400, {}, json.dumps(_outcome("_summary=count is not supported"))
+        total = self.totals.get(kind, 0)
+        if query.get("_elements") == "id":
+            entries = [{"resource": {"resourceType": kind, "id": "known-1"}}] if total else []
+            return (
+                200,
+                {},
+                json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries}),
+            )
+        for name in query:
+            if name in ("_summary", "_count", "_elements"):
+                continue
+            key = f"{kind}:{name}"
+            if key in self.refused:
+                return 400, {}, json.dumps(_outcome(f"unknown search parameter {name}"))
+            known = self.honoured is None or key in self.honoured
+            if name.startswith("rfhir-") or not known:
+                if self.unknown == "refuse":
+                    return 400, {}, json.dumps(_outcome(f"unknown search parameter {name}"))
+                if self.unknown == "match-nothing":
+                    total = 0
+                continue  # "ignore": as if absent
+            total = 0  # our probe values match nothing
+        return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset", "total": total})
+
+    def read(self, request):
+        if self.read_headers is None:
+            return 404, {}, json.dumps(_outcome("not found"))
+        kind = urlsplit(request.url).path.split("/")[-2]
+        return 200, self.read_headers, json.dumps({"resourceType": kind, "id": "known-1"})
+
+
+def _outcome(text: str) -> dict:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "not-supported", "diagnostics": text}],
+    }
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def settings():
+    return load_settings({"server": BASE, "retries": 0}, env={})
+
+
+def run(capsys, *args: str) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as caught:
+        main(list(args))
+        raise SystemExit(0)
+    out, _ = capsys.readouterr()
+    return int(caught.value.code or 0), out
+
+
+# ----------------------------------------------------------------------- vendors' statements
+
+
+def test_oracle_cerner_millennium_ehr(rsps, settings):
+    FakeServer(
+        rsps,
+        saved("oracle-cerner-millennium-r4-ehr.json"),
+        smart=saved("oracle-cerner-millennium-r4-smart-configuration.json"),
+    )
+    report = check_server(settings)
+    strategy = report.strategy
+    # Questionnaire read-only; QuestionnaireResponse searchable only by _id or patient, but a
+    # Group $export is offered; DocumentReference create without conditional create or an
+    # identifier search; Observation for vital signs, labs and smoking status only; no Flag.
+    assert strategy.publish.value == "none"
+    assert strategy.read.value == "bulk-export"
+    assert strategy.write.value == "create-with-ledger"
+    assert strategy.writable == ("DocumentReference", "Provenance")
+    assert strategy.observation_categories == ("laboratory", "social-history", "vital-signs")
+    topics = {d.topic for d in strategy.degradations}
+    assert {"publish", "read", "write", "Observation", "Flag"} <= topics
+    assert report.ok
+    data = report_json(report)
+    assert data["capabilities"]["findResponses"]["patient"]["declared"]
+    assert not data["capabilities"]["findResponses"]["_lastUpdated"]["declared"]
+    assert data["capabilities"]["findResponses"]["export"] == ["Group"]
+    assert data["capabilities"]["auth"]["services"] == ["SMART-on-FHIR"]
+    assert data["capabilities"]["auth"]["backendServices"] is True
+    assert data["capabilities"]["auth"]["tokenUrl"].startswith("https://authorization.cerner.com/")
+
+
+def test_oracle_cerner_open_endpoint_cannot_take_notes(rsps, settings, capsys):
+    FakeServer(rsps, saved("oracle-cerner-millennium-r4-open.json"))
+    report = check_server(settings)
+    assert report.strategy.write.value == "none" and report.strategy.read.value == "per-patient"
+    assert not report.ok
+    code, out = run(capsys, "check-server", "--server", BASE)
+    assert code == 12
+    assert "DocumentReference cannot be created: no note can be written" in out
+    assert "verdict: NOT OK" in out
+
+
+def test_hapi_fhir_8_8_0(rsps, settings):
+    FakeServer(rsps, saved("hapi-fhir-8.8.0.json"))
+    strategy = check_server(settings).strategy
+    assert (strategy.publish.value, strategy.read.value, strategy.write.value) == (
+        "transaction",
+        "_lastUpdated",
+        "transaction",
+    )
+    assert strategy.version_check.value == "If-Match"
+    assert strategy.max_conditional_entries is None and strategy.degradations == ()
+
+
+def test_medplum_router(rsps, settings):
+    FakeServer(rsps, saved("medplum-router-5.2.13-wrapper.json"), unknown="match-nothing")
+    report = check_server(settings)
+    strategy = report.strategy
+    assert strategy.write.value == "transaction" and strategy.max_conditional_entries == 8
+    assert strategy.read.value == "_lastUpdated"
+
+
+def test_azure_api_for_fhir_as_saved(rsps, settings):
+    FakeServer(rsps, saved("azure-api-for-fhir-2.2.45.json"))
+    report = check_server(settings)
+    # The saved copy lists 39 types, none of them DocumentReference or QuestionnaireResponse
+    # (see SOURCE.md): export at system level is all there is.
+    assert report.strategy.read.value == "bulk-export"
+    assert report.strategy.write.value == "none" and not report.ok
+    assert report_json(report)["capabilities"]["writeModes"]["batch"] is True
+
+
+# ----------------------------------------------------------------------- the probes themselves
+
+
+def test_only_reads_are_sent_and_strict_handling_is_asked(rsps, settings):
+    FakeServer(rsps, saved("hapi-fhir-8.8.0.json"), totals={"Questionnaire": 3})
+    check_server(settings)
+    assert rsps.calls and {c.request.method for c in rsps.calls} == {"GET"}
+    searches = [c.request for c in rsps.calls if "_summary=count" in c.request.url]
+    assert searches and all(r.headers.get("Prefer") == "handling=strict" for r in searches)
+    assert not any("$export" in c.request.url for c in rsps.calls)
+
+
+def test_with_data_honoured_and_ignored_parameters_are_told_apart(rsps, settings):
+    FakeServer(
+        rsps,
+        saved("hapi-fhir-8.8.0.json"),
+        totals={"QuestionnaireResponse": 5},
+        honoured={"QuestionnaireResponse:authored", "QuestionnaireResponse:patient"},
+        unknown="ignore",
+    )
+    report = check_server(settings)
+    searches = {k: v.value for k, v in report.evidence.searches.items()}
+    assert searches["QuestionnaireResponse:_lastUpdated"] == "ignored"
+    assert searches["QuestionnaireResponse:authored"] == "works"
+    assert report.unknown_params == "ignored"
+    # _lastUpdated is listed but ignored: the sync falls back to authored.
+    assert report.strategy.read.value == "authored"
+
+
+def test_a_refused_parameter_is_not_relied_on(rsps, settings):
+    FakeServer(
+        rsps,
+        saved("hapi-fhir-8.8.0.json"),
+        refused={"QuestionnaireResponse:_lastUpdated", "QuestionnaireResponse:authored"},
+    )
+    report = check_server(settings)
+    assert report.evidence.searches["QuestionnaireResponse:_lastUpdated"].value == "refused"
+    assert report.strategy.read.value == "bulk-export"
+    # Refusing an unknown parameter shows even on an empty server.
+    assert report.unknown_params == "refused"
+
+
+def test_fewer_results_prove_nothing_where_unknown_parameters_match_nothing(rsps, settings):
+    FakeServer(
+        rsps,
+        saved("medplum-router-5.2.13-wrapper.json"),
+        totals={"QuestionnaireResponse": 4},
+        unknown="match-nothing",
+    )
+    report = check_server(settings)
+    assert report.unknown_params == "match-nothing"
+    assert report.evidence.searches["QuestionnaireResponse:_lastUpdated"].value == "accepted"
+
+
+def test_count_falls_back_to_count_zero_when_summary_count_is_refused(rsps, settings):
+    FakeServer(rsps, saved("hapi-fhir-8.8.0.json"), summary_count=False)
+    report = check_server(settings)
+    paths = [p.path for p in report.probes]
+    assert "QuestionnaireResponse?_count=0" in paths
+    assert any(
+        p.startswith("QuestionnaireResponse?_lastUpdated=") and p.endswith("_count=0")
+        for p in paths
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "check"),
+    [
+        ({"ETag": 'W/"3"', "Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT"}, "If-Match"),
+        ({"Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT"}, "If-Unmodified-Since"),
+    ],
+)
+def test_a_read_shows_which_version_headers_the_server_sends(rsps, settings, headers, check):
+    statement = saved("hapi-fhir-8.8.0.json")
+    for entry in statement["rest"][0]["resource"]:
+        entry.pop("versioning", None)
+    FakeServer(rsps, statement, totals={"Questionnaire": 1}, read_headers=headers)
+    report = check_server(settings)
+    assert report.strategy.version_check.value == check
+    assert any(p.path == "Questionnaire/known-1" for p in report.probes)
+
+
+# ----------------------------------------------------------------------- output
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "oracle-cerner-millennium-r4-ehr.json",
+        "oracle-cerner-millennium-r4-open.json",
+        "hapi-fhir-8.8.0.json",
+        "medplum-router-5.2.13-wrapper.json",
+        "azure-api-for-fhir-2.2.45.json",
+    ],
+)
+def test_json_output_matches_its_schema(rsps, capsys, name):
+    FakeServer(rsps, saved(name))
+    code, out = run(capsys, "check-server", "--server", BASE, "--format", "json")
+    data = json.loads(out)
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    assert code == data["exitCode"] and data["ok"] is (code == 0)
+
+
+def test_text_output_answers_the_questions_and_lists_every_probe(rsps, settings):
+    FakeServer(rsps, saved("oracle-cerner-millennium-r4-ehr.json"))
+    report = check_server(settings)
+    text = report_text(report)
+    for heading in (
+        "publish Questionnaires",
+        "responses by _lastUpdated",
+        "responses by authored",
+        "responses per patient",
+        "Bulk Data $export",
+        "write modes",
+        "writable",
+        "Observation categories",
+        "auth",
+        "Strategy",
+        "Probes (nothing was written)",
+    ):
+        assert heading in text
+    assert "no Flag: the safety alert goes at the top of the note" in text
+    assert all(probe.path in text for probe in report.probes)
