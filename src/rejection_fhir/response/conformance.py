@@ -23,7 +23,8 @@ invalid-authored          error        authored is not a FHIR dateTime
 authored-in-future        warning      authored lies after ``now``
 outside-effective-period  warning      authored outside Questionnaire.effectivePeriod
 malformed                 error        wrong JSON shape (item not a list, ...)
-missing-linkid            error        an item without linkId
+empty-list                error        ``item: []`` or ``answer: []`` (leave it out instead)
+missing-linkid            error        an item without linkId (what it holds is still checked)
 unknown-linkid            error        a linkId the Questionnaire does not have
 misplaced-item            error        a known linkId at the wrong level
 item-order                error        item out of Questionnaire order (fewest moves)
@@ -69,6 +70,7 @@ from rejection_fhir.response.questionnaire import (
     CompiledQuestionnaire,
     ItemDef,
     compile_questionnaire,
+    path_segment,
 )
 from rejection_fhir.response.values import (
     VALUE_TYPES,
@@ -171,6 +173,7 @@ def validate_response(
         return findings
 
     checker = _Checker(compiled, terminology, status in _REQUIRED_WHEN, findings)
+    checker.empty(response, "", "the response")
     checker.items(
         response.get("item"), compiled.items, compiled.root_index, root_chain(response), ""
     )
@@ -238,15 +241,54 @@ def _questionnaire_for(
             matches = compiled.matches(canonical)
         if not matches:
             findings.append(
-                Finding(
-                    "error",
-                    "",
-                    f"The response names Questionnaire {_quote(canonical)} but is being checked "
-                    f"against {_quote(compiled.canonical)}.",
-                    "questionnaire-mismatch",
-                )
+                Finding("error", "", _mismatch(canonical, compiled), "questionnaire-mismatch")
             )
     return compiled
+
+
+def _mismatch(named: str, compiled: CompiledQuestionnaire) -> str:
+    """Which Questionnaire the response names and which it is checked against, with the part
+    that differs in full: two long canonicals cut at the same length would read alike."""
+    against = compiled.canonical or compiled.reference
+    url, _, version = named.partition("|")
+    if against is None:
+        return (
+            f"The response names Questionnaire {_quote_part(named, 0)} but is being checked "
+            "against a Questionnaire without url or id."
+        )
+    if url == compiled.url and version:
+        return (
+            f"The response names version {_quote(version)} of {_quote_tail(url)} but is being "
+            f"checked against version {_quote(compiled.version)}."
+        )
+    start = _first_difference(named, against)
+    return (
+        f"The response names Questionnaire {_quote_part(named, start)} but is being checked "
+        f"against {_quote_part(against, start)}."
+    )
+
+
+def _first_difference(a: str, b: str) -> int:
+    for n, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return n
+    return min(len(a), len(b))
+
+
+def _quote_part(text: str, start: int, limit: int = 80) -> str:
+    """``text`` quoted, bounded, but always showing what follows ``start`` (where it differs)."""
+    if len(text) <= limit:
+        return _quote(text, limit)
+    if len(text) - start <= limit - 1:
+        return repr("…" + text[-(limit - 1) :])  # the difference lies in the end: show it
+    keep_from = max(0, start - 20)
+    shown = text[keep_from : keep_from + limit - 2]
+    return repr(("…" if keep_from else "") + shown + "…")
+
+
+def _quote_tail(text: str, limit: int = 100) -> str:
+    """A long url quoted by its end, where a Questionnaire's name is."""
+    return repr(text) if len(text) <= limit else repr("…" + text[-(limit - 1) :])
 
 
 def _check_authored(
@@ -325,6 +367,18 @@ class _Checker:
     def add(self, severity: Severity, path: str, message: str, code: str) -> None:
         self.findings.append(Finding(severity, path, message, code))
 
+    def empty(self, node: Mapping[str, Any], path: str, what: str) -> None:
+        """``item: []`` / ``answer: []``: FHIR forbids empty arrays (the HL7 validator says so)."""
+        for key in ("item", "answer"):
+            value = node.get(key)
+            if isinstance(value, list) and not value:
+                self.add(
+                    "error",
+                    path,
+                    f"{key} of {what} is an empty list; leave {key} out when there is none.",
+                    "empty-list",
+                )
+
     def once(self, severity: Severity, path: str, message: str, code: str, link_id: str) -> None:
         if (code, link_id) not in self.noted:
             self.noted.add((code, link_id))
@@ -355,22 +409,23 @@ class _Checker:
                 continue
             link_id = raw.get("linkId")
             if not isinstance(link_id, str) or not link_id:
-                self.add("error", here, f"item {n} (0-based) has no linkId.", "missing-linkid")
+                self.unnamed(raw, n, chain, base)
                 continue
+            segment = path_segment(link_id)
             definition = index.get(link_id)
             if definition is None:
                 elsewhere = self.compiled.by_link_id.get(link_id)
                 if elsewhere is None:
                     self.add(
                         "error",
-                        base + link_id,
+                        base + segment,
                         f"linkId {_quote(link_id)} is not in the Questionnaire.",
                         "unknown-linkid",
                     )
                 else:
                     self.add(
                         "error",
-                        base + link_id,
+                        base + segment,
                         f"linkId {_quote(link_id)} belongs "
                         + (
                             f"under {_quote('/'.join(elsewhere.ancestors))}"
@@ -380,7 +435,7 @@ class _Checker:
                         + " in the Questionnaire, not here.",
                         "misplaced-item",
                     )
-                    self.item(elsewhere, raw, chain, base + link_id, True)
+                    self.item(elsewhere, raw, chain, base + segment, True)
                 continue
             same = groups.setdefault(link_id, [])
             placed.append((definition, len(same)))
@@ -393,7 +448,7 @@ class _Checker:
             if enabled is None and (instances or definition.required):
                 self.once(
                     "information",
-                    base + definition.link_id,
+                    base + definition.segment,
                     f"Item {_quote(definition.link_id)} uses enableWhenExpression, which is not "
                     "evaluated here; its enabled state and required-ness were not checked.",
                     "enable-when-expression",
@@ -408,7 +463,7 @@ class _Checker:
                 ):
                     self.add(
                         "error",
-                        base + definition.link_id,
+                        base + definition.segment,
                         f"Required item {_quote(definition.link_id)} is missing.",
                         "required-missing",
                     )
@@ -416,7 +471,7 @@ class _Checker:
             if len(instances) > 1 and not definition.repeats:
                 self.add(
                     "error",
-                    f"{base}{definition.link_id}[1]",
+                    f"{base}{definition.segment}[1]",
                     f"Item {_quote(definition.link_id)} does not repeat but appears "
                     f"{len(instances)} times.",
                     "too-many-items",
@@ -424,9 +479,9 @@ class _Checker:
             indexed = definition.repeats and definition.type == "group"
             for i, raw in enumerate(instances):
                 path = (
-                    f"{base}{definition.link_id}[{i}]"
+                    f"{base}{definition.segment}[{i}]"
                     if i or indexed
-                    else base + definition.link_id
+                    else base + definition.segment
                 )
                 if enabled is False:
                     if _has_answer(raw):
@@ -440,6 +495,40 @@ class _Checker:
                     continue
                 self.item(definition, raw, chain, path, enabled is True)
 
+    def unnamed(self, raw: Mapping[str, Any], n: int, chain: Chain, base: str) -> None:
+        """An item without linkId: reported, and what it holds checked by its own linkIds.
+
+        Its path names it by position (``[n]``, see :mod:`rejection_fhir.response.answers`).
+        """
+        path = f"{base}[{n}]"
+        held = _count_answers(raw)
+        self.add(
+            "error",
+            path,
+            f"item {n} (0-based) has no linkId"
+            + (
+                f"; the {held} answer(s) it holds cannot be placed in the Questionnaire "
+                "and are shown under a group without a linkId."
+                if held
+                else "."
+            ),
+            "missing-linkid",
+        )
+        self.empty(raw, path, "an item without linkId")
+        # Nothing here is expected: nested items are reported as misplaced (or unknown) and
+        # checked against their own definitions, so a bad answer inside is not missed.
+        nested = raw.get("item")
+        if isinstance(nested, list) and nested:
+            self.items(nested, (), {}, chain, path + "/")
+        raw_answers = raw.get("answer")
+        answers: list[Any] = raw_answers if isinstance(raw_answers, list) else []
+        for j, answer in enumerate(answers):
+            if isinstance(answer, dict) and isinstance(answer.get("item"), list):
+                answer_path = f"{path}[{j}]" if len(answers) > 1 else path
+                self.empty(answer, answer_path, "an answer")
+                if answer["item"]:
+                    self.items(answer["item"], (), {}, chain, answer_path + "/")
+
     def order(self, placed: list[tuple[ItemDef, int]], siblings: int, base: str) -> None:
         """Report the fewest items whose moving would restore Questionnaire order."""
         positions = [definition.position for definition, _ in placed]
@@ -452,9 +541,9 @@ class _Checker:
             link_id = definition.link_id
             self.add(
                 "error",
-                f"{base}{link_id}[{instance}]"
+                f"{base}{definition.segment}[{instance}]"
                 if instance or definition.indexed
-                else base + link_id,
+                else base + definition.segment,
                 f"Item {_quote(link_id)} is out of Questionnaire order; there it is item "
                 f"{definition.position + 1} of {siblings} at this level.",
                 "item-order",
@@ -486,6 +575,7 @@ class _Checker:
         else:
             self.add("error", path, "answer must be a list of answers.", "malformed")
             answers = []
+        self.empty(raw, path, f"item {_quote(link_id)}")
         raw_children = raw.get("item")
 
         if definition.type == "group":
@@ -559,6 +649,7 @@ class _Checker:
                 )
                 continue
             self.answer(definition, answer, answer_path)
+            self.empty(answer, answer_path, f"an answer to {_quote(link_id)}")
             nested = answer.get("item")
             if nested is not None or definition.children:
                 self.items(
@@ -777,6 +868,24 @@ def _has_answer(item: Mapping[str, Any]) -> bool:
         if isinstance(children, list):
             stack.extend(children)
     return False
+
+
+def _count_answers(item: Mapping[str, Any]) -> int:
+    """How many answers an item and everything under it carry."""
+    count = 0
+    stack: list[Any] = [item]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        answers = node.get("answer")
+        if isinstance(answers, list):
+            count += len(answers)
+            stack.extend(answers)
+        children = node.get("item")
+        if isinstance(children, list):
+            stack.extend(children)
+    return count
 
 
 def _free_text(coding: object) -> bool:

@@ -215,7 +215,12 @@ STRUCTURE_CASES: list[tuple[str, Mutation, str, str]] = [
     ("item not an object", _append("mood"), "malformed", ""),
     ("answer not a list", _set("mood", answer={"valueBoolean": True}), "malformed", "mood"),
     ("answer not an object", _set("mood", answer=["low"]), "malformed", "mood"),
-    ("item without linkId", _append({"answer": [text(SECRET)]}), "missing-linkid", ""),
+    ("item without linkId", _append({"answer": [text(SECRET)]}), "missing-linkid", "[14]"),
+    ("bad answer in a group without linkId", _append({"item": [{"linkId": "sleep-hours", "answer": [{"valueDecimal": 42}]}]}), "above-max-value", "[14]/sleep-hours"),
+    ("empty answer list", _set("mood", answer=[]), "empty-list", "mood"),
+    ("empty item list", _set("follow-up", item=[]), "empty-list", "follow-up"),
+    ("empty item list under an answer", _set("hurt-self", answer=[{"valueBoolean": False, "item": []}]), "empty-list", "hurt-self"),
+    ("empty item list in the response", lambda r: r.update(item=[]), "empty-list", ""),
     ("unknown linkId", _append({"linkId": "colour", "answer": [text(SECRET)]}), "unknown-linkid", "colour"),
     ("unknown nested linkId", _append({"linkId": "venue"}, under=("event",)), "unknown-linkid", "event/venue"),
     ("linkId at the wrong level", _intensity_at_top, "misplaced-item", "intensity"),
@@ -526,3 +531,73 @@ def test_every_code_is_documented_and_every_documented_code_exists() -> None:
         assert f'"{code}"' in source, code
     exercised = {case[3] for case in ANSWER_CASES} | {case[2] for case in STRUCTURE_CASES}
     assert exercised <= set(documented)
+
+
+def test_a_reference_the_index_resolves_is_no_mismatch(
+    response: Json, questionnaire: Json, now: datetime
+) -> None:
+    """Some servers fill ``questionnaire`` with ``Questionnaire/{id}``: the index resolves it,
+    so validating against what it resolved must not call it another Questionnaire."""
+    from rejection_fhir.response import QuestionnaireIndex
+
+    response["questionnaire"] = "Questionnaire/kitchen-sink"
+    found = QuestionnaireIndex([questionnaire]).for_response(response)
+    assert found is not None and found.source is questionnaire
+    assert check(response, found, now) == []
+    response["questionnaire"] = "Questionnaire/someone-else"
+    assert codes(check(response, questionnaire, now)) == ["questionnaire-mismatch"]
+
+
+@pytest.mark.parametrize(
+    ("named", "shown"),
+    [
+        (f"{CANONICAL}|1.2.1", ["'1.2.1'", "'1.2.0'"]),  # only the version differs
+        (f"{CANONICAL}-for-adolescents-and-young-adults-in-primary-care|1.2.0", ["primary-care"]),
+        (
+            "http://clinic.test/fhir/a-rather-long-path-segment/Questionnaire/kitchen-sinq|1.2.0",
+            ["kitchen-sinq|1.2.0", "kitchen-sink|1.2.0"],
+        ),
+    ],
+)
+def test_a_mismatch_message_shows_the_part_that_differs(
+    named: str, shown: list[str], response: Json, questionnaire: Json, now: datetime
+) -> None:
+    response["questionnaire"] = named
+    message = only(check(response, questionnaire, now), "questionnaire-mismatch").message
+    for part in shown:
+        assert part in message, message
+
+
+def test_every_answer_path_is_unambiguous(now: datetime) -> None:
+    """LinkIds holding '/' or '[' (e.g. LOINC paths) are escaped in paths, which read back."""
+    from rejection_fhir.response.answers import split_path
+
+    q = tiny_questionnaire(
+        {
+            "linkId": "/44249-1",
+            "type": "group",
+            "item": [
+                {"linkId": "/44249-1/44260-8", "type": "integer", "extension": [_max(3)]},
+                {"linkId": "a[1]", "type": "integer", "extension": [_max(3)]},
+            ],
+        }
+    )
+    r = tiny_response(
+        {
+            "linkId": "/44249-1",
+            "item": [
+                {"linkId": "/44249-1/44260-8", "answer": [{"valueInteger": 9}]},
+                {"linkId": "a[1]", "answer": [{"valueInteger": 9}]},
+            ],
+        }
+    )
+    paths = [f.path for f in check(r, q, now)]
+    assert paths == ["\\/44249-1/\\/44249-1\\/44260-8", "\\/44249-1/a\\[1]"]
+    assert [split_path(p) for p in paths] == [
+        [("/44249-1", None), ("/44249-1/44260-8", None)],
+        [("/44249-1", None), ("a[1]", None)],
+    ]
+
+
+def _max(value: int) -> dict[str, Any]:
+    return {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": value}
