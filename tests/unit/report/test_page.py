@@ -195,7 +195,7 @@ def test_worksheets_newest_first_with_highlights(report):
     )
     assert len(page.find("div", cls="highlights")) == 21
     alerts = page.find("p", cls="note-alert")
-    assert len(alerts) == 1 and alerts[0].text.startswith("Alert: SAFETY: PHQ-9 item 9")
+    assert len(alerts) == 1 and alerts[0].text.startswith("ALERT: SAFETY: PHQ-9 item 9")
 
 
 def test_empty_state_still_renders_a_whole_page():
