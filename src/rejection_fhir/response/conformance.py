@@ -19,6 +19,7 @@ questionnaire-missing     error        no ``questionnaire`` canonical in the res
 questionnaire-not-found   error        no Questionnaire to check against
 questionnaire-invalid     error        what was passed is not a Questionnaire
 questionnaire-mismatch    error        the response names another url or version
+questionnaire-relative    warning      ``questionnaire`` is ``Questionnaire/id``, not a canonical url
 invalid-authored          error        authored is not a FHIR dateTime
 authored-in-future        warning      authored lies after ``now``
 outside-effective-period  warning      authored outside Questionnaire.effectivePeriod
@@ -237,6 +238,19 @@ def _questionnaire_for(
     if canonical is not None:
         if canonical.startswith("#"):
             matches = compiled.source.get("id") == canonical[1:]
+        elif ":" not in canonical.partition("|")[0]:
+            # Resolved like a canonical (QuestionnaireIndex does), but servers and the HL7
+            # validator require an absolute url here: say so, and carry on.
+            matches = compiled.matches(canonical)
+            findings.append(
+                Finding(
+                    "warning",
+                    "",
+                    f"questionnaire {_quote(canonical)} is a relative reference; FHIR wants the "
+                    "Questionnaire's canonical url (url|version) there.",
+                    "questionnaire-relative",
+                )
+            )
         else:
             matches = compiled.matches(canonical)
         if not matches:
