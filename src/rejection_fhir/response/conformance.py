@@ -42,8 +42,8 @@ answer-missing-value      error        an answer without value[x]
 answer-multiple-values    error        an answer with more than one value[x]
 answer-type               error        value[x] type does not fit the item type
 answer-invalid-value      error        value[x] is not a valid value of its type
-answer-not-in-options     error        not one of answerOption (open-choice: warning)
-answer-not-in-valueset    error        code not in answerValueSet (open-choice: warning)
+answer-not-in-options     error        not one of answerOption (open-choice: free text is fine)
+answer-not-in-valueset    error        code not in answerValueSet (open-choice: free text is fine)
 coding-system-missing     warning      a Coding matched an option by code only
 valueset-not-found        warning      answerValueSet could not be resolved
 valueset-not-enumerable   information  answerValueSet cannot be expanded here
@@ -758,10 +758,13 @@ class _Checker:
                 what = f"Value {value}"
             else:
                 what = "The answer"
+            # open-choice takes free text (returned above) or one of the options: a code
+            # that is neither is an error, as the HL7 validator says.
             self.add(
-                "warning" if open_choice else "error",
+                "error",
                 path,
-                f"{what} is not one of the answerOptions of {_quote(link_id)}.",
+                f"{what} is not one of the answerOptions of {_quote(link_id)}"
+                + ("; free text belongs in valueString." if open_choice else "."),
                 "answer-not-in-options",
             )
             return
@@ -814,7 +817,7 @@ class _Checker:
             )
             return
         self.add(
-            "warning" if open_choice else "error",
+            "error",
             path,
             f"Code {_coding(coding)} is not in answerValueSet {_quote(reference)} of {_quote(link_id)}.",
             "answer-not-in-valueset",

@@ -320,7 +320,7 @@ ANSWER_CASES: list[tuple[str, str, Any, str, str]] = [
     ("empty reference", "therapist", {"valueReference": {}}, "answer-invalid-value", "error"),
     ("code not offered", "mood", coding("mood", "ecstatic"), "answer-not-in-options", "error"),
     ("code from another system", "mood", {"valueCoding": {"system": "http://other.test", "code": "low"}}, "answer-not-in-options", "error"),
-    ("open-choice code not offered", "event/event-who", coding("relation", "stranger"), "answer-not-in-options", "warning"),
+    ("open-choice code not offered", "event/event-who", coding("relation", "stranger"), "answer-not-in-options", "error"),
     ("integer not offered", "rating", {"valueInteger": 9}, "answer-not-in-options", "error"),
     ("string not offered", "worst-time", text(SECRET), "answer-not-in-options", "error"),
     ("time not offered", "check-in", {"valueTime": "12:00:00"}, "answer-not-in-options", "error"),
