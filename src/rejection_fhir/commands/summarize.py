@@ -22,7 +22,7 @@ from typing import IO, Any
 import orjson
 
 from rejection_fhir.errors import InputError
-from rejection_fhir.response.conformance import validate_response
+from rejection_fhir.response.conformance import answer_findings
 from rejection_fhir.response.questionnaire import QuestionnaireIndex
 from rejection_fhir.response.render import render_json, render_markdown, render_text, render_xhtml
 from rejection_fhir.response.summary import Summary
@@ -216,7 +216,7 @@ def summarize_files(
                 # Findings quote identifiers and numbers, never the client's words.
                 report.problems.extend(
                     f"{where}: {f.path or '(response)'}: {f.message} [{f.code}]"
-                    for f in validate_response(response, compiled)
+                    for f in answer_findings(response, compiled)
                     if f.code in READER_WARNINGS
                 )
     return report

@@ -86,7 +86,7 @@ from rejection_fhir.response.values import (
     to_decimal,
 )
 
-__all__ = ["Finding", "Severity", "has_errors", "validate_response"]
+__all__ = ["Finding", "Severity", "answer_findings", "has_errors", "validate_response"]
 
 _STATUSES: Final = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
 _REQUIRED_WHEN: Final = frozenset({"completed", "amended"})
@@ -178,6 +178,24 @@ def validate_response(
     checker.items(
         response.get("item"), compiled.items, compiled.root_index, root_chain(response), ""
     )
+    return findings
+
+
+def answer_findings(
+    response: Mapping[str, Any], questionnaire: Mapping[str, Any] | CompiledQuestionnaire
+) -> list[Finding]:
+    """The answer checks of :func:`validate_response` alone, for readers of a summary.
+
+    Every answer is checked against its item's definition (found by linkId anywhere in
+    the Questionnaire): type, value, options, minValue/maxValue, lengths; items without
+    a linkId or with an unknown one are reported.  Structure, order, enableWhen and
+    required-ness are not: this is what ``summarize`` warns about beside a summary, at a
+    fraction of a full validation's cost.  Paths are the ones validate_response gives.
+    """
+    findings: list[Finding] = []
+    compiled = compile_questionnaire(questionnaire)
+    checker = _Checker(compiled, None, False, findings)
+    checker.answers_only(response.get("item"), compiled.root_index, "")
     return findings
 
 
@@ -508,6 +526,56 @@ class _Checker:
                         )
                     continue
                 self.item(definition, raw, chain, path, enabled is True)
+
+    def answers_only(self, raw_items: object, index: Mapping[str, ItemDef], base: str) -> None:
+        """See :func:`answer_findings`."""
+        if not isinstance(raw_items, list):
+            return
+        seen: dict[str, int] = {}
+        by_link_id = self.compiled.by_link_id
+        for n, raw in enumerate(raw_items):
+            if not isinstance(raw, dict):
+                continue
+            link_id = raw.get("linkId")
+            definition: ItemDef | None = None
+            if not isinstance(link_id, str) or not link_id:
+                path = f"{base}[{n}]"
+                held = _count_answers(raw)
+                self.add(
+                    "error",
+                    path,
+                    f"item {n} (0-based) has no linkId"
+                    + (f"; it holds {held} answer(s)." if held else "."),
+                    "missing-linkid",
+                )
+            else:
+                definition = index.get(link_id) or by_link_id.get(link_id)
+                segment = definition.segment if definition is not None else path_segment(link_id)
+                instance = seen.get(link_id, 0)
+                seen[link_id] = instance + 1
+                indexed = definition is not None and definition.indexed
+                path = f"{base}{segment}[{instance}]" if instance or indexed else base + segment
+                if definition is None:
+                    self.add(
+                        "error",
+                        path,
+                        f"linkId {_quote(link_id)} is not in the Questionnaire.",
+                        "unknown-linkid",
+                    )
+            children = definition.child_index if definition is not None else {}
+            answers = raw.get("answer")
+            if isinstance(answers, list) and answers:
+                repeated = len(answers) > 1 or (definition is not None and definition.repeats)
+                for j, answer in enumerate(answers):
+                    if not isinstance(answer, dict):
+                        continue
+                    answer_path = f"{path}[{j}]" if repeated else path
+                    if definition is not None and definition.is_question:
+                        self.answer(definition, answer, answer_path)
+                    if answer.get("item"):
+                        self.answers_only(answer["item"], children, answer_path + "/")
+            if raw.get("item"):
+                self.answers_only(raw["item"], children, path + "/")
 
     def unnamed(self, raw: Mapping[str, Any], n: int, chain: Chain, base: str) -> None:
         """An item without linkId: reported, and what it holds checked by its own linkIds.

@@ -605,3 +605,22 @@ def test_every_answer_path_is_unambiguous(now: datetime) -> None:
 
 def _max(value: int) -> dict[str, Any]:
     return {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": value}
+
+
+def test_answer_findings_are_validate_responses_answer_checks(
+    response: Json, questionnaire: Json, now: datetime
+) -> None:
+    """What summarize warns about: the same findings, at the same paths, without the
+    structure checks (and at a fraction of the cost)."""
+    from rejection_fhir.response.conformance import answer_findings
+
+    item(item(response, "emotions", instance=1), "intensity")["answer"] = [{"valueInteger": 42}]
+    item(response, "sleep-hours")["answer"] = [{"valueString": "eight"}]
+    item(response, "mood")["answer"] = [coding("mood", "furious")]
+    response["item"].append({"item": [{"linkId": "rating", "answer": [{"valueInteger": 9}]}]})
+    _move_mood_first(response)  # an order problem: validate_response's alone
+    answer_codes = {"above-max-value", "answer-type", "answer-not-in-options", "missing-linkid"}
+    full = [(f.path, f.code) for f in check(response, questionnaire, now) if f.code in answer_codes]
+    found = [(f.path, f.code) for f in answer_findings(response, questionnaire)]
+    assert sorted(found) == sorted(full)
+    assert {code for _, code in found} == answer_codes
