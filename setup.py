@@ -26,6 +26,7 @@ from setuptools.command.build_ext import build_ext
 #: The summarize path: response -> answers -> summary -> scores -> rendering.
 COMPILED = (
     "response/answers.py",
+    "response/conformance.py",
     "response/questionnaire.py",
     "response/render.py",
     "response/summary.py",

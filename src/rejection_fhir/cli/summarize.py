@@ -49,15 +49,17 @@ def summarize_cmd(
     Works offline with the built worksheets and any --questionnaire files; summaries are
     written one by one as the file streams.  JSON output is one summary per line.
     """
-    from rejection_fhir.commands.summarize import load_questionnaire_files, summarize_files
+    from rejection_fhir.commands.summarize import (
+        questionnaires_by_file,
+        summarize_files,
+        unused_files,
+    )
     from rejection_fhir.errors import InputError
     from rejection_fhir.response.questionnaire import QuestionnaireIndex
 
+    by_file = questionnaires_by_file(list(questionnaire_files))
     index = QuestionnaireIndex(
-        [
-            *built_worksheets(source_dir, base_url),
-            *load_questionnaire_files(list(questionnaire_files)),
-        ]
+        [*built_worksheets(source_dir, base_url), *(q for _, found in by_file for q in found)]
     )
     fetch = None
     if fetch_questionnaires:
@@ -83,7 +85,7 @@ def summarize_cmd(
         fmt=fmt,
         fetch=fetch,
     )
-    for problem in report.problems:
+    for problem in [*report.problems, *unused_files(by_file, report.used)]:
         click.echo(f"warning: {problem}", err=True)
     click.echo(f"summarised {report.summarised} response(s)", err=True)
     if any("not valid JSON" in p or "expected a FHIR resource" in p for p in report.problems):

@@ -21,7 +21,7 @@ from typing import Any
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.ehr.writeback import LOINC, NOTE_TYPE, SURVEY
-from rejection_fhir.errors import ConfigError, UsageError
+from rejection_fhir.errors import ConfigError, FhirServerError, UsageError
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.report.markup import esc
 from rejection_fhir.report.model import Report, build_report, patient_reference
@@ -54,6 +54,8 @@ class PatientRecords:
     observations: list[JsonDict] = field(default_factory=list)
     documents: list[JsonDict] = field(default_factory=list)
     flags: list[JsonDict] = field(default_factory=list)
+    #: The Patient resource (name, birth date), or None when the server would not give it.
+    patient: JsonDict | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,16 @@ def fetch_records(
     # R4 defines no ``status`` search parameter for Flag (HAPI would refuse it): every
     # Flag of the patient comes back and the model keeps the active ones.
     flags = client.search("Flag", {"subject": subject, "_count": count})
-    return PatientRecords(list(observations), list(documents), list(flags))
+    records = PatientRecords(list(observations), list(documents), list(flags))
+    # Name and birth date let the reader check whose report it is.  A server that hides
+    # the Patient (404, or 403 for a token scoped to the clinical data only) still gets a
+    # report, by id; the page says the name is not available.
+    try:
+        records.patient = client.read("Patient", patient_id(patient))
+    except FhirServerError as exc:
+        if exc.status not in (403, 404, 410):
+            raise
+    return records
 
 
 def make_report(
@@ -123,6 +134,7 @@ def make_report(
         flags=records.flags,
         generated_at=now(),
         server=server,
+        patient_resource=records.patient,
     )
 
 

@@ -3,6 +3,12 @@
 Streams: NDJSON is read a line at a time and each summary is written as soon as it is
 made, so memory stays flat however many responses a file holds.  A JSON file (one
 response, a Bundle or an array) is parsed whole.
+
+What would make a summary misleading is said beside it, as a warning (the summary is still
+written): answers outside the item's minValue/maxValue (``42`` on a 0-10 scale), of the
+wrong type for the item, not among its options, or held by an item without a linkId; and
+``--questionnaire`` files that no response used (a wrong url or version in the file would
+otherwise go unnoticed, the responses being summarised from their own texts).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import IO, Any
 import orjson
 
 from rejection_fhir.errors import InputError
+from rejection_fhir.response.conformance import answer_findings
 from rejection_fhir.response.questionnaire import QuestionnaireIndex
 from rejection_fhir.response.render import render_json, render_markdown, render_text, render_xhtml
 from rejection_fhir.response.summary import Summary
@@ -32,10 +39,27 @@ RENDERERS: dict[str, Callable[[Summary], str]] = {
 }
 
 
+#: Conformance findings that change how a summary reads, reported as warnings beside it.
+READER_WARNINGS = frozenset(
+    {
+        "answer-type",
+        "answer-invalid-value",
+        "below-min-value",
+        "above-max-value",
+        "answer-not-in-options",
+        "answer-not-in-valueset",
+        "missing-linkid",
+        "unknown-linkid",
+    }
+)
+
+
 @dataclass
 class SummarizeReport:
     summarised: int = 0
     problems: list[str] = field(default_factory=list)
+    #: ``id()`` of every Questionnaire resource a response was summarised against.
+    used: set[int] = field(default_factory=set)
 
 
 def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonDict]]:
@@ -94,8 +118,15 @@ def _unpack(resource: Any, where: str, problems: list[str]) -> Iterator[tuple[st
 
 
 def load_questionnaire_files(paths: Sequence[Path]) -> list[JsonDict]:
-    found: list[JsonDict] = []
+    return [q for _, found in questionnaires_by_file(paths) for q in found]
+
+
+def questionnaires_by_file(paths: Sequence[Path]) -> list[tuple[Path, list[JsonDict]]]:
+    """The Questionnaires of each file (a Questionnaire or a Bundle), file by file."""
+    by_file: list[tuple[Path, list[JsonDict]]] = []
     for path in paths:
+        found: list[JsonDict] = []
+        by_file.append((path, found))
         try:
             resource = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -116,7 +147,33 @@ def load_questionnaire_files(paths: Sequence[Path]) -> list[JsonDict]:
         found.extend(
             r for r in resources if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
         )
-    return found
+    return by_file
+
+
+def unused_files(by_file: Sequence[tuple[Path, list[JsonDict]]], used: set[int]) -> list[str]:
+    """A warning for each ``--questionnaire`` file no response was summarised against."""
+    problems = []
+    for path, questionnaires in by_file:
+        if any(id(q) in used for q in questionnaires):
+            continue
+        if not questionnaires:
+            problems.append(f"{path}: holds no Questionnaire; the file was not used")
+            continue
+        names = ", ".join(_canonical(q) for q in questionnaires[:5])
+        more = f" and {len(questionnaires) - 5} more" if len(questionnaires) > 5 else ""
+        problems.append(
+            f"{path}: no response named its Questionnaire ({names}{more}); the file was not "
+            "used (check the url and version the responses name)"
+        )
+    return problems
+
+
+def _canonical(questionnaire: JsonDict) -> str:
+    url, version = questionnaire.get("url"), questionnaire.get("version")
+    if not isinstance(url, str) or not url:
+        identifier = questionnaire.get("id")
+        return f"Questionnaire/{identifier}"[:200] if isinstance(identifier, str) else "no url"
+    return (f"{url}|{version}" if isinstance(version, str) and version else url)[:200]
 
 
 def summarize_files(
@@ -154,4 +211,12 @@ def summarize_files(
                 report.problems.append(f"{where}: {exc.message}")
                 continue
             report.summarised += 1
+            if compiled is not None:
+                report.used.add(id(compiled.source))
+                # Findings quote identifiers and numbers, never the client's words.
+                report.problems.extend(
+                    f"{where}: {f.path or '(response)'}: {f.message} [{f.code}]"
+                    for f in answer_findings(response, compiled)
+                    if f.code in READER_WARNINGS
+                )
     return report

@@ -332,6 +332,11 @@ class Report:
     patient: str
     generated_at: datetime
     server: str | None = None
+    #: From the Patient resource, so the reader can check whose report this is.
+    patient_name: str | None = None
+    birth_date: str | None = None
+    #: Sentences every safety flag repeats (what to do about one): shown once, not per flag.
+    safety_advice: tuple[str, ...] = ()
     safety_flags: tuple[FlagItem, ...] = ()
     other_flags: tuple[FlagItem, ...] = ()
     charts: tuple[Chart, ...] = ()
@@ -580,6 +585,64 @@ def _flags(
     return sorted(safety, key=_newest_first), sorted(other, key=_newest_first)
 
 
+# One sentence ends where ". " (or "! ", "? ") meets a capital letter.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def _shared_advice(flags: list[FlagItem]) -> tuple[list[FlagItem], tuple[str, ...]]:
+    """The flags without the sentences all of them repeat after their first, and those.
+
+    Our safety Flags carry one message: what was answered, then the same long advice
+    (review promptly, follow the suicide-risk procedure, no real-time monitoring).  The
+    page shows the advice once per section instead of under every flag.  A sentence that
+    quotes a flag's answer is never taken away from its flag.
+    """
+    if not flags:
+        return flags, ()
+    split = [_SENTENCE_END.split(flag.text) for flag in flags]
+    answers = [f.detail.removeprefix("Answer: ") for f in flags if f.detail]
+    shared = tuple(
+        sentence
+        for sentence in split[0][1:]
+        if all(sentence in parts[1:] for parts in split[1:])
+        and not any(answer in sentence for answer in answers)
+    )
+    if not shared:
+        return flags, ()
+    trimmed = [
+        replace(flag, text=" ".join(part for part in parts if part not in shared))
+        for flag, parts in zip(flags, split, strict=True)
+    ]
+    return trimmed, shared
+
+
+#: A name or date from the server, cut to a length a header can show.
+_MAX_NAME = 200
+
+
+def _patient_details(
+    resource: Mapping[str, Any] | None, reference: str
+) -> tuple[str | None, str | None]:
+    """(name, birth date) from the Patient resource, if it is this patient's."""
+    if not isinstance(resource, Mapping) or resource.get("resourceType") != "Patient":
+        return None, None
+    if f"Patient/{resource.get('id')}" != reference:
+        return None, None
+    names = [n for n in _listed(resource.get("name")) if isinstance(n, Mapping)]
+    names.sort(key=lambda n: {"official": 0, "usual": 1}.get(_text(n.get("use")), 2))
+    name = None
+    for candidate in names:
+        text = _text(candidate.get("text")).strip()
+        if not text:
+            given = [g for g in _listed(candidate.get("given")) if isinstance(g, str)]
+            text = " ".join([*given, _text(candidate.get("family"))]).strip()
+        if text:
+            name = " ".join(text.split())[:_MAX_NAME]
+            break
+    birth = _text(resource.get("birthDate")).strip()[:_MAX_NAME] or None
+    return name, birth
+
+
 def _newest_first(flag: FlagItem) -> float:
     return -flag.since.instant.timestamp() if flag.since else math.inf
 
@@ -696,18 +759,28 @@ def build_report(
     flags: Iterable[Mapping[str, Any]] = (),
     generated_at: datetime,
     server: str | None = None,
+    patient_resource: Mapping[str, Any] | None = None,
 ) -> Report:
-    """The report for *patient* (``id`` or ``Patient/id``) from what the server returned."""
+    """The report for *patient* (``id`` or ``Patient/id``) from what the server returned.
+
+    ``patient_resource`` (the Patient as read from the server) gives the name and birth
+    date shown beside the id; a Patient with another id is ignored.
+    """
     reference = patient_reference(patient)
     tally = _Tally()
     charts = _charts(_unique(observations), reference, tally)
     safety, other = _flags(_unique(flags), reference, tally)
     notes = _notes(_unique(documents), reference, tally)
     charts = _mark_flagged(charts, safety)
+    safety, advice = _shared_advice(safety)
+    name, birth = _patient_details(patient_resource, reference)
     return Report(
         patient=reference,
         generated_at=generated_at,
         server=server,
+        patient_name=name,
+        birth_date=birth,
+        safety_advice=advice,
         safety_flags=tuple(safety),
         other_flags=tuple(other),
         charts=tuple(charts),

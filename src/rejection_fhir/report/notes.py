@@ -1,7 +1,7 @@
 """A note's text as inert blocks: headings, list items, rules, alerts and paragraphs.
 
 The sync's notes are Markdown from :func:`rejection_fhir.response.render.render_markdown`:
-headings, ``- **Caption:** answer`` items (nested by two spaces), ``> **Alert:**`` quotes,
+headings, ``- **Caption:** answer`` items (nested by two spaces), ``> **ALERT:**`` quotes,
 ``---`` rules, backslash escapes and hard breaks.  This module reads exactly that subset
 and nothing more: no links, images, HTML or emphasis other than ``**bold**``.  Anything
 else stays literal text.  The output holds strings only; the page escapes every one, so a
@@ -170,6 +170,10 @@ def drop_front_matter(blocks: tuple[Block, ...], title: str = "") -> tuple[Block
     Questionnaire/Authored/Subject/Status lines: the report shows title and date itself,
     and a canonical URL helps no clinician."""
     out = list(blocks)
+    # Alerts come before the title (render_* put them first): they stay first.
+    alerts: list[Block] = []
+    while out and (out[0].kind == "alert" or _is_alert_paragraph(out[0])):
+        alerts.append(out.pop(0))
     if out and out[0].kind == "heading" and (out[0].level == 1 or title.startswith(out[0].text)):
         out.pop(0)
     while (
@@ -183,7 +187,17 @@ def drop_front_matter(blocks: tuple[Block, ...], title: str = "") -> tuple[Block
         out.pop(0)
     while out and out[0].kind == "end":
         out.pop(0)
-    return tuple(out)
+    return (*alerts, *out)
+
+
+def _is_alert_paragraph(block: Block) -> bool:
+    """A narrative's alert: a paragraph in bold that starts "ALERT:" (see render_xhtml)."""
+    return (
+        block.kind == "para"
+        and bool(block.runs)
+        and block.runs[0].bold
+        and block.runs[0].text.startswith("ALERT:")
+    )
 
 
 # --------------------------------------------------------------------------- XHTML

@@ -1,6 +1,7 @@
 """The report as one self-contained HTML page: no scripts, no external assets, prints well.
 
-Order is the clinician's: safety first (a red box that cannot be missed, or a plain
+The header names the client (name and birth date from the Patient resource, beside the
+id).  Order is the clinician's: safety first (a red box that cannot be missed, or a plain
 statement that no flag is active), then scores and trends (a chart, its latest value and
 change, and a table of every value), then the worksheets, newest first.
 
@@ -154,8 +155,12 @@ def _header(report: Report) -> str:
     else:
         span = f"{period[0].date} to {period[1].date}"
     generated = report.generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    who = f"{report.patient} (name and birth date not available from the server)"
+    if report.patient_name or report.birth_date:
+        born = f"born {report.birth_date}" if report.birth_date else "birth date not recorded"
+        who = f"{report.patient_name or 'name not recorded'}, {born} ({report.patient})"
     fields = [
-        ("Patient", report.patient),
+        ("Patient", who),
         ("Period covered", span),
         ("Generated", generated),
     ]
@@ -189,11 +194,17 @@ def _safety(report: Report) -> str:
         )
     count = len(report.safety_flags)
     items = "".join(_flag_item(f) for f in report.safety_flags)
+    # What every flag's message repeats, once for the section rather than under each flag.
+    advice = (
+        f'<p class="advice">{esc(" ".join(report.safety_advice))}</p>'
+        if report.safety_advice
+        else ""
+    )
     return (
         '<section class="safety" id="safety" role="alert" aria-labelledby="safety-title">'
         f'<h2 id="safety-title">&#9888; Safety: {count} active flag{"s" if count != 1 else ""} '
         "to review</h2>"
-        f"<ul>{items}</ul>"
+        f"<ul>{items}</ul>{advice}"
         '<p class="advice">Each flag stays active until a clinician reviews it and closes it in '
         "the record. rejection-fhir does not monitor responses in real time.</p></section>"
     )

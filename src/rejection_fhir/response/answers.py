@@ -11,6 +11,11 @@ i-th repetition of an item that repeats: the i-th instance of a repeating group,
 i-th answer of a repeating question (so ``emotions[1]/intensity`` is the intensity in the
 second emotion, and ``symptom[2]/detail`` the question asked under the third symptom).
 A second instance of an item that should not repeat gets an index too (``mood[1]``).
+Inside a linkId, ``\\``, ``/`` and ``[`` are backslash-escaped (``\\/44249-1\\/44260-8``), so
+every path reads back unambiguously (:func:`split_path`); paths of linkIds without those
+characters are unchanged.  An item without a linkId is named by its 0-based position in
+its list (``[2]``, ``g/[0]/mood``): it cannot be matched to the Questionnaire, but what it
+holds is still read.
 
 This is a hot path (a sync summarises every response), so it works on plain dicts as
 ``json.loads`` gives them, builds nothing per response that could be built per
@@ -30,6 +35,8 @@ from rejection_fhir.response.questionnaire import (
     CompiledQuestionnaire,
     ItemDef,
     compile_questionnaire,
+    path_segment,
+    split_path,
     weight_of,
 )
 from rejection_fhir.response.values import (
@@ -47,12 +54,15 @@ __all__ = [
     "ResolvedItem",
     "ResolvedResponse",
     "resolve_response",
+    "split_path",
 ]
 
 _NUMERIC_KEYS: Final = frozenset({"valueDecimal", "valueInteger"})
 
 #: What an answer without a value[x] shows.
 NO_VALUE: Final = "(no value)"
+#: The label of an item that has neither a linkId nor a text.
+NO_LINK_ID: Final = "Item without a linkId"
 
 
 @dataclass(slots=True)
@@ -93,7 +103,7 @@ class ResolvedItem:
     def text(self) -> str | None:
         if self.definition is not None:
             return self.definition.text
-        return self.label if self.label != self.link_id else None
+        return self.label if self.label not in (self.link_id, NO_LINK_ID) else None
 
     @property
     def known(self) -> bool:
@@ -139,21 +149,24 @@ def iter_items(
     if not isinstance(raw_items, list):
         return
     seen: dict[str, int] = {}
-    for raw in raw_items:
+    for position, raw in enumerate(raw_items):
         if not isinstance(raw, dict):
             continue
         link_id = raw.get("linkId")
-        if not isinstance(link_id, str):
+        if not isinstance(link_id, str) or not link_id:
+            # Nothing to match it to, but its answers must not vanish: named by position.
+            yield raw, "", None, f"{base}[{position}]", None
             continue
         definition = expected.get(link_id) if expected is not None else None
         if definition is None:
             definition = by_link_id.get(link_id)
+        segment = definition.segment if definition is not None else path_segment(link_id)
         index = seen.get(link_id, 0)
         seen[link_id] = index + 1
         if index or (definition is not None and definition.indexed):
-            yield raw, link_id, definition, f"{base}{link_id}[{index}]", index
+            yield raw, link_id, definition, f"{base}{segment}[{index}]", index
         else:
-            yield raw, link_id, definition, base + link_id, None
+            yield raw, link_id, definition, base + segment, None
 
 
 class Resolver:
@@ -210,7 +223,7 @@ class Resolver:
                 link_id, path, definition.label, definition.type, answers, items, definition, index
             )
         text = raw.get("text")
-        label = text if isinstance(text, str) and text else link_id
+        label = text if isinstance(text, str) and text else link_id or NO_LINK_ID
         return ResolvedItem(link_id, path, label, None, answers, items, None, index)
 
     def answer(

@@ -19,11 +19,13 @@ questionnaire-missing     error        no ``questionnaire`` canonical in the res
 questionnaire-not-found   error        no Questionnaire to check against
 questionnaire-invalid     error        what was passed is not a Questionnaire
 questionnaire-mismatch    error        the response names another url or version
+questionnaire-relative    warning      ``questionnaire`` is ``Questionnaire/id``, not a canonical url
 invalid-authored          error        authored is not a FHIR dateTime
 authored-in-future        warning      authored lies after ``now``
 outside-effective-period  warning      authored outside Questionnaire.effectivePeriod
 malformed                 error        wrong JSON shape (item not a list, ...)
-missing-linkid            error        an item without linkId
+empty-list                error        ``item: []`` or ``answer: []`` (leave it out instead)
+missing-linkid            error        an item without linkId (what it holds is still checked)
 unknown-linkid            error        a linkId the Questionnaire does not have
 misplaced-item            error        a known linkId at the wrong level
 item-order                error        item out of Questionnaire order (fewest moves)
@@ -40,8 +42,8 @@ answer-missing-value      error        an answer without value[x]
 answer-multiple-values    error        an answer with more than one value[x]
 answer-type               error        value[x] type does not fit the item type
 answer-invalid-value      error        value[x] is not a valid value of its type
-answer-not-in-options     error        not one of answerOption (open-choice: warning)
-answer-not-in-valueset    error        code not in answerValueSet (open-choice: warning)
+answer-not-in-options     error        not one of answerOption (open-choice: free text is fine)
+answer-not-in-valueset    error        code not in answerValueSet (open-choice: free text is fine)
 coding-system-missing     warning      a Coding matched an option by code only
 valueset-not-found        warning      answerValueSet could not be resolved
 valueset-not-enumerable   information  answerValueSet cannot be expanded here
@@ -69,6 +71,7 @@ from rejection_fhir.response.questionnaire import (
     CompiledQuestionnaire,
     ItemDef,
     compile_questionnaire,
+    path_segment,
 )
 from rejection_fhir.response.values import (
     VALUE_TYPES,
@@ -83,7 +86,7 @@ from rejection_fhir.response.values import (
     to_decimal,
 )
 
-__all__ = ["Finding", "Severity", "has_errors", "validate_response"]
+__all__ = ["Finding", "Severity", "answer_findings", "has_errors", "validate_response"]
 
 _STATUSES: Final = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
 _REQUIRED_WHEN: Final = frozenset({"completed", "amended"})
@@ -171,9 +174,28 @@ def validate_response(
         return findings
 
     checker = _Checker(compiled, terminology, status in _REQUIRED_WHEN, findings)
+    checker.empty(response, "", "the response")
     checker.items(
         response.get("item"), compiled.items, compiled.root_index, root_chain(response), ""
     )
+    return findings
+
+
+def answer_findings(
+    response: Mapping[str, Any], questionnaire: Mapping[str, Any] | CompiledQuestionnaire
+) -> list[Finding]:
+    """The answer checks of :func:`validate_response` alone, for readers of a summary.
+
+    Every answer is checked against its item's definition (found by linkId anywhere in
+    the Questionnaire): type, value, options, minValue/maxValue, lengths; items without
+    a linkId or with an unknown one are reported.  Structure, order, enableWhen and
+    required-ness are not: this is what ``summarize`` warns about beside a summary, at a
+    fraction of a full validation's cost.  Paths are the ones validate_response gives.
+    """
+    findings: list[Finding] = []
+    compiled = compile_questionnaire(questionnaire)
+    checker = _Checker(compiled, None, False, findings)
+    checker.answers_only(response.get("item"), compiled.root_index, "")
     return findings
 
 
@@ -234,19 +256,71 @@ def _questionnaire_for(
     if canonical is not None:
         if canonical.startswith("#"):
             matches = compiled.source.get("id") == canonical[1:]
+        elif ":" not in canonical.partition("|")[0]:
+            # Resolved like a canonical (QuestionnaireIndex does), but servers and the HL7
+            # validator require an absolute url here: say so, and carry on.
+            matches = compiled.matches(canonical)
+            findings.append(
+                Finding(
+                    "warning",
+                    "",
+                    f"questionnaire {_quote(canonical)} is a relative reference; FHIR wants the "
+                    "Questionnaire's canonical url (url|version) there.",
+                    "questionnaire-relative",
+                )
+            )
         else:
             matches = compiled.matches(canonical)
         if not matches:
             findings.append(
-                Finding(
-                    "error",
-                    "",
-                    f"The response names Questionnaire {_quote(canonical)} but is being checked "
-                    f"against {_quote(compiled.canonical)}.",
-                    "questionnaire-mismatch",
-                )
+                Finding("error", "", _mismatch(canonical, compiled), "questionnaire-mismatch")
             )
     return compiled
+
+
+def _mismatch(named: str, compiled: CompiledQuestionnaire) -> str:
+    """Which Questionnaire the response names and which it is checked against, with the part
+    that differs in full: two long canonicals cut at the same length would read alike."""
+    against = compiled.canonical or compiled.reference
+    url, _, version = named.partition("|")
+    if against is None:
+        return (
+            f"The response names Questionnaire {_quote_part(named, 0)} but is being checked "
+            "against a Questionnaire without url or id."
+        )
+    if url == compiled.url and version:
+        return (
+            f"The response names version {_quote(version)} of {_quote_tail(url)} but is being "
+            f"checked against version {_quote(compiled.version)}."
+        )
+    start = _first_difference(named, against)
+    return (
+        f"The response names Questionnaire {_quote_part(named, start)} but is being checked "
+        f"against {_quote_part(against, start)}."
+    )
+
+
+def _first_difference(a: str, b: str) -> int:
+    for n, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return n
+    return min(len(a), len(b))
+
+
+def _quote_part(text: str, start: int, limit: int = 80) -> str:
+    """``text`` quoted, bounded, but always showing what follows ``start`` (where it differs)."""
+    if len(text) <= limit:
+        return _quote(text, limit)
+    if len(text) - start <= limit - 1:
+        return repr("…" + text[-(limit - 1) :])  # the difference lies in the end: show it
+    keep_from = max(0, start - 20)
+    shown = text[keep_from : keep_from + limit - 2]
+    return repr(("…" if keep_from else "") + shown + "…")
+
+
+def _quote_tail(text: str, limit: int = 100) -> str:
+    """A long url quoted by its end, where a Questionnaire's name is."""
+    return repr(text) if len(text) <= limit else repr("…" + text[-(limit - 1) :])
 
 
 def _check_authored(
@@ -325,6 +399,18 @@ class _Checker:
     def add(self, severity: Severity, path: str, message: str, code: str) -> None:
         self.findings.append(Finding(severity, path, message, code))
 
+    def empty(self, node: Mapping[str, Any], path: str, what: str) -> None:
+        """``item: []`` / ``answer: []``: FHIR forbids empty arrays (the HL7 validator says so)."""
+        for key in ("item", "answer"):
+            value = node.get(key)
+            if isinstance(value, list) and not value:
+                self.add(
+                    "error",
+                    path,
+                    f"{key} of {what} is an empty list; leave {key} out when there is none.",
+                    "empty-list",
+                )
+
     def once(self, severity: Severity, path: str, message: str, code: str, link_id: str) -> None:
         if (code, link_id) not in self.noted:
             self.noted.add((code, link_id))
@@ -355,22 +441,23 @@ class _Checker:
                 continue
             link_id = raw.get("linkId")
             if not isinstance(link_id, str) or not link_id:
-                self.add("error", here, f"item {n} (0-based) has no linkId.", "missing-linkid")
+                self.unnamed(raw, n, chain, base)
                 continue
+            segment = path_segment(link_id)
             definition = index.get(link_id)
             if definition is None:
                 elsewhere = self.compiled.by_link_id.get(link_id)
                 if elsewhere is None:
                     self.add(
                         "error",
-                        base + link_id,
+                        base + segment,
                         f"linkId {_quote(link_id)} is not in the Questionnaire.",
                         "unknown-linkid",
                     )
                 else:
                     self.add(
                         "error",
-                        base + link_id,
+                        base + segment,
                         f"linkId {_quote(link_id)} belongs "
                         + (
                             f"under {_quote('/'.join(elsewhere.ancestors))}"
@@ -380,7 +467,7 @@ class _Checker:
                         + " in the Questionnaire, not here.",
                         "misplaced-item",
                     )
-                    self.item(elsewhere, raw, chain, base + link_id, True)
+                    self.item(elsewhere, raw, chain, base + segment, True)
                 continue
             same = groups.setdefault(link_id, [])
             placed.append((definition, len(same)))
@@ -393,7 +480,7 @@ class _Checker:
             if enabled is None and (instances or definition.required):
                 self.once(
                     "information",
-                    base + definition.link_id,
+                    base + definition.segment,
                     f"Item {_quote(definition.link_id)} uses enableWhenExpression, which is not "
                     "evaluated here; its enabled state and required-ness were not checked.",
                     "enable-when-expression",
@@ -408,7 +495,7 @@ class _Checker:
                 ):
                     self.add(
                         "error",
-                        base + definition.link_id,
+                        base + definition.segment,
                         f"Required item {_quote(definition.link_id)} is missing.",
                         "required-missing",
                     )
@@ -416,7 +503,7 @@ class _Checker:
             if len(instances) > 1 and not definition.repeats:
                 self.add(
                     "error",
-                    f"{base}{definition.link_id}[1]",
+                    f"{base}{definition.segment}[1]",
                     f"Item {_quote(definition.link_id)} does not repeat but appears "
                     f"{len(instances)} times.",
                     "too-many-items",
@@ -424,9 +511,9 @@ class _Checker:
             indexed = definition.repeats and definition.type == "group"
             for i, raw in enumerate(instances):
                 path = (
-                    f"{base}{definition.link_id}[{i}]"
+                    f"{base}{definition.segment}[{i}]"
                     if i or indexed
-                    else base + definition.link_id
+                    else base + definition.segment
                 )
                 if enabled is False:
                     if _has_answer(raw):
@@ -440,6 +527,90 @@ class _Checker:
                     continue
                 self.item(definition, raw, chain, path, enabled is True)
 
+    def answers_only(self, raw_items: object, index: Mapping[str, ItemDef], base: str) -> None:
+        """See :func:`answer_findings`."""
+        if not isinstance(raw_items, list):
+            return
+        seen: dict[str, int] = {}
+        by_link_id = self.compiled.by_link_id
+        for n, raw in enumerate(raw_items):
+            if not isinstance(raw, dict):
+                continue
+            link_id = raw.get("linkId")
+            definition: ItemDef | None = None
+            if not isinstance(link_id, str) or not link_id:
+                path = f"{base}[{n}]"
+                held = _count_answers(raw)
+                self.add(
+                    "error",
+                    path,
+                    f"item {n} (0-based) has no linkId"
+                    + (f"; it holds {held} answer(s)." if held else "."),
+                    "missing-linkid",
+                )
+            else:
+                definition = index.get(link_id) or by_link_id.get(link_id)
+                segment = definition.segment if definition is not None else path_segment(link_id)
+                instance = seen.get(link_id, 0)
+                seen[link_id] = instance + 1
+                indexed = definition is not None and definition.indexed
+                path = f"{base}{segment}[{instance}]" if instance or indexed else base + segment
+                if definition is None:
+                    self.add(
+                        "error",
+                        path,
+                        f"linkId {_quote(link_id)} is not in the Questionnaire.",
+                        "unknown-linkid",
+                    )
+            children = definition.child_index if definition is not None else {}
+            answers = raw.get("answer")
+            if isinstance(answers, list) and answers:
+                repeated = len(answers) > 1 or (definition is not None and definition.repeats)
+                for j, answer in enumerate(answers):
+                    if not isinstance(answer, dict):
+                        continue
+                    answer_path = f"{path}[{j}]" if repeated else path
+                    if definition is not None and definition.is_question:
+                        self.answer(definition, answer, answer_path)
+                    if answer.get("item"):
+                        self.answers_only(answer["item"], children, answer_path + "/")
+            if raw.get("item"):
+                self.answers_only(raw["item"], children, path + "/")
+
+    def unnamed(self, raw: Mapping[str, Any], n: int, chain: Chain, base: str) -> None:
+        """An item without linkId: reported, and what it holds checked by its own linkIds.
+
+        Its path names it by position (``[n]``, see :mod:`rejection_fhir.response.answers`).
+        """
+        path = f"{base}[{n}]"
+        held = _count_answers(raw)
+        self.add(
+            "error",
+            path,
+            f"item {n} (0-based) has no linkId"
+            + (
+                f"; the {held} answer(s) it holds cannot be placed in the Questionnaire "
+                "and are shown under a group without a linkId."
+                if held
+                else "."
+            ),
+            "missing-linkid",
+        )
+        self.empty(raw, path, "an item without linkId")
+        # Nothing here is expected: nested items are reported as misplaced (or unknown) and
+        # checked against their own definitions, so a bad answer inside is not missed.
+        nested = raw.get("item")
+        if isinstance(nested, list) and nested:
+            self.items(nested, (), {}, chain, path + "/")
+        raw_answers = raw.get("answer")
+        answers: list[Any] = raw_answers if isinstance(raw_answers, list) else []
+        for j, answer in enumerate(answers):
+            if isinstance(answer, dict) and isinstance(answer.get("item"), list):
+                answer_path = f"{path}[{j}]" if len(answers) > 1 else path
+                self.empty(answer, answer_path, "an answer")
+                if answer["item"]:
+                    self.items(answer["item"], (), {}, chain, answer_path + "/")
+
     def order(self, placed: list[tuple[ItemDef, int]], siblings: int, base: str) -> None:
         """Report the fewest items whose moving would restore Questionnaire order."""
         positions = [definition.position for definition, _ in placed]
@@ -452,9 +623,9 @@ class _Checker:
             link_id = definition.link_id
             self.add(
                 "error",
-                f"{base}{link_id}[{instance}]"
+                f"{base}{definition.segment}[{instance}]"
                 if instance or definition.indexed
-                else base + link_id,
+                else base + definition.segment,
                 f"Item {_quote(link_id)} is out of Questionnaire order; there it is item "
                 f"{definition.position + 1} of {siblings} at this level.",
                 "item-order",
@@ -486,6 +657,7 @@ class _Checker:
         else:
             self.add("error", path, "answer must be a list of answers.", "malformed")
             answers = []
+        self.empty(raw, path, f"item {_quote(link_id)}")
         raw_children = raw.get("item")
 
         if definition.type == "group":
@@ -559,6 +731,7 @@ class _Checker:
                 )
                 continue
             self.answer(definition, answer, answer_path)
+            self.empty(answer, answer_path, f"an answer to {_quote(link_id)}")
             nested = answer.get("item")
             if nested is not None or definition.children:
                 self.items(
@@ -653,10 +826,13 @@ class _Checker:
                 what = f"Value {value}"
             else:
                 what = "The answer"
+            # open-choice takes free text (returned above) or one of the options: a code
+            # that is neither is an error, as the HL7 validator says.
             self.add(
-                "warning" if open_choice else "error",
+                "error",
                 path,
-                f"{what} is not one of the answerOptions of {_quote(link_id)}.",
+                f"{what} is not one of the answerOptions of {_quote(link_id)}"
+                + ("; free text belongs in valueString." if open_choice else "."),
                 "answer-not-in-options",
             )
             return
@@ -709,7 +885,7 @@ class _Checker:
             )
             return
         self.add(
-            "warning" if open_choice else "error",
+            "error",
             path,
             f"Code {_coding(coding)} is not in answerValueSet {_quote(reference)} of {_quote(link_id)}.",
             "answer-not-in-valueset",
@@ -777,6 +953,24 @@ def _has_answer(item: Mapping[str, Any]) -> bool:
         if isinstance(children, list):
             stack.extend(children)
     return False
+
+
+def _count_answers(item: Mapping[str, Any]) -> int:
+    """How many answers an item and everything under it carry."""
+    count = 0
+    stack: list[Any] = [item]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        answers = node.get("answer")
+        if isinstance(answers, list):
+            count += len(answers)
+            stack.extend(answers)
+        children = node.get("item")
+        if isinstance(children, list):
+            stack.extend(children)
+    return count
 
 
 def _free_text(coding: object) -> bool:

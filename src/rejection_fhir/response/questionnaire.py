@@ -59,6 +59,53 @@ _SEMVER_RE: Final = re.compile(
 )
 
 
+def path_segment(link_id: str) -> str:
+    """``link_id`` as one segment of a response path (see :mod:`rejection_fhir.response.answers`).
+
+    ``\\``, ``/`` and ``[`` are backslash-escaped, so a linkId such as ``/44249-1/44260-8``
+    or ``a[1]`` cannot be read as several segments or as an index.  LinkIds without them,
+    the usual case, are their own segment, so paths read as they always did.
+    """
+    if "/" not in link_id and "[" not in link_id and "\\" not in link_id:
+        return link_id
+    return link_id.replace("\\", "\\\\").replace("/", "\\/").replace("[", "\\[")
+
+
+def split_path(path: str) -> list[tuple[str, int | None]]:
+    """A response path back into ``(linkId, index)`` steps, undoing :func:`path_segment`.
+
+    ``"g/a\\/b[1]/c"`` -> ``[("g", None), ("a/b", 1), ("c", None)]``.  An item without
+    linkId is named by its position in its list (``[2]``): its step is ``("", 2)``.
+    """
+    steps: list[tuple[str, int | None]] = []
+    if not path:
+        return steps
+    name: list[str] = []
+    index: int | None = None
+    n = 0
+    while n < len(path):
+        char = path[n]
+        if char == "\\" and n + 1 < len(path):
+            name.append(path[n + 1])
+            n += 2
+            continue
+        if char == "[":
+            close = path.find("]", n)
+            if close < 0:
+                raise ValueError(f"unclosed '[' in path {path!r}")
+            index = int(path[n + 1 : close])
+            n = close + 1
+            continue
+        if char == "/":
+            steps.append(("".join(name), index))
+            name, index = [], None
+        else:
+            name.append(char)
+        n += 1
+    steps.append(("".join(name), index))
+    return steps
+
+
 def extension_value(element: Mapping[str, Any], url: str) -> tuple[str, Any] | None:
     """``(value[x] key, value)`` of the first extension with ``url`` on ``element``."""
     extensions = element.get("extension")
@@ -182,6 +229,8 @@ class ItemDef:
     label: str = ""
     #: Whether response paths index every instance (repeating groups).
     indexed: bool = False
+    #: The linkId as a path segment (:func:`path_segment`), escaped once per Questionnaire.
+    segment: str = ""
 
     @property
     def is_question(self) -> bool:
@@ -228,6 +277,7 @@ class CompiledQuestionnaire:
         "effective_start",
         "extras",
         "items",
+        "reference",
         "root_index",
         "source",
         "title",
@@ -255,6 +305,11 @@ class CompiledQuestionnaire:
         self.version: str | None = version if isinstance(version, str) and version else None
         self.canonical: str | None = (
             f"{self.url}|{self.version}" if self.url and self.version else self.url
+        )
+        resource_id = questionnaire.get("id")
+        #: The relative reference a server may put in ``questionnaire`` (``Questionnaire/id``).
+        self.reference: str | None = (
+            f"Questionnaire/{resource_id}" if isinstance(resource_id, str) and resource_id else None
         )
         title = questionnaire.get("title") or questionnaire.get("name")
         self.title: str | None = title if isinstance(title, str) and title else None
@@ -374,6 +429,7 @@ class CompiledQuestionnaire:
         text = item.text or item.link_id
         item.label = f"{item.prefix} {text}" if item.prefix else text
         item.indexed = item.repeats and item_type == "group"
+        item.segment = path_segment(item.link_id)
         for option in options:
             code = option.code
             if code is not None:
@@ -421,10 +477,14 @@ class CompiledQuestionnaire:
         return _code_list(value_set, self.contained, terminology)
 
     def matches(self, canonical: str) -> bool:
-        """Whether a response's ``questionnaire`` canonical names this Questionnaire."""
+        """Whether a response's ``questionnaire`` canonical names this Questionnaire.
+
+        A relative reference ``Questionnaire/{id}`` (some servers fill ``questionnaire``
+        with one) names it too, as :meth:`QuestionnaireIndex.compiled` resolves it.
+        """
         url, _, version = canonical.partition("|")
         if url != self.url:
-            return False
+            return not version and self.reference is not None and url == self.reference
         return not version or version == self.version
 
 

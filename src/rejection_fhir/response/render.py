@@ -2,7 +2,8 @@
 
 Every string in a summary may be a client's own words, so every renderer treats it as
 data: XHTML escapes it (and uses only elements FHIR narrative allows, no attributes but
-the namespace), Markdown backslash-escapes every character that could start markup, and
+the namespace), Markdown backslash-escapes every character that could start markup there
+(and only those, so that dates and ordinary punctuation stay readable as plain text), and
 all of them drop control and bidi-override characters that could garble a terminal, an
 XML parser or a reader's eye.
 """
@@ -34,9 +35,22 @@ _UNSAFE_RE: Final = re.compile(
     r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]"
 )
 _NEWLINES_RE: Final = re.compile(r"\r\n?")
-# Everything that can open Markdown (CommonMark, GFM) or HTML markup inline or at a line
-# start; CommonMark lets any ASCII punctuation be backslash-escaped.
-_MARKDOWN_SPECIAL_RE: Final = re.compile(r"[\\`*_{}\[\]()#+\-.!|<>~=&:$@^]")
+# Markdown (CommonMark, GFM): escape only what could open markup, so that dates, times and
+# ordinary punctuation stay readable where an EHR shows the note as plain text.
+#   anywhere: \\ (escapes), ` (code), * (emphasis), [ ] (links, footnotes), < (HTML,
+#     autolinks), ~ (GFM strikethrough); & only before an entity name (&amp;); _ unless
+#     between two letters or digits (intraword _ never delimits emphasis); ":" of "://",
+#     "." of "www." and "@" of an e-mail address (GFM's extended autolinks);
+#   at a line start: # > - + * = _ ` ~ | (headings, quotes, lists, breaks, setext
+#     underlines, fences, tables), "1." / "1)" (ordered lists), a table delimiter row.
+_MARKDOWN_INLINE_RE: Final = re.compile(
+    r"[\\`*\[\]<~]"
+    r"|&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{0,31};)"
+    r"|(?<![^\W_])_|_(?![^\W_])"
+    r"|:(?=//)|(?<=\b[wW]{3})\.|(?<=\w)@(?=\w)"
+)
+_MARKDOWN_LINE_START_RE: Final = re.compile(r"(?:[#>\-+*=_`~|]|\d{1,9}(?=[.)])|:(?=[-:| ]*-))")
+_HEADING_CLOSE_RE: Final = re.compile(r"(^|\s)(#+\s*)$")
 _MAX_HEADING: Final = 6
 
 
@@ -62,10 +76,20 @@ def _backslash(match: re.Match[str]) -> str:
 
 
 def _md(text: str) -> str:
-    """Backslash-escape Markdown specials in one line (cheap when there are none)."""
-    if _MARKDOWN_SPECIAL_RE.search(text) is None:
-        return text
-    return _MARKDOWN_SPECIAL_RE.sub(_backslash, text)
+    """Backslash-escape what could open Markdown markup inside one line (cheap when nothing)."""
+    return _MARKDOWN_INLINE_RE.sub(_backslash, text)
+
+
+def _md_start(text: str) -> str:
+    """``_md`` for text that begins a line, where block markup starts."""
+    escaped = _md(text)
+    match = _MARKDOWN_LINE_START_RE.match(escaped)
+    if match is None:
+        return escaped
+    if match.group()[0].isdigit():  # "1." / "1)": the delimiter after the number
+        end = match.end()
+        return escaped[:end] + "\\" + escaped[end:]
+    return escaped if escaped.startswith("\\") else "\\" + escaped
 
 
 def _caption_parts(label: str) -> tuple[str, str]:
@@ -97,17 +121,18 @@ def _meta(summary: Summary) -> list[tuple[str, str]]:
 def render_text(summary: Summary) -> str:
     """Plain text for terminals and logs of the clinician's own tools (not application logs)."""
     out: list[str] = []
+    # Alerts before everything: the first thing any reader (or a preview line) sees.
+    for alert in summary.alerts:
+        lines = _lines_of(alert)
+        out.append(f"!! ALERT: {lines[0]}")
+        out.extend(f"          {line}" for line in lines[1:])
+    if summary.alerts:
+        out.append("")
     title = " ".join(_lines_of(summary.title))
     out.append(title)
     out.append("=" * max(len(title), 3))
     for label, value in _meta(summary):
         out.append(f"{label}: {' '.join(_lines_of(value))}")
-    if summary.alerts:
-        out.append("")
-        for alert in summary.alerts:
-            lines = _lines_of(alert)
-            out.append(f"!! ALERT: {lines[0]}")
-            out.extend(f"          {line}" for line in lines[1:])
     if summary.highlights:
         out.append("")
         out.append("Highlights")
@@ -164,21 +189,36 @@ def markdown_escape(text: str) -> str:
     return _md(" ".join(_lines_of(text)))
 
 
-def _md_block(text: str, indent: str) -> str:
-    """Possibly multi-line text as the continuation of a list item, hard line breaks kept."""
-    lines = [_md(line) for line in _lines_of(text)]
-    return ("\\\n" + indent).join(lines)
+def _md_heading(text: str) -> str:
+    """Heading text: inline escapes, and a closing run of # kept as text."""
+    escaped = markdown_escape(text)
+    return _HEADING_CLOSE_RE.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped)
+
+
+def _md_block(text: str, indent: str, *, at_start: bool = False) -> str:
+    """Possibly multi-line text as the continuation of a list item, hard line breaks kept.
+
+    The first line follows our own marker (``at_start``: it opens the list item's content,
+    where block markup starts too); every later one starts a line of its own.
+    """
+    lines = _lines_of(text)
+    first = _md_start(lines[0]) if at_start else _md(lines[0])
+    if len(lines) == 1:
+        return first
+    return ("\\\n" + indent).join([first, *(_md_start(line) for line in lines[1:])])
 
 
 def render_markdown(summary: Summary) -> str:
     """CommonMark/GFM.  Client text is escaped so it can never become markup or HTML."""
-    out: list[str] = [f"# {markdown_escape(summary.title)}", ""]
+    out: list[str] = []
+    # Alerts before everything, quoted and bold, so they stand out rendered or not.
+    for alert in summary.alerts:
+        out.append(f"> **ALERT:** {_md_block(alert, '> ')}")
+        out.append("")
+    out.extend((f"# {_md_heading(summary.title)}", ""))
     meta = _meta(summary)
     if meta:
         out.extend(f"- **{label}:** {markdown_escape(value)}" for label, value in meta)
-        out.append("")
-    for alert in summary.alerts:
-        out.append(f"> **Alert:** {_md_block(alert, '> ')}")
         out.append("")
     if summary.highlights:
         out.append("## Highlights")
@@ -200,7 +240,7 @@ def render_markdown(summary: Summary) -> str:
 
 def _md_section(section: Section, level: int, out: list[str]) -> None:
     if section.heading:
-        out.append(f"{'#' * min(level, _MAX_HEADING)} {markdown_escape(section.heading)}")
+        out.append(f"{'#' * min(level, _MAX_HEADING)} {_md_heading(section.heading)}")
         out.append("")
     in_list = False
     for entry in section.entries:
@@ -225,7 +265,7 @@ def _md_line(line: Line, depth: int, out: list[str]) -> None:
     else:
         out.append(f"{indent}- **{label}**")
         for value in line.values:
-            out.append(f"{indent}  - {_md_block(value, indent + '    ')}")
+            out.append(f"{indent}  - {_md_block(value, indent + '    ', at_start=True)}")
     for child in line.children:
         _md_nested(child, depth + 1, out)
 
@@ -289,16 +329,16 @@ def _x(text: str) -> str:
 
 def render_xhtml(summary: Summary) -> str:
     """A FHIR narrative ``div``: XHTML with only narrative-safe elements, all text escaped."""
-    out: list[str] = [f'<div xmlns="{XHTML_NAMESPACE}">', f"<h2>{_x(summary.title)}</h2>"]
+    out: list[str] = [f'<div xmlns="{XHTML_NAMESPACE}">']
+    # Alerts before everything, each a paragraph in bold: they stand out without CSS,
+    # which EHRs often strip from narratives.
+    out.extend(f"<p><strong>ALERT: {_x(alert)}</strong></p>" for alert in summary.alerts)
+    out.append(f"<h2>{_x(summary.title)}</h2>")
     meta = _meta(summary)
     if meta:
         out.append("<p>")
         out.append("<br/>".join(f"<b>{label}:</b> {_x(value)}" for label, value in meta))
         out.append("</p>")
-    if summary.alerts:
-        out.append("<ul>")
-        out.extend(f"<li><strong>Alert:</strong> {_x(alert)}</li>" for alert in summary.alerts)
-        out.append("</ul>")
     if summary.highlights:
         out.append("<h3>Highlights</h3><ul>")
         for line in summary.highlights:

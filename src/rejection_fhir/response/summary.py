@@ -18,6 +18,7 @@ better reading registers its own summarizer under its Questionnaire's canonical 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,13 +26,19 @@ from typing import Any, TypeAlias
 
 from rejection_fhir.errors import RejectionFhirError
 from rejection_fhir.response.answers import (
+    NO_LINK_ID,
     NO_VALUE,
     AnswerRecord,
     ResolvedResponse,
     Resolver,
     resolve_response,
 )
-from rejection_fhir.response.questionnaire import CompiledQuestionnaire, ItemDef, split_canonical
+from rejection_fhir.response.questionnaire import (
+    CompiledQuestionnaire,
+    ItemDef,
+    path_segment,
+    split_canonical,
+)
 from rejection_fhir.response.values import UNREADABLE
 
 __all__ = [
@@ -166,9 +173,13 @@ def _entries(
         if type(raw) is not dict and not isinstance(raw, dict):
             continue
         link_id = raw.get("linkId")
-        if type(link_id) is not str:
+        if type(link_id) is not str or not link_id:
+            unnamed = _unnamed(resolver, raw_items, raw, base, walk)
+            if unnamed is not None:
+                out.append(unnamed)
             continue
         definition: ItemDef | None = expected.get(link_id) or by_link_id.get(link_id)
+        segment = definition.segment if definition is not None else path_segment(link_id)
         if link_id in seen:
             repetition = seen[link_id]
             seen[link_id] = repetition + 1
@@ -176,9 +187,9 @@ def _entries(
             seen[link_id] = 1
             repetition = 0
         if repetition or (definition is not None and definition.indexed):
-            path = f"{base}{link_id}[{repetition}]"
+            path = f"{base}{segment}[{repetition}]"
         else:
-            path = base + link_id
+            path = base + segment
             repetition = -1
         answers = raw.get("answer")
         nested = raw.get("item")
@@ -290,7 +301,7 @@ def _entries(
             children_index = definition.child_index if definition is not None else None
             entries = _entries(resolver, nested, children_index, path + "/", walk)
             if entries:
-                label = _label(definition, raw, link_id)
+                label = _group_heading(definition, raw, link_id)
                 # Repeating groups: number the instances for the reader, from 1.
                 heading = label if repetition < 0 else f"{label} ({repetition + 1})"
                 out.append(Section(heading, tuple(entries), link_id, path))
@@ -348,6 +359,70 @@ def _shown(
         if key.startswith("value"):
             return display(key, answer[key], definition)
     return None
+
+
+def _unnamed(
+    resolver: Resolver,
+    raw_items: list[Any],
+    raw: dict[str, Any],
+    base: str,
+    walk: _Walk | None,
+) -> Entry | None:
+    """An item without a linkId: nothing to match it to, but what it holds must be shown.
+
+    It is named by its position in its list (see :mod:`rejection_fhir.response.answers`);
+    its items are read by their own linkIds, wherever the Questionnaire has them.
+    """
+    position = next(n for n, other in enumerate(raw_items) if other is raw)
+    path = f"{base}[{position}]"
+    text = raw.get("text")
+    own = " ".join(text.split()) if isinstance(text, str) and text.strip() else None
+    values: list[str] = []
+    children: list[Entry] = []
+    answers = raw.get("answer")
+    if isinstance(answers, list):
+        for j, answer in enumerate(answers):
+            if not isinstance(answer, dict):
+                continue
+            shown = _shown(answer, None, resolver.display)
+            if shown is not None:
+                values.append(shown)
+            if answer.get("item"):
+                answer_base = f"{path}[{j}]/" if len(answers) > 1 else path + "/"
+                children.extend(_entries(resolver, answer["item"], None, answer_base, walk))
+    nested = raw.get("item")
+    if nested:
+        children.extend(_entries(resolver, nested, None, path + "/", walk))
+    if values:
+        return Line(own or NO_LINK_ID, tuple(values), None, path, tuple(children))
+    if children:
+        heading = f"{own} (group without a linkId)" if own else GROUP_WITHOUT_LINK_ID
+        return Section(heading, tuple(children), None, path)
+    return None
+
+
+#: The heading of a group that has neither linkId nor text.
+GROUP_WITHOUT_LINK_ID = "Group without a linkId (not matched to the Questionnaire)"
+
+_WORD_BREAK_RE = re.compile(r"[-_.\s]+|(?<=[a-z])(?=[A-Z])")
+_NAME_LIKE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
+
+
+def _group_heading(definition: ItemDef | None, raw: dict[str, Any], link_id: str) -> str:
+    """A group's heading: its text (the Questionnaire's, else the response's), else a
+    humanised linkId that says it is a group (a bare "g1" heading reads as an answer)."""
+    if definition is not None and definition.text:
+        return definition.label
+    text = raw.get("text")
+    if isinstance(text, str) and text.strip():
+        prefix = definition.prefix if definition is not None else None
+        return f"{prefix} {text}" if prefix else text
+    if _NAME_LIKE_RE.fullmatch(link_id):
+        words = " ".join(part for part in _WORD_BREAK_RE.split(link_id) if part)
+        name = words[:1].upper() + words[1:]
+    else:
+        name = link_id
+    return f"{name} (group)"
 
 
 def _label(definition: ItemDef | None, raw: dict[str, Any], link_id: str) -> str:

@@ -96,3 +96,75 @@ def test_markup_in_answers_is_escaped_in_xhtml(capsys, repo):
     )
     assert code == 0
     assert "<b>ouch</b>" not in out and "&lt;b&gt;ouch&lt;/b&gt;" in out
+
+
+FOREIGN_Q = {
+    "resourceType": "Questionnaire",
+    "url": "http://elsewhere.example/Questionnaire/mood",
+    "version": "3",
+    "status": "active",
+    "item": [
+        {
+            "linkId": "rating",
+            "type": "integer",
+            "text": "Rate your mood",
+            "extension": [
+                {"url": "http://hl7.org/fhir/StructureDefinition/minValue", "valueInteger": 0},
+                {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": 10},
+            ],
+        },
+        {"linkId": "note", "type": "string", "text": "Anything else?"},
+    ],
+}
+
+
+def _foreign_response(*items):
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "http://elsewhere.example/Questionnaire/mood|3",
+        "status": "completed",
+        "item": list(items),
+    }
+
+
+def test_out_of_range_and_wrong_type_answers_warn_but_are_summarised(capsys, tmp_path, repo):
+    q = tmp_path / "mood.json"
+    q.write_text(json.dumps(FOREIGN_Q))
+    responses = tmp_path / "r.ndjson"
+    responses.write_text(
+        json.dumps(
+            _foreign_response(
+                {"linkId": "rating", "answer": [{"valueInteger": 42}]},
+                {"linkId": "note", "answer": [{"valueInteger": 7}]},
+                {"item": [{"linkId": "note", "answer": [{"valueString": "my words"}]}]},
+            )
+        )
+        + "\n"
+    )
+    code, out, err = run(
+        capsys, "summarize", "--source", str(repo / "questionnaires"),
+        "--questionnaire", str(q), str(responses),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Rate your mood: 42" in out and "Anything else? 7" in out
+    assert f"{responses}:1: rating: Answer 42 to 'rating' is above maxValue 10." in err
+    assert "[above-max-value]" in err and "note: " in err and "[answer-type]" in err
+    assert "[missing-linkid]" in err and "Group without a linkId" in out
+    assert "my words" in out and "my words" not in err
+    assert str(q) not in err  # the file was used
+
+
+def test_a_questionnaire_file_no_response_uses_is_named(capsys, tmp_path, repo):
+    q = tmp_path / "mood.json"
+    q.write_text(json.dumps({**FOREIGN_Q, "version": "2"}))
+    responses = tmp_path / "r.json"
+    responses.write_text(json.dumps(_foreign_response()))
+    code, _, err = run(
+        capsys, "summarize", "--source", str(repo / "questionnaires"),
+        "--questionnaire", str(q), str(responses),
+    )  # fmt: skip
+    assert code == 0
+    assert (
+        f"warning: {q}: no response named its Questionnaire "
+        "(http://elsewhere.example/Questionnaire/mood|2); the file was not used" in err
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import responses
@@ -17,7 +18,9 @@ class FakeServer:
     """metadata, and each search answered in two pages, the second through a HAPI-style
     ``[base]?_getpages=`` next link."""
 
-    def __init__(self, rsps: responses.RequestsMock, resources: list[dict]) -> None:
+    def __init__(
+        self, rsps: responses.RequestsMock, resources: list[dict], patient: dict | None = None
+    ) -> None:
         self.held = {t: of_type(resources, t) for t in TYPES}
         self.searches: dict[str, dict[str, list[str]]] = {}
         self.pages: list[tuple[str, int]] = []
@@ -29,6 +32,15 @@ class FakeServer:
                 responses.GET, f"{BASE}/{resource_type}", callback=self.search(resource_type)
             )
         rsps.add_callback(responses.GET, BASE, callback=self.next_page)
+        # The Patient read: the one given, else 404 as for a Patient the server hides.
+        if patient is not None:
+            rsps.get(f"{BASE}/Patient/{patient['id']}", json=patient)
+        else:
+            rsps.get(
+                re.compile(rf"{re.escape(BASE)}/Patient/.*"),
+                status=404,
+                json={"resourceType": "OperationOutcome", "issue": []},
+            )
 
     def search(self, resource_type):
         def answer(request):

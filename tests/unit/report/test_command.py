@@ -75,6 +75,28 @@ def test_write_report_writes_one_self_contained_page(clinic, settings, tmp_path)
 
 
 @responses.activate
+def test_the_report_names_the_client_from_the_patient_resource(clinic, settings, tmp_path):
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "name": [{"family": "Example", "given": ["Sam"]}],
+        "birthDate": "1990-04-02",
+    }
+    FakeServer(responses.mock, clinic.resources, patient=patient)
+    written = write_report(settings, "p1", out=tmp_path / "r.html", now=lambda: NOW)
+    assert (written.report.patient_name, written.report.birth_date) == ("Sam Example", "1990-04-02")
+    assert "Sam Example, born 1990-04-02 (Patient/p1)" in (tmp_path / "r.html").read_text()
+
+
+@responses.activate
+def test_a_hidden_patient_resource_still_gives_a_report(clinic, settings, tmp_path):
+    FakeServer(responses.mock, clinic.resources)  # Patient/p1: 404
+    written = write_report(settings, "p1", out=tmp_path / "r.html", now=lambda: NOW)
+    assert written.report.patient_name is None and len(written.report.safety_flags) == 1
+    assert "name and birth date not available" in (tmp_path / "r.html").read_text()
+
+
+@responses.activate
 def test_cli_writes_the_report_and_says_only_counts(clinic, capsys, tmp_path):
     FakeServer(responses.mock, clinic.resources)
     main(["report", "--patient", "p1", "--server", BASE, "--out", str(tmp_path / "r.html")])

@@ -97,6 +97,8 @@ def test_safety_flag_first_and_marks_the_score_of_its_response(report):
     assert len(report.safety_flags) == 1
     flag = report.safety_flags[0]
     assert flag.text.startswith("SAFETY: PHQ-9 item 9")
+    assert flag.text.endswith("(1 on a 0-3 scale).")  # what was answered, not the advice
+    assert report.safety_advice[0].startswith("A clinician must review this response")
     assert flag.detail == "Answer: Several days"
     assert flag.since.date == "2026-10-05"
     flagged = [p for p in _chart(report, "44261-6").points if p.flagged]

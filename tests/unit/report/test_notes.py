@@ -62,12 +62,12 @@ def test_our_markdown_reads_back_as_the_clients_exact_words(payload):
         assert any(line in text for text in texts), line
     # The structure is ours alone, whatever the client typed.
     assert [b.kind for b in blocks if b.kind != "end"] == [
+        "alert",  # before everything
         "heading",  # title
         "item",
         "item",
         "item",
         "item",  # front matter
-        "alert",
         "heading",  # Highlights
         "item",
         "heading",  # the payload as a section heading
@@ -183,6 +183,11 @@ def test_narrative_keeps_text_and_outline_drops_markup():
 def test_our_own_narrative_reads_back():
     blocks = blocks_from_xhtml(render_xhtml(hostile(PAYLOADS[0])))
     assert any("<script>alert('x')</script>" in b.text for b in blocks)
-    assert blocks[0] == Block("heading", (Run("Rejection log"),), 2)
-    assert drop_front_matter(blocks)[0] == blocks[0], "a heading that is not the title stays"
-    assert drop_front_matter(blocks, "Rejection log (2026-11-20)")[0].text.startswith("Alert:")
+    assert blocks[0].kind == "para" and blocks[0].runs[0].bold  # the alert, before the title
+    assert blocks[0].text.startswith("ALERT: <script>")
+    assert blocks[1] == Block("heading", (Run("Rejection log"),), 2)
+    kept = drop_front_matter(blocks)
+    assert kept[:2] == blocks[:2], "a heading that is not the title stays"
+    dropped = drop_front_matter(blocks, "Rejection log (2026-11-20)")
+    assert dropped[0] == blocks[0] and dropped[1].kind == "heading"  # the alert stays first
+    assert "Rejection log" not in [b.text for b in dropped]

@@ -138,10 +138,39 @@ def test_header_names_patient_period_generated_and_source(report):
     page = parse(render_html(report))
     (meta,) = page.find("dl", cls="meta")
     assert meta.text == (
-        "PatientPatient/p1Period covered2026-09-07 to 2026-11-16"
+        "PatientPatient/p1 (name and birth date not available from the server)"
+        "Period covered2026-09-07 to 2026-11-16"
         "Generated2026-11-26 12:00 UTCSourcehttps://ehr.example.org/fhir"
     )
     assert page.find("title")[0].text == "Progress report: Patient/p1"
+
+
+@pytest.mark.parametrize(
+    ("patient", "shown"),
+    [
+        (
+            {"name": [{"family": "Example", "given": ["Sam", "J."]}], "birthDate": "1990-04-02"},
+            "Sam J. Example, born 1990-04-02 (Patient/p1)",
+        ),
+        (
+            {"name": [{"use": "old", "text": "Sam Old"}, {"use": "official", "text": "Sam New"}]},
+            "Sam New, birth date not recorded (Patient/p1)",
+        ),
+        ({"birthDate": "1990"}, "name not recorded, born 1990 (Patient/p1)"),
+    ],
+)
+def test_header_shows_the_clients_name_and_birth_date_beside_the_id(clinic, patient, shown):
+    report = report_of(
+        clinic.resources, patient_resource={"resourceType": "Patient", "id": "p1", **patient}
+    )
+    (meta,) = parse(render_html(report)).find("dl", cls="meta")
+    assert meta.text.startswith(f"Patient{shown}Period covered")
+
+
+def test_a_patient_resource_of_someone_else_is_not_shown(clinic):
+    other = {"resourceType": "Patient", "id": "p2", "name": [{"text": "Someone Else"}]}
+    report = report_of(clinic.resources, patient_resource=other)
+    assert "Someone Else" not in render_html(report)
 
 
 def test_safety_box_lists_each_flag_with_its_date(report):
@@ -152,6 +181,21 @@ def test_safety_box_lists_each_flag_with_its_date(report):
     (item,) = page.find("li", cls="flag")
     assert item.text.startswith("2026-10-05 09:12SAFETY: PHQ-9 item 9")
     assert item.text.endswith("Answer: Several days")
+    assert "suicide-risk procedure" not in item.text  # the advice is the section's
+    assert box.text.count("suicide-risk procedure") == 1
+
+
+def test_the_safety_advice_is_said_once_for_all_flags(clinic):
+    clinic.phq9("2026-11-20T10:00:00Z", 18, item9=3)
+    clinic.phq9("2026-11-21T10:00:00Z", 12, item9=1)
+    page = parse(render_html(report_of(clinic.resources)))
+    (box,) = page.find("section", cls="safety")
+    items = page.find("li", cls="flag")
+    assert len(items) == 3
+    assert all("SAFETY: PHQ-9 item 9" in i.text for i in items)
+    assert all("'Nearly every day'" in i.text or "'Several days'" in i.text for i in items)
+    assert box.text.count("A clinician must review this response promptly") == 1
+    assert not any("A clinician must review" in i.text for i in items)
 
 
 def test_one_card_per_chart_with_a_table_row_per_value(report):
@@ -195,7 +239,7 @@ def test_worksheets_newest_first_with_highlights(report):
     )
     assert len(page.find("div", cls="highlights")) == 21
     alerts = page.find("p", cls="note-alert")
-    assert len(alerts) == 1 and alerts[0].text.startswith("Alert: SAFETY: PHQ-9 item 9")
+    assert len(alerts) == 1 and alerts[0].text.startswith("ALERT: SAFETY: PHQ-9 item 9")
 
 
 def test_empty_state_still_renders_a_whole_page():

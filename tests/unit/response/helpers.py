@@ -61,12 +61,14 @@ def tiny_questionnaire(
 def tiny_response(
     *items: dict[str, Any], status: str = "completed", url: str = "http://clinic.test/Q/tiny"
 ) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "questionnaire": url,
         "status": status,
-        "item": list(items),
     }
+    if items:  # FHIR forbids empty arrays: no items, no item element
+        response["item"] = list(items)
+    return response
 
 
 def answered(link_id: str, *values: dict[str, Any]) -> dict[str, Any]:

@@ -266,7 +266,9 @@ def test_broken_parts_are_skipped_or_shown_as_unreadable(questionnaire: Json) ->
         url="http://clinic.test/fhir/Questionnaire/kitchen-sink",
     )
     resolved = resolve_response(r, questionnaire)
-    assert [(i.link_id, i.displays) for i in resolved.items] == [
+    # An item without linkId is kept, named by its position, so nothing under it vanishes.
+    assert [(i.link_id, i.path, i.displays) for i in resolved.items][:1] == [("", "[1]", ())]
+    assert [(i.link_id, i.displays) for i in resolved.items][1:] == [
         ("mood", ()),
         ("rating", ("(unreadable answer)",)),
         ("thoughts", ("(no value)", "kept")),

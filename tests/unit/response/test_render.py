@@ -20,6 +20,7 @@ from rejection_fhir.response import (
     render_xhtml,
     summarize,
 )
+from tests.unit.security.test_markup import markdown_structure
 
 SUMMARY = Summary(
     title="Rejection log",
@@ -45,14 +46,14 @@ SUMMARY = Summary(
 
 def test_text() -> None:
     assert render_text(SUMMARY) == (
+        "!! ALERT: Thought about hurting themself\n"  # before everything
+        "\n"
         "Rejection log\n"
         "=============\n"
         "Questionnaire: http://clinic.test/Q/rejection-log|1.0.0\n"
         "Authored: 2025-03-14T19:30:00+01:00\n"
         "Subject: Patient/p1\n"
         "Status: completed\n"
-        "\n"
-        "!! ALERT: Thought about hurting themself\n"
         "\n"
         "Highlights\n"
         "  Strongest emotion: Hurt 8/10\n"
@@ -73,15 +74,16 @@ def test_text() -> None:
 
 
 def test_markdown() -> None:
+    # Escapes only where markup would start: dates, versions and full stops stay readable.
     assert render_markdown(SUMMARY) == (
+        "> **ALERT:** Thought about hurting themself\n"  # before everything
+        "\n"
         "# Rejection log\n"
         "\n"
-        "- **Questionnaire:** http\\://clinic\\.test/Q/rejection\\-log\\|1\\.0\\.0\n"
-        "- **Authored:** 2025\\-03\\-14T19\\:30\\:00\\+01\\:00\n"
+        "- **Questionnaire:** http\\://clinic.test/Q/rejection-log|1.0.0\n"  # no autolink
+        "- **Authored:** 2025-03-14T19:30:00+01:00\n"
         "- **Subject:** Patient/p1\n"
         "- **Status:** completed\n"
-        "\n"
-        "> **Alert:** Thought about hurting themself\n"
         "\n"
         "## Highlights\n"
         "\n"
@@ -89,13 +91,13 @@ def test_markdown() -> None:
         "\n"
         "## What happened\n"
         "\n"
-        "- **What happened?** He cancelled\\.\\\n"  # a hard line break
-        "  Again\\.\n"
+        "- **What happened?** He cancelled.\\\n"  # a hard line break
+        "  Again.\n"
         "- **Reactions:**\n"
         "  - Rumination\n"
         "  - Avoidance\n"
         "\n"
-        "### Emotion \\(1\\)\n"
+        "### Emotion (1)\n"
         "\n"
         "- **Emotion:** Hurt\n"
         "\n"
@@ -109,12 +111,13 @@ def test_markdown() -> None:
 def test_xhtml() -> None:
     assert render_xhtml(SUMMARY) == (
         '<div xmlns="http://www.w3.org/1999/xhtml">'
+        # Before everything, and bold in a paragraph of its own: visible without CSS.
+        "<p><strong>ALERT: Thought about hurting themself</strong></p>"
         "<h2>Rejection log</h2>"
         "<p><b>Questionnaire:</b> http://clinic.test/Q/rejection-log|1.0.0<br/>"
         "<b>Authored:</b> 2025-03-14T19:30:00+01:00<br/>"
         "<b>Subject:</b> Patient/p1<br/>"
         "<b>Status:</b> completed</p>"
-        "<ul><li><strong>Alert:</strong> Thought about hurting themself</li></ul>"
         "<h3>Highlights</h3><ul><li><b>Strongest emotion:</b> Hurt 8/10</li></ul>"
         "<h3>What happened</h3>"
         "<ul><li><b>What happened?</b> He cancelled.<br/>Again.</li>"
@@ -156,7 +159,7 @@ def test_a_real_summary_renders_everywhere(
 ) -> None:
     summary = summarize(response, questionnaire)
     assert "He said he needed space & didn't call back." in render_text(summary)
-    assert "space \\& didn't call back\\." in render_markdown(summary)
+    assert "space & didn't call back." in render_markdown(summary)
     assert "space &amp; didn&#x27;t call back." in render_xhtml(summary)
     ET.fromstring(render_xhtml(summary))
 
@@ -223,32 +226,74 @@ def test_xhtml_keeps_hostile_text_as_text(payload: str) -> None:
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_markdown_escapes_every_special_character(payload: str) -> None:
+def test_markdown_keeps_hostile_text_as_text(payload: str) -> None:
+    """Parsed back by a CommonMark parser (with GFM tables and strikethrough), the note has
+    the structure it has with plain words in the same places, and shows the payload."""
     markdown = render_markdown(hostile(payload))
     assert not CONTROLS.search(markdown)
-    for line in markdown.split("\n"):
-        if line == "---":  # our own rule between sections
-            continue
-        body = re.sub(r"^(\s*(?:[-*] |> |#+ )?)", "", line)  # our own list/quote/heading marker
-        body = body.replace("**", "")  # our own bold labels
-        assert _unescaped(body) <= {":"}, line
-    unescaped = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+    plain = "\n".join("words" for _ in visible_lines(payload)) or "words"
+    structure, text = markdown_structure(markdown)
+    assert structure == markdown_structure(render_markdown(hostile(plain)))[0]
     for visible in visible_lines(payload):
-        assert visible in unescaped
+        assert " ".join(visible.split()) in text
 
 
-def _unescaped(text: str) -> set[str]:
-    """Markdown-special characters in ``text`` that no backslash escapes."""
-    found: set[str] = set()
-    escaped = False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char in "`*_{}[]()#+-.!|<>~=&$@^:":
-            found.add(char)
-    return found
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("2026-11-20T10:14:03+00:00", "2026-11-20T10:14:03+00:00"),
+        ("Tom & Jerry (again). Why? 50% - maybe!", "Tom & Jerry (again). Why? 50% - maybe!"),
+        ("snake_case and a_b", "snake_case and a_b"),
+        (
+            "_it_ *b* `c` [l](x) <b> ~~s~~",
+            "\\_it\\_ \\*b\\* \\`c\\` \\[l\\](x) \\<b> \\~\\~s\\~\\~",
+        ),
+        ("&amp; &#60; & x", "\\&amp; \\&#60; & x"),
+        (
+            "https://x.example www.x.example a@b.example",
+            "https\\://x.example www\\.x.example a\\@b.example",
+        ),
+    ],
+)
+def test_markdown_escapes_only_what_would_become_markup(value: str, shown: str) -> None:
+    summary = Summary(
+        "T", None, None, None, None, sections=(Section(None, (Line("Q", (value,)),)),)
+    )
+    assert render_markdown(summary).endswith(f"- **Q:** {shown}\n")
+
+
+def test_markdown_escapes_block_markup_at_every_line_start() -> None:
+    lines = [
+        "# h",
+        "> q",
+        "- l",
+        "+ l",
+        "* l",
+        "1. o",
+        "2) o",
+        "===",
+        "---",
+        "| a |",
+        ":-:|-",
+        "```",
+        "~~~",
+    ]
+    summary = Summary(
+        "Title #", None, None, None, None,
+        sections=(Section(None, (Line("Q", ("\n".join(["first", *lines]),)), Line("R", ("x", "# y")))),),
+    )  # fmt: skip
+    markdown = render_markdown(summary)
+    assert markdown.startswith("# Title \\#\n")  # not a closing sequence
+    for line in lines:
+        assert "\n  " + line + "\\" not in markdown and "\n  " + line + "\n" not in markdown
+    assert "  - \\# y" in markdown
+    structure, _ = markdown_structure(markdown)
+    assert [
+        t for t in structure if t[0].startswith(("heading", "blockquote", "fence", "table", "hr"))
+    ] == [
+        ("heading_open", "h1"),
+        ("heading_close", "h1"),
+    ]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

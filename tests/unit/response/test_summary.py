@@ -231,3 +231,62 @@ def test_alerts_and_highlights_come_from_the_summarizer(
     item(response, "hurt-self")["answer"] = [{"valueBoolean": True}]
     response["item"].insert(5, answered("safety-check", {"valueBoolean": False}))
     assert summarize(response, questionnaire).alerts == ("Check in about safety",)
+
+
+def test_answers_under_a_group_without_linkid_are_shown_under_a_clear_heading() -> None:
+    q = tiny_questionnaire(
+        {
+            "linkId": "phq",
+            "type": "group",
+            "text": "PHQ",
+            "item": [{"linkId": "q9", "type": "integer", "text": "Thoughts of self-harm"}],
+        }
+    )
+    for missing in ({}, {"linkId": None}, {"linkId": ""}):
+        r = tiny_response({**missing, "item": [answered("q9", {"valueInteger": 2})]})
+        (section,) = summarize(r, q).sections
+        assert section.heading == "Group without a linkId (not matched to the Questionnaire)"
+        assert outline(section.entries) == [("Thoughts of self-harm", ("2",))]
+        assert (section.path, section.entries[0].path) == ("[0]", "[0]/q9")
+    r = tiny_response({"text": "Mood items", "item": [answered("q9", {"valueInteger": 1})]})
+    (section,) = summarize(r, q).sections
+    assert section.heading == "Mood items (group without a linkId)"
+    r = tiny_response({"text": "Loose", "answer": [{"valueString": "kept"}]})
+    assert outline(summarize(r, None).sections[0].entries) == [("Loose", ("kept",))]
+
+
+@pytest.mark.parametrize(
+    ("group", "heading"),
+    [
+        ({"linkId": "coping-plan", "type": "group"}, "Coping plan (group)"),
+        ({"linkId": "copingPlan", "type": "group"}, "Coping Plan (group)"),
+        ({"linkId": "/44249-1", "type": "group"}, "/44249-1 (group)"),
+        ({"linkId": "g", "type": "group", "text": "Your plan"}, "Your plan"),
+        ({"linkId": "g", "type": "group", "prefix": "2.", "text": "Your plan"}, "2. Your plan"),
+    ],
+)
+def test_a_group_without_text_is_headed_as_a_group(group: Json, heading: str) -> None:
+    q = tiny_questionnaire({**group, "item": [{"linkId": "a", "type": "string", "text": "A"}]})
+    r = tiny_response({"linkId": group["linkId"], "item": [answered("a", {"valueString": "x"})]})
+    assert summarize(r, q).sections[0].heading == heading
+
+
+def test_a_response_text_heads_a_group_the_questionnaire_leaves_untitled() -> None:
+    q = tiny_questionnaire(
+        {"linkId": "g", "type": "group", "item": [{"linkId": "a", "type": "string"}]}
+    )
+    r = tiny_response(
+        {"linkId": "g", "text": "Plan", "item": [answered("a", {"valueString": "x"})]}
+    )
+    assert summarize(r, q).sections[0].heading == "Plan"
+
+
+def test_summary_paths_escape_slashes_in_linkids() -> None:
+    r = tiny_response(
+        {"linkId": "/44249-1", "item": [answered("/44249-1/44260-8", {"valueInteger": 2})]}
+    )
+    (section,) = summarize(r, None).sections
+    assert section.path == "\\/44249-1"
+    assert section.entries[0].path == "\\/44249-1/\\/44249-1\\/44260-8"
+    resolved = resolve_response(r, None)
+    assert [i.path for i in resolved.walk()] == [section.path, section.entries[0].path]

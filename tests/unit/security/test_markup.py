@@ -1,5 +1,5 @@
 """A client's text can never become markup: in the XHTML narrative the sync writes into the
-EHR, nor in the clinician's HTML report.
+EHR, in its Markdown note, nor in the clinician's HTML report.
 
 Each test renders the same record twice, once with hostile payloads in every place a client
 (or a foreign server) controls and once with plain words there, parses both, and requires
@@ -10,15 +10,17 @@ payload must still be there as text, so the check cannot pass by dropping it.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 
 from rejection_fhir.report import build_report, render_html
-from rejection_fhir.response import render_markdown, render_xhtml, summarize
+from rejection_fhir.response import Line, Section, Summary, render_markdown, render_xhtml, summarize
 from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.response.worksheets import register_worksheets
 from tests.unit.report.records import Clinic, answer, code, integer, of_type, text
@@ -178,17 +180,106 @@ def test_narrative_has_no_element_or_attribute_from_a_payload(with_questionnaire
         assert payload in hostile_text  # kept, as text
 
 
-def test_markdown_note_escapes_every_payload() -> None:
-    questionnaire, response = _foreign(HOSTILE)
-    markdown = render_markdown(summarize(response, questionnaire))
-    # CommonMark reads a backslash-escaped character literally: every "<", "[", "]", "(",
-    # "!" and "`" from the client must carry one, or it could open markup or a link.
-    for special in "<>[]()!`*_":
-        unescaped = re.findall(rf"(?<!\\){re.escape(special)}", markdown)
-        if special in "*_":  # the renderer's own **bold** labels use these
+# --------------------------------------------------------------------------- Markdown
+
+#: CommonMark as the spec has it, with GFM's tables and strikethrough: what EHRs that show
+#: Markdown commonly render.  (GFM's bare-URL autolinks are checked by test_render.)
+_COMMONMARK = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+
+
+def markdown_structure(markdown: str) -> tuple[list[tuple[str, str]], str]:
+    """(token type, tag) of every block and inline token but text, and all the text, as a
+    CommonMark parser reads ``markdown``.  Hard and soft breaks count as text (spaces)."""
+    structure: list[tuple[str, str]] = []
+    text: list[str] = []
+    for token in _COMMONMARK.parse(markdown):
+        if token.type != "inline":
+            structure.append((token.type, token.tag))
             continue
-        assert unescaped == [], (special, markdown[:300])
-    assert "<script>" in HOSTILE and "\\<script" in markdown
+        for child in token.children or []:
+            if child.type == "text":
+                text.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                text.append(" ")
+            else:
+                structure.append((child.type, child.tag))
+                text.append(child.content)
+        text.append(" ")
+    return structure, " ".join("".join(text).split())
+
+
+def test_markdown_note_keeps_every_payload_as_text() -> None:
+    questionnaire, response = _foreign(HOSTILE)
+    hostile_md = render_markdown(summarize(response, questionnaire))
+    questionnaire, response = _foreign(PLAIN)
+    plain_md = render_markdown(summarize(response, questionnaire))
+    hostile, text = markdown_structure(hostile_md)
+    assert hostile == markdown_structure(plain_md)[0]
+    assert not {kind for kind, _ in hostile} & {"html_inline", "html_block", "link_open", "image"}
+    for payload in ("<script>alert('xss')</script>", "[click](javascript:alert(1))"):
+        assert payload in text  # kept, as text
+
+
+#: Text heavy in what opens Markdown or HTML, at line starts and inside lines.
+_MARKUP_TEXT = st.lists(
+    st.sampled_from(
+        [
+            *"\\`*_{}[]()#+-.!|<>~=&:;/@ \nabc19xX",
+            *("http://", "www.", "&amp;", "<b>", "](", "1. ", "- ", "> ", "```", "===", "---"),
+        ]
+    ),
+    max_size=30,
+).map("".join)
+
+
+def _one_line_each(text: str) -> str:
+    return "\n".join("w" for line in text.split("\n") if line.strip()) or "w"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=_MARKUP_TEXT, label=_MARKUP_TEXT, value=_MARKUP_TEXT, other=_MARKUP_TEXT)
+def test_markdown_round_trips_any_text_as_plain_text(
+    title: str, label: str, value: str, other: str
+) -> None:
+    """Rendered and parsed back, client text gives the structure plain words give, and the
+    same words: never a link, an HTML tag, emphasis, code, a heading, a list or a table."""
+
+    def summary(t: str, lab: str, val: str, oth: str) -> Summary:
+        t, lab, val, oth = (x if x.strip() else "" for x in (t, lab, val, oth))
+        return Summary(
+            t or "T",
+            None,
+            None,
+            None,
+            None,
+            alerts=(val or "v",),
+            sections=(
+                Section(
+                    t or "T", (Line(lab or "L", (val or "v",)), Line("M", (val or "v", oth or "o")))
+                ),
+            ),
+        )
+
+    hostile = render_markdown(summary(title, label, value, other))
+    plain = render_markdown(
+        summary(
+            " ".join("w" for _ in title.split("\n") if _.strip()) or "w",
+            " ".join("w" for _ in label.split("\n") if _.strip()) or "w",
+            _one_line_each(value),
+            _one_line_each(other),
+        )
+    )
+    structure, text = markdown_structure(hostile)
+    assert structure == markdown_structure(plain)[0], hostile
+    caption = " ".join(label.split())
+    if caption.endswith(".") and not caption.endswith(".."):
+        caption = caption[:-1].strip()  # a caption drops its full stop, by design
+    assert caption in text, (label, hostile)
+    assert " ".join(title.split()) in text, (title, hostile)
+    for original in (value, other):
+        for line in original.split("\n"):
+            if line.strip():
+                assert " ".join(line.split()) in text, (line, hostile)
 
 
 # --------------------------------------------------------------------------- report
