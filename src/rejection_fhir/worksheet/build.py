@@ -250,14 +250,18 @@ def _item(item: Mapping[str, Any], types: Mapping[str, str], terminology: Termin
 
 
 def item_types(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """linkId → type for every item, however deeply nested."""
+    """linkId → type for every item, however deeply nested.
+
+    A linkId used twice maps to its first item in document order, as the rules read it:
+    the duplicate is then the one finding (que-2), not an enableWhen answer typed after
+    the wrong item."""
     types: dict[str, str] = {}
-    stack = list(items)
+    stack = list(reversed(list(items)))
     while stack:
         item = stack.pop()
         if isinstance(item, Mapping) and isinstance(item.get("linkId"), str):
             types.setdefault(item["linkId"], str(item.get("type")))
-            stack.extend(item.get("items", []) or [])
+            stack.extend(reversed(item.get("items", []) or []))
     return types
 
 

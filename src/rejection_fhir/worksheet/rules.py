@@ -392,6 +392,7 @@ def _check_item(
             "quantity",
         }:
             issue("sdc-min-max", f"min/max do not apply to a {item_type} item")
+            break  # once for the item, not once per bound
         elif ext is not None and item_type == "integer" and "valueInteger" not in ext:
             issue("sdc-min-max", "min/max of an integer item must be whole numbers")
         del bound
