@@ -123,7 +123,10 @@ def _fail(error: RejectionFhirError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> Any:
     try:
-        return cli.main(args=argv, prog_name="rejection-fhir", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="rejection-fhir", standalone_mode=False)
+        # Output still buffered fails here (a full disk), not silently at exit.
+        sys.stdout.flush()
+        return result
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -160,7 +163,36 @@ def main(argv: list[str] | None = None) -> Any:
 
         if isinstance(error, RejectionFhirError):
             _fail(error)
+        if isinstance(error, OSError) and error.filename is None and _stdout_broken(error):
+            _stdout_failed(error)
         _internal(error)
+
+
+def _stdout_broken(error: OSError) -> bool:
+    """Whether ``error`` (naming no file) is standard output failing: a full disk, a quota,
+    an I/O error.  Every file we write names itself; only a stream write names none."""
+    import errno
+
+    return error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
+
+
+def _stdout_failed(error: OSError) -> NoReturn:
+    import os
+
+    from rejection_fhir.errors import OutputError
+
+    try:
+        # What is still buffered would fail again at exit, with a traceback-like notice.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    _fail(
+        OutputError(
+            f"cannot write to standard output ({error.strerror or type(error).__name__})",
+            hint="free some disk space, or redirect the output elsewhere",
+        )
+    )
 
 
 def _internal(error: Exception) -> NoReturn:

@@ -34,5 +34,6 @@ def build_cmd(source_dir: Path | None, base_url: str | None, out_dir: Path) -> N
     r = output.result
     click.echo(
         f"built {len(r.questionnaires)} Questionnaires, 1 CodeSystem, {len(r.valuesets)} ValueSets "
-        f"and bundle.json into {out_dir}"
+        f"and bundle.json into {out_dir}",
+        err=True,  # a status line: stdout stays for data
     )
