@@ -310,6 +310,10 @@ def issue_to_finding(
     )
 
 
+#: Rules on the built resource that check_sources reports on the YAML already.
+_SOURCE_RULES = frozenset({"no-options"})
+
+
 def check_and_build(
     ws: WorksheetSet, *, base_url: str | None = None
 ) -> tuple[BuildResult, list[Finding]]:
@@ -325,6 +329,8 @@ def check_and_build(
         questionnaires.append(q)
         link_paths = _link_paths(source)
         for issue in [*rules.check_structure(q), *rules.check_questionnaire(q, code_systems)]:
+            if issue.rule in _SOURCE_RULES:
+                continue  # check_sources said it in the author's words (valueSet, options)
             findings.append(issue_to_finding(source, issue, link_paths))
     return BuildResult(questionnaires, codesystem, valuesets), findings
 
@@ -360,10 +366,17 @@ def check_json_file(
             )
         ]
     resources: Sequence[Any]
+    #: Where each resource stands in the file, for the positions of its findings.
+    prefixes: list[str]
     if isinstance(resource, Mapping) and resource.get("resourceType") == "Bundle":
-        resources = [e.get("resource") for e in resource.get("entry", []) if isinstance(e, Mapping)]
+        entries = [
+            (i, e) for i, e in enumerate(resource.get("entry", [])) if isinstance(e, Mapping)
+        ]
+        resources = [e.get("resource") for _, e in entries]
+        prefixes = [f"entry[{i}].resource" for i, _ in entries]
     else:
         resources = [resource]
+        prefixes = [""]
     systems = dict(code_systems or {})
     for r in resources:
         if (
@@ -374,8 +387,11 @@ def check_json_file(
             systems[r["url"]] = {
                 str(c.get("code")) for c in r.get("concept", []) if isinstance(c, Mapping)
             }
+    from rejection_fhir.worksheet.jsonpos import json_positions, position_of
+
+    positions = json_positions(text)
     findings = []
-    for r in resources:
+    for prefix, r in zip(prefixes, resources, strict=True):
         if not isinstance(r, Mapping):
             findings.append(
                 Finding(
@@ -391,11 +407,16 @@ def check_json_file(
         if r.get("resourceType") != "Questionnaire":
             continue
         for issue in [*rules.check_structure(r), *rules.check_questionnaire(r, systems)]:
+            line, column = _line_of(text, issue.link_id), None
+            if issue.path:
+                at = position_of(positions, ".".join(p for p in (prefix, issue.path) if p))
+                if at is not None:
+                    line, column = at
             findings.append(
                 Finding(
                     display,
-                    _line_of(text, issue.link_id),
-                    None,
+                    line,
+                    column,
                     issue.severity,
                     issue.rule,
                     issue.message,
