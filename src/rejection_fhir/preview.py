@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import webbrowser
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, unquote
 
-from rejection_fhir.errors import ConfigError, InputError, UsageError
+from rejection_fhir.errors import ConfigError, InputError, RejectionFhirError, UsageError
 
 #: Environment variable naming the folder that holds the unpacked ``dist/lforms`` build.
 LFORMS_DIR_ENV = "RFHIR_LFORMS_DIR"
@@ -376,6 +376,7 @@ def make_preview_app(questionnaires: Sequence[Mapping[str, Any]], lforms_dir: Pa
         # Browsers ask for it unprompted; an empty answer keeps their consoles free of 404s.
         "/favicon.ico": PreviewResponse(int(HTTPStatus.NO_CONTENT), "image/x-icon", b""),
     }
+    aliases: dict[str, str] = {}
     for name, questionnaire in by_name.items():
         path = questionnaire_path(name)
         routes[path] = PreviewResponse(
@@ -386,6 +387,13 @@ def make_preview_app(questionnaires: Sequence[Mapping[str, Any]], lforms_dir: Pa
             "application/fhir+json; charset=utf-8",
             json.dumps(questionnaire, ensure_ascii=False, indent=2).encode("utf-8"),
         )
+        # The worksheet name every other command takes (the id) leads to the same page.
+        worksheet_id = questionnaire.get("id")
+        if isinstance(worksheet_id, str) and worksheet_id and worksheet_id not in by_name:
+            aliases[worksheet_id] = name
+    for alias, name in aliases.items():
+        routes[questionnaire_path(alias)] = routes[questionnaire_path(name)]
+        routes[questionnaire_path(alias) + ".json"] = routes[questionnaire_path(name) + ".json"]
     for rel, media_type in LFORMS_FILES.items():
         routes["/lforms/" + rel] = PreviewResponse(200, media_type, (lforms_dir / rel).read_bytes())
 
@@ -397,10 +405,69 @@ def make_preview_app(questionnaires: Sequence[Mapping[str, Any]], lforms_dir: Pa
         found = routes.get(path)
         if found is not None:
             return found
-        if path.startswith("/q/") and path[3:].removesuffix(".json") not in by_name:
-            names = ", ".join(sorted(by_name)) or "none"
-            return _text(HTTPStatus.NOT_FOUND, f"No worksheet named {path[3:]!r}. Known: {names}\n")
+        if path.startswith("/q/"):
+            from rejection_fhir.worksheet.names import unknown_worksheet
+
+            error = unknown_worksheet(path[3:].removesuffix(".json"), [*by_name, *aliases])
+            return _text(
+                HTTPStatus.NOT_FOUND,
+                f"{error.message[:1].upper()}{error.message[1:]}. "
+                f"Known: {', '.join(sorted(by_name)) or 'none'}\n",
+            )
         return _text(HTTPStatus.NOT_FOUND, "Not found.\n")
+
+    return handle
+
+
+def folder_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a source in ``folder`` is edited, added or removed."""
+    stamp = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.suffix in {".yaml", ".yml", ".json"}:
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            stamp.append((path.name, info.st_mtime_ns, info.st_size))
+    return tuple(stamp)
+
+
+def make_reloading_app(
+    load: Callable[[], Sequence[Mapping[str, Any]]],
+    stamp: Callable[[], object],
+    lforms_dir: Path,
+) -> PreviewApp:
+    """:func:`make_preview_app` that rebuilds when ``stamp()`` changes (an author saved a
+    source), checked on each request: the next page load shows the edit.  A source that
+    no longer builds is shown on every page, with its message, until it is fixed."""
+    lforms_dir = resolve_lforms_dir(lforms_dir)
+    lock = threading.Lock()
+    state: dict[str, Any] = {"stamp": stamp(), "app": make_preview_app(load(), lforms_dir)}
+
+    def broken(message: str) -> PreviewApp:
+        def handle(raw_path: str, host: str | None = None) -> PreviewResponse:
+            if host is not None and not _is_loopback_host(host):
+                return _text(
+                    HTTPStatus.MISDIRECTED_REQUEST, "The preview answers on loopback only.\n"
+                )
+            return _text(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                f"The worksheets do not build:\n\n{message}\n\nFix the source and reload.\n",
+            )
+
+        return handle
+
+    def handle(raw_path: str, host: str | None = None) -> PreviewResponse:
+        now = stamp()
+        with lock:
+            if now != state["stamp"]:
+                state["stamp"] = now
+                try:
+                    state["app"] = make_preview_app(load(), lforms_dir)
+                except RejectionFhirError as exc:
+                    state["app"] = broken(str(exc))
+            app: PreviewApp = state["app"]
+        return app(raw_path, host)
 
     return handle
 
@@ -470,13 +537,18 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     lforms_dir: Path | None = None,
+    reload: tuple[Callable[[], Sequence[Mapping[str, Any]]], Callable[[], object]] | None = None,
 ) -> tuple[PreviewServer, str]:
     """Start serving the worksheets in a background thread; return the server and its URL.
 
-    ``port=0`` picks a free port.  Call ``server.close()`` when done.
+    ``port=0`` picks a free port.  Call ``server.close()`` when done.  With ``reload``
+    (``load``, ``stamp``), pages are rebuilt from ``load()`` whenever ``stamp()`` changes.
     """
     _check_loopback(host)
-    app = make_preview_app(questionnaires, resolve_lforms_dir(lforms_dir))
+    if reload is not None:
+        app = make_reloading_app(reload[0], reload[1], resolve_lforms_dir(lforms_dir))
+    else:
+        app = make_preview_app(questionnaires, resolve_lforms_dir(lforms_dir))
     server_class = _PreviewServerV6 if ":" in host else PreviewServer
     try:
         server = server_class((host, port), _Handler)
@@ -498,20 +570,23 @@ def run_preview(
     name: str | None,
     port: int,
     open_browser: bool = False,
+    reload: tuple[Callable[[], Sequence[Mapping[str, Any]]], Callable[[], object]] | None = None,
 ) -> None:
-    """Serve until Ctrl-C, printing the URL (of worksheet ``name`` when given)."""
+    """Serve until Ctrl-C, printing the URL (of worksheet ``name`` when given).
+
+    ``name`` is the worksheet name (``rejection-log``) or the FHIR name (``RejectionLog``).
+    """
     if name is not None:
-        known = index_questionnaires(questionnaires)
-        if name not in known:
-            raise UsageError(
-                f"no worksheet named {name!r} among the built Questionnaires",
-                hint=f"known names: {', '.join(sorted(known)) or 'none'}",
-            )
-    server, url = serve(questionnaires, port=port)
+        from rejection_fhir.worksheet.names import find_worksheet
+
+        name = worksheet_name(find_worksheet(questionnaires, name))
+    server, url = serve(questionnaires, port=port, reload=reload)
     if name is not None:
         url = url.rstrip("/") + questionnaire_path(name)
     try:
         print(f"Previewing {len(questionnaires)} worksheet(s) at {url}", flush=True)
+        if reload is not None:
+            print("Pages are rebuilt when a source changes: save and reload.", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         if open_browser:
             webbrowser.open(url)

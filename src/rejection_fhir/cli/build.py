@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default
+from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default, status
 
 
 @click.command("build")
@@ -32,8 +32,7 @@ def build_cmd(source_dir: Path | None, base_url: str | None, out_dir: Path) -> N
     if output.findings:
         click.echo(format_text(output.findings), err=True)
     r = output.result
-    click.echo(
+    status(  # stderr: stdout stays for data
         f"built {len(r.questionnaires)} Questionnaires, 1 CodeSystem, {len(r.valuesets)} ValueSets "
-        f"and bundle.json into {out_dir}",
-        err=True,  # a status line: stdout stays for data
+        f"and bundle.json into {out_dir}"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,9 +25,19 @@ from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or
 def preview_cmd(
     name: str | None, port: int, open_browser: bool, source_dir: Path | None, base_url: str | None
 ) -> None:
-    """Serve the worksheets on 127.0.0.1, rendered by LHC-Forms from local files (offline)."""
-    from rejection_fhir.commands.build import build_all
-    from rejection_fhir.preview import run_preview
+    """Serve the worksheets on 127.0.0.1, rendered by LHC-Forms from local files (offline).
 
-    result, _ = build_all(source_or_default(source_dir), base_url=base_url)
-    run_preview(result.questionnaires, name, port, open_browser=open_browser)
+    NAME is a worksheet name (rejection-log) or its FHIR name (RejectionLog).  Pages are
+    rebuilt when a source changes: save the YAML and reload the page.
+    """
+    from rejection_fhir.commands.build import build_all
+    from rejection_fhir.preview import folder_stamp, run_preview
+
+    folder = source_or_default(source_dir)
+
+    def load() -> list[dict[str, Any]]:
+        return build_all(folder, base_url=base_url)[0].questionnaires
+
+    run_preview(
+        load(), name, port, open_browser=open_browser, reload=(load, lambda: folder_stamp(folder))
+    )

@@ -16,6 +16,7 @@ from rejection_fhir.cli.options import (
     server_options,
     settings_from,
     source_option,
+    status,
 )
 
 
@@ -85,6 +86,6 @@ def summarize_cmd(
     )
     for problem in report.problems:
         click.echo(f"warning: {problem}", err=True)
-    click.echo(f"summarised {report.summarised} response(s)", err=True)
+    status(f"summarised {report.summarised} response(s)")
     if any("not valid JSON" in p or "expected a FHIR resource" in p for p in report.problems):
         raise InputError("some input could not be read; see the warnings above")

@@ -109,7 +109,15 @@ def sync_cmd(
         **{k: v for k, v in server.items() if k != "server"},
     )
     if not settings.server:
-        raise click.UsageError("give --source (or --server, or RFHIR_SERVER)")
+        from rejection_fhir.errors import ConfigError
+        from rejection_fhir.settings import CONFIG_FILENAME
+
+        # The same code as publish and report: no server is a configuration problem.
+        raise ConfigError(
+            "no FHIR server configured",
+            hint=f'pass --source (or --server), set RFHIR_SERVER, or put server = "https://..." '
+            f"in {CONFIG_FILENAME}",
+        )
     options = SyncOptions(
         source=settings.server,
         target=settings.target,

@@ -41,13 +41,20 @@ def validate_cmd(
     2 for a usage error.
     """
     from rejection_fhir import validate_cache
+    from rejection_fhir.cli.options import announce_default_source, detail, status
 
+    if paths:
+        for path in paths:
+            detail(f"validating {path}")
+    else:
+        announce_default_source()
     # The version guard depends on git or a server, not only on files: never cached.
     cache_key = (
         validate_cache.key(paths, base_url) if not against and validate_cache.enabled() else None
     )
     cached = validate_cache.load(cache_key) if cache_key else None
     if cached is not None:
+        detail("unchanged since the last run: answered from the result cache")
         findings = cached
     else:
         from pathlib import Path
@@ -64,11 +71,10 @@ def validate_cmd(
         click.echo(FORMATTERS[fmt](findings))
     if fmt == "text":
         errors = sum(f.severity == "error" for f in findings)
-        click.echo(
+        status(
             f"{errors} error(s), {len(findings) - errors} other finding(s)"
             if findings
-            else "all worksheets valid",
-            err=True,
+            else "all worksheets valid"
         )
     if not failing:
         return

@@ -104,3 +104,69 @@ def test_build_says_what_it_built_on_stderr_and_keeps_stdout_for_data(capsys, re
         capsys, "build", "--source", str(repo / "questionnaires"), "--out", str(tmp_path / "out")
     )
     assert code == 0 and out == "" and "built 8 Questionnaires" in err
+
+
+# --- Names and flags ------------------------------------------------------------------------
+
+
+def test_show_suggests_the_closest_worksheet_name_and_takes_the_fhir_name(capsys, repo):
+    source = str(repo / "questionnaires")
+    code, _, err = run(capsys, "show", "rejection-lgo", "--source", source)
+    assert code == ExitCode.USAGE and "did you mean 'rejection-log'" in err
+    code, out, _ = run(capsys, "show", "RejectionLog", "--source", source)
+    assert code == 0 and "(rejection-log " in out
+
+
+@pytest.mark.parametrize("flag", ["-v", "--verbose", "-q", "--quiet"])
+@pytest.mark.parametrize("command", ["validate", "list", "build", "show", "summarize", "sync"])
+def test_verbosity_flags_are_taken_after_the_subcommand_too(capsys, command, flag):
+    code, out, err = run(capsys, command, flag, "--help")
+    assert code == 0 and "No such option" not in err and "--quiet" in out
+
+
+def test_validate_verbose_says_which_folder_it_validates(capsys, repo):
+    code, _, err = run(capsys, "validate", "-v", str(repo / "questionnaires"))
+    assert code == 0 and f"validating {repo / 'questionnaires'}" in err
+
+
+def test_quiet_keeps_stderr_for_problems_only(capsys, repo, tmp_path):
+    code, out, err = run(capsys, "validate", "-q", str(repo / "questionnaires"))
+    assert code == 0 and out == "" and err == ""
+    code, _, err = run(
+        capsys, "-q", "build", "--source", str(repo / "questionnaires"), "--out", str(tmp_path)
+    )
+    assert code == 0 and err == ""
+
+
+def test_outside_a_content_repository_the_bundled_worksheets_are_announced(tmp_path):
+    done = run_process("validate", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "no ./questionnaires here" in done.stderr and "bundled" in done.stderr
+    done = run_process("list", cwd=tmp_path)
+    assert done.returncode == 0 and "bundled" in done.stderr
+
+
+def test_list_takes_format_json_and_json_still_works_with_a_warning(capsys, repo):
+    source = str(repo / "questionnaires")
+    code, out, err = run(capsys, "list", "--format", "json", "--source", source)
+    assert code == 0 and len(json.loads(out)) == 8 and "deprecated" not in err
+    code, old_out, err = run(capsys, "list", "--json", "--source", source)
+    assert code == 0 and json.loads(old_out) == json.loads(out)
+    assert "--json is deprecated" in err and "--format json" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sync", "--dry-run"),
+        ("publish", "--dry-run"),
+        ("report", "--patient", "p1"),
+    ],
+)
+def test_no_server_configured_is_one_configuration_exit_code(capsys, monkeypatch, tmp_path, args):
+    for name in ("RFHIR_SERVER", "RFHIR_CONFIG", "RFHIR_TARGET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *args)
+    assert code == ExitCode.CONFIG == 4, err
+    assert "no FHIR server configured" in err
