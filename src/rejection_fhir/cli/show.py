@@ -33,9 +33,7 @@ def show_cmd(
     from rejection_fhir.commands.catalog import outline, show_worksheet
 
     if as_json:
-        click.echo(
-            "warning: --json is deprecated and will be removed; use --format json", err=True
-        )
+        click.echo("warning: --json is deprecated and will be removed; use --format json", err=True)
         fmt = "json"
     q = show_worksheet(source_or_default(source_dir), name, base_url=base_url)
     click.echo(jsonio.dumps(q).rstrip("\n") if fmt == "json" else outline(q))
