@@ -114,6 +114,7 @@ PREVIEW_JS = """\
   var questionnaire = JSON.parse(document.getElementById("questionnaire-json").textContent);
   window.LForms.Util.addFormToPage(questionnaire, container, {fhirVersion: "R4"}).then(
     function () {
+      addSliders(questionnaire);
       button.disabled = false;
       document.body.dataset.formState = "ready";
     },
@@ -122,6 +123,74 @@ PREVIEW_JS = """\
       fail("LHC-Forms could not render this Questionnaire: " + detail);
     }
   );
+
+  // LHC-Forms 40 renders itemControl "slider" as a plain number box.  Put a range input
+  // beside each such box (min/maxValue, sliderStepValue) and keep the two in step: the box
+  // stays the answer LHC-Forms records, the slider only types into it.
+  function sliderSpecs(items, specs) {
+    (items || []).forEach(function (item) {
+      var ext = {};
+      (item.extension || []).forEach(function (e) { ext[e.url] = e; });
+      var control = ext["http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"];
+      var code = control && control.valueCodeableConcept && control.valueCodeableConcept.coding &&
+        control.valueCodeableConcept.coding[0] && control.valueCodeableConcept.coding[0].code;
+      function num(url) {
+        var e = ext[url];
+        return e ? (e.valueInteger !== undefined ? e.valueInteger : e.valueDecimal) : undefined;
+      }
+      if (code === "slider") {
+        specs[item.linkId] = {
+          min: num("http://hl7.org/fhir/StructureDefinition/minValue"),
+          max: num("http://hl7.org/fhir/StructureDefinition/maxValue"),
+          step: num("http://hl7.org/fhir/StructureDefinition/questionnaire-sliderStepValue")
+        };
+      }
+      sliderSpecs(item.item, specs);
+    });
+    return specs;
+  }
+
+  function attachSlider(box, linkId, spec) {
+    if (box.dataset.rfhirSlider) { return; }
+    box.dataset.rfhirSlider = "1";
+    var range = document.createElement("input");
+    range.type = "range";
+    range.className = "rfhir-slider";
+    range.dataset.linkId = linkId;
+    range.setAttribute("aria-label", "Slider for " + linkId);
+    range.min = spec.min !== undefined ? spec.min : 0;
+    range.max = spec.max !== undefined ? spec.max : 10;
+    range.step = spec.step !== undefined ? spec.step : (box.value.indexOf(".") >= 0 ? "any" : 1);
+    if (box.value !== "") { range.value = box.value; }
+    range.addEventListener("input", function () {
+      box.value = range.value;
+      box.dispatchEvent(new Event("input", {bubbles: true}));
+      box.dispatchEvent(new Event("change", {bubbles: true}));
+    });
+    box.addEventListener("input", function () {
+      if (box.value !== "") { range.value = box.value; }
+    });
+    box.parentNode.insertBefore(range, box);
+  }
+
+  function addSliders(q) {
+    var specs = sliderSpecs(q.item, {});
+    var linkIds = Object.keys(specs);
+    if (!linkIds.length) { return; }
+    function scan() {
+      linkIds.forEach(function (linkId) {
+        // Ids are "<linkId>/<repeat>/…"; a linkId may hold dots, so match the id's start.
+        container.querySelectorAll("input").forEach(function (box) {
+          if (box.id.indexOf(linkId + "/") === 0 && box.type !== "range") {
+            attachSlider(box, linkId, specs[linkId]);
+          }
+        });
+      });
+    }
+    scan();
+    // Repeats added later and items shown by enableWhen get their slider too.
+    new MutationObserver(scan).observe(container, {childList: true, subtree: true});
+  }
 
   button.addEventListener("click", function () {
     var response = window.LForms.Util.getFormFHIRData("QuestionnaireResponse", "R4", container);
@@ -146,6 +215,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.8rem; text-align: left
 #show-qr { margin: 1rem 0; font-size: 1rem; padding: 0.4rem 1rem; }
 #qr-output { background: #f6f6f6; border: 1px solid #ddd; padding: 0.8rem; overflow: auto; }
 #load-problem { color: #a00; font-weight: bold; }
+.rfhir-slider { width: 16rem; margin-right: 0.8rem; vertical-align: middle; }
 """
 
 
