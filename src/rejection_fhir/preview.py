@@ -5,8 +5,9 @@ author fills the worksheet exactly as a client would, and can see the Questionna
 LHC-Forms makes of it.  The browser tests drive the same pages, so what they check is what
 a person sees.
 
-Everything is served from this machine: the LHC-Forms build that ``scripts/install-lforms``
-unpacks (``.web/lforms`` or ``$RFHIR_LFORMS_DIR``) and pages made here.  A Content Security
+Everything is served from this machine: the LHC-Forms build that ``rejection-fhir preview
+--install-lforms`` (or, in a checkout, ``scripts/install-lforms``) unpacks (the user's cache
+folder, ``.web/lforms`` or ``$RFHIR_LFORMS_DIR``) and pages made here.  A Content Security
 Policy of ``'self'`` keeps it that way, so a page that works here works offline.
 
 The server binds to loopback only and answers only requests addressed to a loopback host
@@ -33,11 +34,12 @@ from urllib.parse import quote, unquote
 
 from rejection_fhir.errors import ConfigError, InputError, RejectionFhirError, UsageError
 
+#: The LHC-Forms version pinned in ``web/package.json``; pages show it for bug reports.
+from rejection_fhir.lforms_install import LFORMS_VERSION
+
 #: Environment variable naming the folder that holds the unpacked ``dist/lforms`` build.
 LFORMS_DIR_ENV = "RFHIR_LFORMS_DIR"
 
-#: The LHC-Forms version pinned in ``web/package.json``; pages show it for bug reports.
-LFORMS_VERSION = "40.1.3"
 
 #: The only LHC-Forms files the preview serves (path under the lforms folder -> media type).
 #: Keep in step with REQUIRED in ``scripts/install-lforms``.
@@ -108,7 +110,7 @@ PREVIEW_JS = """\
   }
 
   if (!window.LForms || !window.LForms.Util) {
-    fail("LHC-Forms did not load. Run scripts/install-lforms and restart the preview.");
+    fail("LHC-Forms did not load. Run rejection-fhir preview --install-lforms and restart the preview.");
     return;
   }
   var questionnaire = JSON.parse(document.getElementById("questionnaire-json").textContent);
@@ -230,16 +232,20 @@ class PreviewResponse:
 
 
 def default_lforms_dir() -> Path:
-    """Where ``scripts/install-lforms`` puts LHC-Forms when ``$RFHIR_LFORMS_DIR`` is unset.
+    """Where LHC-Forms is looked for when ``$RFHIR_LFORMS_DIR`` is unset.
 
     The working directory's ``.web/lforms`` wins, so the CLI run from a checkout finds it;
-    otherwise the checkout this module was installed from (editable install).
+    then the checkout this module was installed from (editable install); then the user's
+    cache folder, where ``rejection-fhir preview --install-lforms`` puts it.
     """
+    from rejection_fhir.lforms_install import cache_dir
+
     here = Path.cwd() / ".web" / "lforms"
-    if here.is_dir():
-        return here
     checkout = Path(__file__).resolve().parents[2] / ".web" / "lforms"
-    return checkout if checkout.is_dir() else here
+    for candidate in (here, checkout, cache_dir()):
+        if candidate.is_dir():
+            return candidate
+    return cache_dir()
 
 
 def resolve_lforms_dir(
@@ -255,8 +261,9 @@ def resolve_lforms_dir(
     if missing:
         raise ConfigError(
             f"LHC-Forms is not installed in {lforms_dir}: missing {', '.join(missing)}",
-            hint=f"run scripts/install-lforms (or point {LFORMS_DIR_ENV} at an unpacked "
-            f"lforms {LFORMS_VERSION} dist/lforms folder)",
+            hint="run rejection-fhir preview --install-lforms (it fetches LHC-Forms "
+            f"{LFORMS_VERSION} from npm once), or point {LFORMS_DIR_ENV} at an unpacked "
+            "dist/lforms folder",
         )
     return lforms_dir
 

@@ -77,7 +77,7 @@ def test_missing_lforms_is_a_config_error_that_says_what_to_run(tmp_path: Path) 
         resolve_lforms_dir(tmp_path / "nowhere")
     assert caught.value.exit_code == ExitCode.CONFIG
     assert "webcomponent/lhc-forms.js" in str(caught.value)
-    assert "scripts/install-lforms" in str(caught.value)
+    assert "rejection-fhir preview --install-lforms" in str(caught.value)
 
 
 def test_partly_installed_lforms_names_the_missing_file(lforms_dir: Path) -> None:
