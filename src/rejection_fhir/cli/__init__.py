@@ -153,7 +153,11 @@ def _add_verbosity(command: click.Command) -> None:
 def cli() -> None:
     """Coping-with-rejection worksheets as FHIR R4 Questionnaires: author, build, validate, publish, sync.
 
-    Example: rejection-fhir validate questionnaires/ && rejection-fhir build --out out/
+    Each command's --help shows an example.  -v/-q work before or after the command.
+
+    \b
+    Example:
+      rejection-fhir validate questionnaires && rejection-fhir build --out out
     """
 
 

@@ -24,6 +24,11 @@ def build_cmd(source_dir: Path | None, base_url: str | None, out_dir: Path) -> N
     """Build every worksheet into FHIR R4 JSON and one transaction Bundle.
 
     Writes nothing unless every source is valid; the output is byte-identical on a rerun.
+    Status goes to stderr; exit 3 if a source is invalid, 12 if --out cannot be written.
+
+    \b
+    Example:
+      rejection-fhir build --source questionnaires --out out
     """
     from rejection_fhir.commands.build import build
     from rejection_fhir.findings import format_text

@@ -22,7 +22,9 @@ from rejection_fhir.cli.options import (
 def list_cmd(source_dir: Path | None, base_url: str | None, fmt: str, as_json: bool) -> None:
     """List the worksheets: name, version, status, questions and title.
 
-    Example: rejection-fhir list --format json
+    \b
+    Example:
+      rejection-fhir list --format json
     """
     import json
     from dataclasses import asdict

@@ -42,7 +42,9 @@ def preview_cmd(
     rebuilt when a source changes: save the YAML and reload the page.  The first time,
     add --install-lforms to fetch LHC-Forms.
 
-    Example: rejection-fhir preview rejection-log --install-lforms --open
+    \b
+    Example:
+      rejection-fhir preview rejection-log --install-lforms --open
     """
     from rejection_fhir.commands.build import build_all
     from rejection_fhir.preview import LFORMS_FILES, folder_stamp, run_preview

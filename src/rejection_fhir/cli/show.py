@@ -27,7 +27,9 @@ def show_cmd(
 
     NAME is a worksheet name (rejection-log) or its FHIR name (RejectionLog).
 
-    Example: rejection-fhir show rejection-log --format json > RejectionLog.json
+    \b
+    Example:
+      rejection-fhir show rejection-log --format json > RejectionLog.json
     """
     from rejection_fhir import jsonio
     from rejection_fhir.commands.catalog import outline, show_worksheet

@@ -26,6 +26,10 @@ def smart_keygen_cmd(out_dir: Path, alg: str) -> None:
     """Make a key pair for SMART Backend Services: keep smart-key.pem, register jwks.json.
 
     Point RFHIR_SMART_PRIVATE_KEY_FILE at the PEM; give the authorization server the JWKS.
+
+    \b
+    Example:
+      rejection-fhir smart-keygen --out keys --alg ES384
     """
     import json
     import os

@@ -49,6 +49,11 @@ def summarize_cmd(
 
     Works offline with the built worksheets and any --questionnaire files; summaries are
     written one by one as the file streams.  JSON output is one summary per line.
+    '-' reads NDJSON from stdin, or one JSON document (a pretty-printed response or Bundle).
+
+    \b
+    Example:
+      rejection-fhir summarize responses.ndjson --format markdown
     """
     from rejection_fhir.commands.summarize import load_questionnaire_files, summarize_files
     from rejection_fhir.errors import InputError

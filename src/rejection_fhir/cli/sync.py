@@ -96,7 +96,12 @@ def sync_cmd(
     """Fetch new QuestionnaireResponses, validate and summarise them, write notes,
     Observations and Provenance to the EHR, exactly once.
 
-    Exits 1 if any response was rejected, 5 if the server refused a write.
+    Exits 1 if any response was rejected, 5 if the server refused a write, 4 if no
+    server is configured.
+
+    \b
+    Example:
+      rejection-fhir sync --server https://forms.example/fhir --target https://ehr.example/fhir --dry-run
     """
     from rejection_fhir.errors import ExitCode
     from rejection_fhir.response.render import render_text

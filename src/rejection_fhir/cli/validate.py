@@ -38,7 +38,12 @@ def validate_cmd(
     """Check worksheet folders, YAML sources or built Questionnaire JSON.
 
     Exit 0 when clean, 1 when there are findings, 11 when only the version guard failed,
-    2 for a usage error.
+    2 for a usage error (a path that does not exist, too).  Without PATH: ./questionnaires,
+    else the bundled worksheets (said on stderr).
+
+    \b
+    Example:
+      rejection-fhir validate questionnaires --against origin/main --format github
     """
     from rejection_fhir import validate_cache
     from rejection_fhir.cli.options import announce_default_source, detail, status

@@ -170,3 +170,19 @@ def test_no_server_configured_is_one_configuration_exit_code(capsys, monkeypatch
     code, _, err = run(capsys, *args)
     assert code == ExitCode.CONFIG == 4, err
     assert "no FHIR server configured" in err
+
+
+# --- Every command's help ends with an example (issue 18, point 5) --------------------------
+
+
+def test_every_commands_help_shows_an_example(capsys):
+    import re
+
+    from rejection_fhir.cli import COMMANDS
+
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and re.search(r"Example:\n +rejection-fhir \w", out)
+    for name in COMMANDS:
+        code, out, _ = run(capsys, name, "--help")
+        assert code == 0, name
+        assert re.search(rf"Example:\n +rejection-fhir {name} ", out), f"{name} --help: no example"
