@@ -186,3 +186,10 @@ def test_every_commands_help_shows_an_example(capsys):
         code, out, _ = run(capsys, name, "--help")
         assert code == 0, name
         assert re.search(rf"Example:\n +rejection-fhir {name} ", out), f"{name} --help: no example"
+
+
+def test_smart_keygen_under_a_file_is_an_output_error(capsys, tmp_path):
+    blocker = tmp_path / "FILE"
+    blocker.write_text("")
+    code, _, err = run(capsys, "smart-keygen", "--out", str(blocker / "keys"))
+    assert code == ExitCode.OUTPUT and f"{blocker} is a file, not a directory" in err
