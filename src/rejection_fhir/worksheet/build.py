@@ -301,7 +301,10 @@ def narrative(q: Mapping[str, Any]) -> JsonDict:
     """A generated narrative (dom-6): the title, version and every item's text, in order,
     nested as the items are, with each choice item's options.  The version guard and
     ``publish`` set ``text`` aside, so changing how it is generated needs no new version."""
-    from html import escape
+    from functools import partial
+    from html import escape as html_escape
+
+    escape = partial(html_escape, quote=False)  # element content: only &, < and > matter
 
     def items(children: Any) -> str:
         rows = []
