@@ -44,6 +44,9 @@ class ExitCode(IntEnum):
     VERSION_GUARD = 11
     #: ``check-server``: the server cannot do what sync needs (find responses, write the note).
     SERVER_CANNOT = 12
+    #: An output file, folder or standard output cannot be written (disk full, read-only,
+    #: no permission, a file where a folder should be); nothing was half-written.
+    OUTPUT = 14
     #: Something broke that is our fault; please report it.
     INTERNAL = 70
 
@@ -128,3 +131,36 @@ class StateBusyError(RejectionFhirError):
 
 class VersionGuardError(RejectionFhirError):
     exit_code = ExitCode.VERSION_GUARD
+
+
+class OutputError(RejectionFhirError):
+    """An output cannot be written: the message names the path and the system's reason."""
+
+    exit_code = ExitCode.OUTPUT
+
+
+def output_error(path: object, exc: OSError, *, what: str = "cannot write") -> OutputError:
+    """``{path}: cannot write ({reason})``, naming the part of the path that is in the way."""
+    import errno
+    from pathlib import Path
+
+    reason = exc.strerror or type(exc).__name__
+    target = Path(str(path))
+    if exc.errno in {errno.EEXIST, errno.ENOTDIR}:
+        # A file where a folder should be: say which one.
+        for parent in [target, *target.parents]:
+            if parent.exists() and not parent.is_dir():
+                return OutputError(
+                    f"{path}: {what}: {parent} is a file, not a directory",
+                    hint="choose another output path, or move that file away",
+                )
+    hints = {
+        errno.ENOSPC: "free some disk space, or write elsewhere",
+        errno.EACCES: "choose a folder you may write to",
+        errno.EPERM: "choose a folder you may write to",
+        errno.EROFS: "choose a folder on a writable file system",
+    }
+    return OutputError(
+        f"{path}: {what} ({reason})",
+        hint=hints.get(exc.errno or 0, "choose another output path"),
+    )

@@ -23,7 +23,20 @@ def write_folder(out_dir: Path, files: Mapping[str, str], *, owned: Iterable[str
     place in one rename; an existing one gets each file replaced atomically, and files we
     wrote before (matching the ``owned`` glob patterns) that are no longer built are removed.
     """
+    given = out_dir
     out_dir = out_dir.resolve()
+    try:
+        _write_folder(out_dir, files, owned)
+    except OSError as exc:
+        # The disk or the path is the problem, not us: name it and the system's reason.
+        from rejection_fhir.errors import output_error
+
+        raise output_error(given, exc, what="cannot write the output folder") from None
+
+
+def _write_folder(out_dir: Path, files: Mapping[str, str], owned: Iterable[str]) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(out_dir))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:

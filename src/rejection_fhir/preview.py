@@ -5,8 +5,9 @@ author fills the worksheet exactly as a client would, and can see the Questionna
 LHC-Forms makes of it.  The browser tests drive the same pages, so what they check is what
 a person sees.
 
-Everything is served from this machine: the LHC-Forms build that ``scripts/install-lforms``
-unpacks (``.web/lforms`` or ``$RFHIR_LFORMS_DIR``) and pages made here.  A Content Security
+Everything is served from this machine: the LHC-Forms build that ``rejection-fhir preview
+--install-lforms`` (or, in a checkout, ``scripts/install-lforms``) unpacks (the user's cache
+folder, ``.web/lforms`` or ``$RFHIR_LFORMS_DIR``) and pages made here.  A Content Security
 Policy of ``'self'`` keeps it that way, so a page that works here works offline.
 
 The server binds to loopback only and answers only requests addressed to a loopback host
@@ -23,7 +24,7 @@ import os
 import socket
 import threading
 import webbrowser
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,13 +32,14 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, unquote
 
-from rejection_fhir.errors import ConfigError, InputError, UsageError
+from rejection_fhir.errors import ConfigError, InputError, RejectionFhirError, UsageError
+
+#: The LHC-Forms version pinned in ``web/package.json``; pages show it for bug reports.
+from rejection_fhir.lforms_install import LFORMS_VERSION
 
 #: Environment variable naming the folder that holds the unpacked ``dist/lforms`` build.
 LFORMS_DIR_ENV = "RFHIR_LFORMS_DIR"
 
-#: The LHC-Forms version pinned in ``web/package.json``; pages show it for bug reports.
-LFORMS_VERSION = "40.1.3"
 
 #: The only LHC-Forms files the preview serves (path under the lforms folder -> media type).
 #: Keep in step with REQUIRED in ``scripts/install-lforms``.
@@ -108,12 +110,13 @@ PREVIEW_JS = """\
   }
 
   if (!window.LForms || !window.LForms.Util) {
-    fail("LHC-Forms did not load. Run scripts/install-lforms and restart the preview.");
+    fail("LHC-Forms did not load. Run rejection-fhir preview --install-lforms and restart the preview.");
     return;
   }
   var questionnaire = JSON.parse(document.getElementById("questionnaire-json").textContent);
   window.LForms.Util.addFormToPage(questionnaire, container, {fhirVersion: "R4"}).then(
     function () {
+      addSliders(questionnaire);
       button.disabled = false;
       document.body.dataset.formState = "ready";
     },
@@ -122,6 +125,74 @@ PREVIEW_JS = """\
       fail("LHC-Forms could not render this Questionnaire: " + detail);
     }
   );
+
+  // LHC-Forms 40 renders itemControl "slider" as a plain number box.  Put a range input
+  // beside each such box (min/maxValue, sliderStepValue) and keep the two in step: the box
+  // stays the answer LHC-Forms records, the slider only types into it.
+  function sliderSpecs(items, specs) {
+    (items || []).forEach(function (item) {
+      var ext = {};
+      (item.extension || []).forEach(function (e) { ext[e.url] = e; });
+      var control = ext["http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"];
+      var code = control && control.valueCodeableConcept && control.valueCodeableConcept.coding &&
+        control.valueCodeableConcept.coding[0] && control.valueCodeableConcept.coding[0].code;
+      function num(url) {
+        var e = ext[url];
+        return e ? (e.valueInteger !== undefined ? e.valueInteger : e.valueDecimal) : undefined;
+      }
+      if (code === "slider") {
+        specs[item.linkId] = {
+          min: num("http://hl7.org/fhir/StructureDefinition/minValue"),
+          max: num("http://hl7.org/fhir/StructureDefinition/maxValue"),
+          step: num("http://hl7.org/fhir/StructureDefinition/questionnaire-sliderStepValue")
+        };
+      }
+      sliderSpecs(item.item, specs);
+    });
+    return specs;
+  }
+
+  function attachSlider(box, linkId, spec) {
+    if (box.dataset.rfhirSlider) { return; }
+    box.dataset.rfhirSlider = "1";
+    var range = document.createElement("input");
+    range.type = "range";
+    range.className = "rfhir-slider";
+    range.dataset.linkId = linkId;
+    range.setAttribute("aria-label", "Slider for " + linkId);
+    range.min = spec.min !== undefined ? spec.min : 0;
+    range.max = spec.max !== undefined ? spec.max : 10;
+    range.step = spec.step !== undefined ? spec.step : (box.value.indexOf(".") >= 0 ? "any" : 1);
+    if (box.value !== "") { range.value = box.value; }
+    range.addEventListener("input", function () {
+      box.value = range.value;
+      box.dispatchEvent(new Event("input", {bubbles: true}));
+      box.dispatchEvent(new Event("change", {bubbles: true}));
+    });
+    box.addEventListener("input", function () {
+      if (box.value !== "") { range.value = box.value; }
+    });
+    box.parentNode.insertBefore(range, box);
+  }
+
+  function addSliders(q) {
+    var specs = sliderSpecs(q.item, {});
+    var linkIds = Object.keys(specs);
+    if (!linkIds.length) { return; }
+    function scan() {
+      linkIds.forEach(function (linkId) {
+        // Ids are "<linkId>/<repeat>/…"; a linkId may hold dots, so match the id's start.
+        container.querySelectorAll("input").forEach(function (box) {
+          if (box.id.indexOf(linkId + "/") === 0 && box.type !== "range") {
+            attachSlider(box, linkId, specs[linkId]);
+          }
+        });
+      });
+    }
+    scan();
+    // Repeats added later and items shown by enableWhen get their slider too.
+    new MutationObserver(scan).observe(container, {childList: true, subtree: true});
+  }
 
   button.addEventListener("click", function () {
     var response = window.LForms.Util.getFormFHIRData("QuestionnaireResponse", "R4", container);
@@ -146,6 +217,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.8rem; text-align: left
 #show-qr { margin: 1rem 0; font-size: 1rem; padding: 0.4rem 1rem; }
 #qr-output { background: #f6f6f6; border: 1px solid #ddd; padding: 0.8rem; overflow: auto; }
 #load-problem { color: #a00; font-weight: bold; }
+.rfhir-slider { width: 16rem; margin-right: 0.8rem; vertical-align: middle; }
 """
 
 
@@ -160,16 +232,20 @@ class PreviewResponse:
 
 
 def default_lforms_dir() -> Path:
-    """Where ``scripts/install-lforms`` puts LHC-Forms when ``$RFHIR_LFORMS_DIR`` is unset.
+    """Where LHC-Forms is looked for when ``$RFHIR_LFORMS_DIR`` is unset.
 
     The working directory's ``.web/lforms`` wins, so the CLI run from a checkout finds it;
-    otherwise the checkout this module was installed from (editable install).
+    then the checkout this module was installed from (editable install); then the user's
+    cache folder, where ``rejection-fhir preview --install-lforms`` puts it.
     """
+    from rejection_fhir.lforms_install import cache_dir
+
     here = Path.cwd() / ".web" / "lforms"
-    if here.is_dir():
-        return here
     checkout = Path(__file__).resolve().parents[2] / ".web" / "lforms"
-    return checkout if checkout.is_dir() else here
+    for candidate in (here, checkout, cache_dir()):
+        if candidate.is_dir():
+            return candidate
+    return cache_dir()
 
 
 def resolve_lforms_dir(
@@ -185,8 +261,9 @@ def resolve_lforms_dir(
     if missing:
         raise ConfigError(
             f"LHC-Forms is not installed in {lforms_dir}: missing {', '.join(missing)}",
-            hint=f"run scripts/install-lforms (or point {LFORMS_DIR_ENV} at an unpacked "
-            f"lforms {LFORMS_VERSION} dist/lforms folder)",
+            hint="run rejection-fhir preview --install-lforms (it fetches LHC-Forms "
+            f"{LFORMS_VERSION} from npm once), or point {LFORMS_DIR_ENV} at an unpacked "
+            "dist/lforms folder",
         )
     return lforms_dir
 
@@ -376,6 +453,7 @@ def make_preview_app(questionnaires: Sequence[Mapping[str, Any]], lforms_dir: Pa
         # Browsers ask for it unprompted; an empty answer keeps their consoles free of 404s.
         "/favicon.ico": PreviewResponse(int(HTTPStatus.NO_CONTENT), "image/x-icon", b""),
     }
+    aliases: dict[str, str] = {}
     for name, questionnaire in by_name.items():
         path = questionnaire_path(name)
         routes[path] = PreviewResponse(
@@ -386,6 +464,13 @@ def make_preview_app(questionnaires: Sequence[Mapping[str, Any]], lforms_dir: Pa
             "application/fhir+json; charset=utf-8",
             json.dumps(questionnaire, ensure_ascii=False, indent=2).encode("utf-8"),
         )
+        # The worksheet name every other command takes (the id) leads to the same page.
+        worksheet_id = questionnaire.get("id")
+        if isinstance(worksheet_id, str) and worksheet_id and worksheet_id not in by_name:
+            aliases[worksheet_id] = name
+    for alias, name in aliases.items():
+        routes[questionnaire_path(alias)] = routes[questionnaire_path(name)]
+        routes[questionnaire_path(alias) + ".json"] = routes[questionnaire_path(name) + ".json"]
     for rel, media_type in LFORMS_FILES.items():
         routes["/lforms/" + rel] = PreviewResponse(200, media_type, (lforms_dir / rel).read_bytes())
 
@@ -397,10 +482,69 @@ def make_preview_app(questionnaires: Sequence[Mapping[str, Any]], lforms_dir: Pa
         found = routes.get(path)
         if found is not None:
             return found
-        if path.startswith("/q/") and path[3:].removesuffix(".json") not in by_name:
-            names = ", ".join(sorted(by_name)) or "none"
-            return _text(HTTPStatus.NOT_FOUND, f"No worksheet named {path[3:]!r}. Known: {names}\n")
+        if path.startswith("/q/"):
+            from rejection_fhir.worksheet.names import unknown_worksheet
+
+            error = unknown_worksheet(path[3:].removesuffix(".json"), [*by_name, *aliases])
+            return _text(
+                HTTPStatus.NOT_FOUND,
+                f"{error.message[:1].upper()}{error.message[1:]}. "
+                f"Known: {', '.join(sorted(by_name)) or 'none'}\n",
+            )
         return _text(HTTPStatus.NOT_FOUND, "Not found.\n")
+
+    return handle
+
+
+def folder_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a source in ``folder`` is edited, added or removed."""
+    stamp = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.suffix in {".yaml", ".yml", ".json"}:
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            stamp.append((path.name, info.st_mtime_ns, info.st_size))
+    return tuple(stamp)
+
+
+def make_reloading_app(
+    load: Callable[[], Sequence[Mapping[str, Any]]],
+    stamp: Callable[[], object],
+    lforms_dir: Path,
+) -> PreviewApp:
+    """:func:`make_preview_app` that rebuilds when ``stamp()`` changes (an author saved a
+    source), checked on each request: the next page load shows the edit.  A source that
+    no longer builds is shown on every page, with its message, until it is fixed."""
+    lforms_dir = resolve_lforms_dir(lforms_dir)
+    lock = threading.Lock()
+    state: dict[str, Any] = {"stamp": stamp(), "app": make_preview_app(load(), lforms_dir)}
+
+    def broken(message: str) -> PreviewApp:
+        def handle(raw_path: str, host: str | None = None) -> PreviewResponse:
+            if host is not None and not _is_loopback_host(host):
+                return _text(
+                    HTTPStatus.MISDIRECTED_REQUEST, "The preview answers on loopback only.\n"
+                )
+            return _text(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                f"The worksheets do not build:\n\n{message}\n\nFix the source and reload.\n",
+            )
+
+        return handle
+
+    def handle(raw_path: str, host: str | None = None) -> PreviewResponse:
+        now = stamp()
+        with lock:
+            if now != state["stamp"]:
+                state["stamp"] = now
+                try:
+                    state["app"] = make_preview_app(load(), lforms_dir)
+                except RejectionFhirError as exc:
+                    state["app"] = broken(str(exc))
+            app: PreviewApp = state["app"]
+        return app(raw_path, host)
 
     return handle
 
@@ -470,13 +614,18 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     lforms_dir: Path | None = None,
+    reload: tuple[Callable[[], Sequence[Mapping[str, Any]]], Callable[[], object]] | None = None,
 ) -> tuple[PreviewServer, str]:
     """Start serving the worksheets in a background thread; return the server and its URL.
 
-    ``port=0`` picks a free port.  Call ``server.close()`` when done.
+    ``port=0`` picks a free port.  Call ``server.close()`` when done.  With ``reload``
+    (``load``, ``stamp``), pages are rebuilt from ``load()`` whenever ``stamp()`` changes.
     """
     _check_loopback(host)
-    app = make_preview_app(questionnaires, resolve_lforms_dir(lforms_dir))
+    if reload is not None:
+        app = make_reloading_app(reload[0], reload[1], resolve_lforms_dir(lforms_dir))
+    else:
+        app = make_preview_app(questionnaires, resolve_lforms_dir(lforms_dir))
     server_class = _PreviewServerV6 if ":" in host else PreviewServer
     try:
         server = server_class((host, port), _Handler)
@@ -498,20 +647,23 @@ def run_preview(
     name: str | None,
     port: int,
     open_browser: bool = False,
+    reload: tuple[Callable[[], Sequence[Mapping[str, Any]]], Callable[[], object]] | None = None,
 ) -> None:
-    """Serve until Ctrl-C, printing the URL (of worksheet ``name`` when given)."""
+    """Serve until Ctrl-C, printing the URL (of worksheet ``name`` when given).
+
+    ``name`` is the worksheet name (``rejection-log``) or the FHIR name (``RejectionLog``).
+    """
     if name is not None:
-        known = index_questionnaires(questionnaires)
-        if name not in known:
-            raise UsageError(
-                f"no worksheet named {name!r} among the built Questionnaires",
-                hint=f"known names: {', '.join(sorted(known)) or 'none'}",
-            )
-    server, url = serve(questionnaires, port=port)
+        from rejection_fhir.worksheet.names import find_worksheet
+
+        name = worksheet_name(find_worksheet(questionnaires, name))
+    server, url = serve(questionnaires, port=port, reload=reload)
     if name is not None:
         url = url.rstrip("/") + questionnaire_path(name)
     try:
         print(f"Previewing {len(questionnaires)} worksheet(s) at {url}", flush=True)
+        if reload is not None:
+            print("Pages are rebuilt when a source changes: save and reload.", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         if open_browser:
             webbrowser.open(url)

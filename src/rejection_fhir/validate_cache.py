@@ -101,7 +101,7 @@ def key(paths: Sequence[str | os.PathLike[str]], base_url: str | None) -> str | 
             suffix = os.path.splitext(path)[1]
             if os.path.isdir(path):
                 folders.add(os.path.realpath(path))
-            elif suffix in _SOURCES:
+            elif suffix in _SOURCES and os.path.isfile(path):
                 folders.add(os.path.dirname(os.path.realpath(path)))
             elif suffix == ".json" and os.path.isfile(path):
                 _add_file(digest, path)

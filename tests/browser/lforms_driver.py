@@ -23,7 +23,9 @@ What the functions rely on, all seen in LHC-Forms 40.1.3:
   enter info in the blank …"), and repeat numbers are never reused or renumbered: remove
   ``emotion/1`` and the rest stays ``emotion/2``, the next one added is ``emotion/3``.
 * itemControl ``slider`` renders as a plain number box; ``sliderStepValue`` is ignored,
-  min/maxValue only show up in :func:`validity_errors`.  An integer with a
+  min/maxValue only show up in :func:`validity_errors`.  The preview page adds a range
+  input (``input[type=range][data-link-id=…]``) bound to that box; typing in the box
+  still answers the item.  An integer with a
   ``questionnaire-unit`` gets a read-only unit box ``unit_<id>`` and still answers
   valueInteger.  maxLength does not stop typing; it too is only a validity error.
 
@@ -161,7 +163,8 @@ def type_text(page: Page, link_id: str, text: str, at: Sequence[int] = (1,)) -> 
 
 
 def type_number(page: Page, link_id: str, value: int | float, at: Sequence[int] = (1,)) -> None:
-    """Type a number.  A slider itemControl renders as this same number box in 40.1.3."""
+    """Type a number.  A slider itemControl renders as this same number box in 40.1.3
+    (the preview's range input beside it follows what is typed)."""
     type_text(page, link_id, str(value), at)
 
 

@@ -136,3 +136,26 @@ def test_index_lists_the_worksheet_and_escapes_its_title(
     page.wait_for_selector("body[data-form-state=ready]")
     assert page.title() == 'Browser harness <check> & "escape" — rejection-fhir preview'
     assert page_log.problems() == []
+
+
+def test_a_slider_item_shows_a_slider_that_answers_the_question(
+    page, page_log, preview_server, harness_questionnaire
+):
+    """LHC-Forms 40 renders itemControl slider as a number box; the preview adds a range
+    input bound to that box, with the item's min, max and sliderStepValue."""
+    base_url = preview_server([harness_questionnaire])
+    lf.open_questionnaire(page, base_url, "BrowserHarness")
+    slider = page.locator('input[type="range"][data-link-id="distress"]')
+    lf.expect(slider).to_have_count(1)
+    assert (slider.get_attribute("min"), slider.get_attribute("max")) == ("0", "10")
+    assert slider.get_attribute("step") == "1"
+    slider.fill("7")
+    box = lf.by_id(page, lf.item_id("distress"))
+    lf.expect(box).to_have_value("7")
+    answers = {i["linkId"]: i["answer"] for i in lf.questionnaire_response(page)["item"]}
+    assert answers["distress"] == [{"valueInteger": 7}]
+    lf.type_number(page, "distress", 3)  # typing in the box moves the slider too
+    lf.expect(slider).to_have_value("3")
+    # Items without a slider control get none.
+    assert page.locator('input[type="range"]').count() == 1
+    assert page_log.problems() == []

@@ -71,3 +71,17 @@ def test_pure_python_wheel_when_asked(repo, tmp_path):
     assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
     assert not [n for n in names if n.endswith(".so")]
     assert "rejection_fhir/response/summary.py" in names
+
+
+def test_wheel_carries_the_license_and_a_browser_extra(repo, tmp_path):
+    wheel = _wheel(repo, tmp_path, RFHIR_PURE_PYTHON="1")
+    archive = zipfile.ZipFile(wheel)
+    license_file = next(n for n in archive.namelist() if n.endswith("/licenses/LICENSE"))
+    assert "Apache License" in archive.read(license_file).decode()
+    metadata = archive.read(next(n for n in archive.namelist() if n.endswith("METADATA")))
+    text = metadata.decode()
+    assert "Provides-Extra: browser" in text
+    assert any(
+        line.startswith("Requires-Dist: playwright") and 'extra == "browser"' in line
+        for line in text.splitlines()
+    )

@@ -77,6 +77,7 @@ class LazyGroup(click.Group):
 
         module = import_module(f"{__name__}.{COMMANDS[cmd_name][0]}")
         command: click.Command = getattr(module, f"{cmd_name.replace('-', '_')}_cmd")
+        _add_verbosity(command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -100,24 +101,71 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="rejection-fhir")
-@click.option(
-    "-v", "--verbose", count=True, help="More detail on stderr (never tokens or clients' answers)."
-)
-def cli(verbose: int) -> None:
-    """Coping-with-rejection worksheets as FHIR R4 Questionnaires: author, build, validate, publish, sync."""
-    if not verbose:
-        return  # warnings still reach stderr through logging's last-resort handler
+#: Keys in the root context's ``meta`` for -v (a count) and -q, wherever they were given.
+VERBOSE = "rejection_fhir.verbose"
+QUIET = "rejection_fhir.quiet"
+
+
+def _verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """-v/-q before or after the command name mean the same: one setting for the run."""
+    if not value:
+        return
+    root = ctx.find_root()
+    if param.name == "quiet":
+        root.meta[QUIET] = True
+    else:
+        root.meta[VERBOSE] = root.meta.get(VERBOSE, 0) + int(value)
     import logging  # only when asked for: start-up time matters (see the module docstring)
 
+    verbose = root.meta.get(VERBOSE, 0)
+    level = logging.ERROR if root.meta.get(QUIET) else logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
     )
     # urllib3 logs whole URLs, query values included, at DEBUG: they can name a client.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(max(logging.WARNING, level))
+
+
+def _verbosity_options() -> list[click.Option]:
+    return [
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_verbosity,
+            help="More detail on stderr: -v what is done, -vv debug (never tokens or "
+            "clients' answers).",
+        ),
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_verbosity,
+            help="Only problems on stderr: no progress or summary lines.",
+        ),
+    ]
+
+
+def _add_verbosity(command: click.Command) -> None:
+    """Every command takes -v/-q after its name too (``validate -v``)."""
+    if not any(p.name == "verbose" for p in command.params):
+        command.params.extend(_verbosity_options())
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rejection-fhir")
+def cli() -> None:
+    """Coping-with-rejection worksheets as FHIR R4 Questionnaires: author, build, validate, publish, sync.
+
+    Each command's --help shows an example.  -v/-q work before or after the command.
+
+    \b
+    Example:
+      rejection-fhir validate questionnaires && rejection-fhir build --out out
+    """
+
+
+_add_verbosity(cli)
 
 
 def _fail(error: RejectionFhirError) -> NoReturn:
@@ -127,7 +175,10 @@ def _fail(error: RejectionFhirError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> Any:
     try:
-        return cli.main(args=argv, prog_name="rejection-fhir", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="rejection-fhir", standalone_mode=False)
+        # Output still buffered fails here (a full disk), not silently at exit.
+        sys.stdout.flush()
+        return result
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -164,7 +215,36 @@ def main(argv: list[str] | None = None) -> Any:
 
         if isinstance(error, RejectionFhirError):
             _fail(error)
+        if isinstance(error, OSError) and error.filename is None and _stdout_broken(error):
+            _stdout_failed(error)
         _internal(error)
+
+
+def _stdout_broken(error: OSError) -> bool:
+    """Whether ``error`` (naming no file) is standard output failing: a full disk, a quota,
+    an I/O error.  Every file we write names itself; only a stream write names none."""
+    import errno
+
+    return error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
+
+
+def _stdout_failed(error: OSError) -> NoReturn:
+    import os
+
+    from rejection_fhir.errors import OutputError
+
+    try:
+        # What is still buffered would fail again at exit, with a traceback-like notice.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    _fail(
+        OutputError(
+            f"cannot write to standard output ({error.strerror or type(error).__name__})",
+            hint="free some disk space, or redirect the output elsewhere",
+        )
+    )
 
 
 def _internal(error: Exception) -> NoReturn:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default
+from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default, status
 
 
 @click.command("build")
@@ -24,6 +24,11 @@ def build_cmd(source_dir: Path | None, base_url: str | None, out_dir: Path) -> N
     """Build every worksheet into FHIR R4 JSON and one transaction Bundle.
 
     Writes nothing unless every source is valid; the output is byte-identical on a rerun.
+    Status goes to stderr; exit 3 if a source is invalid, 12 if --out cannot be written.
+
+    \b
+    Example:
+      rejection-fhir build --source questionnaires --out out
     """
     from rejection_fhir.commands.build import build
     from rejection_fhir.findings import format_text
@@ -32,7 +37,7 @@ def build_cmd(source_dir: Path | None, base_url: str | None, out_dir: Path) -> N
     if output.findings:
         click.echo(format_text(output.findings), err=True)
     r = output.result
-    click.echo(
+    status(  # stderr: stdout stays for data
         f"built {len(r.questionnaires)} Questionnaires, 1 CodeSystem, {len(r.valuesets)} ValueSets "
         f"and bundle.json into {out_dir}"
     )

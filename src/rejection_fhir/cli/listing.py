@@ -6,22 +6,36 @@ from pathlib import Path
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default
+from rejection_fhir.cli.options import (
+    BASE_URL_OPTION,
+    format_option,
+    source_option,
+    source_or_default,
+)
 
 
 @click.command("list")
 @source_option
 @BASE_URL_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_cmd(source_dir: Path | None, base_url: str | None, as_json: bool) -> None:
-    """List the worksheets: name, version, status, questions and title."""
+@format_option(["text", "json"], "json: machine-readable, one object per worksheet.")
+@click.option("--json", "as_json", is_flag=True, help="Deprecated: use --format json.")
+def list_cmd(source_dir: Path | None, base_url: str | None, fmt: str, as_json: bool) -> None:
+    """List the worksheets: name, version, status, questions and title.
+
+    \b
+    Example:
+      rejection-fhir list --format json
+    """
     import json
     from dataclasses import asdict
 
     from rejection_fhir.commands.catalog import list_worksheets
 
-    infos = list_worksheets(source_or_default(source_dir), base_url=base_url)
     if as_json:
+        click.echo("warning: --json is deprecated and will be removed; use --format json", err=True)
+        fmt = "json"
+    infos = list_worksheets(source_or_default(source_dir), base_url=base_url)
+    if fmt == "json":
         click.echo(json.dumps([asdict(i) for i in infos], indent=2))
         return
     width = max(len(i.name) for i in infos)

@@ -113,7 +113,11 @@ def settings_from(**flags: Any) -> Any:
 def source_or_default(source_dir: Path | None) -> Path:
     from rejection_fhir.worksheet.project import default_source_dir
 
-    return source_dir if source_dir is not None else default_source_dir()
+    if source_dir is not None:
+        detail(f"worksheets from {source_dir}")
+        return source_dir
+    announce_default_source()
+    return default_source_dir()
 
 
 def built_worksheets(source_dir: Path | None, base_url: str | None) -> list[dict[str, Any]]:
@@ -124,3 +128,54 @@ def built_worksheets(source_dir: Path | None, base_url: str | None) -> list[dict
     result, _ = build_all(source_or_default(source_dir), base_url=base_url)
     register_worksheets(result.questionnaires)
     return result.questionnaires
+
+
+# --- Output for people on stderr: -q silences it, -v adds to it ---------------------------
+
+
+def _root_meta() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().meta if ctx is not None else {}
+
+
+def verbosity() -> int:
+    """-1 with -q, else the number of -v given (before or after the command name)."""
+    from rejection_fhir.cli import QUIET, VERBOSE
+
+    meta = _root_meta()
+    return -1 if meta.get(QUIET) else int(meta.get(VERBOSE, 0))
+
+
+def status(message: str) -> None:
+    """A progress or summary line for a person (stderr; stdout stays for data); not with -q."""
+    if verbosity() >= 0:
+        click.echo(message, err=True)
+
+
+def detail(message: str) -> None:
+    """What is being done, shown with -v."""
+    if verbosity() >= 1:
+        click.echo(message, err=True)
+
+
+def bundled_source_dir() -> str:
+    """The worksheets shipped inside the package (without importing pathlib)."""
+    import os.path
+
+    import rejection_fhir
+
+    return os.path.join(os.path.dirname(rejection_fhir.__file__), "data", "questionnaires")
+
+
+def announce_default_source() -> None:
+    """Say on stderr which worksheets a command without --source reads: ./questionnaires,
+    or (said always, as it surprises) the bundled ones."""
+    import os.path
+
+    if os.path.isfile(os.path.join("questionnaires", "_project.yaml")):
+        detail("worksheets from ./questionnaires")
+    else:
+        status(
+            "note: no ./questionnaires here; using the worksheets bundled with rejection-fhir "
+            f"({bundled_source_dir()}); pass a folder (--source DIR) for your own"
+        )

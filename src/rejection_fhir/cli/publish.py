@@ -35,6 +35,10 @@ def publish_cmd(
 
     Each entry is conditional on url+version, so a rerun changes nothing.  Different
     content at a published url|version is refused: bump the version (or --force).
+
+    \b
+    Example:
+      rejection-fhir publish --server https://ehr.example/fhir --dry-run
     """
     from rejection_fhir.commands.publish import publish
 

@@ -20,7 +20,10 @@ from rejection_fhir.cli.options import file_option, server_options, settings_fro
     show_default=True,
     help="The HTML report (one self-contained file).",
 )
-@file_option("--pdf", help="Also print an A4 PDF (needs Chromium: scripts/install-browser).")
+@file_option(
+    "--pdf",
+    help="Also print an A4 PDF (needs Chromium and pip install 'rejection-fhir[browser]').",
+)
 @file_option("--png", help="Also save a full-page PNG (needs Chromium).")
 @server_options
 def report_cmd(patient: str, out: Path, pdf: Path | None, png: Path | None, **server: Any) -> None:
@@ -28,6 +31,11 @@ def report_cmd(patient: str, out: Path, pdf: Path | None, png: Path | None, **se
     worksheet trends as charts, and the worksheet summaries, newest first.
 
     Reads only what `sync` wrote to the EHR (--server); writes only the files named.
+    --pdf/--png need Chromium and Playwright (pip install 'rejection-fhir[browser]').
+
+    \b
+    Example:
+      rejection-fhir report --patient 123 --server https://ehr.example/fhir --out report.html
     """
     from rejection_fhir.commands.report import write_report
 

@@ -48,7 +48,12 @@ def seed_cmd(
     base_url: str | None,
     **server: Any,
 ) -> None:
-    """Create a synthetic client with realistic responses on a local test server."""
+    """Create a synthetic client with realistic responses on a local test server.
+
+    \b
+    Example:
+      rejection-fhir seed --server http://127.0.0.1:8080/fhir --rounds 4
+    """
     from rejection_fhir.commands.seed import seed
 
     questionnaires = built_worksheets(source_dir, base_url)

@@ -16,6 +16,7 @@ from rejection_fhir.cli.options import (
     server_options,
     settings_from,
     source_option,
+    status,
 )
 
 
@@ -48,6 +49,11 @@ def summarize_cmd(
 
     Works offline with the built worksheets and any --questionnaire files; summaries are
     written one by one as the file streams.  JSON output is one summary per line.
+    '-' reads NDJSON from stdin, or one JSON document (a pretty-printed response or Bundle).
+
+    \b
+    Example:
+      rejection-fhir summarize responses.ndjson --format markdown
     """
     from rejection_fhir.commands.summarize import (
         questionnaires_by_file,
@@ -87,6 +93,6 @@ def summarize_cmd(
     )
     for problem in [*report.problems, *unused_files(by_file, report.used)]:
         click.echo(f"warning: {problem}", err=True)
-    click.echo(f"summarised {report.summarised} response(s)", err=True)
+    status(f"summarised {report.summarised} response(s)")
     if any("not valid JSON" in p or "expected a FHIR resource" in p for p in report.problems):
         raise InputError("some input could not be read; see the warnings above")

@@ -96,7 +96,12 @@ def sync_cmd(
     """Fetch new QuestionnaireResponses, validate and summarise them, write notes,
     Observations and Provenance to the EHR, exactly once.
 
-    Exits 1 if any response was rejected, 5 if the server refused a write.
+    Exits 1 if any response was rejected, 5 if the server refused a write, 4 if no
+    server is configured.
+
+    \b
+    Example:
+      rejection-fhir sync --server https://forms.example/fhir --target https://ehr.example/fhir --dry-run
     """
     from rejection_fhir.errors import ExitCode
     from rejection_fhir.response.render import render_text
@@ -109,7 +114,15 @@ def sync_cmd(
         **{k: v for k, v in server.items() if k != "server"},
     )
     if not settings.server:
-        raise click.UsageError("give --source (or --server, or RFHIR_SERVER)")
+        from rejection_fhir.errors import ConfigError
+        from rejection_fhir.settings import CONFIG_FILENAME
+
+        # The same code as publish and report: no server is a configuration problem.
+        raise ConfigError(
+            "no FHIR server configured",
+            hint=f'pass --source (or --server), set RFHIR_SERVER, or put server = "https://..." '
+            f"in {CONFIG_FILENAME}",
+        )
     options = SyncOptions(
         source=settings.server,
         target=settings.target,

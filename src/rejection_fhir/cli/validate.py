@@ -38,16 +38,28 @@ def validate_cmd(
     """Check worksheet folders, YAML sources or built Questionnaire JSON.
 
     Exit 0 when clean, 1 when there are findings, 11 when only the version guard failed,
-    2 for a usage error.
+    2 for a usage error (a path that does not exist, too).  Without PATH: ./questionnaires,
+    else the bundled worksheets (said on stderr).
+
+    \b
+    Example:
+      rejection-fhir validate questionnaires --against origin/main --format github
     """
     from rejection_fhir import validate_cache
+    from rejection_fhir.cli.options import announce_default_source, detail, status
 
+    if paths:
+        for path in paths:
+            detail(f"validating {path}")
+    else:
+        announce_default_source()
     # The version guard depends on git or a server, not only on files: never cached.
     cache_key = (
         validate_cache.key(paths, base_url) if not against and validate_cache.enabled() else None
     )
     cached = validate_cache.load(cache_key) if cache_key else None
     if cached is not None:
+        detail("unchanged since the last run: answered from the result cache")
         findings = cached
     else:
         from pathlib import Path
@@ -64,11 +76,10 @@ def validate_cmd(
         click.echo(FORMATTERS[fmt](findings))
     if fmt == "text":
         errors = sum(f.severity == "error" for f in findings)
-        click.echo(
+        status(
             f"{errors} error(s), {len(findings) - errors} other finding(s)"
             if findings
-            else "all worksheets valid",
-            err=True,
+            else "all worksheets valid"
         )
     if not failing:
         return

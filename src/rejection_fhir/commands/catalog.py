@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from rejection_fhir.commands.build import build_all
-from rejection_fhir.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -40,12 +39,10 @@ def list_worksheets(source_dir: Path, *, base_url: str | None = None) -> list[Wo
 
 
 def show_worksheet(source_dir: Path, name: str, *, base_url: str | None = None) -> dict[str, Any]:
+    from rejection_fhir.worksheet.names import find_worksheet
+
     result, _ = build_all(source_dir, base_url=base_url)
-    for q in result.questionnaires:
-        if q["id"] == name:
-            return q
-    known = ", ".join(q["id"] for q in result.questionnaires)
-    raise UsageError(f"no worksheet named '{name}'", hint=f"known worksheets: {known}")
+    return dict(find_worksheet(result.questionnaires, name))
 
 
 def outline(q: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.ehr.writeback import LOINC, NOTE_TYPE, SURVEY
-from rejection_fhir.errors import ConfigError, FhirServerError, UsageError
+from rejection_fhir.errors import ConfigError, FhirServerError, UsageError, output_error
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.report.markup import esc
 from rejection_fhir.report.model import Report, build_report, patient_reference
@@ -143,10 +143,24 @@ def _chromium() -> Path:
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise ConfigError(
             f"--pdf/--png need Chromium, and there is none at {path}",
-            hint=f"run scripts/install-browser (or set {CHROMIUM_ENV} to a Chromium binary); "
-            "the HTML report needs no browser",
+            hint="install Chromium (Debian/Ubuntu: sudo apt-get install chromium; in a clone "
+            f"of the repository: scripts/install-browser) or set {CHROMIUM_ENV} to a Chromium "
+            "binary; the HTML report needs no browser",
         )
     return path
+
+
+def _playwright() -> None:
+    """Fail before anything is fetched or written when Playwright is missing."""
+    try:
+        import playwright.sync_api  # noqa: F401  (heavy: only for --pdf/--png)
+    except ImportError:
+        raise ConfigError(
+            "--pdf/--png need the Python package playwright, which is not installed; "
+            "nothing was written",
+            hint="pip install 'rejection-fhir[browser]' (its own browser download is not "
+            "needed: Playwright drives the system's Chromium)",
+        ) from None
 
 
 def _footer_template(report: Report) -> str:
@@ -175,12 +189,9 @@ def print_report(
     try:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
-    except ModuleNotFoundError:
-        raise ConfigError(
-            "--pdf/--png need the Python package playwright, which is not installed",
-            hint="pip install playwright (its own browser download is not needed: "
-            "scripts/install-browser provides Chromium)",
-        ) from None
+    except ImportError:
+        _playwright()
+        raise
     footer = _footer_template(report)
 
     def run() -> None:
@@ -223,8 +234,8 @@ def print_report(
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(
                 f"Chromium at {executable} could not print the report: {first_line}",
-                hint="run scripts/install-browser; the HTML report was written and needs no "
-                "browser",
+                hint="check that Chromium runs (sudo apt-get install chromium, or "
+                f"{CHROMIUM_ENV}); the HTML report was written and needs no browser",
             ) from None
 
 
@@ -239,19 +250,21 @@ def write_report(
 ) -> ReportOutput:
     """Fetch, render and write the HTML (then PDF/PNG when asked)."""
     if pdf is not None or png is not None:
-        _chromium()  # fail before any request when printing cannot work
+        # Fail before any request, and before any file is written, when printing cannot work.
+        _chromium()
+        _playwright()
     report = make_report(settings, patient, now=now)
     html = render_html(report)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(html, encoding="utf-8")
     except OSError as exc:
-        raise UsageError(
-            f"cannot write the report to {out}: {exc.strerror}",
-            hint="choose another --out path",
-        ) from None
+        raise output_error(out, exc, what="cannot write the report") from None
     for path in (pdf, png):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise output_error(path, exc, what="cannot write the report") from None
     print_report(html, report, pdf=pdf, png=png)
     return ReportOutput(report, out, pdf, png)

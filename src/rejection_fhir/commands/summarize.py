@@ -2,7 +2,8 @@
 
 Streams: NDJSON is read a line at a time and each summary is written as soon as it is
 made, so memory stays flat however many responses a file holds.  A JSON file (one
-response, a Bundle or an array) is parsed whole.
+response, a Bundle or an array) is parsed whole, and so is standard input whose first
+line is not a JSON value (a pretty-printed document piped in).
 
 What would make a summary misleading is said beside it, as a warning (the summary is still
 written): answers outside the item's minValue/maxValue (``42`` on a 0-10 scale), of the
@@ -70,6 +71,7 @@ def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonD
         import sys
 
         stream: IO[bytes] = sys.stdin.buffer if str(path) == "-" else path.open("rb")
+        first = True
         try:
             for number, raw in enumerate(stream, start=1):
                 if not raw.strip():
@@ -77,10 +79,15 @@ def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonD
                 try:
                     resource = loads(raw)
                 except ValueError as exc:
+                    if first and (stream is sys.stdin.buffer or raw.strip() in {b"{", b"["}):
+                        # Not NDJSON from the first line: perhaps one pretty-printed document.
+                        yield from _whole_document(raw, stream, name, exc, problems)
+                        return
                     problems.append(
                         f"{name}:{number}: not valid JSON ({str(exc).splitlines()[0][:120]}); skipped this line"
                     )
                     continue
+                first = False
                 yield from _unpack(resource, f"{name}:{number}", problems)
         finally:
             if stream is not sys.stdin.buffer:
@@ -94,6 +101,24 @@ def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonD
         raise InputError(
             f"{name}: not valid JSON ({str(exc).splitlines()[0][:120]})",
             hint="for many responses, use NDJSON (one per line)",
+        ) from None
+    yield from _unpack(resource, name, problems)
+
+
+def _whole_document(
+    first: bytes, rest: IO[bytes], name: str, line_error: ValueError, problems: list[str]
+) -> Iterator[tuple[str, JsonDict]]:
+    """The first line is not a JSON value: read the input as one JSON document (a response,
+    a Bundle or an array, pretty-printed), or fail once with a hint, not once per line."""
+    text = first + rest.read()
+    try:
+        resource = orjson.loads(text)
+    except ValueError as exc:
+        reason = str(exc if first.strip() in {b"{", b"["} else line_error).splitlines()[0][:120]
+        raise InputError(
+            f"{name}: not valid JSON ({reason}); nothing was summarised",
+            hint="'-' reads NDJSON (one response per line) or one JSON document; "
+            "check that the input is JSON",
         ) from None
     yield from _unpack(resource, name, problems)
 

@@ -17,13 +17,15 @@ from rejection_fhir.worksheet.source import PROJECT_FILE
 def _check_folder(
     directory: Path, base_url: str | None
 ) -> tuple[list[Finding], list[guard.Current]]:
-    ws, findings = project.load(directory)
+    ws, findings = project.load(directory, salvage=True)
     if ws is None:
         return findings, []
     result, more = project.check_and_build(ws, base_url=base_url)
+    # A salvaged worksheet is not what the author wrote: no version verdict on it.
     current = [
         guard.Current(q, source.display_path, source)
         for q, source in zip(result.questionnaires, ws.worksheets, strict=True)
+        if not source.salvaged
     ]
     return [*findings, *more], current
 
@@ -39,6 +41,13 @@ def _json_questionnaires(path: Path) -> list[guard.Current]:
         for r in guard.resources_in(value)
         if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
     ]
+
+
+#: Findings that make others follow (an unreadable file, a key or linkId given twice):
+#: each file's list starts with them, whatever their line.
+ROOT_CAUSES = frozenset(
+    {"read", "yaml-syntax", "yaml-duplicate-key", "json-syntax", "que-2", "duplicate-name"}
+)
 
 
 class _Baselines:
@@ -83,6 +92,12 @@ def validate(
     shown: dict[Path, Path] = {}
     json_current: list[guard.Current] = []
     for path in paths:
+        if not path.exists():
+            # Before anything else: a mistyped name must never read as "all worksheets valid".
+            raise UsageError(
+                f"{path}: no such file or folder",
+                hint="check the spelling; validate takes worksheet folders, .yaml sources and .json resources",
+            )
         if path.is_dir():
             folders[path.resolve()] = None
             shown.setdefault(path.resolve(), path)
@@ -99,8 +114,6 @@ def validate(
             findings.extend(project.check_json_file(path))
             if baselines is not None:
                 json_current.extend(_json_questionnaires(path))
-        elif not path.exists():
-            raise UsageError(f"{path}: no such file or folder")
         else:
             raise UsageError(f"{path}: not a worksheet folder, a .yaml source or a .json resource")
     for directory, wanted in folders.items():
@@ -121,4 +134,7 @@ def validate(
     if baselines is not None and json_current:
         baseline = baselines.against(None, json_current)
         findings.extend(guard.guard(json_current, baseline, whole_set=False))
-    return sorted(findings, key=lambda f: (f.file, f.line or 0, f.column or 0, f.rule))
+    return sorted(
+        findings,
+        key=lambda f: (f.file, f.rule not in ROOT_CAUSES, f.line or 0, f.column or 0, f.rule),
+    )

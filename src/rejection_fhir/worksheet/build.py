@@ -250,14 +250,18 @@ def _item(item: Mapping[str, Any], types: Mapping[str, str], terminology: Termin
 
 
 def item_types(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """linkId → type for every item, however deeply nested."""
+    """linkId → type for every item, however deeply nested.
+
+    A linkId used twice maps to its first item in document order, as the rules read it:
+    the duplicate is then the one finding (que-2), not an enableWhen answer typed after
+    the wrong item."""
     types: dict[str, str] = {}
-    stack = list(items)
+    stack = list(reversed(list(items)))
     while stack:
         item = stack.pop()
         if isinstance(item, Mapping) and isinstance(item.get("linkId"), str):
             types.setdefault(item["linkId"], str(item.get("type")))
-            stack.extend(item.get("items", []) or [])
+            stack.extend(reversed(item.get("items", []) or []))
     return types
 
 
@@ -289,7 +293,44 @@ def build_questionnaire(
     q["purpose"] = worksheet["purpose"]
     q["copyright"] = _copyright(project, worksheet)
     q["item"] = [_item(item, types, terminology) for item in worksheet["items"]]
-    return q
+    # FHIR orders text right after id; a resource without a narrative triggers dom-6.
+    return {"resourceType": q.pop("resourceType"), "id": q.pop("id"), "text": narrative(q), **q}
+
+
+def narrative(q: Mapping[str, Any]) -> JsonDict:
+    """A generated narrative (dom-6): the title, version and every item's text, in order,
+    nested as the items are, with each choice item's options.  The version guard and
+    ``publish`` set ``text`` aside, so changing how it is generated needs no new version."""
+    from functools import partial
+    from html import escape as html_escape
+
+    escape = partial(html_escape, quote=False)  # element content: only &, < and > matter
+
+    def items(children: Any) -> str:
+        rows = []
+        for item in children if isinstance(children, list) else []:
+            if not isinstance(item, Mapping):
+                continue
+            label = escape(" ".join(str(item.get(k)) for k in ("prefix", "text") if item.get(k)))
+            if item.get("required"):
+                label += " <i>(required)</i>"
+            options = [
+                escape(str(o["valueCoding"].get("display") or o["valueCoding"].get("code")))
+                for o in item.get("answerOption", []) or []
+                if isinstance(o, Mapping) and isinstance(o.get("valueCoding"), Mapping)
+            ]
+            if options:
+                label += f": {', '.join(options)}"
+            rows.append(f"<li>{label}{items(item.get('item'))}</li>")
+        return f"<ol>{''.join(rows)}</ol>" if rows else ""
+
+    title = escape(str(q.get("title") or q.get("name") or "Questionnaire"))
+    version = f" <span>(version {escape(str(q['version']))})</span>" if q.get("version") else ""
+    return {
+        "status": "generated",
+        "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><h3>{title}{version}</h3>'
+        f"{items(q.get('item'))}</div>",
+    }
 
 
 def build_codesystem(project: Mapping[str, Any], *, base_url: str | None = None) -> JsonDict:

@@ -10,7 +10,9 @@ element and empty arrays, so without these checks HAPI would report errors that
 * no empty arrays or objects anywhere (FHIR JSON leaves an element out instead; ele-1);
 * canonical and system URIs (``url``, ``Coding.system``, ``answerValueSet``, extension
   and profile urls) are absolute and carry no whitespace;
-* ext-1: an extension has a value or nested extensions, not both and not neither.
+* ext-1: an extension has a value or nested extensions, not both and not neither;
+* an item's booleans, integers and strings have that JSON type (the models would read
+  ``"repeats": "yes"`` as true).
 """
 
 from __future__ import annotations
@@ -203,6 +205,46 @@ def _check_shapes(q: Mapping[str, Any]) -> list[Issue]:
     return issues
 
 
+#: Item elements and the JSON type FHIR gives them.  The models coerce in lax mode
+#: ("yes" → true, "5" → 5); FHIR JSON does not, and HAPI rejects such a resource.
+_ITEM_PRIMITIVES: tuple[tuple[str, type, str], ...] = (
+    ("required", bool, "true or false"),
+    ("repeats", bool, "true or false"),
+    ("readOnly", bool, "true or false"),
+    ("maxLength", int, "a whole number"),
+    ("linkId", str, "text"),
+    ("text", str, "text"),
+    ("prefix", str, "text"),
+    ("definition", str, "text"),
+)
+
+
+def _check_primitives(q: Mapping[str, Any]) -> list[Issue]:
+    issues = []
+    checks: list[tuple[str, Any, type, str, str | None]] = [
+        ("experimental", q.get("experimental"), bool, "true or false", None)
+    ]
+    for path, item in _walk_items(q.get("item")):
+        for key, kind, words in _ITEM_PRIMITIVES:
+            checks.append((f"{path}.{key}", item.get(key), kind, words, _link_id(item)))
+    for path, value, kind, words, link_id in checks:
+        if value is None:
+            continue
+        wrong = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+        if wrong:
+            issues.append(
+                Issue(
+                    "primitive-type",
+                    "error",
+                    f"{path} must be {words} in FHIR JSON, not {type(value).__name__} "
+                    f"{str(value)[:40]!r}",
+                    link_id,
+                    path,
+                )
+            )
+    return issues
+
+
 def check_core(q: Mapping[str, Any]) -> list[Issue]:
-    """Required bindings, empty elements, URIs and ext-1 on a Questionnaire."""
-    return [*_check_bindings(q), *_check_shapes(q)]
+    """Required bindings, empty elements, URIs, ext-1 and JSON primitive types."""
+    return [*_check_bindings(q), *_check_shapes(q), *_check_primitives(q)]

@@ -61,11 +61,15 @@ class BuildResult:
         return build.transaction_bundle(self.resources)
 
 
-def load(directory: Path) -> tuple[WorksheetSet | None, list[Finding]]:
+def load(directory: Path, *, salvage: bool = False) -> tuple[WorksheetSet | None, list[Finding]]:
     """Read and schema-check every source.
 
     Returns the worksheets that passed the schema (so later rules still report on them)
     and every finding; the set is None only when _project.yaml itself is unusable.
+    With ``salvage`` (validate), a worksheet whose only schema problems are fields that can
+    be left out (an unknown field, a mistyped optional one) is kept without them, so that
+    one run reports the schema's findings and the rules' on the rest; it is marked
+    :attr:`Source.salvaged` and never built for output.
     """
     if not directory.is_dir():
         raise ConfigError(
@@ -90,9 +94,14 @@ def load(directory: Path) -> tuple[WorksheetSet | None, list[Finding]]:
                 exc.findings or [Finding(str(path), None, None, "error", "read", exc.message)]
             )
             continue
+        findings.extend(source.findings)
         schema_findings = check_schema(source, schema)
         findings.extend(schema_findings)
         if schema_findings:
+            if salvage and schema == "worksheet.schema.json":
+                salvaged = _salvage(source, schema)
+                if salvaged is not None:
+                    sources.append(salvaged)
             continue
         if schema == "project.schema.json":
             project = source
@@ -101,6 +110,77 @@ def load(directory: Path) -> tuple[WorksheetSet | None, list[Finding]]:
     if project is None:
         return None, findings
     return WorksheetSet(directory, project, sources), findings
+
+
+#: Item fields the rules and the build cannot do without: an item whose problem is one of
+#: these is not salvaged (its findings would be guesses).
+_ESSENTIAL_ITEM_FIELDS = frozenset({"linkId", "type", "text", "items", "valueSet", "options"})
+_ESSENTIAL_TOP_FIELDS = frozenset({"name", "version", "items"})
+
+
+def _salvage(source: Source, schema: str) -> Source | None:
+    """``source`` without the optional fields the schema rejected, if that satisfies it.
+
+    Positions stay valid: only mapping keys are dropped, never list entries.
+    """
+    import copy
+
+    data = copy.deepcopy(source.data)
+    if not isinstance(data, dict):
+        return None
+    for error in _schema_errors(source.data, schema):
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties":
+            extras = set(error.instance) - set(error.schema.get("properties", {}))
+            targets = [(*path, name) for name in extras]
+        elif error.validator == "required":
+            return None
+        else:
+            targets = [_field_path(path)]
+        for target in targets:
+            if not _drop(data, target):
+                return None
+    salvaged = Source(source.path, data, source.positions)
+    if check_schema(salvaged, schema):
+        return None
+    salvaged.salvaged = True
+    return salvaged
+
+
+def _schema_errors(data: Any, schema: str) -> list[Any]:
+    from rejection_fhir.worksheet.source import _validator
+
+    return list(_validator(schema).iter_errors(data))
+
+
+def _field_path(path: JsonPath) -> JsonPath:
+    """The path of the item field (or top-level field) that holds ``path``."""
+    last_item = None
+    for i in range(len(path) - 1):
+        if path[i] == "items" and isinstance(path[i + 1], int):
+            last_item = i + 1
+    if last_item is None:
+        return path[:1]
+    return path[: last_item + 2]
+
+
+def _drop(data: Any, path: JsonPath) -> bool:
+    """Delete the mapping key at ``path`` unless it is one the rules cannot do without."""
+    if not path or not isinstance(path[-1], str):
+        return False
+    essential = _ESSENTIAL_TOP_FIELDS if len(path) == 1 else _ESSENTIAL_ITEM_FIELDS
+    if path[-1] in essential:
+        return False
+    node = data
+    for part in path[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if not isinstance(node, dict):
+        return False
+    node.pop(path[-1], None)
+    return True
 
 
 def check_sources(ws: WorksheetSet) -> list[Finding]:
@@ -230,6 +310,10 @@ def issue_to_finding(
     )
 
 
+#: Rules on the built resource that check_sources reports on the YAML already.
+_SOURCE_RULES = frozenset({"no-options"})
+
+
 def check_and_build(
     ws: WorksheetSet, *, base_url: str | None = None
 ) -> tuple[BuildResult, list[Finding]]:
@@ -245,6 +329,8 @@ def check_and_build(
         questionnaires.append(q)
         link_paths = _link_paths(source)
         for issue in [*rules.check_structure(q), *rules.check_questionnaire(q, code_systems)]:
+            if issue.rule in _SOURCE_RULES:
+                continue  # check_sources said it in the author's words (valueSet, options)
             findings.append(issue_to_finding(source, issue, link_paths))
     return BuildResult(questionnaires, codesystem, valuesets), findings
 
@@ -280,10 +366,17 @@ def check_json_file(
             )
         ]
     resources: Sequence[Any]
+    #: Where each resource stands in the file, for the positions of its findings.
+    prefixes: list[str]
     if isinstance(resource, Mapping) and resource.get("resourceType") == "Bundle":
-        resources = [e.get("resource") for e in resource.get("entry", []) if isinstance(e, Mapping)]
+        entries = [
+            (i, e) for i, e in enumerate(resource.get("entry", [])) if isinstance(e, Mapping)
+        ]
+        resources = [e.get("resource") for _, e in entries]
+        prefixes = [f"entry[{i}].resource" for i, _ in entries]
     else:
         resources = [resource]
+        prefixes = [""]
     systems = dict(code_systems or {})
     for r in resources:
         if (
@@ -294,8 +387,11 @@ def check_json_file(
             systems[r["url"]] = {
                 str(c.get("code")) for c in r.get("concept", []) if isinstance(c, Mapping)
             }
+    from rejection_fhir.worksheet.jsonpos import json_positions, position_of
+
+    positions = json_positions(text)
     findings = []
-    for r in resources:
+    for prefix, r in zip(prefixes, resources, strict=True):
         if not isinstance(r, Mapping):
             findings.append(
                 Finding(
@@ -311,11 +407,16 @@ def check_json_file(
         if r.get("resourceType") != "Questionnaire":
             continue
         for issue in [*rules.check_structure(r), *rules.check_questionnaire(r, systems)]:
+            line, column = _line_of(text, issue.link_id), None
+            if issue.path:
+                at = position_of(positions, ".".join(p for p in (prefix, issue.path) if p))
+                if at is not None:
+                    line, column = at
             findings.append(
                 Finding(
                     display,
-                    _line_of(text, issue.link_id),
-                    None,
+                    line,
+                    column,
                     issue.severity,
                     issue.rule,
                     issue.message,

@@ -66,6 +66,13 @@ ANSWER_OPTION_TYPES = {
     "string",
     "quantity",
 }
+#: SDC: options computed at run time, which count as options.
+ANSWER_EXPRESSION = (
+    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-answerExpression"
+)
+CANDIDATE_EXPRESSION = (
+    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-candidateExpression"
+)
 _NAME_RE = re.compile(r"^[A-Z]([A-Za-z0-9_]){0,254}$")
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 
@@ -336,6 +343,20 @@ def _check_item(
         and item_type != "display"
     ):
         issue("que-5", f"{_a(str(item_type))} item cannot have answer options")
+    if (
+        item_type in {"choice", "open-choice"}
+        and not item.get("answerOption")
+        and not item.get("answerValueSet")
+        and _ext(item, ANSWER_EXPRESSION) is None
+        and _ext(item, CANDIDATE_EXPRESSION) is None
+    ):
+        # Nothing to choose from: a renderer shows an empty list (open-choice, a bare box).
+        issue(
+            "no-options",
+            f"{item_type} item '{link_id}' has nothing to choose from: add answerOption or "
+            "answerValueSet",
+            at=f"{path}.type",
+        )
     if item_type in {"group", "display"} and any(k.startswith("initial") for k in item):
         issue("que-8", "groups and display items cannot have initial values")
     if "maxLength" in item and item_type not in SIMPLE_TYPES_WITH_MAX_LENGTH:
@@ -392,6 +413,7 @@ def _check_item(
             "quantity",
         }:
             issue("sdc-min-max", f"min/max do not apply to a {item_type} item")
+            break  # once for the item, not once per bound
         elif ext is not None and item_type == "integer" and "valueInteger" not in ext:
             issue("sdc-min-max", "min/max of an integer item must be whole numbers")
         del bound

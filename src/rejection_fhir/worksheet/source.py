@@ -45,6 +45,11 @@ class Source:
     path: Path
     data: Any
     positions: dict[JsonPath, Pos] = field(default_factory=dict)
+    #: Problems found while parsing that did not stop it (a key given twice: the last one
+    #: counts, as in YAML 1.1 loaders), reported with the schema's and the rules' findings.
+    findings: list[Finding] = field(default_factory=list)
+    #: Kept for validate with the fields the schema rejected left out (project.load).
+    salvaged: bool = False
 
     @property
     def display_path(self) -> str:
@@ -181,9 +186,7 @@ def parse_yaml(text: str, path: Path) -> Source:
         raise SourceError(f"{finding.where()}: {finding.message}", findings=[finding]) from None
     finally:
         loader.dispose()
-    if duplicates:
-        raise SourceError(format_first(duplicates), findings=duplicates)
-    return Source(path=path, data=data, positions=positions)
+    return Source(path=path, data=data, positions=positions, findings=duplicates)
 
 
 def format_first(findings: list[Finding]) -> str:

@@ -191,3 +191,98 @@ def test_workflow_on_a_push_compares_with_main_before_the_push(clinic):
     new_branch = _run_step(clinic, GITHUB_EVENT_NAME="push", BEFORE="0" * 40)
     assert new_branch.returncode == 0
     assert new_branch.stdout.strip() == ""  # valid, and no REF to compare with
+
+
+# --- installing a release from a git tag (nothing is on PyPI) ------------------------------
+
+
+def _version() -> str:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return str(project["version"])
+
+
+def _workflow_package() -> str:
+    workflow = yaml.safe_load((REPO / "docs" / "github-workflow.yml").read_text(encoding="utf-8"))
+    return str(workflow["jobs"]["validate"]["env"]["RFHIR_PACKAGE"])
+
+
+def _documented_pre_commit_rev() -> str:
+    text = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(repos:.*?)```", text, re.S)
+    assert block, "docs/ci.md has no pre-commit example"
+    (repo,) = yaml.safe_load(block.group(1))["repos"]
+    return str(repo["rev"])
+
+
+def test_examples_install_the_current_release_tag_from_git():
+    tag = f"v{_version()}"
+    package = _workflow_package()
+    assert re.fullmatch(
+        rf"rejection-fhir @ git\+https://\S+/rejection-fhir@{re.escape(tag)}", package
+    )
+    assert _documented_pre_commit_rev() == tag
+    hooks_comment = (REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+    assert f"rev: {tag}" in hooks_comment
+    assert "==" not in package  # nothing is published on PyPI
+
+
+def test_the_documented_git_tag_install_works(tmp_path):
+    """pip installs the workflow's requirement from a tagged repository (a local copy here)."""
+    source = tmp_path / "rejection-fhir"
+    source.mkdir()
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        src, dst = REPO / name, source / name
+        if not src.exists() and not src.is_symlink():
+            continue  # deleted in the working tree
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            dst.symlink_to(os.readlink(src))
+        else:
+            shutil.copy2(src, dst)
+    _git(source, "init", "-q", "-b", "main")
+    _git(source, "add", "-A")
+    _git(source, "commit", "-q", "-m", "release")
+    tag = f"v{_version()}"
+    _git(source, "tag", "-a", tag, "-m", f"rejection-fhir {_version()}")
+    _git(source, "commit", "-q", "--allow-empty", "-m", "after the release")
+
+    documented = _workflow_package()
+    local = re.sub(r"git\+https://\S+@", f"git+file://{source}@", documented)
+    assert local != documented and local.endswith(f"@{tag}")
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            local,
+        ],
+        env=_env(RFHIR_PURE_PYTHON="1"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    version = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import rejection_fhir, sys; print(rejection_fhir.__version__, rejection_fhir.__file__)",
+        ],
+        env={**_env(), "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert version[0] == _version() and version[1].startswith(str(site))
+    assert (site / "rejection_fhir" / "data" / "questionnaires" / "_project.yaml").is_file()

@@ -77,7 +77,7 @@ def test_missing_lforms_is_a_config_error_that_says_what_to_run(tmp_path: Path) 
         resolve_lforms_dir(tmp_path / "nowhere")
     assert caught.value.exit_code == ExitCode.CONFIG
     assert "webcomponent/lhc-forms.js" in str(caught.value)
-    assert "scripts/install-lforms" in str(caught.value)
+    assert "rejection-fhir preview --install-lforms" in str(caught.value)
 
 
 def test_partly_installed_lforms_names_the_missing_file(lforms_dir: Path) -> None:
@@ -248,3 +248,76 @@ def test_run_preview_refuses_an_unknown_name_before_serving(
         run_preview([questionnaire()], "Nope", port=0)
     assert "'Nope'" in str(caught.value) and "RejectionLog" in str(caught.value)
     assert capsys.readouterr().out == ""
+
+
+# --- names a person types, and reloading after an edit (issue 18) --------------------------
+
+
+def test_a_worksheet_is_served_under_its_worksheet_name_too(lforms_dir: Path) -> None:
+    q = questionnaire(id="rejection-log")
+    app = make_preview_app([q], lforms_dir)
+    assert app("/q/rejection-log").status == 200
+    assert app("/q/RejectionLog").body == app("/q/rejection-log").body
+    assert json.loads(app("/q/rejection-log.json").body)["name"] == "RejectionLog"
+
+
+def test_an_unknown_page_suggests_the_closest_name(lforms_dir: Path) -> None:
+    app = make_preview_app([questionnaire(id="rejection-log")], lforms_dir)
+    response = app("/q/rejection-lgo")
+    assert response.status == 404 and b"did you mean 'rejection-log'" in response.body
+
+
+def test_run_preview_takes_the_worksheet_name_and_suggests_for_a_typo() -> None:
+    with pytest.raises(UsageError) as caught:
+        run_preview([questionnaire(id="rejection-log")], "rejection-lgo", port=0)
+    assert "did you mean 'rejection-log'" in str(caught.value)
+
+
+def test_pages_are_rebuilt_when_the_sources_change(lforms_dir: Path) -> None:
+    from rejection_fhir.preview import make_reloading_app
+
+    current = {"title": "First title", "stamp": 1, "loads": 0}
+
+    def load() -> list[dict[str, Any]]:
+        current["loads"] += 1
+        return [questionnaire(title=current["title"])]
+
+    app = make_reloading_app(load, lambda: current["stamp"], lforms_dir)
+    assert b"First title" in app("/q/RejectionLog").body
+    current["title"] = "Second title"
+    assert b"First title" in app("/q/RejectionLog").body  # unchanged stamp: not rebuilt
+    current["stamp"] = 2
+    assert b"Second title" in app("/q/RejectionLog").body
+    assert current["loads"] == 2
+
+
+def test_a_source_that_no_longer_builds_is_shown_not_fatal(lforms_dir: Path) -> None:
+    from rejection_fhir.errors import SourceError
+    from rejection_fhir.preview import make_reloading_app
+
+    state = {"broken": False, "stamp": 1}
+
+    def load() -> list[dict[str, Any]]:
+        if state["broken"]:
+            raise SourceError("rejection-log.yaml:3:1: YAML syntax error")
+        return [questionnaire()]
+
+    app = make_reloading_app(load, lambda: state["stamp"], lforms_dir)
+    state.update(broken=True, stamp=2)
+    response = app("/q/RejectionLog")
+    assert response.status == 500 and b"rejection-log.yaml:3:1" in response.body
+    state.update(broken=False, stamp=3)
+    assert app("/q/RejectionLog").status == 200
+
+
+def test_the_folder_stamp_changes_when_a_yaml_file_is_edited(tmp_path: Path) -> None:
+    import os
+
+    from rejection_fhir.preview import folder_stamp
+
+    source = tmp_path / "rejection-log.yaml"
+    source.write_text("a: 1\n")
+    before = folder_stamp(tmp_path)
+    source.write_text("a: 22\n")
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10_000_000))
+    assert folder_stamp(tmp_path) != before

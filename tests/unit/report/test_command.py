@@ -136,7 +136,7 @@ def test_pdf_without_chromium_fails_clearly_before_any_request(monkeypatch, caps
         main(["report", "--patient", "p1", "--server", BASE, "--pdf", str(tmp_path / "r.pdf")])
     assert exit_info.value.code == ConfigError.exit_code == 4
     err = capsys.readouterr().err
-    assert "--pdf/--png need Chromium" in err and "run scripts/install-browser" in err
+    assert "--pdf/--png need Chromium" in err and "apt-get install chromium" in err
     assert len(responses.calls) == 0
     assert not (tmp_path / "report.html").exists()
 
@@ -154,3 +154,33 @@ def test_server_refusal_names_the_search_without_the_patient(settings, tmp_path)
     assert "GET Observation" in str(error.value)
     assert "secret-patient-7" not in str(error.value)
     assert not (tmp_path / "r.html").exists()
+
+
+@responses.activate
+def test_png_without_playwright_fails_before_writing_anything(monkeypatch, capsys, tmp_path):
+    import sys
+
+    chromium = tmp_path / "chromium"
+    chromium.write_text("#!/bin/sh\n")
+    chromium.chmod(0o755)
+    monkeypatch.setenv("RFHIR_CHROMIUM", str(chromium))
+    monkeypatch.setitem(sys.modules, "playwright", None)
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--patient", "p1", "--server", BASE, "--png", str(tmp_path / "r.png")])
+    assert exit_info.value.code == ConfigError.exit_code == 4
+    err = capsys.readouterr().err
+    assert "playwright" in err and "rejection-fhir[browser]" in err
+    assert len(responses.calls) == 0
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "r.png").exists()
+
+
+@responses.activate
+def test_an_unwritable_report_path_is_an_output_error(clinic, capsys, tmp_path):
+    FakeServer(responses.mock, clinic.resources)
+    blocker = tmp_path / "FILE"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--patient", "p1", "--server", BASE, "--out", str(blocker / "r.html")])
+    assert exit_info.value.code == 14
+    assert f"{blocker} is a file, not a directory" in capsys.readouterr().err

@@ -151,3 +151,34 @@ def test_build_removes_resources_no_longer_built_but_keeps_foreign_files(repo, t
     build(repo / "questionnaires", out)
     assert not (out / "Questionnaire-retired-worksheet.json").exists()
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_each_questionnaire_carries_a_generated_narrative_of_its_items(built):
+    from xml.etree import ElementTree as ET
+
+    for q in built.questionnaires:
+        text = q["text"]
+        assert text["status"] == "generated"
+        div = ET.fromstring(text["div"])  # well-formed XHTML
+        assert div.tag == "{http://www.w3.org/1999/xhtml}div"
+        shown = "".join(div.itertext())
+        assert q["title"] in shown
+
+        def walk(items):
+            for item in items:
+                yield item
+                yield from walk(item.get("item", []))
+
+        for item in walk(q["item"]):
+            assert item["text"] in shown, (q["id"], item["linkId"])
+    assert list(built.questionnaires[0])[:3] == ["resourceType", "id", "text"]
+
+
+def test_the_narrative_escapes_what_it_quotes():
+    q = {
+        "resourceType": "Questionnaire",
+        "title": "<b>T</b> & co",
+        "item": [{"linkId": "a", "type": "string", "text": "<script>alert(1)</script>"}],
+    }
+    div = builder.narrative(q)["div"]
+    assert "<script>" not in div and "&lt;script&gt;" in div and "&amp; co" in div

@@ -230,3 +230,44 @@ def test_validate_reports_invalid_json_with_position(tmp_path):
     path.write_text('{"resourceType": "Questionnaire",\n "item": [}')
     (finding,) = validate([path])
     assert finding.rule == "json-syntax" and finding.line == 2
+
+
+def test_built_json_with_a_text_boolean_is_caught_at_its_line_and_column(tmp_path):
+    q = copy.deepcopy(BASE)
+    q["item"][1]["repeats"] = "yes"  # pydantic would read "yes" as true
+    path = tmp_path / "Questionnaire-q.json"
+    text = json.dumps(q, indent=2)
+    path.write_text(text)
+    (finding,) = [f for f in validate([path]) if f.severity == "error"]
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if '"repeats"' in row)
+    column = text.splitlines()[line - 1].index('"repeats"') + 1
+    assert (finding.rule, finding.location) == ("primitive-type", "n")
+    assert (finding.line, finding.column) == (line, column)
+    assert "true or false" in finding.message
+
+
+def test_built_json_choice_without_options_is_caught_at_the_item(tmp_path):
+    q = copy.deepcopy(BASE)
+    del q["item"][0]["answerOption"]
+    bundle = tmp_path / "bundle.json"
+    text = json.dumps(
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": q}]}, indent=2
+    )
+    bundle.write_text(text)
+    (finding,) = [f for f in validate([bundle]) if f.severity == "error"]
+    rows = text.splitlines()
+    line = next(i for i, row in enumerate(rows, 1) if '"type": "choice"' in row)
+    assert (finding.rule, finding.location) == ("no-options", "kind")
+    assert (finding.line, finding.column) == (line, rows[line - 1].index('"type"') + 1)
+
+
+def test_choice_with_an_answer_expression_needs_no_options():
+    q = copy.deepcopy(BASE)
+    del q["item"][0]["answerOption"]
+    q["item"][0]["extension"] = [
+        {
+            "url": "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-answerExpression",
+            "valueExpression": {"language": "text/fhirpath", "expression": "%kinds"},
+        }
+    ]
+    assert "no-options" not in {i.rule for i in rules.check_questionnaire(q, {})}

@@ -263,3 +263,97 @@ def test_build_leaves_a_previous_build_untouched_when_a_source_breaks(
     with pytest.raises(SourceError):
         build(folder, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# --- All findings of one file in one run, the root cause first (issue 18) ------------------
+
+
+def test_schema_and_rule_findings_arrive_in_one_run(folder):
+    _write(
+        folder,
+        """\
+        items:
+          - linkId: a
+            type: text
+            text: A
+            colour: red
+          - linkId: g
+            type: group
+            text: G
+            min: 0
+            max: 3
+            items:
+              - {linkId: g1, type: string, text: G1}
+    """,
+    )
+    errors = [f for f in validate([folder]) if f.severity == "error"]
+    assert [(f.rule, f.line) for f in errors] == [
+        ("schema-additionalProperties", 12),
+        ("sdc-min-max", 13),
+    ]
+
+
+def test_duplicate_yaml_key_does_not_hide_the_other_findings(folder):
+    _write(
+        folder,
+        """\
+        items:
+          - linkId: a
+            type: text
+            text: A
+            text: B
+          - linkId: b
+            type: text
+            text: B
+            colour: red
+    """,
+    )
+    rules = [f.rule for f in validate([folder]) if f.severity == "error"]
+    assert rules == ["yaml-duplicate-key", "schema-additionalProperties"]
+
+
+def test_duplicate_link_id_is_the_root_cause_reported_first(folder):
+    _write(
+        folder,
+        """\
+        items:
+          - linkId: kind
+            type: choice
+            text: Kind
+            valueSet: rejection-kind
+          - linkId: kind-other
+            type: string
+            text: Other
+            enableWhen:
+              - {question: kind, operator: "=", answer: other}
+          - linkId: kind
+            type: integer
+            text: Duplicate
+    """,
+    )
+    errors = [f for f in validate([folder]) if f.severity == "error"]
+    assert [(f.rule, f.line) for f in errors] == [("que-2", 18)]
+
+
+def test_min_max_on_a_group_is_reported_once(folder):
+    _write(
+        folder,
+        """\
+        items:
+          - linkId: g
+            type: group
+            text: G
+            min: 0
+            max: 3
+            items:
+              - {linkId: g1, type: string, text: G1}
+    """,
+    )
+    assert [f.rule for f in validate([folder]) if f.severity == "error"] == ["sdc-min-max"]
+
+
+def test_a_missing_yaml_file_is_a_usage_error(folder):
+    from rejection_fhir.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"broken-typo\.yaml: no such file"):
+        validate([folder / "broken-typo.yaml"])
