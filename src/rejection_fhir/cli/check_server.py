@@ -21,6 +21,9 @@ def check_server_cmd(fmt: str, **server: Any) -> None:
     Reads the CapabilityStatement and SMART configuration and probes the searches and
     headers the tool relies on, with requests that write nothing.  Exits 0 when sync can do
     its job on this server, 12 when it cannot (no way to find responses or write the note).
+
+    Example:
+      rejection-fhir check-server --server https://ehr.example/fhir/r4 --format json
     """
     from rejection_fhir.commands.check_server import check_server, report_json, report_text
     from rejection_fhir.errors import ExitCode
