@@ -22,6 +22,7 @@ def check_server_cmd(fmt: str, **server: Any) -> None:
     headers the tool relies on, with requests that write nothing.  Exits 0 when sync can do
     its job on this server, 12 when it cannot (no way to find responses or write the note).
 
+    \b
     Example:
       rejection-fhir check-server --server https://ehr.example/fhir/r4 --format json
     """
