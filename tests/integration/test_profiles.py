@@ -458,3 +458,35 @@ def test_each_profile_keeps_its_own_data(ep: Endpoint, fhir_server: str) -> None
     for other in [fhir_server] + [f"{fhir_server}/{n}" for n in NAMES if n != ep.profile["name"]]:
         seen = requests.get(f"{other}/Patient", params=search, headers=ACCESS, timeout=60).json()
         assert seen["total"] == 0, other
+
+
+# ------------------------------------------------------------------------------ seed
+
+
+def test_seed_leaves_what_the_ehr_would_hold(ep: Endpoint) -> None:
+    from rejection_fhir.cli.options import built_worksheets
+    from rejection_fhir.commands.seed import seed
+    from rejection_fhir.settings import load_settings
+
+    base_url = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"
+    questionnaires = built_worksheets(None, base_url)
+    seeded = seed(load_settings({"server": ep.base}, env={}), questionnaires, rounds=1)
+
+    def count(path: str, **params: str) -> int:
+        got = ep.send("GET", path, headers=ACCESS, _summary="count", **params)
+        assert got.status_code == 200, got.text
+        total: int = got.json()["total"]
+        return total
+
+    assert (
+        count(seeded.patient.replace("/", "?_id=").split("?")[0], _id=seeded.patient.split("/")[1])
+        == 1
+    )
+    assert seeded.encounter is not None
+    assert count("Encounter", patient=seeded.patient) == 1
+    assert count("QuestionnaireResponse", patient=seeded.patient) == len(questionnaires)
+    held = count("Questionnaire", url=questionnaires[0]["url"])
+    if ep.allows("Questionnaire", "create"):
+        assert held == 0 and seeded.questionnaires == 0  # clients publish them (`publish`)
+    else:
+        assert held == 1 and seeded.questionnaires == len(questionnaires)
