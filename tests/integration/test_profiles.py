@@ -450,14 +450,24 @@ def test_test_access_needs_the_exact_value(ep: Endpoint) -> None:
 
 
 def test_each_profile_keeps_its_own_data(ep: Endpoint, fhir_server: str) -> None:
+    """Patients and Questionnaires alike (HAPI would share Questionnaires between partitions)."""
     marker = uuid.uuid4().hex
+    url = f"https://test.rejection-fhir.org/fhir/Questionnaire/{marker}"
     ep.create({"resourceType": "Patient", "identifier": [{"system": "urn:sep", "value": marker}]})
-    search = {"identifier": f"urn:sep|{marker}", "_summary": "count"}
-    own = requests.get(f"{ep.base}/Patient", params=search, headers=ACCESS, timeout=60).json()
-    assert own["total"] == 1
-    for other in [fhir_server] + [f"{fhir_server}/{n}" for n in NAMES if n != ep.profile["name"]]:
-        seen = requests.get(f"{other}/Patient", params=search, headers=ACCESS, timeout=60).json()
-        assert seen["total"] == 0, other
+    ep.create({"resourceType": "Questionnaire", "url": url, "status": "active"})
+    searches = {
+        "Patient": {"identifier": f"urn:sep|{marker}", "_summary": "count"},
+        "Questionnaire": {"url": url, "_summary": "count"},
+    }
+    others = [fhir_server] + [f"{fhir_server}/{n}" for n in NAMES if n != ep.profile["name"]]
+    for rtype, search in searches.items():
+        own = requests.get(f"{ep.base}/{rtype}", params=search, headers=ACCESS, timeout=60).json()
+        assert own["total"] == 1, rtype
+        for other in others:
+            seen = requests.get(
+                f"{other}/{rtype}", params=search, headers=ACCESS, timeout=60
+            ).json()
+            assert seen["total"] == 0, (rtype, other)
 
 
 # ------------------------------------------------------------------------------ seed
