@@ -394,6 +394,26 @@ def test_version_headers(ep: Endpoint, subject: str) -> None:
         assert "ETag" not in ep.send("GET", path).headers
 
 
+def test_update_as_create(ep: Endpoint, subject: str) -> None:
+    """PUT to an id that does not exist yet: refused unless the profile says updateCreate."""
+    rule = ep.rule("QuestionnaireResponse")
+    assert rule is not None
+    qr = response(subject)
+    qr["id"] = f"client-{uuid.uuid4().hex[:12]}"
+    answer = ep.send("PUT", f"QuestionnaireResponse/{qr['id']}", qr)
+    if "update" not in rule["interactions"]:
+        ep.assert_refused(answer, "unsupported-interaction", "update is not supported")
+    elif rule.get("updateCreate"):
+        assert answer.status_code == 201, answer.text
+    else:
+        ep.assert_refused(answer, "unsupported-interaction", "update-as-create")
+        assert (
+            ep.send("GET", f"QuestionnaireResponse/{qr['id']}", headers=ACCESS).status_code == 404
+        )
+    with_access = ep.send("PUT", f"QuestionnaireResponse/{qr['id']}", qr, ACCESS)
+    assert with_access.status_code == 201, with_access.text
+
+
 def test_medplum_strict_isolation_limit(ep: Endpoint, subject: str) -> None:
     limit = ep.profile["transaction"].get("strictIsolationMaxEntries")
     if limit is None:
