@@ -461,6 +461,60 @@ def test_oracle_batch_holds_provenance_only(ep: Endpoint, subject: str) -> None:
     assert answer.json()["entry"][0]["response"]["status"].startswith("201")
 
 
+def test_bulk_export_levels(ep: Endpoint, subject: str) -> None:
+    """Group export where the profile offers it, finished inside the profile's own data."""
+    import time
+
+    levels = ep.profile.get("bulkExport", {}).get("levels", [])
+    async_ = {"Prefer": "respond-async"}
+    system = ep.send("GET", "$export", headers=async_)
+    if "system" in levels:
+        assert system.status_code == 202, system.text
+        ep.send("DELETE", system.headers["Content-Location"].split("/")[-1])
+    else:
+        ep.assert_refused(
+            system, "unsupported-interaction", "$export is not supported at system level"
+        )
+
+    group = ep.create(
+        {
+            "resourceType": "Group",
+            "type": "person",
+            "actual": True,
+            "member": [{"entity": {"reference": subject}}],
+        }
+    )
+    ep.send("POST", "QuestionnaireResponse", response(subject))
+    kickoff = ep.send(
+        "GET", f"Group/{group['id']}/$export", headers=async_, _type="QuestionnaireResponse"
+    )
+    if "Group" not in levels:
+        ep.assert_refused(
+            kickoff, "unsupported-interaction", "$export is not supported at Group level"
+        )
+        return
+    assert kickoff.status_code == 202, kickoff.text
+    status_url = kickoff.headers["Content-Location"]
+    assert status_url.startswith(ep.base + "/")
+    deadline = time.monotonic() + 180
+    while True:
+        poll = ep.http.get(status_url, timeout=60)
+        if poll.status_code == 200:
+            break
+        assert poll.status_code == 202, poll.text
+        assert time.monotonic() < deadline, "export did not finish"
+        time.sleep(1)
+    outputs = poll.json()["output"]
+    assert outputs and all(o["url"].startswith(ep.base + "/Binary/") for o in outputs)
+    lines = []
+    for output in outputs:
+        data = ep.http.get(output["url"], headers={"Accept": "application/fhir+ndjson"}, timeout=60)
+        assert data.status_code == 200, data.text
+        lines += [json.loads(line) for line in data.text.splitlines() if line.strip()]
+    responses_ = [r for r in lines if r["resourceType"] == "QuestionnaireResponse"]
+    assert responses_ and {r["subject"]["reference"] for r in responses_} == {subject}
+
+
 # --------------------------------------------------------------- test access and separation
 
 
