@@ -262,3 +262,27 @@ def patient(identifier: str, *, family: str = "Example", given: str = "Sam") -> 
             ]
         },
     }
+
+
+def encounter(subject: str, start: datetime) -> JsonDict:
+    """A finished ambulatory visit for *subject*: EHRs that file notes against a visit need one."""
+    return {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "AMB",
+            "display": "ambulatory",
+        },
+        "subject": {"reference": subject},
+        "period": {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()},
+        "meta": {
+            "tag": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                    "code": "HTEST",
+                    "display": "test health data",
+                }
+            ]
+        },
+    }

@@ -1,6 +1,31 @@
 package dev.rejectionfhir.hapi;
 
 import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
+import ca.uhn.fhir.interceptor.model.RequestPartitionId;
+import ca.uhn.fhir.jpa.api.dao.DaoRegistry;
+import ca.uhn.fhir.jpa.partition.IRequestPartitionHelperSvc;
+import ca.uhn.fhir.rest.server.ETagSupportEnum;
+import dev.rejectionfhir.hapi.profiles.JobPartitionSelector;
+import dev.rejectionfhir.hapi.profiles.PartitionSelector;
+import ca.uhn.fhir.interceptor.api.IInterceptorService;
+import dev.rejectionfhir.hapi.profiles.Profile;
+import dev.rejectionfhir.hapi.profiles.ProfileCapabilityStatementProvider;
+import dev.rejectionfhir.hapi.profiles.ProfileInterceptor;
+import dev.rejectionfhir.hapi.profiles.ProfilePartitionHelperSvc;
+import jakarta.servlet.ServletRegistration;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Stream;
+import org.springframework.beans.factory.support.BeanDefinitionRegistry;
+import org.springframework.beans.factory.support.BeanDefinitionRegistryPostProcessor;
+import org.springframework.beans.factory.support.RootBeanDefinition;
+import org.springframework.boot.web.servlet.ServletContextInitializer;
 import ca.uhn.fhir.batch2.maintenance.JobMaintenanceServiceImpl;
 import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.context.support.IValidationSupport;
@@ -35,7 +60,7 @@ import org.springframework.orm.jpa.LocalContainerEntityManagerFactoryBean;
 /**
  * The beans HAPI's JPA configuration expects the host application to provide (storage
  * settings, data source, entity manager factory, transaction manager), plus the REST layer:
- * a {@link RestfulServer} mounted at /fhir/*.
+ * a {@link RestfulServer} mounted at /fhir/*, and one more per EHR profile at /fhir/&lt;profile&gt;/*.
  */
 @Configuration
 public class FhirServerConfig {
@@ -64,9 +89,44 @@ public class FhirServerConfig {
 		return s;
 	}
 
+	/**
+	 * Partitioning keeps each EHR profile's data apart: the plain server at /fhir/ uses the default
+	 * partition, each profile at /fhir/&lt;profile&gt;/ its own (see {@link PartitionSelector}).
+	 * Unnamed mode: partitions are plain numbers from the profile files, with no partition table
+	 * entries to create first.
+	 */
 	@Bean
 	public PartitionSettings partitionSettings() {
-		return new PartitionSettings(); // partitioning off
+		PartitionSettings settings = new PartitionSettings();
+		settings.setPartitioningEnabled(true);
+		settings.setUnnamedPartitionMode(true);
+		// HAPI guards conditional creates with a unique search-URL row; without this the row is
+		// global, and the same If-None-Exist in two partitions (e.g. publishing one worksheet to
+		// two profiles) fails with HAPI-2745 instead of creating one resource in each.
+		settings.setConditionalCreateDuplicateIdentifiersEnabled(true);
+		return settings;
+	}
+
+	/**
+	 * Swaps HAPI's partition helper for {@link ProfilePartitionHelperSvc} (Questionnaire becomes
+	 * partitionable). A registry post-processor replaces the bean definition before anything is
+	 * created, so every HAPI bean gets ours; static so Spring can run it before this class exists.
+	 */
+	@Bean
+	public static BeanDefinitionRegistryPostProcessor profilePartitionHelperDefinition() {
+		return new BeanDefinitionRegistryPostProcessor() {
+			@Override
+			public void postProcessBeanDefinitionRegistry(BeanDefinitionRegistry registry) throws BeansException {
+				String name = "requestPartitionHelperService";
+				if (registry.containsBeanDefinition(name)) {
+					registry.removeBeanDefinition(name);
+				}
+				registry.registerBeanDefinition(name, new RootBeanDefinition(ProfilePartitionHelperSvc.class));
+			}
+
+			@Override
+			public void postProcessBeanFactory(ConfigurableListableBeanFactory beanFactory) throws BeansException {}
+		};
 	}
 
 	@Bean(destroyMethod = "close")
@@ -138,8 +198,22 @@ public class FhirServerConfig {
 		};
 	}
 
+	/** Everything a RestfulServer needs, shared by the plain server and every profile's. */
+	record ServerParts(
+			FhirContext fhirContext,
+			ResourceProviderFactory resourceProviders,
+			JpaSystemProvider<?, ?> systemProvider,
+			IFhirSystemDao<?, ?> systemDao,
+			JpaStorageSettings storageSettings,
+			ISearchParamRegistry searchParamRegistry,
+			IValidationSupport validationSupport,
+			DatabaseBackedPagingProvider pagingProvider,
+			BulkDataExportProvider bulkDataExportProvider,
+			IRequestPartitionHelperSvc partitionHelper,
+			DaoRegistry daoRegistry) {}
+
 	@Bean
-	public RestfulServer restfulServer(
+	public ServerParts serverParts(
 			FhirContext fhirContext,
 			@Qualifier("myResourceProvidersR4") ResourceProviderFactory resourceProviders,
 			@Qualifier("mySystemProviderR4") JpaSystemProvider<?, ?> systemProvider,
@@ -148,7 +222,12 @@ public class FhirServerConfig {
 			ISearchParamRegistry searchParamRegistry,
 			IValidationSupport validationSupport,
 			DatabaseBackedPagingProvider pagingProvider,
-			BulkDataExportProvider bulkDataExportProvider) {
+			BulkDataExportProvider bulkDataExportProvider,
+			IRequestPartitionHelperSvc partitionHelper,
+			DaoRegistry daoRegistry,
+			IInterceptorService interceptorService) {
+		// Background jobs (bulk export steps) carry no HTTP request, hence no endpoint partition.
+		interceptorService.registerInterceptor(new JobPartitionSelector());
 		if (Boolean.parseBoolean(
 				HapiServerApplication.setting("rfhir.hapi.lenient-parsing", "RFHIR_HAPI_LENIENT_PARSING", "false"))) {
 			// Opt-in. By default HAPI rejects a body with an invalid code in a required-binding
@@ -162,22 +241,34 @@ public class FhirServerConfig {
 		// strips versions from stored references unless told otherwise, path by path.
 		fhirContext.getParserOptions().setDontStripVersionsFromReferencesAtPaths("Provenance.entity.what");
 
-		RestfulServer server = new RestfulServer(fhirContext);
-		// One provider per resource type: CRUD, search, _history, $validate, conditional ops.
-		server.registerProviders(resourceProviders.createProviders());
-		// System level: transaction/batch Bundles, /_history, $meta, ...
-		server.registerProvider(systemProvider);
-		// $export, $export-poll-status (results are Binary resources holding NDJSON).
-		server.registerProvider(bulkDataExportProvider);
-
 		// Search results are paged through the database so "next" links survive between requests.
 		pagingProvider.setDefaultPageSize(20);
 		pagingProvider.setMaximumPageSize(500);
-		server.setPagingProvider(pagingProvider);
+		return new ServerParts(fhirContext, resourceProviders, systemProvider, systemDao, storageSettings,
+				searchParamRegistry, validationSupport, pagingProvider, bulkDataExportProvider, partitionHelper, daoRegistry);
+	}
 
+	/** A RestfulServer with every JPA provider, storing into {@code partition}. */
+	static RestfulServer newRestfulServer(ServerParts parts, RequestPartitionId partition) {
+		RestfulServer server = new RestfulServer(parts.fhirContext());
+		// One provider per resource type: CRUD, search, _history, $validate, conditional ops.
+		server.registerProviders(parts.resourceProviders().createProviders());
+		// System level: transaction/batch Bundles, /_history, $meta, ...
+		server.registerProvider(parts.systemProvider());
+		// $export, $export-poll-status (results are Binary resources holding NDJSON).
+		server.registerProvider(parts.bulkDataExportProvider());
+		server.setPagingProvider(parts.pagingProvider());
+		server.registerInterceptor(new PartitionSelector(partition, parts.partitionHelper()));
+		return server;
+	}
+
+	/** The plain server at /fhir/: all of HAPI, in the default partition. */
+	@Bean
+	public RestfulServer restfulServer(ServerParts parts) {
+		RestfulServer server = newRestfulServer(parts, RequestPartitionId.defaultPartition());
 		// /metadata that reflects the JPA server's real search parameters.
 		JpaCapabilityStatementProvider capabilities = new JpaCapabilityStatementProvider(
-				server, systemDao, storageSettings, searchParamRegistry, validationSupport);
+				server, parts.systemDao(), parts.storageSettings(), parts.searchParamRegistry(), parts.validationSupport());
 		capabilities.setImplementationDescription("rejection-fhir local HAPI FHIR R4 server");
 		server.setServerConformanceProvider(capabilities);
 		return server;
@@ -191,5 +282,52 @@ public class FhirServerConfig {
 		// checks) do not pay for it.
 		registration.setLoadOnStartup(1);
 		return registration;
+	}
+
+	/**
+	 * One servlet per EHR profile at /fhir/&lt;name&gt;/* (a longer servlet mapping wins over /fhir/*),
+	 * each a RestfulServer of its own: its partition, the profile's interceptor, and a /metadata
+	 * generated from the profile file. Profiles are read at startup from the folder named by
+	 * rfhir.hapi.profiles / RFHIR_HAPI_PROFILES (scripts/hapi passes servers/profiles).
+	 */
+	@Bean
+	public ServletContextInitializer profileServlets(ServerParts parts) {
+		return servletContext -> {
+			for (Profile profile : loadProfiles()) {
+				RestfulServer server = newRestfulServer(parts, RequestPartitionId.fromPartitionId(profile.partitionId()));
+				server.registerInterceptor(new ProfileInterceptor(profile, parts.daoRegistry(), parts.fhirContext()));
+				server.setServerConformanceProvider(new ProfileCapabilityStatementProvider(profile, parts.fhirContext()));
+				if (!profile.etag()) {
+					server.setETagSupport(ETagSupportEnum.DISABLED);
+				}
+				ServletRegistration.Dynamic registration = servletContext.addServlet("fhir-" + profile.name(), server);
+				registration.addMapping("/fhir/" + profile.name() + "/*");
+				registration.setLoadOnStartup(1);
+			}
+		};
+	}
+
+	static List<Profile> loadProfiles() {
+		String folder = HapiServerApplication.setting("rfhir.hapi.profiles", "RFHIR_HAPI_PROFILES", "");
+		List<Profile> profiles = new ArrayList<>();
+		if (folder.isBlank()) {
+			return profiles;
+		}
+		Set<Integer> partitions = new HashSet<>();
+		try (Stream<Path> files = Files.list(Path.of(folder))) {
+			for (Path file : files.filter(f -> f.toString().endsWith(".json")).sorted().toList()) {
+				Profile profile = Profile.load(file);
+				if (!file.getFileName().toString().equals(profile.name() + ".json")) {
+					throw new IllegalStateException(file + ": name must match the file name");
+				}
+				if (!partitions.add(profile.partitionId())) {
+					throw new IllegalStateException(file + ": partitionId " + profile.partitionId() + " is used twice");
+				}
+				profiles.add(profile);
+			}
+		} catch (IOException e) {
+			throw new UncheckedIOException("cannot read the EHR profiles in " + folder, e);
+		}
+		return profiles;
 	}
 }
