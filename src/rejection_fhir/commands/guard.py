@@ -27,7 +27,7 @@ from typing import Any
 
 from rejection_fhir.errors import InputError, UsageError
 from rejection_fhir.findings import Finding, Severity
-from rejection_fhir.worksheet import project
+from rejection_fhir.worksheet import foreign, project
 from rejection_fhir.worksheet.source import (
     PROJECT_FILE,
     JsonPath,
@@ -177,10 +177,10 @@ def _build_old(old_dir: Path, shown: Path, label: str, *, base_url: str | None) 
         )
         return baseline
     result, _ = project.check_and_build(ws, base_url=base_url)
-    for q, source in zip(result.questionnaires, ws.worksheets, strict=True):
+    for q, source in zip(result.questionnaires, ws.sources(), strict=True):
         baseline.held.append((q, str(shown / source.path.name)))
-    loaded = {s.path.stem for s in ws.worksheets}
-    for path in iter_worksheet_paths(old_dir):
+    loaded = {s.path.stem for s in ws.sources()}
+    for path in [*iter_worksheet_paths(old_dir), *foreign.iter_form_paths(old_dir)]:
         if path.stem not in loaded:
             problem = next(
                 (f.message for f in findings if Path(f.file).name == path.name), "it does not load"
@@ -310,6 +310,10 @@ def _at(
     message: str,
     location: str = "",
 ) -> Finding:
+    if c.source is not None and foreign.is_form(c.source):
+        return foreign.issue_finding(
+            c.source, link_id, "", rule, severity, message, element=element, location=location
+        )
     if c.source is not None:
         return c.source.finding(
             _yaml_path(c.source, link_id, element),

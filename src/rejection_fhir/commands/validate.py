@@ -23,7 +23,7 @@ def _check_folder(
     result, more = project.check_and_build(ws, base_url=base_url)
     current = [
         guard.Current(q, source.display_path, source)
-        for q, source in zip(result.questionnaires, ws.worksheets, strict=True)
+        for q, source in zip(result.questionnaires, ws.sources(), strict=True)
     ]
     return [*findings, *more], current
 
@@ -86,7 +86,10 @@ def validate(
         if path.is_dir():
             folders[path.resolve()] = None
             shown.setdefault(path.resolve(), path)
-        elif path.suffix in {".yaml", ".yml"}:
+        elif path.suffix in {".yaml", ".yml"} or (
+            # A form authored elsewhere, kept in a worksheet folder (worksheet.foreign).
+            path.suffix == ".json" and (path.parent / PROJECT_FILE).is_file()
+        ):
             if not (path.parent / PROJECT_FILE).is_file():
                 raise UsageError(
                     f"{path}: no {PROJECT_FILE} beside it; worksheets are checked with their folder's terminology"

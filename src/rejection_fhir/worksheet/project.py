@@ -15,7 +15,7 @@ from typing import Any
 
 from rejection_fhir.errors import ConfigError, SourceError
 from rejection_fhir.findings import Finding
-from rejection_fhir.worksheet import build, rules
+from rejection_fhir.worksheet import build, foreign, rules
 from rejection_fhir.worksheet.source import (
     PROJECT_FILE,
     JsonPath,
@@ -42,9 +42,15 @@ class WorksheetSet:
     directory: Path
     project: Source
     worksheets: list[Source] = field(default_factory=list)
+    #: Questionnaire JSON authored elsewhere, beside the YAML (:mod:`.foreign`).
+    forms: list[Source] = field(default_factory=list)
 
     def names(self) -> list[str]:
-        return [ws.path.stem for ws in self.worksheets]
+        return [ws.path.stem for ws in self.sources()]
+
+    def sources(self) -> list[Source]:
+        """YAML worksheets, then forms: the order of BuildResult.questionnaires."""
+        return [*self.worksheets, *self.forms]
 
 
 @dataclass
@@ -98,9 +104,11 @@ def load(directory: Path) -> tuple[WorksheetSet | None, list[Finding]]:
             project = source
         else:
             sources.append(source)
+    forms, form_findings = foreign.load_forms(directory)
+    findings.extend(form_findings)
     if project is None:
         return None, findings
-    return WorksheetSet(directory, project, sources), findings
+    return WorksheetSet(directory, project, sources, forms), findings
 
 
 def check_sources(ws: WorksheetSet) -> list[Finding]:
@@ -246,6 +254,17 @@ def check_and_build(
         link_paths = _link_paths(source)
         for issue in [*rules.check_structure(q), *rules.check_questionnaire(q, code_systems)]:
             findings.append(issue_to_finding(source, issue, link_paths))
+    yaml_names = {source.path.stem for source in ws.worksheets}
+    for source in ws.forms:
+        q = foreign.normalise(source, project_base=project["canonicalBase"], base_url=base_url)
+        questionnaires.append(q)
+        findings.extend(foreign.check_form(source, yaml_names))
+        for issue in [*rules.check_structure(q), *rules.check_questionnaire(q, code_systems)]:
+            findings.append(
+                foreign.issue_finding(
+                    source, issue.link_id, issue.path, issue.rule, issue.severity, issue.message
+                )
+            )
     return BuildResult(questionnaires, codesystem, valuesets), findings
 
 
@@ -281,7 +300,12 @@ def check_json_file(
         ]
     resources: Sequence[Any]
     if isinstance(resource, Mapping) and resource.get("resourceType") == "Bundle":
-        resources = [e.get("resource") for e in resource.get("entry", []) if isinstance(e, Mapping)]
+        entries = resource.get("entry")
+        resources = (
+            [e.get("resource") for e in entries if isinstance(e, Mapping)]
+            if isinstance(entries, list)
+            else []
+        )
     else:
         resources = [resource]
     systems = dict(code_systems or {})
@@ -291,8 +315,11 @@ def check_json_file(
             and r.get("resourceType") == "CodeSystem"
             and isinstance(r.get("url"), str)
         ):
+            concepts = r.get("concept")
             systems[r["url"]] = {
-                str(c.get("code")) for c in r.get("concept", []) if isinstance(c, Mapping)
+                str(c.get("code"))
+                for c in (concepts if isinstance(concepts, list) else [])
+                if isinstance(c, Mapping)
             }
     findings = []
     for r in resources:
