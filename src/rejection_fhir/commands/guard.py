@@ -7,6 +7,7 @@ follow.  REF is one of:
 
 * ``http(s)://…``: a FHIR server; for each worksheet's url, its highest version there
   (credentials as for every command: ``RFHIR_TOKEN_FILE`` and friends);
+* a FHIR package: a ``.tgz`` or its unpacked folder (as ``build --package`` writes);
 * an existing folder: built JSON (``Questionnaire-*.json`` or Bundles, as ``build`` writes);
 * anything else: a git ref (branch, tag, commit).  The worksheet folder as it was at that
   ref, ``_project.yaml`` included, is built with this version of the builder, so a change
@@ -226,6 +227,21 @@ def load_folder(folder: Path) -> Baseline:
             if isinstance(resource, dict) and resource.get("resourceType") == "Questionnaire":
                 found.append((resource, str(path)))
     return Baseline(str(folder), _newest(found))
+
+
+def load_package(path: Path) -> Baseline:
+    """The Questionnaires of a FHIR package (``.tgz`` or unpacked folder)."""
+    from rejection_fhir.worksheet import package
+
+    try:
+        _, resources = package.read_package(path)
+    except package.PackageError as exc:
+        raise InputError(
+            f"--against {path}: {exc}",
+            hint="point --against at a package `rejection-fhir build --package` wrote",
+        ) from None
+    found = [(r, origin) for r, origin in resources if r.get("resourceType") == "Questionnaire"]
+    return Baseline(str(path), _newest(found))
 
 
 def load_server(ref: str, urls: Sequence[str]) -> Baseline:

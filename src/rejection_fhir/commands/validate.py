@@ -10,7 +10,7 @@ from pathlib import Path
 from rejection_fhir.commands import guard
 from rejection_fhir.errors import SourceError, UsageError
 from rejection_fhir.findings import Finding
-from rejection_fhir.worksheet import project
+from rejection_fhir.worksheet import package, project
 from rejection_fhir.worksheet.source import PROJECT_FILE
 
 
@@ -53,6 +53,10 @@ class _Baselines:
         if guard.is_server(self.ref):
             urls = sorted({str(c.questionnaire.get("url")) for c in current})
             return guard.load_server(self.ref, urls)
+        if package.is_package(Path(self.ref)):
+            if self._folder is None:
+                self._folder = guard.load_package(Path(self.ref))
+            return self._folder
         if Path(self.ref).is_dir():
             if self._folder is None:
                 self._folder = guard.load_folder(Path(self.ref))
@@ -68,7 +72,8 @@ class _Baselines:
 def validate(
     paths: Sequence[Path], *, base_url: str | None = None, against: str | None = None
 ) -> list[Finding]:
-    """Every finding for the given folders, YAML sources or built JSON files.
+    """Every finding for the given folders, YAML sources, built JSON files or FHIR packages
+    (``.tgz`` or unpacked folder).
 
     A YAML file is checked with the rest of its folder (it needs _project.yaml's
     terminology), and only its own findings, or the shared file's, are reported.
@@ -83,7 +88,12 @@ def validate(
     shown: dict[Path, Path] = {}
     json_current: list[guard.Current] = []
     for path in paths:
-        if path.is_dir():
+        if package.is_package(path):
+            package_findings, questionnaires = package.check_package(path)
+            findings.extend(package_findings)
+            if baselines is not None:
+                json_current.extend(guard.Current(q, origin) for q, origin in questionnaires)
+        elif path.is_dir():
             folders[path.resolve()] = None
             shown.setdefault(path.resolve(), path)
         elif path.suffix in {".yaml", ".yml"} or (
@@ -105,7 +115,9 @@ def validate(
         elif not path.exists():
             raise UsageError(f"{path}: no such file or folder")
         else:
-            raise UsageError(f"{path}: not a worksheet folder, a .yaml source or a .json resource")
+            raise UsageError(
+                f"{path}: not a worksheet folder, a .yaml source, a .json resource or a FHIR package (.tgz)"
+            )
     for directory, wanted in folders.items():
         current: list[guard.Current] = []
         try:

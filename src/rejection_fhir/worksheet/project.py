@@ -58,6 +58,10 @@ class BuildResult:
     questionnaires: list[JsonDict]
     codesystem: JsonDict
     valuesets: list[JsonDict]
+    #: _project.yaml as read: the package settings and metadata `build --package` needs.
+    project: JsonDict = field(default_factory=dict)
+    #: The canonical base the resources were built with.
+    base: str = ""
 
     @property
     def resources(self) -> list[JsonDict]:
@@ -265,7 +269,14 @@ def check_and_build(
                     source, issue.link_id, issue.path, issue.rule, issue.severity, issue.message
                 )
             )
-    return BuildResult(questionnaires, codesystem, valuesets), findings
+    result = BuildResult(
+        questionnaires,
+        codesystem,
+        valuesets,
+        project=dict(project),
+        base=build.canonical_base(project, base_url),
+    )
+    return result, findings
 
 
 # --- Built JSON, from anywhere ---------------------------------------------------------
