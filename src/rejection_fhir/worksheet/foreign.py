@@ -132,11 +132,40 @@ def _problem(path: Path, line: int | None, column: int | None, rule: str, messag
     return Finding(_display(path), line, column, "error", rule, message)
 
 
+class _NotJson(ValueError):
+    def __init__(self, word: str) -> None:
+        super().__init__(word)
+        self.word = word
+
+
+def _not_json(word: str) -> Any:
+    raise _NotJson(word)
+
+
+def _line_col(text: str, word: str) -> tuple[int | None, int | None]:
+    """Where ``word`` first stands outside a string (NaN, Infinity), roughly: its first
+    occurrence after a ':' , '[' or ','."""
+    match = re.search(r"[:\[,]\s*(-?" + re.escape(word.lstrip("-")) + ")", text)
+    if match is None:
+        return None, None
+    index = match.start(1)
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
 def parse_json(text: str, path: Path) -> Source:
     """Parse a form's JSON text into data plus positions; raise SourceError if it is not
     one Questionnaire in valid JSON."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_json)
+    except _NotJson as exc:
+        finding = _problem(
+            path,
+            *_line_col(text, exc.word),
+            "json-syntax",
+            f"{exc.word} is not a JSON number (Python's json reads it, FHIR servers do not); "
+            "write a number or leave the element out",
+        )
+        raise SourceError(f"{finding.where()}: {finding.message}", findings=[finding]) from None
     except json.JSONDecodeError as exc:
         finding = _problem(
             path, exc.lineno, exc.colno, "json-syntax", f"JSON syntax error: {exc.msg}; fix it here"

@@ -160,3 +160,51 @@ def test_a_new_form_is_new_to_the_guard(tmp_path, monkeypatch):
     assert [(f["rule"], Path(str(f["file"])).name) for f in found] == [
         ("worksheet-new", "monthly-check-in.json")
     ]
+
+
+def test_nan_is_not_json_even_if_python_reads_it(folder):
+    path = folder / FORM
+    _edit(path, '"valueDecimal": 24', '"valueDecimal": NaN')
+    (f,) = validate([folder])
+    assert (f.rule, f.line) == ("json-syntax", _line(path, "NaN"))
+    assert "NaN is not a JSON number" in f.message
+
+
+def test_every_value_of_every_built_resource_has_a_position(built):
+    def paths(value, path=()):
+        yield path
+        if isinstance(value, dict):
+            for key, child in value.items():
+                yield from paths(child, (*path, key))
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                yield from paths(child, (*path, i))
+
+    for resource in [*built.resources, built.bundle()]:
+        for text in (json.dumps(resource, indent=2, ensure_ascii=False), json.dumps(resource)):
+            positions = foreign.json_positions(text)
+            assert set(paths(resource)) == set(positions)
+            lines = text.splitlines()
+            for path, (line, column) in positions.items():
+                if path and isinstance(path[-1], str):  # a key: the line shows it there
+                    assert lines[line - 1][column - 1 :].startswith(json.dumps(path[-1])[:-1])
+
+
+def test_a_response_to_the_form_is_summarised_by_the_generic_engine(built):
+    from rejection_fhir.response.render import render_text
+    from rejection_fhir.response.summary import summarize
+
+    form = next(q for q in built.questionnaires if q["id"] == "weekly-check-in")
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": f"{form['url']}|{form['version']}",
+        "status": "completed",
+        "item": [
+            {"linkId": "mood", "answer": [{"valueCoding": {"code": "low"}}]},
+            {"linkId": "sleep-hours", "answer": [{"valueDecimal": 6}]},
+            {"linkId": "tried-strategy", "answer": [{"valueBoolean": False}]},
+        ],
+    }
+    text = render_text(summarize(response, form))
+    assert "Weekly check-in" in text
+    assert "Low" in text and "6" in text  # the display from the form's own options
