@@ -208,3 +208,17 @@ def test_a_response_to_the_form_is_summarised_by_the_generic_engine(built):
     text = render_text(summarize(response, form))
     assert "Weekly check-in" in text
     assert "Low" in text and "6" in text  # the display from the form's own options
+
+
+def test_show_reads_a_form_whose_group_has_no_text(folder, capsys):
+    from rejection_fhir.cli import main
+
+    form = json.loads((folder / FORM).read_text(encoding="utf-8"))
+    form["item"] = [{"linkId": "week", "type": "group", "item": form["item"]}]
+    (folder / FORM).write_text(json.dumps(form, indent=2), encoding="utf-8")
+    assert [f for f in validate([folder]) if f.severity == "error"] == []
+    with pytest.raises(SystemExit) as caught:
+        main(["show", "weekly-check-in", "--source", str(folder)])
+        raise SystemExit(0)
+    assert caught.value.code in (0, None)
+    assert "  week (group): \n    mood (choice)" in capsys.readouterr().out
