@@ -352,7 +352,19 @@ def issue_finding(
     return source.finding(
         path,
         rule,
-        message,
+        _clipped(message),
         severity=severity,
-        location=location or link_id or fhir_path or element,
+        location=_clipped(location or link_id or fhir_path or element, 200),
     )
+
+
+#: The longest message or location reported: the rules quote the form's own keys and
+#: values, and a form made elsewhere may hold anything (one line of 100 kB, say).
+MAX_MESSAGE = 600
+
+
+def _clipped(text: str, limit: int = MAX_MESSAGE) -> str:
+    if len(text) <= limit:
+        return text
+    keep = (limit - 1) // 2
+    return f"{text[:keep]}…{text[-keep:]}"
