@@ -20,6 +20,7 @@ import io
 import json
 import re
 import tarfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ def read_package(path: Path) -> tuple[JsonDict, list[tuple[JsonDict, str]]]:
     try:
         with tarfile.open(path, mode="r:gz") as tar:
             return _read_tar(tar, str(path))
-    except (OSError, tarfile.TarError, EOFError) as exc:
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
         raise PackageError(f"{path}: not a readable .tgz package ({exc})") from None
 
 
