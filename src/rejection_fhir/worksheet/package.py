@@ -144,11 +144,13 @@ MAX_PACKAGE_BYTES = 200_000_000
 
 
 def is_package(path: Path) -> bool:
-    """A ``.tgz`` file, or a folder with ``package.json`` (itself or in ``package/``)."""
+    """A ``.tgz`` file, or an unpacked package: a folder with ``package/package.json``, or
+    with ``package.json`` and ``.index.json`` (a bare package.json may be a Node project's)."""
     if path.is_file():
         return path.name.endswith((".tgz", ".tar.gz"))
     return path.is_dir() and (
-        (path / PACKAGE_JSON).is_file() or (path / "package" / PACKAGE_JSON).is_file()
+        (path / "package" / PACKAGE_JSON).is_file()
+        or ((path / PACKAGE_JSON).is_file() and (path / INDEX_JSON).is_file())
     )
 
 

@@ -154,3 +154,10 @@ def test_cli_writes_the_package(tmp_path, capsys):
     assert caught.value.code in (0, None)
     assert (tmp_path / TGZ).is_file() and (tmp_path / "package" / ".index.json").is_file()
     assert TGZ in capsys.readouterr().out
+
+
+def test_a_node_projects_package_json_is_not_a_fhir_package(tmp_path, out):
+    (tmp_path / "package.json").write_text('{"name": "web", "version": "1.0.0"}')
+    assert not package.is_package(tmp_path)
+    assert package.is_package(out) and package.is_package(out / "package")
+    assert package.is_package(out / TGZ)
