@@ -16,8 +16,11 @@ def dumps(resource: Any) -> str:
     return json.dumps(resource, indent=2, ensure_ascii=False) + "\n"
 
 
-def write_folder(out_dir: Path, files: Mapping[str, str], *, owned: Iterable[str] = ()) -> None:
-    """Write ``files`` (name → text) into ``out_dir`` so that a reader never sees half a build.
+def write_folder(
+    out_dir: Path, files: Mapping[str, str | bytes], *, owned: Iterable[str] = ()
+) -> None:
+    """Write ``files`` (name → text, or bytes) into ``out_dir`` so that a reader never sees
+    half a build.
 
     Everything is staged in a sibling temporary folder first.  A new folder is moved into
     place in one rename; an existing one gets each file replaced atomically, and files we
@@ -41,7 +44,10 @@ def _write_folder(out_dir: Path, files: Mapping[str, str], owned: Iterable[str])
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         for name, text in files.items():
-            (staging / name).write_text(text, encoding="utf-8")
+            if isinstance(text, bytes):
+                (staging / name).write_bytes(text)
+            else:
+                (staging / name).write_text(text, encoding="utf-8")
         if not out_dir.exists():
             os.rename(staging, out_dir)
             return

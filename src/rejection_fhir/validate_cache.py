@@ -35,6 +35,8 @@ _PACKAGE = os.path.dirname(os.path.realpath(__file__))
 _FORMAT = 2
 _CODE = (".py", ".json", ".yaml")
 _SOURCES = (".yaml", ".yml")
+#: What a worksheet folder's findings depend on: YAML, and forms authored elsewhere (JSON).
+_FOLDER_FILES = (*_SOURCES, ".json")
 
 
 def enabled() -> bool:
@@ -101,7 +103,11 @@ def key(paths: Sequence[str | os.PathLike[str]], base_url: str | None) -> str | 
             suffix = os.path.splitext(path)[1]
             if os.path.isdir(path):
                 folders.add(os.path.realpath(path))
-            elif suffix in _SOURCES and os.path.isfile(path):
+            elif (suffix in _SOURCES and os.path.isfile(path)) or (
+                suffix == ".json"
+                and os.path.isfile(path)
+                and os.path.isfile(os.path.join(os.path.dirname(path) or ".", "_project.yaml"))
+            ):
                 folders.add(os.path.dirname(os.path.realpath(path)))
             elif suffix == ".json" and os.path.isfile(path):
                 _add_file(digest, path)
@@ -110,7 +116,7 @@ def key(paths: Sequence[str | os.PathLike[str]], base_url: str | None) -> str | 
         for folder in sorted(folders):
             for name in sorted(os.listdir(folder)):
                 item = os.path.join(folder, name)
-                if name.endswith(_SOURCES) and os.path.isfile(item):
+                if name.endswith(_FOLDER_FILES) and os.path.isfile(item):
                     _add_file(digest, item)
     except OSError:
         return None

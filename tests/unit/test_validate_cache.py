@@ -95,6 +95,19 @@ def test_without_paths_an_edit_to_the_default_folder_is_seen(tmp_path, folder):
     assert code == 1 and "fhir.resources" in heavy
 
 
+def test_an_edit_to_a_form_made_elsewhere_is_seen(tmp_path, folder):
+    # A Questionnaire JSON in the worksheet folder (worksheet.foreign) is part of the key,
+    # whether the folder or the form itself is validated.
+    form = folder / "weekly-check-in.json"
+    for args in ([], [str(form)]):
+        form.write_text(form.read_text().replace('"version": "9.9"', '"version": "1.0.0"'))
+        assert _validate(tmp_path, *args)[0] == 0
+        assert _validate(tmp_path, *args)[:2] == (0, "")
+        form.write_text(form.read_text().replace('"version": "1.0.0"', '"version": "9.9"'))
+        code, heavy, _ = _validate(tmp_path, *args)
+        assert code == 1 and "fhir.resources" in heavy
+
+
 def _stats(package) -> list[str]:
     from rejection_fhir.validate_cache import _code_stats
 

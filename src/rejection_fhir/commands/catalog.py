@@ -72,7 +72,9 @@ def outline(q: dict[str, Any]) -> str:
                 o["valueCoding"]["code"] for o in item.get("answerOption", []) if "valueCoding" in o
             ]
             extra = f" [{'; '.join(flags)}]" if flags else ""
-            lines.append(f"{'  ' * depth}{item['linkId']} ({item['type']}){extra}: {item['text']}")
+            # .get: a form made elsewhere may leave out text (FHIR allows it; ours never do).
+            text = item.get("text", "")
+            lines.append(f"{'  ' * depth}{item['linkId']} ({item['type']}){extra}: {text}")
             if options:
                 lines.append(f"{'  ' * (depth + 1)}options: {', '.join(options)}")
             walk(item.get("item", []), depth + 1)

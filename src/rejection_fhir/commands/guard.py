@@ -7,6 +7,7 @@ follow.  REF is one of:
 
 * ``http(s)://…``: a FHIR server; for each worksheet's url, its highest version there
   (credentials as for every command: ``RFHIR_TOKEN_FILE`` and friends);
+* a FHIR package: a ``.tgz`` or its unpacked folder (as ``build --package`` writes);
 * an existing folder: built JSON (``Questionnaire-*.json`` or Bundles, as ``build`` writes);
 * anything else: a git ref (branch, tag, commit).  The worksheet folder as it was at that
   ref, ``_project.yaml`` included, is built with this version of the builder, so a change
@@ -27,7 +28,7 @@ from typing import Any
 
 from rejection_fhir.errors import InputError, UsageError
 from rejection_fhir.findings import Finding, Severity
-from rejection_fhir.worksheet import project
+from rejection_fhir.worksheet import foreign, project
 from rejection_fhir.worksheet.source import (
     PROJECT_FILE,
     JsonPath,
@@ -177,10 +178,10 @@ def _build_old(old_dir: Path, shown: Path, label: str, *, base_url: str | None) 
         )
         return baseline
     result, _ = project.check_and_build(ws, base_url=base_url)
-    for q, source in zip(result.questionnaires, ws.worksheets, strict=True):
+    for q, source in zip(result.questionnaires, ws.sources(), strict=True):
         baseline.held.append((q, str(shown / source.path.name)))
-    loaded = {s.path.stem for s in ws.worksheets}
-    for path in iter_worksheet_paths(old_dir):
+    loaded = {s.path.stem for s in ws.sources()}
+    for path in [*iter_worksheet_paths(old_dir), *foreign.iter_form_paths(old_dir)]:
         if path.stem not in loaded:
             problem = next(
                 (f.message for f in findings if Path(f.file).name == path.name), "it does not load"
@@ -226,6 +227,21 @@ def load_folder(folder: Path) -> Baseline:
             if isinstance(resource, dict) and resource.get("resourceType") == "Questionnaire":
                 found.append((resource, str(path)))
     return Baseline(str(folder), _newest(found))
+
+
+def load_package(path: Path) -> Baseline:
+    """The Questionnaires of a FHIR package (``.tgz`` or unpacked folder)."""
+    from rejection_fhir.worksheet import package
+
+    try:
+        _, resources = package.read_package(path)
+    except package.PackageError as exc:
+        raise InputError(
+            f"--against {path}: {exc}",
+            hint="point --against at a package `rejection-fhir build --package` wrote",
+        ) from None
+    found = [(r, origin) for r, origin in resources if r.get("resourceType") == "Questionnaire"]
+    return Baseline(str(path), _newest(found))
 
 
 def load_server(ref: str, urls: Sequence[str]) -> Baseline:
@@ -310,6 +326,10 @@ def _at(
     message: str,
     location: str = "",
 ) -> Finding:
+    if c.source is not None and foreign.is_form(c.source):
+        return foreign.issue_finding(
+            c.source, link_id, "", rule, severity, message, element=element, location=location
+        )
     if c.source is not None:
         return c.source.finding(
             _yaml_path(c.source, link_id, element),

@@ -10,7 +10,7 @@ from pathlib import Path
 from rejection_fhir.commands import guard
 from rejection_fhir.errors import SourceError, UsageError
 from rejection_fhir.findings import Finding
-from rejection_fhir.worksheet import project
+from rejection_fhir.worksheet import package, project
 from rejection_fhir.worksheet.source import PROJECT_FILE
 
 
@@ -24,7 +24,7 @@ def _check_folder(
     # A salvaged worksheet is not what the author wrote: no version verdict on it.
     current = [
         guard.Current(q, source.display_path, source)
-        for q, source in zip(result.questionnaires, ws.worksheets, strict=True)
+        for q, source in zip(result.questionnaires, ws.sources(), strict=True)
         if not source.salvaged
     ]
     return [*findings, *more], current
@@ -62,6 +62,10 @@ class _Baselines:
         if guard.is_server(self.ref):
             urls = sorted({str(c.questionnaire.get("url")) for c in current})
             return guard.load_server(self.ref, urls)
+        if package.is_package(Path(self.ref)):
+            if self._folder is None:
+                self._folder = guard.load_package(Path(self.ref))
+            return self._folder
         if Path(self.ref).is_dir():
             if self._folder is None:
                 self._folder = guard.load_folder(Path(self.ref))
@@ -77,7 +81,8 @@ class _Baselines:
 def validate(
     paths: Sequence[Path], *, base_url: str | None = None, against: str | None = None
 ) -> list[Finding]:
-    """Every finding for the given folders, YAML sources or built JSON files.
+    """Every finding for the given folders, YAML sources, built JSON files or FHIR packages
+    (``.tgz`` or unpacked folder).
 
     A YAML file is checked with the rest of its folder (it needs _project.yaml's
     terminology), and only its own findings, or the shared file's, are reported.
@@ -98,10 +103,18 @@ def validate(
                 f"{path}: no such file or folder",
                 hint="check the spelling; validate takes worksheet folders, .yaml sources and .json resources",
             )
-        if path.is_dir():
+        if package.is_package(path):
+            package_findings, questionnaires = package.check_package(path)
+            findings.extend(package_findings)
+            if baselines is not None:
+                json_current.extend(guard.Current(q, origin) for q, origin in questionnaires)
+        elif path.is_dir():
             folders[path.resolve()] = None
             shown.setdefault(path.resolve(), path)
-        elif path.suffix in {".yaml", ".yml"}:
+        elif path.suffix in {".yaml", ".yml"} or (
+            # A form authored elsewhere, kept in a worksheet folder (worksheet.foreign).
+            path.suffix == ".json" and (path.parent / PROJECT_FILE).is_file()
+        ):
             if not (path.parent / PROJECT_FILE).is_file():
                 raise UsageError(
                     f"{path}: no {PROJECT_FILE} beside it; worksheets are checked with their folder's terminology"
@@ -115,7 +128,9 @@ def validate(
             if baselines is not None:
                 json_current.extend(_json_questionnaires(path))
         else:
-            raise UsageError(f"{path}: not a worksheet folder, a .yaml source or a .json resource")
+            raise UsageError(
+                f"{path}: not a worksheet folder, a .yaml source, a .json resource or a FHIR package (.tgz)"
+            )
     for directory, wanted in folders.items():
         current: list[guard.Current] = []
         try:

@@ -50,6 +50,12 @@ ENABLE_BEHAVIORS = ("all", "any")
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value quoted in a message, cut short: forms made elsewhere may hold anything."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def _list(value: Any) -> list[Any]:
     """A JSON array, or nothing: content from a server or an old ref may be malformed."""
     return value if isinstance(value, list) else []
@@ -99,7 +105,7 @@ def _code(
         Issue(
             "binding",
             "error",
-            f"{path}: {value!r} is not a {what} code; use one of: {shown}",
+            f"{path}: {_shown(value)} is not a {what} code; use one of: {shown}",
             link_id,
             path,
         )
@@ -184,7 +190,7 @@ def _check_shapes(q: Mapping[str, Any]) -> list[Issue]:
                 Issue(
                     "uri",
                     "error",
-                    f"{path}: {value!r} must be an absolute URI without spaces (e.g. https://… or urn:…)",
+                    f"{path}: {_shown(value)} must be an absolute URI without spaces (e.g. https://… or urn:…)",
                     link_id,
                     path,
                 )

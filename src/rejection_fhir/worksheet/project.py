@@ -15,7 +15,7 @@ from typing import Any
 
 from rejection_fhir.errors import ConfigError, SourceError
 from rejection_fhir.findings import Finding
-from rejection_fhir.worksheet import build, rules
+from rejection_fhir.worksheet import build, foreign, rules
 from rejection_fhir.worksheet.source import (
     PROJECT_FILE,
     JsonPath,
@@ -42,9 +42,15 @@ class WorksheetSet:
     directory: Path
     project: Source
     worksheets: list[Source] = field(default_factory=list)
+    #: Questionnaire JSON authored elsewhere, beside the YAML (:mod:`.foreign`).
+    forms: list[Source] = field(default_factory=list)
 
     def names(self) -> list[str]:
-        return [ws.path.stem for ws in self.worksheets]
+        return [ws.path.stem for ws in self.sources()]
+
+    def sources(self) -> list[Source]:
+        """YAML worksheets, then forms: the order of BuildResult.questionnaires."""
+        return [*self.worksheets, *self.forms]
 
 
 @dataclass
@@ -52,6 +58,10 @@ class BuildResult:
     questionnaires: list[JsonDict]
     codesystem: JsonDict
     valuesets: list[JsonDict]
+    #: _project.yaml as read: the package settings and metadata `build --package` needs.
+    project: JsonDict = field(default_factory=dict)
+    #: The canonical base the resources were built with.
+    base: str = ""
 
     @property
     def resources(self) -> list[JsonDict]:
@@ -107,9 +117,11 @@ def load(directory: Path, *, salvage: bool = False) -> tuple[WorksheetSet | None
             project = source
         else:
             sources.append(source)
+    forms, form_findings = foreign.load_forms(directory)
+    findings.extend(form_findings)
     if project is None:
         return None, findings
-    return WorksheetSet(directory, project, sources), findings
+    return WorksheetSet(directory, project, sources, forms), findings
 
 
 #: Item fields the rules and the build cannot do without: an item whose problem is one of
@@ -332,7 +344,25 @@ def check_and_build(
             if issue.rule in _SOURCE_RULES:
                 continue  # check_sources said it in the author's words (valueSet, options)
             findings.append(issue_to_finding(source, issue, link_paths))
-    return BuildResult(questionnaires, codesystem, valuesets), findings
+    yaml_names = {source.path.stem for source in ws.worksheets}
+    for source in ws.forms:
+        q = foreign.normalise(source, project_base=project["canonicalBase"], base_url=base_url)
+        questionnaires.append(q)
+        findings.extend(foreign.check_form(source, yaml_names))
+        for issue in [*rules.check_structure(q), *rules.check_questionnaire(q, code_systems)]:
+            findings.append(
+                foreign.issue_finding(
+                    source, issue.link_id, issue.path, issue.rule, issue.severity, issue.message
+                )
+            )
+    result = BuildResult(
+        questionnaires,
+        codesystem,
+        valuesets,
+        project=dict(project),
+        base=build.canonical_base(project, base_url),
+    )
+    return result, findings
 
 
 # --- Built JSON, from anywhere ---------------------------------------------------------
@@ -369,8 +399,11 @@ def check_json_file(
     #: Where each resource stands in the file, for the positions of its findings.
     prefixes: list[str]
     if isinstance(resource, Mapping) and resource.get("resourceType") == "Bundle":
+        listed = resource.get("entry")
         entries = [
-            (i, e) for i, e in enumerate(resource.get("entry", [])) if isinstance(e, Mapping)
+            (i, e)
+            for i, e in enumerate(listed if isinstance(listed, list) else [])
+            if isinstance(e, Mapping)
         ]
         resources = [e.get("resource") for _, e in entries]
         prefixes = [f"entry[{i}].resource" for i, _ in entries]
@@ -384,8 +417,11 @@ def check_json_file(
             and r.get("resourceType") == "CodeSystem"
             and isinstance(r.get("url"), str)
         ):
+            concepts = r.get("concept")
             systems[r["url"]] = {
-                str(c.get("code")) for c in r.get("concept", []) if isinstance(c, Mapping)
+                str(c.get("code"))
+                for c in (concepts if isinstance(concepts, list) else [])
+                if isinstance(c, Mapping)
             }
     from rejection_fhir.worksheet.jsonpos import json_positions, position_of
 

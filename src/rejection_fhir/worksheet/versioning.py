@@ -395,10 +395,15 @@ def _option_key(option: Any) -> tuple[Any, ...] | None:
             continue
         if isinstance(value, Mapping):
             if "code" in value:
-                return (key, value.get("system"), value.get("code"))
+                return (key, _hashable(value.get("system")), _hashable(value.get("code")))
             return (key, tuple(sorted((k, str(v)) for k, v in value.items() if k != "display")))
-        return (key, value)
+        return (key, _hashable(value))
     return None
+
+
+def _hashable(value: Any) -> Any:
+    """A key part: malformed content (a list where a code belongs) compares as its text."""
+    return repr(value) if isinstance(value, list | dict) else value
 
 
 def _option_label(key: tuple[Any, ...]) -> str:

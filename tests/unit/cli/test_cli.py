@@ -74,7 +74,7 @@ def test_build_failure_exits_with_source_code_and_no_traceback(capsys, broken, t
 
 def test_list_and_show(capsys, repo):
     code, out, _ = run(capsys, "list", "--source", str(repo / "questionnaires"))
-    assert code == 0 and len(out.strip().splitlines()) == 8 and "core-beliefs" in out
+    assert code == 0 and len(out.strip().splitlines()) == 9 and "core-beliefs" in out
     code, out, _ = run(capsys, "show", "core-beliefs", "--source", str(repo / "questionnaires"))
     assert code == 0 and "strength-before (integer) [required]" in out
     code, out, _ = run(

@@ -23,6 +23,8 @@ WORKSHEETS = [
 ]
 #: Standard outcome measures built beside the worksheets (docs/instruments.md).
 INSTRUMENTS = ["gad-7", "phq-9"]
+#: Questionnaire JSON authored elsewhere, kept beside the YAML (worksheet.foreign).
+FORMS = ["weekly-check-in"]
 
 
 def _golden(name: str, resource: dict) -> dict:
@@ -36,6 +38,7 @@ def test_the_six_worksheets_are_built(built):
     built_ids = {q["id"] for q in built.questionnaires}
     assert set(WORKSHEETS) <= built_ids
     assert set(INSTRUMENTS) <= built_ids
+    assert set(FORMS) <= built_ids
 
 
 @pytest.mark.parametrize("resource_file", sorted(p.name for p in GOLDEN.glob("*.json")))
@@ -56,7 +59,7 @@ def test_every_built_resource_has_a_golden_file(built):
     )
 
 
-@pytest.mark.parametrize("name", WORKSHEETS + INSTRUMENTS)
+@pytest.mark.parametrize("name", WORKSHEETS + INSTRUMENTS + FORMS)
 def test_worksheet_passes_r4b_model_and_every_rule(built, name):
     q = next(q for q in built.questionnaires if q["id"] == name)
     cs = built.codesystem
@@ -82,6 +85,8 @@ def test_every_worksheet_carries_the_required_metadata(built):
         if q["id"] in WORKSHEETS:
             for citation in ("Kross", "Leary", "Weir", "Pingol"):
                 assert citation in q["copyright"]
+        elif q["id"] in FORMS:
+            assert "CC BY 4.0" in q["copyright"]  # its own, as written where it was made
         else:
             assert "Pfizer" in q["copyright"] and "LOINC" in q["copyright"]
 
@@ -113,7 +118,7 @@ def test_base_url_is_configurable(repo):
 
     result, _ = build_all(repo / "questionnaires", base_url="https://clinic.example/fhir/")
     assert {q["url"] for q in result.questionnaires} == {
-        f"https://clinic.example/fhir/Questionnaire/{n}" for n in WORKSHEETS + INSTRUMENTS
+        f"https://clinic.example/fhir/Questionnaire/{n}" for n in WORKSHEETS + INSTRUMENTS + FORMS
     }
     coded = result.questionnaires[0]["item"]
     systems = {o["valueCoding"]["system"] for i in coded for o in i.get("answerOption", [])}

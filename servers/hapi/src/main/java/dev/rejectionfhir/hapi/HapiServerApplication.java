@@ -60,7 +60,9 @@ import org.springframework.context.annotation.Import;
 	// the package name this is not subscription support; the subscription matcher/delivery
 	// configs are deliberately left out.
 	SubscriptionChannelConfig.class,
-	FhirServerConfig.class
+	FhirServerConfig.class,
+	// $install-package: FHIR NPM packages through HAPI's package installer (tests, demo).
+	PackageInstallConfig.class
 })
 public class HapiServerApplication {
 
