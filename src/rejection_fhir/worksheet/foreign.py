@@ -12,7 +12,7 @@ What the build changes (:func:`normalise`), and nothing else: ``id`` becomes the
 (every command names a form by it), server bookkeeping in ``meta`` (``versionId``,
 ``lastUpdated``, ``source``) is dropped, and a canonical url under the project's
 ``canonicalBase`` follows ``--base-url`` like ours.  A form with a canonical of its own (an
-IG's) keeps it.
+IG's) keeps it.  A form without a narrative gets the generated one our worksheets carry.
 """
 
 from __future__ import annotations
@@ -246,6 +246,12 @@ def normalise(source: Source, *, project_base: str, base_url: str | None = None)
     project_base = project_base.rstrip("/")
     if base_url and isinstance(url, str) and url.startswith(f"{project_base}/"):
         q["url"] = base_url.rstrip("/") + url[len(project_base) :]
+    if "text" not in q:
+        # Like our worksheets (dom-6): a form without a narrative gets the generated one,
+        # right after id where FHIR orders it; a form's own narrative is kept as written.
+        from rejection_fhir.worksheet.build import narrative
+
+        q = {"resourceType": q.pop("resourceType"), "id": q.pop("id"), "text": narrative(q), **q}
     return q
 
 

@@ -65,7 +65,7 @@ def test_the_example_form_is_clean_and_built_beside_the_worksheets(folder, tmp_p
     # Server bookkeeping goes, the rest is the author's, in the author's order.
     assert q["meta"] == {"tag": original["meta"]["tag"]}
     assert q["item"] == original["item"]
-    assert list(q)[:3] == ["resourceType", "id", "meta"]
+    assert list(q)[:4] == ["resourceType", "id", "text", "meta"]  # narrative generated
     bundle = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
     assert q in [e["resource"] for e in bundle["entry"]]
 

@@ -153,7 +153,7 @@ def test_cli_writes_the_package(tmp_path, capsys):
         raise SystemExit(0)
     assert caught.value.code in (0, None)
     assert (tmp_path / TGZ).is_file() and (tmp_path / "package" / ".index.json").is_file()
-    assert TGZ in capsys.readouterr().out
+    assert TGZ in capsys.readouterr().err  # status lines go to stderr
 
 
 def test_a_node_projects_package_json_is_not_a_fhir_package(tmp_path, out):
