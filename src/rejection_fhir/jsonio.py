@@ -37,7 +37,7 @@ def write_folder(
         raise output_error(given, exc, what="cannot write the output folder") from None
 
 
-def _write_folder(out_dir: Path, files: Mapping[str, str], owned: Iterable[str]) -> None:
+def _write_folder(out_dir: Path, files: Mapping[str, str | bytes], owned: Iterable[str]) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(20, "Not a directory", str(out_dir))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
