@@ -45,6 +45,7 @@ forwarding and then drops the request unsent.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import random
@@ -167,6 +168,8 @@ class Exchange:
     retry_safe: bool | None
     started: float
     finished: float
+    #: sha256 of the request body: a client's retry sends the same bytes again.
+    body_digest: str = ""
 
     @property
     def committed(self) -> bool:
@@ -229,6 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
             fault=fault,
             retry_safe=_retry_safe(self.command, target, self.headers, body),
             started=started,
+            body_digest=hashlib.sha256(body).hexdigest(),
         )
         forwarded, status = False, None
         try:

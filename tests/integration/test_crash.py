@@ -309,7 +309,9 @@ def test_two_syncs_at_once_one_waits_or_exits_and_nothing_is_duplicated(
         assert queued.wait(timeout=RUN_TIMEOUT) == 0, cli.output("queued")
         out, _ = cli.output("queued")
         assert "written 0 (0 resources)" in out, out
-        transactions = [e for e in proxy.record() if e.method == "POST"]
+        # Distinct Bundles: on a loaded machine the first sync's held POST may time out and
+        # be sent again (the same bytes, conditional entries); a second writer would send others.
+        transactions = {e.body_digest for e in proxy.record() if e.method == "POST"}
         assert len(transactions) == -(-RESPONSES // BATCH), "only the first sync wrote"
         comparison = compare(end_state(direct, fresh_world, proxy.base_url), baseline.states[0])
     record_row(
