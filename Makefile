@@ -23,6 +23,7 @@ setup: $(STAMP)
 	scripts/install-lforms
 	scripts/hapi build
 	scripts/keycloak install
+	scripts/postgres install
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo
