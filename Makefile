@@ -25,6 +25,7 @@ setup: $(STAMP)
 	scripts/hapi build
 	scripts/keycloak install
 	scripts/medplum install
+	scripts/postgres install
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo

@@ -2,7 +2,8 @@
 
 Exits 1 when a goal is not met.  The sync goals need the HAPI server: it is found or
 started through ``tests.hapi_server.ensure_server()`` (``RFHIR_HAPI_PORT`` picks the
-port, ``RFHIR_TEST_SERVER`` another server).  ``--quick`` uses smaller data for a trial
+port, ``RFHIR_TEST_SERVER`` another server); the scale part runs HAPI on PostgreSQL
+(``scripts/postgres``).  ``--quick`` uses smaller data for a trial
 run; its figures are noisier.
 """
 
@@ -14,11 +15,11 @@ import sys
 import time
 from collections.abc import Callable
 
-from benchmarks import build, memory, startup, summarize
+from benchmarks import build, memory, scale, startup, summarize
 from benchmarks import sync as sync_bench
 from benchmarks.report import Row, table
 
-PARTS = ("summarize", "memory", "sync", "startup", "build")
+PARTS = ("summarize", "memory", "sync", "startup", "build", "scale")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "startup": lambda: startup.run(runs=5 if quick else 15, say=say),
         "build": lambda: build.run(say=say, repeat=1 if quick else 3),
+        "scale": lambda: scale.run(
+            worksheets(f"https://bench.rejection-fhir.org/{args.seed}/fhir"),
+            seed=args.seed,
+            count=120 if quick else 400,
+            shards=2,
+            rounds=1 if quick else 2,
+            say=say,
+        ),
     }
     rows: list[Row] = []
     started = time.perf_counter()

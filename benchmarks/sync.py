@@ -136,7 +136,7 @@ class Bench:
         _check(report, world, "sync")
         return world.count / elapsed
 
-    def curl(self, world: World) -> float:
+    def curl(self, world: World, parallel: int = CONCURRENCY) -> float:
         from rejection_fhir.fhir.client import _dumps
 
         folder = self.tmp / f"bundles-{uuid.uuid4().hex[:8]}"
@@ -146,7 +146,7 @@ class Bench:
             path = folder / f"{n:05d}.json"
             path.write_bytes(_dumps(bundle))
             files.append(path)
-        command = ["curl", "--silent", "--parallel", "--parallel-max", str(CONCURRENCY)]
+        command = ["curl", "--silent", "--parallel", "--parallel-max", str(parallel)]
         for n, path in enumerate(files):
             if n:
                 command.append("--next")

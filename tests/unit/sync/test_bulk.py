@@ -22,7 +22,7 @@ from rejection_fhir.sync.bulk import (
     wait_for_export,
 )
 from rejection_fhir.sync.run import SyncOptions, sync
-from rejection_fhir.sync.state import SyncState
+from rejection_fhir.sync.state import SyncState, window_shard
 
 BASE = "http://127.0.0.1:9999/fhir"
 STATUS = f"{BASE}/$export-poll-status?_jobId=42"
@@ -294,3 +294,19 @@ def test_bulk_dry_run_moves_no_cursor(tmp_path, built):
     assert report.tally.written == 5 and server.transactions == []
     with SyncState(tmp_path / "state.sqlite3") as state:
         assert state.cursor(BASE) is None
+
+
+@responses.activate
+def test_a_bulk_window_asks_for_its_end_keeps_its_share_and_caps_its_cursor(tmp_path, built):
+    qrs = _responses_on_server()  # last updated 10:00 to 14:00
+    BulkServer(responses.mock, _manifest(), {FILE: _ndjson(qrs)})  # a server ignoring _typeFilter
+    until = "2026-11-25T12:00:00Z"
+    report = _sync(tmp_path, built, since="2026-11-25T00:00:00Z", until=until)
+    kick = next(c.request for c in responses.calls if "$export" in c.request.url)
+    assert kick.params["_typeFilter"] == f"QuestionnaireResponse?_lastUpdated=lt{until}"
+    assert report.tally.fetched == 2 and report.tally.written == 2  # r0, r1: before 12:00
+    assert report.cursor_after == until  # capped: the export's transactionTime is later
+    with SyncState(
+        tmp_path / "state.sqlite3", shard=window_shard("2026-11-25T00:00:00Z", until)
+    ) as state:
+        assert state.cursor(BASE) == until

@@ -34,6 +34,7 @@ import ca.uhn.fhir.jpa.api.dao.IFhirSystemDao;
 import ca.uhn.fhir.jpa.config.util.HapiEntityManagerFactoryUtil;
 import ca.uhn.fhir.jpa.model.config.PartitionSettings;
 import ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect;
+import ca.uhn.fhir.jpa.model.dialect.HapiFhirPostgresDialect;
 import ca.uhn.fhir.jpa.provider.JpaCapabilityStatementProvider;
 import ca.uhn.fhir.jpa.provider.JpaSystemProvider;
 import ca.uhn.fhir.jpa.search.DatabaseBackedPagingProvider;
@@ -129,14 +130,27 @@ public class FhirServerConfig {
 		};
 	}
 
+	/** The JDBC URL: H2 (in memory by default, DB_CLOSE_DELAY=-1 keeps it alive while the
+	 * pool has no open connection) or PostgreSQL (jdbc:postgresql:..., from scripts/hapi). */
+	static String databaseUrl() {
+		return HapiServerApplication.setting("rfhir.hapi.db", "RFHIR_HAPI_DB", "jdbc:h2:mem:hapi;DB_CLOSE_DELAY=-1");
+	}
+
+	static boolean onPostgres() {
+		return databaseUrl().startsWith("jdbc:postgresql:");
+	}
+
 	@Bean(destroyMethod = "close")
 	public BasicDataSource dataSource() {
 		BasicDataSource ds = new BasicDataSource();
-		ds.setDriverClassName("org.h2.Driver");
-		// DB_CLOSE_DELAY=-1 keeps an in-memory DB alive while the pool has no open connection.
-		ds.setUrl(HapiServerApplication.setting("rfhir.hapi.db", "RFHIR_HAPI_DB", "jdbc:h2:mem:hapi;DB_CLOSE_DELAY=-1"));
-		ds.setUsername("sa");
-		ds.setPassword("");
+		ds.setUrl(databaseUrl());
+		if (onPostgres()) {
+			ds.setDriverClassName("org.postgresql.Driver"); // user and password in the URL
+		} else {
+			ds.setDriverClassName("org.h2.Driver");
+			ds.setUsername("sa");
+			ds.setPassword("");
+		}
 		// Request threads, search prefetch threads and batch2 workers all take connections.
 		ds.setMaxTotal(20);
 		return ds;
@@ -158,7 +172,9 @@ public class FhirServerConfig {
 
 		Map<String, Object> jpa = new HashMap<>();
 		// HibernatePropertiesProvider reads the dialect back from this map.
-		jpa.put("hibernate.dialect", HapiFhirH2Dialect.class.getName());
+		jpa.put("hibernate.dialect", onPostgres()
+				? HapiFhirPostgresDialect.class.getName()
+				: HapiFhirH2Dialect.class.getName());
 		// Create the schema at startup (fresh in-memory DB, or an existing file DB).
 		jpa.put("hibernate.hbm2ddl.auto", "update");
 		// No Lucene/Elasticsearch indexing: plain SQL search is all we need.
