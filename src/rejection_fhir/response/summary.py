@@ -98,6 +98,11 @@ class Summary:
     alerts: tuple[str, ...] = ()
     highlights: tuple[Line, ...] = ()
     sections: tuple[Section, ...] = ()
+    #: Machine-readable scores (``Score.as_json()``), for the JSON rendering.
+    scores: tuple[dict[str, Any], ...] = ()
+    #: Machine-readable detail of the first ``len(alert_data)`` alerts
+    #: (``SafetyAlert.as_json()``), for the JSON rendering.
+    alert_data: tuple[dict[str, Any], ...] = ()
 
 
 Summarizer: TypeAlias = Callable[[ResolvedResponse], Summary]
