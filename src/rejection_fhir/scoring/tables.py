@@ -65,6 +65,8 @@ WEIGHT_PROPERTY_URIS = frozenset(
 WEIGHT_PROPERTY_CODES = frozenset({"itemWeight", "weight", "ordinalValue"})
 #: LL358-3 answer codes: seen on an item's options or answers, a PHQ-9 signal.
 FREQUENCY_CODES = frozenset(FREQUENCY_LL358_3)
+#: Our PHQ-9's linkIds (questionnaires/phq-9.yaml) are a sign of a PHQ-9 too.
+_PHQ9_LINK_IDS = frozenset(PHQ9.link_ids)
 
 OptionKey = tuple[str | None, str]
 
@@ -449,6 +451,8 @@ def phq9_signal(
         found = table.loinc & PHQ9_CODES
         if found:
             return f"the PHQ-9 item code {min(found)} (item {table.link_id})"
+        if table.link_id in _PHQ9_LINK_IDS:
+            return f"the PHQ-9 linkId {table.link_id}"
         frequency = frequency or table.frequency
     if not frequency:
         return ""
