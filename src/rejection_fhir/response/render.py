@@ -255,7 +255,7 @@ def render_json(summary: Summary) -> dict[str, Any]:
         "subject": summary.subject,
         "status": summary.status,
         "alerts": _json_alerts(summary),
-        "scores": [dict(score) for score in summary.scores],
+        "scores": [score.as_json() for score in summary.scores],
         "highlights": [_json_entry(line) for line in summary.highlights],
         "sections": [_json_entry(section) for section in summary.sections],
     }
@@ -268,7 +268,7 @@ def _json_alerts(summary: Summary) -> list[dict[str, Any]]:
     detail = summary.alert_data
     for i, text in enumerate(summary.alerts):
         if i < len(detail):
-            entry = dict(detail[i])
+            entry = detail[i].as_json()
             entry["text"] = text
         else:
             entry = {"kind": "note", "severity": "info", "text": text}

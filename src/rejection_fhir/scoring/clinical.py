@@ -74,8 +74,8 @@ def clinical_summary(
             tuple(a.message for a in alerts) + summary.alerts,
             tuple(score_line(s) for s in scores) + summary.highlights,
             summary.sections,
-            tuple(s.as_json() for s in scores) + summary.scores,
-            tuple(a.as_json() for a in alerts) + summary.alert_data,
+            scores + summary.scores,
+            alerts + summary.alert_data,
         )
     return ClinicalSummary(summary, scores, alerts)
 

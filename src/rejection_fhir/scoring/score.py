@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from rejection_fhir.scoring.instruments import PHQ9, Instrument
+from rejection_fhir.scoring.instruments import LOINC, PHQ9, Instrument
 from rejection_fhir.scoring.model import SafetyAlert, Score
 from rejection_fhir.scoring.safety import check_item9, coding_weight, read_answer
 from rejection_fhir.scoring.tables import (
@@ -109,6 +109,14 @@ def _score_instrument(
         weight: Decimal | None = None
         weights = 0
         for answer in answers.get(link_id, ()):
+            # The common case first, without building a reading: the instrument's own code.
+            coding = answer.get("valueCoding")
+            if type(coding) is dict and coding.get("system") == LOINC:
+                own = instrument.answers.get((LOINC, coding.get("code")))  # type: ignore[arg-type]
+                if own is not None:
+                    weight = Decimal(own)
+                    weights += 1
+                    continue
             found, caveat, _ = read_answer(answer, item_table, top)
             if found is not None and not caveat:
                 weight = found

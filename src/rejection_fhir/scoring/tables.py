@@ -65,6 +65,9 @@ WEIGHT_PROPERTY_URIS = frozenset(
 WEIGHT_PROPERTY_CODES = frozenset({"itemWeight", "weight", "ordinalValue"})
 #: LL358-3 answer codes: seen on an item's options or answers, a PHQ-9 signal.
 FREQUENCY_CODES = frozenset(FREQUENCY_LL358_3)
+#: Marks the stand-in Questionnaire read off a response (no form to say otherwise, so our
+#: own linkIds count as our instruments').
+STAND_IN = "_rejectionFhirStandIn"
 #: Our PHQ-9's linkIds (questionnaires/phq-9.yaml) are a sign of a PHQ-9 too.
 _PHQ9_LINK_IDS = frozenset(PHQ9.link_ids)
 
@@ -377,7 +380,9 @@ def build_table(q: Mapping[str, Any]) -> QuestionnaireTable:
     for instrument in INSTRUMENTS:
         if all(code in by_loinc for code in instrument.items):
             link_ids = tuple(by_loinc[code] for code in instrument.items)
-        elif _ours(q, instrument) and all(link in items for link in instrument.link_ids):
+        elif (_ours(q, instrument) or q.get(STAND_IN) is True) and all(
+            link in items for link in instrument.link_ids
+        ):
             link_ids = instrument.link_ids
         else:
             continue
@@ -485,7 +490,7 @@ def response_questionnaire(
     url = fallback.get("url") if fallback is not None else None
     if not isinstance(url, str) and isinstance(canonical, str):
         url = canonical.split("|")[0]
-    stand_in: dict[str, Any] = {"resourceType": "Questionnaire", "item": items}
+    stand_in: dict[str, Any] = {"resourceType": "Questionnaire", STAND_IN: True, "item": items}
     if isinstance(url, str):
         stand_in["url"] = url
     if fallback is not None:
