@@ -48,6 +48,8 @@ class Instrument:
     max_weight: int
     #: Up to this many unanswered items are prorated from the mean of the answered ones.
     max_prorated: int
+    #: Decimal places of a prorated total: 0 gives a whole number, like a complete total.
+    prorated_places: int
     bands: tuple[Band, ...]
     #: The rule in words, with its source, for Score.method.
     source: str
@@ -115,6 +117,10 @@ PHQ9 = Instrument(
     answer_displays=_DISPLAYS,
     max_weight=3,
     max_prorated=2,
+    # PHQ-9 totals are whole numbers 0-27 and the bands are drawn on them (Kroenke et al.
+    # 2001): an estimate is rounded to the nearest whole number, halves up, so it falls in
+    # a band the source defines.
+    prorated_places=0,
     # Kroenke et al. (2001): scores of 5, 10, 15 and 20 mark mild, moderate, moderately
     # severe and severe depression.
     bands=_bands(
@@ -147,6 +153,7 @@ GAD7 = Instrument(
     answer_displays=_DISPLAYS,
     max_weight=3,
     max_prorated=0,
+    prorated_places=0,
     # Spitzer et al. (2006): cut-points 5, 10 and 15 for mild, moderate and severe anxiety.
     bands=_bands(
         "gad-7",

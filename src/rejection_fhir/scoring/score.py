@@ -76,17 +76,19 @@ def _coding(answer: Mapping[str, Any]) -> tuple[str | None, str] | None:
     return None
 
 
-def _prorated(total: Decimal, answered: int, count: int) -> Decimal:
-    """Mean of the answered items × item count, to 2 decimals with halves rounded up.
+def _prorated(total: Decimal, answered: int, count: int, places: int = 0) -> Decimal:
+    """Mean of the answered items × item count, to ``places`` decimals, halves rounded up.
 
-    Exact rational arithmetic, then floor(x * 100 + 1/2) / 100: the same formula the
-    Questionnaire's FHIRPath uses, so both give the same digits on every input.  With
-    total = n/d: floor((n·count·100/(answered·d)) + 1/2) = (2·n·count·100 + answered·d)
-    // (2·answered·d), in integers (Fraction would cost more than the rest of the score).
+    Exact rational arithmetic, then floor(x · 10^places + 1/2) / 10^places: the same
+    formula the Questionnaire's FHIRPath uses, so both give the same digits on every input.
+    With total = n/d and s = 10^places: floor(n·count·s/(answered·d) + 1/2) =
+    (2·n·count·s + answered·d) // (2·answered·d), in integers (Fraction would cost more
+    than the rest of the score).
     """
     n, d = total.as_integer_ratio()
-    hundredths = (2 * n * count * 100 + answered * d) // (2 * answered * d)
-    return Decimal(hundredths) / Decimal(100)
+    scale = 10**places
+    scaled = (2 * n * count * scale + answered * d) // (2 * answered * d)
+    return Decimal(scaled) / Decimal(scale) if places else Decimal(scaled)
 
 
 def _score_instrument(
@@ -139,11 +141,13 @@ def _score_instrument(
         value: Decimal | None = total
         method = f"sum of {count} items {scale} ({instrument.source})"
     elif len(missing) <= instrument.max_prorated:
-        value = _prorated(total, answered, count)
+        places = instrument.prorated_places
+        value = _prorated(total, answered, count, places)
         prorated = True
+        rounded = "a whole number" if not places else f"{places} decimals"
         method = (
-            f"estimated (prorated): mean of {answered} answered items × {count}, to 2 "
-            f"decimals; {len(missing)} unanswered: {', '.join(missing)}{note} "
+            f"estimated (prorated): mean of {answered} answered items × {count}, rounded to "
+            f"{rounded}; {len(missing)} unanswered: {', '.join(missing)}{note} "
             f"({instrument.source})"
         )
     else:

@@ -91,7 +91,7 @@ def test_a_phq9_from_another_ehr_is_recognised_by_its_loinc_codes():
     assert score.instrument == "PHQ-9" and score.code["code"] == "44261-6"
     assert score.value == 10 and score.interpretation.code == "moderate"
     prorated = score_response(_ehr_response([2, 2, 1, None, 3, 0, 0, 1, 0]), _ehr_phq9())[0]
-    assert prorated.value == Decimal("10.13")  # 9 × 9 / 8 = 10.125 → 10.13
+    assert prorated.value == Decimal("10")  # 9 × 9 / 8 = 10.125 → 10 (whole numbers)
     assert prorated.missing_link_ids == ("Q4",)
 
 
