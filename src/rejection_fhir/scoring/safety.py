@@ -196,6 +196,11 @@ def check_item9(
         item = table.items.get(link_id)
         for answer in answers.get(link_id, ()):
             answered = True
+            coding = answer.get("valueCoding")
+            if type(coding) is dict and coding.get("system") == LOINC:
+                frequency = FREQUENCY_LL358_3.get(coding.get("code"))  # type: ignore[arg-type]
+                if frequency is not None and frequency[1] == 0:
+                    continue  # "Not at all", read exactly: the common case, nothing to build
             weight, caveat, shown = read_answer(answer, item)
             if weight is None:
                 if doubt is None:

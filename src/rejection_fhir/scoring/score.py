@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from rejection_fhir.scoring.instruments import LOINC, PHQ9, Instrument
+from rejection_fhir.scoring.instruments import INSTRUMENTS, LOINC, PHQ9, Instrument
 from rejection_fhir.scoring.model import SafetyAlert, Score
 from rejection_fhir.scoring.safety import check_item9, coding_weight, read_answer
 from rejection_fhir.scoring.tables import (
@@ -91,6 +91,13 @@ def _prorated(total: Decimal, answered: int, count: int, places: int = 0) -> Dec
     return Decimal(scaled) / Decimal(scale) if places else Decimal(scaled)
 
 
+#: Each instrument's LOINC answer codes → weight, for the common case (code lookups only).
+_CODE_WEIGHTS: dict[str, dict[str, int]] = {
+    instrument.key: {code: w for (system, code), w in instrument.answers.items() if system == LOINC}
+    for instrument in INSTRUMENTS
+}
+
+
 def _score_instrument(
     instrument: Instrument,
     link_ids: tuple[str, ...],
@@ -100,37 +107,45 @@ def _score_instrument(
     """The instrument's rule over its items.  Only exact readings count (the instrument's
     codes with their system, the form's weighted codes, a weight on the response's own
     Coding); any other reading leaves the item unanswered and says why in the method."""
-    total = Decimal(0)
+    # Whole weights (the instrument's own codes: nearly every answer) add up as ints;
+    # Decimal arithmetic only for weights read otherwise.
+    whole = 0
+    fraction = Decimal(0)
     answered = 0
     missing: list[str] = []
     ambiguous = 0
     notes: list[str] = []
     top = instrument.max_weight
+    own_codes = _CODE_WEIGHTS.get(instrument.key) or {}
     for link_id in link_ids:
-        item_table = table.items.get(link_id)
+        weight_int = -1
         weight: Decimal | None = None
         weights = 0
         for answer in answers.get(link_id, ()):
             # The common case first, without building a reading: the instrument's own code.
             coding = answer.get("valueCoding")
             if type(coding) is dict and coding.get("system") == LOINC:
-                own = instrument.answers.get((LOINC, coding.get("code")))  # type: ignore[arg-type]
+                own = own_codes.get(coding.get("code"))  # type: ignore[arg-type]
                 if own is not None:
-                    weight = Decimal(own)
+                    weight_int, weight = own, None
                     weights += 1
                     continue
-            found, caveat, _ = read_answer(answer, item_table, top)
+            found, caveat, _ = read_answer(answer, table.items.get(link_id), top)
             if found is not None and not caveat:
-                weight = found
+                weight_int, weight = -1, found
                 weights += 1
             elif caveat and len(notes) < 3:
                 notes.append(f"{link_id}: {caveat}, not scored")
-        if weights == 1 and weight is not None:
-            total += weight
+        if weights == 1 and (weight_int >= 0 or weight is not None):
+            if weight is not None:
+                fraction += weight
+            else:
+                whole += weight_int
             answered += 1
         else:
             ambiguous += weights > 1
             missing.append(link_id)
+    total = fraction + whole if fraction else Decimal(whole)
     count = len(link_ids)
     scale = f"scored 0-{top}"
     note = f" ({ambiguous} with more than one answer, counted as unanswered)" if ambiguous else ""
