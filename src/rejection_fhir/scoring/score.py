@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from rejection_fhir.scoring.instruments import INSTRUMENTS, LOINC, PHQ9, Instrument
-from rejection_fhir.scoring.model import SafetyAlert, Score
+from rejection_fhir.scoring.model import Interpretation, SafetyAlert, Score
 from rejection_fhir.scoring.safety import check_item9, coding_weight, read_answer
 from rejection_fhir.scoring.tables import (
     QuestionnaireTable,
@@ -98,6 +98,23 @@ _CODE_WEIGHTS: dict[str, dict[str, int]] = {
 }
 
 
+#: Each instrument's band for each whole total, looked up rather than compared.
+_BANDS: dict[str, list[Interpretation]] = {
+    instrument.key: [
+        instrument.interpret(Decimal(total))
+        for total in range(len(instrument.items) * instrument.max_weight + 1)
+    ]
+    for instrument in INSTRUMENTS
+}
+
+
+def _band(instrument: Instrument, value: Decimal, whole: int) -> Interpretation:
+    bands = _BANDS.get(instrument.key)
+    if bands is not None and 0 <= whole < len(bands):
+        return bands[whole]
+    return instrument.interpret(value)
+
+
 def _score_instrument(
     instrument: Instrument,
     link_ids: tuple[str, ...],
@@ -147,15 +164,28 @@ def _score_instrument(
             missing.append(link_id)
     total = fraction + whole if fraction else Decimal(whole)
     count = len(link_ids)
-    scale = f"scored 0-{top}"
+    prorated = False
+    if not missing:
+        # The common case: a complete response, with its band looked up by total.
+        return Score(
+            instrument.name,
+            instrument.total,
+            total,
+            _band(instrument, total, whole if not fraction else -1),
+            answered,
+            0,
+            True,
+            f"sum of {count} items scored 0-{top} ({instrument.source})",
+            (),
+            False,
+            instrument.panel["code"],
+            None,
+        )
     note = f" ({ambiguous} with more than one answer, counted as unanswered)" if ambiguous else ""
     if notes:
         note += " (" + "; ".join(notes) + ")"
-    prorated = False
-    if not missing:
-        value: Decimal | None = total
-        method = f"sum of {count} items {scale} ({instrument.source})"
-    elif len(missing) <= instrument.max_prorated:
+    value: Decimal | None
+    if len(missing) <= instrument.max_prorated:
         places = instrument.prorated_places
         value = _prorated(total, answered, count, places)
         prorated = True
@@ -181,9 +211,9 @@ def _score_instrument(
         method += "; item 9 (self-harm) was not answered: ask about it directly"
     return Score(
         instrument=instrument.name,
-        code=dict(instrument.total),
+        code=instrument.total,
         value=value,
-        interpretation=instrument.interpret(value) if value is not None else None,
+        interpretation=_band(instrument, value, -1) if value is not None else None,
         items_answered=answered,
         items_missing=len(missing),
         scorable=value is not None,
