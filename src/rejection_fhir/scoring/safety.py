@@ -198,7 +198,8 @@ def check_item9(
             answered = True
             coding = answer.get("valueCoding")
             if type(coding) is dict and coding.get("system") == LOINC:
-                frequency = FREQUENCY_LL358_3.get(coding.get("code"))  # type: ignore[arg-type]
+                code = coding.get("code")
+                frequency = FREQUENCY_LL358_3.get(code) if type(code) is str else None
                 if frequency is not None and frequency[1] == 0:
                     continue  # "Not at all", read exactly: the common case, nothing to build
             weight, caveat, shown = read_answer(answer, item)

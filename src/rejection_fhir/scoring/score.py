@@ -30,39 +30,51 @@ def answers_by_link(
     order, however deeply nested.
 
     A plain recursive loop rather than generators: it runs for every response a sync
-    scores, and JSON gives dicts (``type(...) is dict`` first, Mapping for the rest).
+    scores.  JSON gives dicts, so items are handled as ``dict`` (typed so, which the
+    compiled build turns into direct dict calls); any other Mapping is copied first.
     """
     if out is None:
         out = {}
     if not isinstance(items, list):
         return out
     for item in items:
-        if type(item) is not dict and not isinstance(item, Mapping):
-            continue
-        link_id = item.get("linkId")
-        answers = item.get("answer")
-        if answers and isinstance(answers, list):
-            key: str | None = (
-                link_id
-                if isinstance(link_id, str) and (wanted is None or link_id in wanted)
-                else None
-            )
-            for answer in answers:
-                if type(answer) is not dict and not isinstance(answer, Mapping):
-                    continue
-                if key is not None:
-                    found = out.get(key)
-                    if found is None:
-                        out[key] = [answer]
-                    else:
-                        found.append(answer)
-                nested = answer.get("item")
-                if nested:
-                    answers_by_link(nested, wanted, out)
-        nested = item.get("item")
-        if nested:
-            answers_by_link(nested, wanted, out)
+        if type(item) is dict:
+            _walk_item(item, wanted, out)
+        elif isinstance(item, Mapping):
+            _walk_item(dict(item), wanted, out)
     return out
+
+
+def _walk_item(
+    item: dict[str, Any],
+    wanted: frozenset[str] | None,
+    out: dict[str, list[Mapping[str, Any]]],
+) -> None:
+    answers = item.get("answer")
+    if answers and isinstance(answers, list):
+        link_id = item.get("linkId")
+        key: str | None = (
+            link_id if isinstance(link_id, str) and (wanted is None or link_id in wanted) else None
+        )
+        for raw in answers:
+            if type(raw) is dict:
+                answer: dict[str, Any] = raw
+            elif isinstance(raw, Mapping):
+                answer = dict(raw)
+            else:
+                continue
+            if key is not None:
+                found = out.get(key)
+                if found is None:
+                    out[key] = [answer]
+                else:
+                    found.append(answer)
+            nested = answer.get("item")
+            if nested:
+                answers_by_link(nested, wanted, out)
+    nested = item.get("item")
+    if nested:
+        answers_by_link(nested, wanted, out)
 
 
 def _coding(answer: Mapping[str, Any]) -> tuple[str | None, str] | None:
@@ -142,7 +154,8 @@ def _score_instrument(
             # The common case first, without building a reading: the instrument's own code.
             coding = answer.get("valueCoding")
             if type(coding) is dict and coding.get("system") == LOINC:
-                own = own_codes.get(coding.get("code"))  # type: ignore[arg-type]
+                code = coding.get("code")
+                own = own_codes.get(code) if type(code) is str else None
                 if own is not None:
                     weight_int, weight = own, None
                     weights += 1

@@ -203,7 +203,7 @@ def _weight_property_codes(expansion: Mapping[str, Any]) -> frozenset[str]:
             }
             declared.append((parts.get("code"), parts.get("uri")))
     for code, uri in declared:
-        if isinstance(code, str) and uri in WEIGHT_PROPERTY_URIS:
+        if isinstance(code, str) and isinstance(uri, str) and uri in WEIGHT_PROPERTY_URIS:
             codes.add(code)
     return frozenset(codes)
 
@@ -222,7 +222,11 @@ def _property_weight(entry: Mapping[str, Any], weight_codes: frozenset[str]) -> 
     """A weight carried as a concept property: R5 ``contains.property`` or, in R4, the
     backport extension (sub-extensions ``code`` and ``value[x]``)."""
     for prop in entry.get("property") or []:
-        if isinstance(prop, Mapping) and prop.get("code") in weight_codes:
+        if (
+            isinstance(prop, Mapping)
+            and isinstance(prop.get("code"), str)
+            and prop["code"] in weight_codes
+        ):
             number = _number(prop.get("valueDecimal", prop.get("valueInteger")))
             if number is not None:
                 return number
@@ -238,7 +242,7 @@ def _property_weight(entry: Mapping[str, Any], weight_codes: frozenset[str]) -> 
                 code = part.get("valueCode")
             elif part.get("url") == "value":
                 value = part.get("valueDecimal", part.get("valueInteger"))
-        if code in weight_codes:
+        if isinstance(code, str) and code in weight_codes:
             number = _number(value)
             if number is not None:
                 return number
@@ -300,7 +304,8 @@ def _offers_frequency(item: Mapping[str, Any], weights: Mapping[OptionKey, Any])
         return True
     for option in item.get("answerOption") or []:
         coding = option.get("valueCoding") if isinstance(option, Mapping) else None
-        if isinstance(coding, Mapping) and coding.get("code") in FREQUENCY_CODES:
+        code = coding.get("code") if isinstance(coding, Mapping) else None
+        if isinstance(code, str) and code in FREQUENCY_CODES:
             return True
     return False
 

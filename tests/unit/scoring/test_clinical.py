@@ -16,7 +16,7 @@ def phq9(values, *, rid="phq-1"):
     return {
         "resourceType": "QuestionnaireResponse",
         "id": rid,
-        "questionnaire": "https://rejection-fhir.org/fhir/Questionnaire/phq-9|1.0.0",
+        "questionnaire": "https://rejection-fhir.org/fhir/Questionnaire/phq-9|2.0.0",
         "status": "completed",
         "authored": "2026-11-20T10:00:00Z",
         "subject": {"reference": "Patient/p1"},
