@@ -47,7 +47,8 @@ _ZERO_TO_THREE = {"0": 0, "1": 1, "2": 2, "3": 3}
 
 def coding_weight(coding: Mapping[str, Any]) -> Decimal | None:
     """A weight the response's own Coding carries (itemWeight / ordinalValue / CO-value)."""
-    for ext in coding.get("extension") or ():
+    extensions = coding.get("extension")
+    for ext in extensions if isinstance(extensions, list) else ():
         if isinstance(ext, Mapping) and ext.get("url") in WEIGHT_URLS:
             value = ext.get("valueDecimal", ext.get("valueInteger"))
             if isinstance(value, int | float | str) and not isinstance(value, bool):

@@ -114,6 +114,11 @@ class QuestionnaireTable:
     url: str | None = None
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or nothing: mutated or malformed input may put anything there."""
+    return value if isinstance(value, list) else []
+
+
 def _walk(items: Any) -> Iterator[Mapping[str, Any]]:
     if not isinstance(items, list):
         return
@@ -126,7 +131,7 @@ def _walk(items: Any) -> Iterator[Mapping[str, Any]]:
 def _extension_weight(element: Any) -> Decimal | None:
     if not isinstance(element, Mapping):
         return None
-    for ext in element.get("extension") or []:
+    for ext in _list(element.get("extension")):
         if (
             isinstance(ext, Mapping)
             and isinstance(ext.get("url"), str)
@@ -142,7 +147,7 @@ def _extension_weight(element: Any) -> Decimal | None:
 
 
 def _contained_value_set(q: Mapping[str, Any], ref: str) -> Mapping[str, Any] | None:
-    contained = [r for r in q.get("contained") or [] if isinstance(r, Mapping)]
+    contained = [r for r in _list(q.get("contained")) if isinstance(r, Mapping)]
     for resource in contained:
         if resource.get("resourceType") != "ValueSet":
             continue
@@ -158,11 +163,11 @@ def _value_set_weights(vs: Mapping[str, Any]) -> dict[OptionKey, tuple[Decimal, 
     out: dict[OptionKey, tuple[Decimal, str]] = {}
     compose = vs.get("compose")
     compose = compose if isinstance(compose, Mapping) else {}
-    for include in compose.get("include") or []:
+    for include in _list(compose.get("include")):
         if not isinstance(include, Mapping):
             continue
         system = include.get("system")
-        for concept in include.get("concept") or []:
+        for concept in _list(include.get("concept")):
             weight = _extension_weight(concept)
             if weight is not None and isinstance(concept.get("code"), str):
                 display = concept.get("display") or concept["code"]
@@ -170,12 +175,12 @@ def _value_set_weights(vs: Mapping[str, Any]) -> dict[OptionKey, tuple[Decimal, 
     expansion = vs.get("expansion")
     expansion = expansion if isinstance(expansion, Mapping) else {}
     weight_codes = _weight_property_codes(expansion)
-    stack = list(expansion.get("contains") or [])
+    stack = list(_list(expansion.get("contains")))
     while stack:
         entry = stack.pop()
         if not isinstance(entry, Mapping):
             continue
-        stack.extend(entry.get("contains") or [])
+        stack.extend(_list(entry.get("contains")))
         weight = _extension_weight(entry)
         if weight is None:
             weight = _property_weight(entry, weight_codes)
@@ -191,14 +196,14 @@ def _weight_property_codes(expansion: Mapping[str, Any]) -> frozenset[str]:
     ordinalValue that expansions also use without declaring them."""
     codes = set(WEIGHT_PROPERTY_CODES)
     declared: list[tuple[Any, Any]] = []
-    for prop in expansion.get("property") or []:
+    for prop in _list(expansion.get("property")):
         if isinstance(prop, Mapping):
             declared.append((prop.get("code"), prop.get("uri")))
-    for ext in expansion.get("extension") or []:
+    for ext in _list(expansion.get("extension")):
         if isinstance(ext, Mapping) and ext.get("url") == BACKPORT_EXPANSION_PROPERTY:
             parts = {
                 e.get("url"): e.get("valueCode", e.get("valueUri"))
-                for e in ext.get("extension") or []
+                for e in _list(ext.get("extension"))
                 if isinstance(e, Mapping)
             }
             declared.append((parts.get("code"), parts.get("uri")))
@@ -221,7 +226,7 @@ def _number(value: Any) -> Decimal | None:
 def _property_weight(entry: Mapping[str, Any], weight_codes: frozenset[str]) -> Decimal | None:
     """A weight carried as a concept property: R5 ``contains.property`` or, in R4, the
     backport extension (sub-extensions ``code`` and ``value[x]``)."""
-    for prop in entry.get("property") or []:
+    for prop in _list(entry.get("property")):
         if (
             isinstance(prop, Mapping)
             and isinstance(prop.get("code"), str)
@@ -230,12 +235,12 @@ def _property_weight(entry: Mapping[str, Any], weight_codes: frozenset[str]) -> 
             number = _number(prop.get("valueDecimal", prop.get("valueInteger")))
             if number is not None:
                 return number
-    for ext in entry.get("extension") or []:
+    for ext in _list(entry.get("extension")):
         if not isinstance(ext, Mapping) or ext.get("url") != BACKPORT_CONTAINS_PROPERTY:
             continue
         code: Any = None
         value: Any = None
-        for part in ext.get("extension") or []:
+        for part in _list(ext.get("extension")):
             if not isinstance(part, Mapping):
                 continue
             if part.get("url") == "code":
@@ -276,7 +281,7 @@ def _option_weights(
     q: Mapping[str, Any], item: Mapping[str, Any]
 ) -> dict[OptionKey, tuple[Decimal, str]]:
     out: dict[OptionKey, tuple[Decimal, str]] = {}
-    for option in item.get("answerOption") or []:
+    for option in _list(item.get("answerOption")):
         if not isinstance(option, Mapping):
             continue
         coding = option.get("valueCoding")
@@ -302,7 +307,7 @@ def _option_weights(
 def _offers_frequency(item: Mapping[str, Any], weights: Mapping[OptionKey, Any]) -> bool:
     if any(code in FREQUENCY_CODES for _, code in weights):
         return True
-    for option in item.get("answerOption") or []:
+    for option in _list(item.get("answerOption")):
         coding = option.get("valueCoding") if isinstance(option, Mapping) else None
         code = coding.get("code") if isinstance(coding, Mapping) else None
         if isinstance(code, str) and code in FREQUENCY_CODES:
@@ -334,7 +339,7 @@ def _item_table(q: Mapping[str, Any], item: Mapping[str, Any]) -> ItemTable:
     link_id = str(item["linkId"])
     loinc = {
         str(c["code"])
-        for c in item.get("code") or []
+        for c in _list(item.get("code"))
         if isinstance(c, Mapping) and c.get("system") == LOINC and isinstance(c.get("code"), str)
     }
     segments = loinc_segments(link_id)
@@ -344,7 +349,7 @@ def _item_table(q: Mapping[str, Any], item: Mapping[str, Any]) -> ItemTable:
     loinc |= text_codes(item.get("text"))
     calculated = bool(item.get("readOnly")) or any(
         isinstance(e, Mapping) and e.get("url") == CALCULATED_EXPRESSION
-        for e in item.get("extension") or []
+        for e in _list(item.get("extension"))
     )
     weights = _option_weights(q, item)
     by_code: dict[str, tuple[Decimal, str]] = {}
@@ -398,7 +403,7 @@ def build_table(q: Mapping[str, Any]) -> QuestionnaireTable:
         for t in items.values()
         if t.weights and not t.calculated and t.link_id not in claimed
     )
-    codes = [c for c in q.get("code") or [] if isinstance(c, Mapping)]
+    codes = [c for c in _list(q.get("code")) if isinstance(c, Mapping)]
     signal = phq9_signal(q, codes, items.values(), recognised, group_codes(q))
     item9 = [t.link_id for t in items.values() if PHQ9_ITEM9 in t.loinc]
     if not item9 and signal and PHQ9_ITEM9_LINK_ID in items:
@@ -435,7 +440,7 @@ def group_codes(q: Mapping[str, Any]) -> set[str]:
             link_id = item.get("linkId")
             if isinstance(link_id, str):
                 found.update(loinc_segments(link_id))
-            for c in item.get("code") or []:
+            for c in _list(item.get("code")):
                 if isinstance(c, Mapping) and isinstance(c.get("code"), str):
                     found.add(c["code"])
     return found
@@ -514,7 +519,7 @@ def _stand_in_items(
         if not isinstance(item, Mapping):
             continue
         link_id = item.get("linkId")
-        answers = [a for a in item.get("answer") or [] if isinstance(a, Mapping)]
+        answers = [a for a in _list(item.get("answer")) if isinstance(a, Mapping)]
         if isinstance(link_id, str):
             defined = known.get(link_id)
             if defined is not None:
