@@ -29,7 +29,7 @@ from rejection_fhir.scoring.instruments import (
     normalise_text,
 )
 from rejection_fhir.scoring.model import SafetyAlert
-from rejection_fhir.scoring.tables import WEIGHT_URLS, ItemTable, QuestionnaireTable
+from rejection_fhir.scoring.tables import WEIGHT_URLS, Answers, ItemTable, QuestionnaireTable
 
 KIND_POSITIVE = "phq9-item9-positive"
 KIND_UNREADABLE = "phq9-item9-unreadable"
@@ -182,7 +182,7 @@ def unreadable_message(why: str) -> str:
 
 def check_item9(
     table: QuestionnaireTable,
-    answers: Mapping[str, list[Mapping[str, Any]]],
+    answers: Answers,
     *,
     unresolved: str = "",
 ) -> list[SafetyAlert]:

@@ -14,6 +14,7 @@ from rejection_fhir.scoring.instruments import INSTRUMENTS, LOINC, PHQ9, Instrum
 from rejection_fhir.scoring.model import Interpretation, SafetyAlert, Score
 from rejection_fhir.scoring.safety import check_item9, coding_weight, read_answer
 from rejection_fhir.scoring.tables import (
+    Answers,
     QuestionnaireTable,
     build_table,
     questionnaire_table,
@@ -24,8 +25,8 @@ from rejection_fhir.scoring.tables import (
 def answers_by_link(
     items: Any,
     wanted: frozenset[str] | None,
-    out: dict[str, list[Mapping[str, Any]]] | None = None,
-) -> dict[str, list[Mapping[str, Any]]]:
+    out: Answers | None = None,
+) -> Answers:
     """The answers to each linkId in ``wanted`` (every linkId when None), in document
     order, however deeply nested.
 
@@ -48,7 +49,7 @@ def answers_by_link(
 def _walk_item(
     item: dict[str, Any],
     wanted: frozenset[str] | None,
-    out: dict[str, list[Mapping[str, Any]]],
+    out: Answers,
 ) -> None:
     answers = item.get("answer")
     if answers and isinstance(answers, list):
@@ -131,7 +132,7 @@ def _score_instrument(
     instrument: Instrument,
     link_ids: tuple[str, ...],
     table: QuestionnaireTable,
-    answers: Mapping[str, list[Mapping[str, Any]]],
+    answers: Answers,
 ) -> Score:
     """The instrument's rule over its items.  Only exact readings count (the instrument's
     codes with their system, the form's weighted codes, a weight on the response's own
@@ -238,9 +239,7 @@ def _score_instrument(
     )
 
 
-def _score_generic(
-    table: QuestionnaireTable, answers: Mapping[str, list[Mapping[str, Any]]]
-) -> Score:
+def _score_generic(table: QuestionnaireTable, answers: Answers) -> Score:
     total = Decimal(0)
     answered = 0
     missing: list[str] = []
@@ -306,9 +305,7 @@ def score_response(qr: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> l
     return _scores(table, answers_by_link(qr.get("item"), table.scored_link_ids))
 
 
-def _scores(
-    table: QuestionnaireTable, answers: Mapping[str, list[Mapping[str, Any]]]
-) -> list[Score]:
+def _scores(table: QuestionnaireTable, answers: Answers) -> list[Score]:
     scores = [
         _score_instrument(instrument, link_ids, table, answers)
         for instrument, link_ids in table.instruments

@@ -72,6 +72,9 @@ STAND_IN = "_rejectionFhirStandIn"
 _PHQ9_LINK_IDS = frozenset(PHQ9.link_ids)
 
 OptionKey = tuple[str | None, str]
+#: A response's answers by linkId, as JSON objects in document order (plain dicts, which
+#: the compiled build reads with direct dict calls).
+Answers = dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
