@@ -121,6 +121,16 @@ _BANDS: dict[str, list[Interpretation]] = {
 }
 
 
+#: The method of a complete score, per instrument (the same words every time).
+_COMPLETE: dict[str, str] = {
+    instrument.key: (
+        f"sum of {len(instrument.items)} items scored 0-{instrument.max_weight} "
+        f"({instrument.source})"
+    )
+    for instrument in INSTRUMENTS
+}
+
+
 def _band(instrument: Instrument, value: Decimal, whole: int) -> Interpretation:
     bands = _BANDS.get(instrument.key)
     if bands is not None and 0 <= whole < len(bands):
@@ -189,7 +199,7 @@ def _score_instrument(
             answered,
             0,
             True,
-            f"sum of {count} items scored 0-{top} ({instrument.source})",
+            _COMPLETE[instrument.key],
             (),
             False,
             instrument.panel["code"],
