@@ -197,9 +197,10 @@ def check_item9(
         item = table.items.get(link_id)
         for answer in answers.get(link_id, ()):
             answered = True
-            coding = answer.get("valueCoding")
-            if type(coding) is dict and coding.get("system") == LOINC:
-                code = coding.get("code")
+            raw = answer.get("valueCoding")
+            if type(raw) is dict:
+                coding: dict[str, Any] = raw  # typed: direct dict calls when compiled
+                code = coding.get("code") if coding.get("system") == LOINC else None
                 frequency = FREQUENCY_LL358_3.get(code) if type(code) is str else None
                 if frequency is not None and frequency[1] == 0:
                     continue  # "Not at all", read exactly: the common case, nothing to build

@@ -163,9 +163,10 @@ def _score_instrument(
         weights = 0
         for answer in answers.get(link_id, ()):
             # The common case first, without building a reading: the instrument's own code.
-            coding = answer.get("valueCoding")
-            if type(coding) is dict and coding.get("system") == LOINC:
-                code = coding.get("code")
+            raw = answer.get("valueCoding")
+            if type(raw) is dict:
+                coding: dict[str, Any] = raw  # typed: direct dict calls when compiled
+                code = coding.get("code") if coding.get("system") == LOINC else None
                 own = own_codes.get(code) if type(code) is str else None
                 if own is not None:
                     weight_int, weight = own, None
