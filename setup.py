@@ -33,6 +33,8 @@ COMPILED = (
     "response/values.py",
     "response/worksheets.py",
     "scoring/clinical.py",
+    "scoring/model.py",
+    "scoring/safety.py",
     "scoring/score.py",
     "scoring/tables.py",
 )

@@ -24,10 +24,11 @@ import orjson
 
 from rejection_fhir.errors import InputError
 from rejection_fhir.response.conformance import answer_findings
-from rejection_fhir.response.questionnaire import QuestionnaireIndex
+from rejection_fhir.response.questionnaire import QuestionnaireIndex, split_canonical
 from rejection_fhir.response.render import render_json, render_markdown, render_text, render_xhtml
 from rejection_fhir.response.summary import Summary
 from rejection_fhir.scoring.clinical import clinical_summary
+from rejection_fhir.scoring.tables import register_value_sets
 
 JsonDict = dict[str, Any]
 
@@ -172,6 +173,14 @@ def questionnaires_by_file(paths: Sequence[Path]) -> list[tuple[Path, list[JsonD
         found.extend(
             r for r in resources if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
         )
+        # ValueSets in the same files: Questionnaires may take option weights from them
+        # by canonical (answerValueSet) rather than containing them.
+        value_sets = [
+            r for r in resources if isinstance(r, dict) and r.get("resourceType") == "ValueSet"
+        ]
+        register_value_sets(value_sets)
+        if value_sets and not found:
+            by_file.pop()  # a file of ValueSets only is used for its weights, not "unused"
     return by_file
 
 
@@ -230,8 +239,12 @@ def summarize_files(
                     report.problems.append(
                         f"{where}: Questionnaire {canonical[:200]} not found; summarised from the response's own texts"
                     )
+            fallback = None
+            if compiled is None and isinstance(canonical, str) and not canonical.startswith("#"):
+                # Another version of the same url lends its items to scores and safety.
+                fallback = index.compiled(split_canonical(canonical)[0])
             try:
-                write(render(clinical_summary(response, compiled).summary))
+                write(render(clinical_summary(response, compiled, fallback=fallback).summary))
             except InputError as exc:
                 report.problems.append(f"{where}: {exc.message}")
                 continue

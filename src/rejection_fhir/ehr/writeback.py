@@ -47,6 +47,29 @@ SURVEY = {
     "code": "survey",
     "display": "Survey",
 }
+#: Flag.code of a positive PHQ-9 item 9: SNOMED CT 6471006 |Suicidal thoughts (finding)|
+#: (synonym "suicidal ideation"; mapped to ICD-10-CM R45.851 "Suicidal ideations"), the
+#: risk itself rather than the answer that revealed it.  A "Several days" answer is
+#: thoughts of being better off dead or of self-harm, which this finding covers; it is not
+#: an assessed risk level, so "At risk for suicide" (225444004) would say more than the
+#: screen does.  The answer given is kept beside it (SAFETY_ANSWER_EXTENSION).
+SUICIDAL_THOUGHTS = {
+    "system": "http://snomed.info/sct",
+    "code": "6471006",
+    "display": "Suicidal thoughts",
+}
+#: Flag.code when item 9 could not be read: no published concept says "a screening item
+#: could not be checked", so the project's own code (same namespace as DERIVED_SYSTEM).
+SAFETY_CHECK_SYSTEM = "https://rejection-fhir.org/fhir/CodeSystem/safety-check"
+ITEM9_UNREADABLE = {
+    "system": SAFETY_CHECK_SYSTEM,
+    "code": "phq9-item9-unreadable",
+    "display": "PHQ-9 item 9 (self-harm) could not be checked",
+}
+#: The answer that raised a Flag, as read (a Coding, or the value itself), for the report.
+SAFETY_ANSWER_EXTENSION = "https://rejection-fhir.org/fhir/StructureDefinition/safety-answer"
+#: Core extension pointing a Flag at the resource that supports it (the response).
+FLAG_DETAIL_EXTENSION = "http://hl7.org/fhir/StructureDefinition/flag-detail"
 _NS = uuid.UUID("0f6c3f1e-7a8b-4c7e-9b0a-2d1f5e6a7b8c")
 
 
@@ -137,7 +160,7 @@ def tool_device_entry() -> JsonDict:
 def plan_writes(
     qr: Mapping[str, Any],
     response: ResponseVersion,
-    note: Note,
+    note: Note | None,
     values: Sequence[ExtractedValue],
     *,
     recorded: str,
@@ -148,7 +171,9 @@ def plan_writes(
 
     ``previous_note`` is the earlier version's DocumentReference as read from the target
     (a plain dict); it is marked superseded and replaced.  ``extra`` entries (scores,
-    safety flags) are added before the Provenance so it names them too.
+    safety flags) are added before the Provenance so it names them too.  Without a
+    ``note`` (a rejected response whose safety Flag is still written) there is no
+    DocumentReference.
     """
     plan = WritePlan()
     authored = qr.get("authored")
@@ -157,6 +182,14 @@ def plan_writes(
 
     device = tool_device_entry()
     plan.entries.append(device)
+
+    if note is None:
+        for entry in extra:
+            plan.entries.append(entry)
+            plan.written.append(entry["fullUrl"])
+        plan.entries.append(_provenance_entry(response, plan.written, recorded, device))
+        plan.written.append(plan.entries[-1]["fullUrl"])
+        return plan
 
     note_key = derived_id(response.source_base, response.id, response.version, "note")
     document: JsonDict = {
@@ -256,11 +289,19 @@ def plan_writes(
         plan.entries.append(entry)
         plan.written.append(entry["fullUrl"])
 
+    plan.entries.append(_provenance_entry(response, plan.written, recorded, device))
+    plan.written.append(plan.entries[-1]["fullUrl"])
+    return plan
+
+
+def _provenance_entry(
+    response: ResponseVersion, written: Sequence[str], recorded: str, device: JsonDict
+) -> JsonDict:
     provenance_key = derived_id(response.source_base, response.id, response.version, "provenance")
     provenance: JsonDict = {
         "resourceType": "Provenance",
         "meta": {"tag": [{"system": DERIVED_SYSTEM, "code": provenance_key}]},
-        "target": [{"reference": url} for url in plan.written],
+        "target": [{"reference": url} for url in written],
         "recorded": recorded,
         "activity": {
             "coding": [
@@ -287,20 +328,15 @@ def plan_writes(
         ],
         "entity": [{"role": "source", "what": {"reference": response.versioned_reference}}],
     }
-    provenance_url = _urn(provenance_key)
-    plan.entries.append(
-        {
-            "fullUrl": provenance_url,
-            "resource": provenance,
-            "request": {
-                "method": "POST",
-                "url": "Provenance",
-                "ifNoneExist": urlencode({"_tag": f"{DERIVED_SYSTEM}|{provenance_key}"}),
-            },
-        }
-    )
-    plan.written.append(provenance_url)
-    return plan
+    return {
+        "fullUrl": _urn(provenance_key),
+        "resource": provenance,
+        "request": {
+            "method": "POST",
+            "url": "Provenance",
+            "ifNoneExist": urlencode({"_tag": f"{DERIVED_SYSTEM}|{provenance_key}"}),
+        },
+    }
 
 
 def supersede_entry(note: Mapping[str, Any]) -> JsonDict | None:
@@ -405,6 +441,21 @@ def score_entries(
     return entries
 
 
+def _flag_code(alert: SafetyAlert) -> dict[str, str]:
+    return ITEM9_UNREADABLE if alert.kind == "phq9-item9-unreadable" else SUICIDAL_THOUGHTS
+
+
+def _answer_extension(answer: Mapping[str, Any]) -> JsonDict | None:
+    if not answer:
+        return None
+    if "code" in answer:
+        return {"url": SAFETY_ANSWER_EXTENSION, "valueCoding": dict(answer)}
+    for key, value in answer.items():
+        if key.startswith("value"):
+            return {"url": SAFETY_ANSWER_EXTENSION, key: value}
+    return None
+
+
 def safety_entries(
     qr: Mapping[str, Any],
     response: ResponseVersion,
@@ -413,7 +464,12 @@ def safety_entries(
     task: bool = False,
 ) -> list[JsonDict]:
     """A Flag per safety alert (and optionally a Task for the clinician), created once per
-    response: the key leaves out the version, so an amendment does not raise it twice."""
+    response: the key leaves out the version, so an amendment does not raise it twice.
+
+    A positive item 9 is coded as the risk (SNOMED CT 6471006); an item 9 that could not
+    be read gets a Flag too (the project's ``phq9-item9-unreadable``), so the report's
+    safety section shows it as loudly.  Each Flag points at the response (``flag-detail``)
+    and carries the answer as read (``safety-answer``), never the client's free text."""
     entries = []
     for alert in alerts:
         key = derived_id(response.source_base, response.id, None, f"flag/{alert.rule}")
@@ -432,8 +488,15 @@ def safety_entries(
                     ]
                 }
             ],
-            "code": {"coding": [dict(alert.answer)], "text": alert.message},
+            "code": {"coding": [dict(_flag_code(alert))], "text": alert.message},
         }
+        extensions: list[JsonDict] = [
+            {"url": FLAG_DETAIL_EXTENSION, "valueReference": {"reference": response.reference}}
+        ]
+        answer = _answer_extension(alert.answer)
+        if answer is not None:
+            extensions.append(answer)
+        flag["extension"] = extensions
         if isinstance(qr.get("subject"), Mapping):
             flag["subject"] = dict(qr["subject"])
         if isinstance(qr.get("authored"), str):

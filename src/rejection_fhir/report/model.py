@@ -18,7 +18,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rejection_fhir.ehr.writeback import DERIVED_SYSTEM, LOINC, NOTE_TYPE, SURVEY
+from rejection_fhir.ehr.writeback import (
+    DERIVED_SYSTEM,
+    LOINC,
+    NOTE_TYPE,
+    SAFETY_ANSWER_EXTENSION,
+    SURVEY,
+)
 from rejection_fhir.report.notes import (
     Block,
     blocks_from_markdown,
@@ -577,6 +583,17 @@ def _flags(
         displays = [_text(c.get("display")) for c in _codings(concept)]
         text = _text(concept.get("text")) or next((d for d in displays if d), "") or "(no text)"
         detail = next((d for d in displays if d and d != text), "")
+        if _ours(flag):
+            # The sync codes the risk (or "could not be checked") and keeps the answer in
+            # an extension; Flags from earlier versions carried the answer as the code.
+            detail = _flag_answer(flag) or next(
+                (
+                    _text(c.get("display"))
+                    for c in _codings(concept)
+                    if c.get("system") == "http://loinc.org" and c.get("display")
+                ),
+                "",
+            )
         period = flag.get("period")
         since = parse_when(period.get("start")) if isinstance(period, Mapping) else None
         ours = _ours(flag)
@@ -641,6 +658,20 @@ def _patient_details(
             break
     birth = _text(resource.get("birthDate")).strip()[:_MAX_NAME] or None
     return name, birth
+
+
+def _flag_answer(flag: Mapping[str, Any]) -> str:
+    """The answer the sync's ``safety-answer`` extension records, as a short text."""
+    for ext in _listed(flag.get("extension")):
+        if not isinstance(ext, Mapping) or ext.get("url") != SAFETY_ANSWER_EXTENSION:
+            continue
+        coding = ext.get("valueCoding")
+        if isinstance(coding, Mapping):
+            return _text(coding.get("display")) or _text(coding.get("code"))
+        for key, value in ext.items():
+            if key.startswith("value") and isinstance(value, str | int | float):
+                return str(value)
+    return ""
 
 
 def _newest_first(flag: FlagItem) -> float:

@@ -294,10 +294,26 @@ def render_json(summary: Summary) -> dict[str, Any]:
         "authored": summary.authored,
         "subject": summary.subject,
         "status": summary.status,
-        "alerts": list(summary.alerts),
+        "alerts": _json_alerts(summary),
+        "scores": [score.as_json() for score in summary.scores],
         "highlights": [_json_entry(line) for line in summary.highlights],
         "sections": [_json_entry(section) for section in summary.sections],
     }
+
+
+def _json_alerts(summary: Summary) -> list[dict[str, Any]]:
+    """Each alert as an object: its text, and for a safety alert what a program needs
+    (kind, linkId, the answer, severity); other alerts are of kind ``note``."""
+    out: list[dict[str, Any]] = []
+    detail = summary.alert_data
+    for i, text in enumerate(summary.alerts):
+        if i < len(detail):
+            entry = detail[i].as_json()
+            entry["text"] = text
+        else:
+            entry = {"kind": "note", "severity": "info", "text": text}
+        out.append(entry)
+    return out
 
 
 def _json_entry(entry: Entry) -> dict[str, Any]:

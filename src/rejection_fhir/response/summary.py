@@ -22,7 +22,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from rejection_fhir.errors import RejectionFhirError
 from rejection_fhir.response.answers import (
@@ -43,6 +43,7 @@ from rejection_fhir.response.values import UNREADABLE
 
 __all__ = [
     "Entry",
+    "JsonReady",
     "Line",
     "Section",
     "Summarizer",
@@ -53,6 +54,12 @@ __all__ = [
     "summarize",
     "unregister_summarizer",
 ]
+
+
+class JsonReady(Protocol):
+    """Anything a summary carries for programs: it knows its own JSON form."""
+
+    def as_json(self) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
@@ -105,6 +112,12 @@ class Summary:
     alerts: tuple[str, ...] = ()
     highlights: tuple[Line, ...] = ()
     sections: tuple[Section, ...] = ()
+    #: Machine-readable scores (objects with ``as_json()``, e.g. ``scoring.Score``), for
+    #: the JSON rendering; turned into dicts only when JSON is rendered.
+    scores: tuple[JsonReady, ...] = ()
+    #: Machine-readable detail of the first ``len(alert_data)`` alerts (e.g.
+    #: ``scoring.SafetyAlert``), for the JSON rendering.
+    alert_data: tuple[JsonReady, ...] = ()
 
 
 Summarizer: TypeAlias = Callable[[ResolvedResponse], Summary]

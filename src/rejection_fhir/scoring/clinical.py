@@ -14,7 +14,7 @@ from typing import Any
 from rejection_fhir.response.questionnaire import CompiledQuestionnaire
 from rejection_fhir.response.summary import Line, Summary, summarize
 from rejection_fhir.scoring.model import SafetyAlert, Score
-from rejection_fhir.scoring.score import safety_alerts, score_and_alert
+from rejection_fhir.scoring.score import assess
 from rejection_fhir.scoring.tables import QuestionnaireTable, questionnaire_table
 
 
@@ -26,25 +26,43 @@ class ClinicalSummary:
 
 
 def score_line(score: Score) -> Line:
+    """A score as a clinician reads it: the number, "estimated" when prorated, its band,
+    and a missing item 9 named whatever the outcome."""
     if score.value is None or not score.scorable:
-        return Line(f"{score.instrument} score", ("not scorable: " + score.method,))
-    number = score.value.normalize()
-    text = f"{number:f}"
+        method = score.method
+        text = method if method.startswith("not scorable") else "not scorable: " + method
+        return Line(f"{score.instrument} score", (text,))
+    value = score.value
+    text = str(int(value)) if value == value.to_integral_value() else f"{value.normalize():f}"
+    if score.prorated:
+        missing = ", ".join(score.missing_link_ids)
+        text += f" (estimated: prorated, {len(score.missing_link_ids)} unanswered: {missing})"
     if score.interpretation is not None:
         text += f" ({score.interpretation.display})"
+    if score.item9_missing is not None:
+        text += "; item 9 (self-harm) was not answered: ask about it directly"
     return Line(f"{score.instrument} score", (text,))
 
 
 def clinical_summary(
-    qr: Mapping[str, Any], questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None
+    qr: Mapping[str, Any],
+    questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None,
+    *,
+    fallback: Mapping[str, Any] | CompiledQuestionnaire | None = None,
 ) -> ClinicalSummary:
+    """The summary with scores and the item 9 rule folded in, alerts first.
+
+    Without its Questionnaire (``None``) the response is read on its own signals, and
+    ``fallback``, another version of the same Questionnaire when one is known, lends the
+    items it defines (docs/instruments.md, "Safety")."""
     summary = summarize(qr, questionnaire)
     if questionnaire is None:
-        scores: tuple[Score, ...] = ()
-        alerts = tuple(safety_alerts(qr, None))
+        if isinstance(fallback, CompiledQuestionnaire):
+            fallback = fallback.source
+        found = assess(qr, None, fallback=fallback)
     else:
-        found = score_and_alert(qr, _table(questionnaire))
-        scores, alerts = tuple(found[0]), tuple(found[1])
+        found = assess(qr, _table(questionnaire))
+    scores, alerts = tuple(found[0]), tuple(found[1])
     if scores or alerts:
         # A new Summary rather than dataclasses.replace, which costs several times more.
         summary = Summary(
@@ -53,9 +71,11 @@ def clinical_summary(
             summary.authored,
             summary.subject,
             summary.status,
-            tuple(a.message for a in alerts) + summary.alerts,
-            tuple(score_line(s) for s in scores) + summary.highlights,
+            tuple([a.message for a in alerts]) + summary.alerts,
+            tuple([score_line(s) for s in scores]) + summary.highlights,
             summary.sections,
+            scores + summary.scores,
+            alerts + summary.alert_data,
         )
     return ClinicalSummary(summary, scores, alerts)
 

@@ -48,6 +48,8 @@ class Instrument:
     max_weight: int
     #: Up to this many unanswered items are prorated from the mean of the answered ones.
     max_prorated: int
+    #: Decimal places of a prorated total: 0 gives a whole number, like a complete total.
+    prorated_places: int
     bands: tuple[Band, ...]
     #: The rule in words, with its source, for Score.method.
     source: str
@@ -66,8 +68,22 @@ def _frequency() -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], str]
     return weights, displays
 
 
-def _bands(*bands: tuple[int, str, str]) -> tuple[Band, ...]:
-    return tuple(Band(Decimal(low), Interpretation(code, display)) for low, code, display in bands)
+#: The severity bands' CodeSystems.  No published terminology codes a PHQ-9 or GAD-7
+#: screening band: LOINC has the total score (44261-6, 70274-6) but no answer list for its
+#: bands, HL7's ObservationInterpretation codes mean high/low/abnormal, and SNOMED CT's
+#: "Moderate depression" and the like are diagnoses, which a screening score is not.  So
+#: the bands are the project's own codes, one CodeSystem per instrument (a "moderate" PHQ-9
+#: and a "moderate" GAD-7 are different concepts), under the project's fixed namespace
+#: (the same as its identifier systems, rejection_fhir.ehr.writeback.DERIVED_SYSTEM), with
+#: the cut-points and wording of the cited sources.
+BAND_SYSTEM_BASE = "https://rejection-fhir.org/fhir/CodeSystem/"
+
+
+def _bands(key: str, *bands: tuple[int, str, str]) -> tuple[Band, ...]:
+    system = f"{BAND_SYSTEM_BASE}{key}-severity"
+    return tuple(
+        Band(Decimal(low), Interpretation(code, display, system)) for low, code, display in bands
+    )
 
 
 _WEIGHTS, _DISPLAYS = _frequency()
@@ -101,9 +117,14 @@ PHQ9 = Instrument(
     answer_displays=_DISPLAYS,
     max_weight=3,
     max_prorated=2,
+    # PHQ-9 totals are whole numbers 0-27 and the bands are drawn on them (Kroenke et al.
+    # 2001): an estimate is rounded to the nearest whole number, halves up, so it falls in
+    # a band the source defines.
+    prorated_places=0,
     # Kroenke et al. (2001): scores of 5, 10, 15 and 20 mark mild, moderate, moderately
     # severe and severe depression.
     bands=_bands(
+        "phq-9",
         (0, "minimal", "Minimal depression (0-4)"),
         (5, "mild", "Mild depression (5-9)"),
         (10, "moderate", "Moderate depression (10-14)"),
@@ -132,8 +153,10 @@ GAD7 = Instrument(
     answer_displays=_DISPLAYS,
     max_weight=3,
     max_prorated=0,
+    prorated_places=0,
     # Spitzer et al. (2006): cut-points 5, 10 and 15 for mild, moderate and severe anxiety.
     bands=_bands(
+        "gad-7",
         (0, "minimal", "Minimal anxiety (0-4)"),
         (5, "mild", "Mild anxiety (5-9)"),
         (10, "moderate", "Moderate anxiety (10-14)"),
@@ -144,6 +167,79 @@ GAD7 = Instrument(
 
 INSTRUMENTS: tuple[Instrument, ...] = (PHQ9, GAD7)
 
-#: PHQ-9 item 9, "Thoughts that you would be better off dead or of hurting yourself".
+# ---------------------------------------------------------------------- PHQ-9 item 9
+# The one home of what identifies PHQ-9 and its item 9 (self-harm): rejection_fhir.scoring
+# (tables, safety) and the sync's writes read these and nothing else.
+
+#: PHQ-9 item 9, "Thoughts that you would be better off dead, or of hurting yourself in
+#: some way" (LOINC 44260-8), and our own linkId for it (questionnaires/phq-9.yaml).
 PHQ9_ITEM9 = "44260-8"
 PHQ9_ITEM9_LINK_ID = "phq9-9"
+#: The PHQ-9 panel code and its item codes: any of them in a Questionnaire's codes, a
+#: linkId or a path segment (``/44249-1/44260-8``) marks a PHQ-9.
+PHQ9_CODES: frozenset[str] = frozenset((PHQ9.panel["code"], *PHQ9.items))
+GAD7_CODES: frozenset[str] = frozenset((GAD7.panel["code"], *GAD7.items))
+
+#: The nine items' wording as in the Pfizer form (US Core phq-9-example), normalised by
+#: :func:`normalise_text`: lower case, every run of non-letters one space.  An item whose
+#: normalised text contains one of an item's fragments is that item.  Item 9 has two
+#: fragments because forms shorten it either way.
+PHQ9_TEXTS: tuple[tuple[str, ...], ...] = (
+    ("little interest or pleasure in doing things",),
+    ("feeling down depressed or hopeless",),
+    ("trouble falling or staying asleep",),
+    ("feeling tired or having little energy",),
+    ("poor appetite or overeating",),
+    ("feeling bad about yourself",),
+    ("trouble concentrating on things",),
+    ("moving or speaking so slowly",),
+    ("better off dead", "hurting yourself in some way"),
+)
+GAD7_TEXTS: tuple[tuple[str, ...], ...] = (
+    ("feeling nervous anxious or on edge",),
+    ("not being able to stop or control worrying",),
+    ("worrying too much about different things",),
+    ("trouble relaxing",),
+    ("being so restless that it is hard to sit still",),
+    ("becoming easily annoyed or irritable",),
+    ("feeling afraid as if something awful might happen",),
+)
+
+#: LL358-3 displays, normalised, → weight: "Nearly every day" read from a display or a
+#: text answer.
+FREQUENCY_BY_DISPLAY: dict[str, int] = {
+    " ".join(display.lower().split()): weight for display, weight in FREQUENCY_LL358_3.values()
+}
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, letters and digits only, single spaces: how item texts are compared."""
+    out = []
+    word = False
+    for char in text.lower():
+        if char.isalnum():
+            out.append(char)
+            word = True
+        elif word:
+            out.append(" ")
+            word = False
+    return "".join(out).strip()
+
+
+def phq9_item_by_text(text: str) -> int | None:
+    """The PHQ-9 item number (1-9) whose wording ``text`` carries, or None."""
+    normal = normalise_text(text)
+    for number, fragments in enumerate(PHQ9_TEXTS, start=1):
+        for fragment in fragments:
+            if fragment in normal:
+                return number
+    return None
+
+
+def gad7_item_by_text(text: str) -> int | None:
+    normal = normalise_text(text)
+    for number, fragments in enumerate(GAD7_TEXTS, start=1):
+        for fragment in fragments:
+            if fragment in normal:
+                return number
+    return None

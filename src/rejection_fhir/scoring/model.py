@@ -11,8 +11,8 @@ UCUM = "http://unitsofmeasure.org"
 
 @dataclass(frozen=True)
 class Interpretation:
-    """A severity band.  ``system`` is None: the bands are the instruments' own words, not
-    codes from a published terminology."""
+    """A severity band: a code of the instrument's band CodeSystem (``system``, see
+    :mod:`rejection_fhir.scoring.instruments`) and its display."""
 
     code: str
     display: str
@@ -35,6 +35,35 @@ class Score:
     method: str
     #: linkIds of the scored items left unanswered, in Questionnaire order.
     missing_link_ids: tuple[str, ...] = field(default=())
+    #: An estimate: unanswered items were filled in from the mean of the answered ones.
+    prorated: bool = False
+    #: Standard instruments: the LOINC code of the instrument's panel (e.g. 44249-1).
+    panel_code: str | None = None
+    #: The linkId of PHQ-9 item 9 when it was left unanswered (or unreadable), else None.
+    item9_missing: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The score for programs: numbers as numbers, the band as a code, what is missing."""
+        quantity = self.quantity()
+        band = self.interpretation
+        return {
+            "instrument": self.instrument,
+            "code": dict(self.code) if self.code else None,
+            "panel": self.panel_code,
+            "value": quantity["value"] if quantity is not None else None,
+            "unit": "{score}",
+            "scorable": self.scorable,
+            "prorated": self.prorated,
+            "band": (
+                {"system": band.system, "code": band.code, "display": band.display}
+                if band is not None
+                else None
+            ),
+            "itemsAnswered": self.items_answered,
+            "itemsMissing": list(self.missing_link_ids),
+            "item9Missing": self.item9_missing,
+            "method": self.method,
+        }
 
     def quantity(self) -> dict[str, Any] | None:
         """The value as a FHIR Quantity in UCUM ``{score}``, or None when not scorable."""
@@ -50,13 +79,37 @@ class Score:
 class SafetyAlert:
     """An answer that needs a clinician's attention.  Never carries free text."""
 
-    #: Stable identifier of the rule, e.g. ``phq-9-item-9``.
+    #: Stable identifier of the rule, e.g. ``phq-9-item-9``; keys the Flag the sync writes.
     rule: str
     instrument: str
-    link_id: str
-    #: The answer's coding (system, code, display from the instrument, not the client).
-    answer: dict[str, str]
-    #: The answer's weight on the instrument's scale (1-3 for PHQ-9 item 9).
-    weight: Decimal
+    #: The item's linkId; None when no item could be identified as the one to check.
+    link_id: str | None
+    #: The answer as read: a Coding (system, code, display from the instrument, not the
+    #: client) or a value (``valueInteger``...); empty when there was none to show.
+    answer: dict[str, Any]
+    #: The answer's weight on the instrument's scale (1-3 for PHQ-9 item 9); None when
+    #: the answer could not be read.
+    weight: Decimal | None
     message: str
     severity: str = "high"
+    #: ``phq9-item9-positive`` or ``phq9-item9-unreadable``.
+    kind: str = "phq9-item9-positive"
+
+    def as_json(self) -> dict[str, Any]:
+        weight = self.weight
+        return {
+            "kind": self.kind,
+            "rule": self.rule,
+            "severity": self.severity,
+            "instrument": self.instrument,
+            "linkId": self.link_id,
+            "answer": dict(self.answer) if self.answer else None,
+            "weight": (
+                None
+                if weight is None
+                else int(weight)
+                if weight == weight.to_integral_value()
+                else float(weight)
+            ),
+            "text": self.message,
+        }

@@ -10,62 +10,72 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from rejection_fhir.scoring.instruments import PHQ9, Instrument
-from rejection_fhir.scoring.model import SafetyAlert, Score
+from rejection_fhir.scoring.instruments import INSTRUMENTS, LOINC, PHQ9, Instrument
+from rejection_fhir.scoring.model import Interpretation, SafetyAlert, Score
+from rejection_fhir.scoring.safety import check_item9, coding_weight, read_answer
 from rejection_fhir.scoring.tables import (
-    ItemTable,
+    Answers,
     QuestionnaireTable,
     build_table,
     questionnaire_table,
+    response_questionnaire,
 )
-
-#: Without a Questionnaire, PHQ-9 item 9 is still known by these linkIds.
-_ITEM9_LINK_IDS = ("phq9-9", "/44260-8", "44260-8")
-_ITEM9_WANTED = frozenset(_ITEM9_LINK_IDS)
 
 
 def answers_by_link(
     items: Any,
     wanted: frozenset[str] | None,
-    out: dict[str, list[Mapping[str, Any]]] | None = None,
-) -> dict[str, list[Mapping[str, Any]]]:
+    out: Answers | None = None,
+) -> Answers:
     """The answers to each linkId in ``wanted`` (every linkId when None), in document
     order, however deeply nested.
 
     A plain recursive loop rather than generators: it runs for every response a sync
-    scores, and JSON gives dicts (``type(...) is dict`` first, Mapping for the rest).
+    scores.  JSON gives dicts, so items are handled as ``dict`` (typed so, which the
+    compiled build turns into direct dict calls); any other Mapping is copied first.
     """
     if out is None:
         out = {}
     if not isinstance(items, list):
         return out
     for item in items:
-        if type(item) is not dict and not isinstance(item, Mapping):
-            continue
-        link_id = item.get("linkId")
-        answers = item.get("answer")
-        if answers and isinstance(answers, list):
-            key: str | None = (
-                link_id
-                if isinstance(link_id, str) and (wanted is None or link_id in wanted)
-                else None
-            )
-            for answer in answers:
-                if type(answer) is not dict and not isinstance(answer, Mapping):
-                    continue
-                if key is not None:
-                    found = out.get(key)
-                    if found is None:
-                        out[key] = [answer]
-                    else:
-                        found.append(answer)
-                nested = answer.get("item")
-                if nested:
-                    answers_by_link(nested, wanted, out)
-        nested = item.get("item")
-        if nested:
-            answers_by_link(nested, wanted, out)
+        if type(item) is dict:
+            _walk_item(item, wanted, out)
+        elif isinstance(item, Mapping):
+            _walk_item(dict(item), wanted, out)
     return out
+
+
+def _walk_item(
+    item: dict[str, Any],
+    wanted: frozenset[str] | None,
+    out: Answers,
+) -> None:
+    answers = item.get("answer")
+    if answers and isinstance(answers, list):
+        link_id = item.get("linkId")
+        key: str | None = (
+            link_id if isinstance(link_id, str) and (wanted is None or link_id in wanted) else None
+        )
+        for raw in answers:
+            if type(raw) is dict:
+                answer: dict[str, Any] = raw
+            elif isinstance(raw, Mapping):
+                answer = dict(raw)
+            else:
+                continue
+            if key is not None:
+                found = out.get(key)
+                if found is None:
+                    out[key] = [answer]
+                else:
+                    found.append(answer)
+            nested = answer.get("item")
+            if nested:
+                answers_by_link(nested, wanted, out)
+    nested = item.get("item")
+    if nested:
+        answers_by_link(nested, wanted, out)
 
 
 def _coding(answer: Mapping[str, Any]) -> tuple[str | None, str] | None:
@@ -79,74 +89,136 @@ def _coding(answer: Mapping[str, Any]) -> tuple[str | None, str] | None:
     return None
 
 
-def _instrument_weight(
-    instrument: Instrument, table: ItemTable | None, key: tuple[str | None, str]
-) -> Decimal | None:
-    """The instrument's own weight for its codes; otherwise the Questionnaire's weight, if
-    it lies on the instrument's scale (an EHR may use its own answer codes)."""
-    system, code = key
-    if system is not None:
-        own = instrument.answers.get((system, code))
-        if own is not None:
-            return Decimal(own)
-    if table is not None:
-        found = table.weights.get(key)
-        if found is not None and 0 <= found[0] <= instrument.max_weight:
-            return found[0]
-    return None
+def _prorated(total: Decimal, answered: int, count: int, places: int = 0) -> Decimal:
+    """Mean of the answered items × item count, to ``places`` decimals, halves rounded up.
 
-
-def _prorated(total: Decimal, answered: int, count: int) -> Decimal:
-    """Mean of the answered items × item count, to 2 decimals with halves rounded up.
-
-    Exact rational arithmetic, then floor(x * 100 + 1/2) / 100: the same formula the
-    Questionnaire's FHIRPath uses, so both give the same digits on every input.  With
-    total = n/d: floor((n·count·100/(answered·d)) + 1/2) = (2·n·count·100 + answered·d)
-    // (2·answered·d), in integers (Fraction would cost more than the rest of the score).
+    Exact rational arithmetic, then floor(x · 10^places + 1/2) / 10^places: the same
+    formula the Questionnaire's FHIRPath uses, so both give the same digits on every input.
+    With total = n/d and s = 10^places: floor(n·count·s/(answered·d) + 1/2) =
+    (2·n·count·s + answered·d) // (2·answered·d), in integers (Fraction would cost more
+    than the rest of the score).
     """
     n, d = total.as_integer_ratio()
-    hundredths = (2 * n * count * 100 + answered * d) // (2 * answered * d)
-    return Decimal(hundredths) / Decimal(100)
+    scale = 10**places
+    scaled = (2 * n * count * scale + answered * d) // (2 * answered * d)
+    return Decimal(scaled) / Decimal(scale) if places else Decimal(scaled)
+
+
+#: Each instrument's LOINC answer codes → weight, for the common case (code lookups only).
+_CODE_WEIGHTS: dict[str, dict[str, int]] = {
+    instrument.key: {code: w for (system, code), w in instrument.answers.items() if system == LOINC}
+    for instrument in INSTRUMENTS
+}
+
+
+#: Each instrument's band for each whole total, looked up rather than compared.
+_BANDS: dict[str, list[Interpretation]] = {
+    instrument.key: [
+        instrument.interpret(Decimal(total))
+        for total in range(len(instrument.items) * instrument.max_weight + 1)
+    ]
+    for instrument in INSTRUMENTS
+}
+
+
+#: The method of a complete score, per instrument (the same words every time).
+_COMPLETE: dict[str, str] = {
+    instrument.key: (
+        f"sum of {len(instrument.items)} items scored 0-{instrument.max_weight} "
+        f"({instrument.source})"
+    )
+    for instrument in INSTRUMENTS
+}
+
+
+def _band(instrument: Instrument, value: Decimal, whole: int) -> Interpretation:
+    bands = _BANDS.get(instrument.key)
+    if bands is not None and 0 <= whole < len(bands):
+        return bands[whole]
+    return instrument.interpret(value)
 
 
 def _score_instrument(
     instrument: Instrument,
     link_ids: tuple[str, ...],
     table: QuestionnaireTable,
-    answers: Mapping[str, list[Mapping[str, Any]]],
+    answers: Answers,
 ) -> Score:
-    total = Decimal(0)
+    """The instrument's rule over its items.  Only exact readings count (the instrument's
+    codes with their system, the form's weighted codes, a weight on the response's own
+    Coding); any other reading leaves the item unanswered and says why in the method."""
+    # Whole weights (the instrument's own codes: nearly every answer) add up as ints;
+    # Decimal arithmetic only for weights read otherwise.
+    whole = 0
+    fraction = Decimal(0)
     answered = 0
     missing: list[str] = []
     ambiguous = 0
+    notes: list[str] = []
+    top = instrument.max_weight
+    own_codes = _CODE_WEIGHTS.get(instrument.key) or {}
     for link_id in link_ids:
-        item_table = table.items.get(link_id)
+        weight_int = -1
         weight: Decimal | None = None
         weights = 0
         for answer in answers.get(link_id, ()):
-            key = _coding(answer)
-            if key is not None:
-                found = _instrument_weight(instrument, item_table, key)
-                if found is not None:
-                    weight = found
+            # The common case first, without building a reading: the instrument's own code.
+            raw = answer.get("valueCoding")
+            if type(raw) is dict:
+                coding: dict[str, Any] = raw  # typed: direct dict calls when compiled
+                code = coding.get("code") if coding.get("system") == LOINC else None
+                own = own_codes.get(code) if type(code) is str else None
+                if own is not None:
+                    weight_int, weight = own, None
                     weights += 1
-        if weights == 1 and weight is not None:
-            total += weight
+                    continue
+            found, caveat, _ = read_answer(answer, table.items.get(link_id), top)
+            if found is not None and not caveat:
+                weight_int, weight = -1, found
+                weights += 1
+            elif caveat and len(notes) < 3:
+                notes.append(f"{link_id}: {caveat}, not scored")
+        if weights == 1 and (weight_int >= 0 or weight is not None):
+            if weight is not None:
+                fraction += weight
+            else:
+                whole += weight_int
             answered += 1
         else:
             ambiguous += weights > 1
             missing.append(link_id)
+    total = fraction + whole if fraction else Decimal(whole)
     count = len(link_ids)
-    scale = f"scored 0-{instrument.max_weight}"
-    note = f" ({ambiguous} with more than one answer, counted as unanswered)" if ambiguous else ""
+    prorated = False
     if not missing:
-        value: Decimal | None = total
-        method = f"sum of {count} items {scale} ({instrument.source})"
-    elif len(missing) <= instrument.max_prorated:
-        value = _prorated(total, answered, count)
+        # The common case: a complete response, with its band looked up by total.
+        return Score(
+            instrument.name,
+            instrument.total,
+            total,
+            _band(instrument, total, whole if not fraction else -1),
+            answered,
+            0,
+            True,
+            _COMPLETE[instrument.key],
+            (),
+            False,
+            instrument.panel["code"],
+            None,
+        )
+    note = f" ({ambiguous} with more than one answer, counted as unanswered)" if ambiguous else ""
+    if notes:
+        note += " (" + "; ".join(notes) + ")"
+    value: Decimal | None
+    if len(missing) <= instrument.max_prorated:
+        places = instrument.prorated_places
+        value = _prorated(total, answered, count, places)
+        prorated = True
+        rounded = "a whole number" if not places else f"{places} decimals"
         method = (
-            f"prorated: mean of {answered} answered items × {count}, to 2 decimals; "
-            f"{len(missing)} unanswered: {', '.join(missing)}{note} ({instrument.source})"
+            f"estimated (prorated): mean of {answered} answered items × {count}, rounded to "
+            f"{rounded}; {len(missing)} unanswered: {', '.join(missing)}{note} "
+            f"({instrument.source})"
         )
     else:
         value = None
@@ -159,38 +231,53 @@ def _score_instrument(
             f"not scorable: {len(missing)} of {count} items unanswered{note}; {allowed} "
             f"({instrument.source})"
         )
-    if instrument is PHQ9 and link_ids[-1] in missing:
+    item9_missing = link_ids[-1] if instrument is PHQ9 and link_ids[-1] in missing else None
+    if item9_missing is not None:
         method += "; item 9 (self-harm) was not answered: ask about it directly"
     return Score(
         instrument=instrument.name,
-        code=dict(instrument.total),
+        code=instrument.total,
         value=value,
-        interpretation=instrument.interpret(value) if value is not None else None,
+        interpretation=_band(instrument, value, -1) if value is not None else None,
         items_answered=answered,
         items_missing=len(missing),
         scorable=value is not None,
         method=method,
         missing_link_ids=tuple(missing),
+        prorated=prorated,
+        panel_code=instrument.panel["code"],
+        item9_missing=item9_missing,
     )
 
 
-def _score_generic(
-    table: QuestionnaireTable, answers: Mapping[str, list[Mapping[str, Any]]]
-) -> Score:
+def _score_generic(table: QuestionnaireTable, answers: Answers) -> Score:
     total = Decimal(0)
     answered = 0
     missing: list[str] = []
+    notes: list[str] = []
     for link_id in table.generic:
-        weights = table.items[link_id].weights
-        found = [
-            weights[key][0]
-            for a in answers.get(link_id, [])
-            if (key := _coding(a)) is not None and key in weights
-        ]
+        item = table.items[link_id]
+        weights = item.weights
+        found: list[Decimal] = []
+        for a in answers.get(link_id, []):
+            key = _coding(a)
+            if key is None:
+                continue
+            if key in weights:
+                found.append(weights[key][0])
+                continue
+            own = _own_weight(a)
+            if own is not None:
+                found.append(own)  # a weight on the response's own Coding
+            elif key[1].casefold() in item.folded and len(notes) < 3:
+                notes.append(
+                    f"{link_id}: code {key[1]!r} matches {item.folded[key[1].casefold()]!r} "
+                    "only when case is ignored (codes are case-sensitive), not scored"
+                )
         if found:
             total += sum(found, Decimal(0))
             answered += 1
-        elif not table.items[link_id].conditional:
+        elif not item.conditional:
             missing.append(link_id)
     scorable = answered > 0 and not missing
     return Score(
@@ -202,9 +289,11 @@ def _score_generic(
         items_missing=len(missing),
         scorable=scorable,
         method=(
-            f"sum of option weights over {len(table.generic)} weighted items "
+            ("" if scorable else f"not scorable: {len(missing)} weighted items unanswered; ")
+            + f"sum of option weights over {len(table.generic)} weighted items "
             "(no instrument-specific rule: every weighted item must be answered; an "
             "unanswered item with enableWhen counts as not asked)"
+            + ("; " + "; ".join(notes) if notes else "")
         ),
         missing_link_ids=tuple(missing),
     )
@@ -227,9 +316,7 @@ def score_response(qr: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> l
     return _scores(table, answers_by_link(qr.get("item"), table.scored_link_ids))
 
 
-def _scores(
-    table: QuestionnaireTable, answers: Mapping[str, list[Mapping[str, Any]]]
-) -> list[Score]:
+def _scores(table: QuestionnaireTable, answers: Answers) -> list[Score]:
     scores = [
         _score_instrument(instrument, link_ids, table, answers)
         for instrument, link_ids in table.instruments
@@ -239,77 +326,75 @@ def _scores(
     return scores
 
 
+def _own_weight(answer: Mapping[str, Any]) -> Decimal | None:
+    coding = answer.get("valueCoding")
+    if isinstance(coding, Mapping):
+        return coding_weight(coding)
+    return None
+
+
 def score_and_alert(
-    qr: Mapping[str, Any], table: QuestionnaireTable
+    qr: Mapping[str, Any], table: QuestionnaireTable, *, unresolved: str = ""
 ) -> tuple[list[Score], list[SafetyAlert]]:
     """:func:`score_response` and :func:`safety_alerts` with the Questionnaire's table, in
-    one walk of the response (none when the Questionnaire has nothing to score)."""
+    one walk of the response (none when the form has nothing to score and does not look
+    like a PHQ-9: most worksheets)."""
     if not table.scored_link_ids:
+        if table.phq9_signal:
+            return [], check_item9(table, {}, unresolved=unresolved)
         return [], []
     answers = answers_by_link(qr.get("item"), table.scored_link_ids)
-    return _scores(table, answers), _alerts(table, answers)
+    return _scores(table, answers), check_item9(table, answers, unresolved=unresolved)
 
 
-def _item9_message(display: str, weight: Decimal) -> str:
-    return (
-        "SAFETY: PHQ-9 item 9 (thoughts of being better off dead or of self-harm) was "
-        f"answered '{display}' ({weight} on a 0-3 scale). A clinician must review this "
-        "response promptly and assess risk, following the service's suicide-risk procedure. "
-        "This tool does not monitor responses in real time."
-    )
+def response_table(
+    qr: Mapping[str, Any], fallback: Mapping[str, Any] | None = None
+) -> QuestionnaireTable:
+    """A scoring table read from the response itself, for when its Questionnaire cannot be
+    resolved: its linkIds, paths, item texts and answer codes are the signals, and the
+    items a known version of the same Questionnaire (``fallback``) defines lend their
+    codes and weights (built per response, never cached)."""
+    return build_table(response_questionnaire(qr, fallback))
+
+
+def assess(
+    qr: Mapping[str, Any],
+    table: QuestionnaireTable | None,
+    *,
+    fallback: Mapping[str, Any] | None = None,
+) -> tuple[list[Score], list[SafetyAlert]]:
+    """Scores and safety alerts for a response, with or without its Questionnaire.
+
+    ``table`` is the Questionnaire's table when it resolved; otherwise the response is
+    read on its own signals, lent the items of ``fallback`` (another version of the same
+    Questionnaire) when there is one."""
+    if table is not None:
+        return score_and_alert(qr, table)
+    canonical = qr.get("questionnaire")
+    unresolved = ""
+    if isinstance(canonical, str) and canonical:
+        unresolved = f"its Questionnaire {canonical[:200]} is not available"
+        if fallback is not None:
+            unresolved += f" (read with version {fallback.get('version')!s:.40} instead)"
+    return score_and_alert(qr, response_table(qr, fallback), unresolved=unresolved)
 
 
 def safety_alerts(
     qr: Mapping[str, Any], questionnaire: Mapping[str, Any] | None
 ) -> list[SafetyAlert]:
-    """At most one alert per response: PHQ-9 item 9 answered above "Not at all".
-
-    Item 9 is known by its LOINC code (44260-8) in the Questionnaire, or by our linkId
-    ``phq9-9`` in our PHQ-9; without a Questionnaire, by the linkIds ``phq9-9`` and
-    ``/44260-8``.
-    """
-    if questionnaire is not None:
-        table = questionnaire_table(questionnaire)
-        if not table.item9_link_ids:
-            return []
-        return _alerts(table, answers_by_link(qr.get("item"), table.scored_link_ids))
-    return _alerts(None, answers_by_link(qr.get("item"), _ITEM9_WANTED))
+    """The item 9 rule (docs/instruments.md, "Safety"): at most one alert per response,
+    positive or unreadable.  Without a Questionnaire the response's own linkIds, texts and
+    answer codes are the signals."""
+    table = questionnaire_table(questionnaire) if questionnaire is not None else None
+    return assess(qr, table)[1]
 
 
-def _alerts(
-    table: QuestionnaireTable | None, answers: Mapping[str, list[Mapping[str, Any]]]
-) -> list[SafetyAlert]:
-    link_ids = table.item9_link_ids if table is not None else _ITEM9_LINK_IDS
-    worst: tuple[Decimal, str, tuple[str | None, str]] | None = None
-    for link_id in link_ids:
-        item_table = table.items.get(link_id) if table is not None else None
-        for answer in answers.get(link_id, ()):
-            if (key := _coding(answer)) is None:
-                continue
-            weight = _instrument_weight(PHQ9, item_table, key)
-            if weight is not None and weight > 0 and (worst is None or weight > worst[0]):
-                worst = (weight, link_id, key)
-    if worst is None:
-        return []
-    weight, link_id, key = worst
-    if key[0] is not None and (key[0], key[1]) in PHQ9.answer_displays:
-        display = PHQ9.answer_displays[(key[0], key[1])]
-    else:
-        item_table = table.items.get(link_id) if table is not None else None
-        display = item_table.weights[key][1] if item_table and key in item_table.weights else key[1]
-    coding = {"code": key[1], "display": display}
-    if key[0] is not None:
-        coding = {"system": key[0], **coding}
-    return [
-        SafetyAlert(
-            rule="phq-9-item-9",
-            instrument=PHQ9.name,
-            link_id=link_id,
-            answer=coding,
-            weight=weight,
-            message=_item9_message(display, weight),
-        )
-    ]
-
-
-__all__ = ["answers_by_link", "build_table", "safety_alerts", "score_and_alert", "score_response"]
+__all__ = [
+    "answers_by_link",
+    "assess",
+    "build_table",
+    "response_table",
+    "safety_alerts",
+    "score_and_alert",
+    "score_response",
+]

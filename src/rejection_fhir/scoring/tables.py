@@ -11,17 +11,23 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from rejection_fhir.scoring.instruments import (
+    FREQUENCY_LL358_3,
+    GAD7,
+    GAD7_CODES,
     INSTRUMENTS,
     LOINC,
     PHQ9,
+    PHQ9_CODES,
     PHQ9_ITEM9,
     PHQ9_ITEM9_LINK_ID,
     Instrument,
+    gad7_item_by_text,
+    phq9_item_by_text,
 )
 
 #: Extensions that give an answer its weight.  itemWeight is the current name; R4 and
@@ -35,10 +41,40 @@ WEIGHT_URLS = (
 CALCULATED_EXPRESSION = (
     "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
 )
-#: LHC-Forms and LOINC-derived forms use the item's LOINC code as linkId, often with "/".
-_LOINC_LINK_ID = re.compile(r"^/?(\d{1,7}-\d)$")
+#: LHC-Forms and LOINC-derived forms use the item's LOINC code as linkId, often with "/",
+#: sometimes as a path of codes (``/44249-1/44260-8``): every LOINC-shaped segment counts.
+_LOINC_SEGMENT = re.compile(r"(?<![0-9A-Za-z.-])(\d{1,7}-\d)(?![0-9A-Za-z-])")
+#: The R5 backport extensions that carry a concept's properties in an R4 expansion
+#: (``ValueSet.expansion.contains.property``: sub-extensions ``code`` and ``value``) and
+#: declare what each property code means (``ValueSet.expansion.property``: ``code`` and
+#: ``uri``), as tx.fhir.org and SDC-based IGs write them.
+BACKPORT_CONTAINS_PROPERTY = (
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.contains.property"
+)
+BACKPORT_EXPANSION_PROPERTY = (
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.property"
+)
+#: Property URIs (R5 concept-properties) and bare codes that mean "the option's weight".
+WEIGHT_PROPERTY_URIS = frozenset(
+    {
+        "http://hl7.org/fhir/concept-properties#itemWeight",
+        "http://hl7.org/fhir/concept-properties#weight",
+        "http://hl7.org/fhir/concept-properties#ordinalValue",
+    }
+)
+WEIGHT_PROPERTY_CODES = frozenset({"itemWeight", "weight", "ordinalValue"})
+#: LL358-3 answer codes: seen on an item's options or answers, a PHQ-9 signal.
+FREQUENCY_CODES = frozenset(FREQUENCY_LL358_3)
+#: Marks the stand-in Questionnaire read off a response (no form to say otherwise, so our
+#: own linkIds count as our instruments').
+STAND_IN = "_rejectionFhirStandIn"
+#: Our PHQ-9's linkIds (questionnaires/phq-9.yaml) are a sign of a PHQ-9 too.
+_PHQ9_LINK_IDS = frozenset(PHQ9.link_ids)
 
 OptionKey = tuple[str | None, str]
+#: A response's answers by linkId, as JSON objects in document order (plain dicts, which
+#: the compiled build reads with direct dict calls).
+Answers = dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +88,13 @@ class ItemTable:
     calculated: bool
     #: Has enableWhen: an unanswered item may simply not have been asked.
     conditional: bool
+    #: Offers LL358-3 answer codes (the PHQ frequency list), weighted or not.
+    frequency: bool = False
+    #: Weights by code alone, for Codings sent without their system.
+    by_code: Mapping[str, tuple[Decimal, str]] = field(default_factory=dict)
+    #: casefold(code) → code of each weighted option: to report (never score) a code
+    #: that matches only ignoring case.
+    folded: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +111,15 @@ class QuestionnaireTable:
     #: Every linkId a score or a safety alert reads: a response is walked for these only,
     #: and not at all when there are none (most worksheets carry no weights).
     scored_link_ids: frozenset[str] = frozenset()
+    #: Why the form looks like a PHQ-9 (its first signal), or "" when it does not.
+    phq9_signal: str = ""
+    #: The Questionnaire's canonical url, if any.
+    url: str | None = None
+
+
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or nothing: mutated or malformed input may put anything there."""
+    return value if isinstance(value, list) else []
 
 
 def _walk(items: Any) -> Iterator[Mapping[str, Any]]:
@@ -82,7 +134,7 @@ def _walk(items: Any) -> Iterator[Mapping[str, Any]]:
 def _extension_weight(element: Any) -> Decimal | None:
     if not isinstance(element, Mapping):
         return None
-    for ext in element.get("extension") or []:
+    for ext in _list(element.get("extension")):
         if (
             isinstance(ext, Mapping)
             and isinstance(ext.get("url"), str)
@@ -98,7 +150,7 @@ def _extension_weight(element: Any) -> Decimal | None:
 
 
 def _contained_value_set(q: Mapping[str, Any], ref: str) -> Mapping[str, Any] | None:
-    contained = [r for r in q.get("contained") or [] if isinstance(r, Mapping)]
+    contained = [r for r in _list(q.get("contained")) if isinstance(r, Mapping)]
     for resource in contained:
         if resource.get("resourceType") != "ValueSet":
             continue
@@ -114,35 +166,125 @@ def _value_set_weights(vs: Mapping[str, Any]) -> dict[OptionKey, tuple[Decimal, 
     out: dict[OptionKey, tuple[Decimal, str]] = {}
     compose = vs.get("compose")
     compose = compose if isinstance(compose, Mapping) else {}
-    for include in compose.get("include") or []:
+    for include in _list(compose.get("include")):
         if not isinstance(include, Mapping):
             continue
         system = include.get("system")
-        for concept in include.get("concept") or []:
+        for concept in _list(include.get("concept")):
             weight = _extension_weight(concept)
             if weight is not None and isinstance(concept.get("code"), str):
                 display = concept.get("display") or concept["code"]
                 out[(system, concept["code"])] = (weight, str(display))
     expansion = vs.get("expansion")
     expansion = expansion if isinstance(expansion, Mapping) else {}
-    stack = list(expansion.get("contains") or [])
+    weight_codes = _weight_property_codes(expansion)
+    stack = list(_list(expansion.get("contains")))
     while stack:
         entry = stack.pop()
         if not isinstance(entry, Mapping):
             continue
-        stack.extend(entry.get("contains") or [])
+        stack.extend(_list(entry.get("contains")))
         weight = _extension_weight(entry)
+        if weight is None:
+            weight = _property_weight(entry, weight_codes)
         if weight is not None and isinstance(entry.get("code"), str):
             display = entry.get("display") or entry["code"]
             out[(entry.get("system"), entry["code"])] = (weight, str(display))
     return out
 
 
+def _weight_property_codes(expansion: Mapping[str, Any]) -> frozenset[str]:
+    """The property codes an expansion declares to mean "weight" (R5 ``expansion.property``
+    or its R4 backport extension), besides the bare codes itemWeight / weight /
+    ordinalValue that expansions also use without declaring them."""
+    codes = set(WEIGHT_PROPERTY_CODES)
+    declared: list[tuple[Any, Any]] = []
+    for prop in _list(expansion.get("property")):
+        if isinstance(prop, Mapping):
+            declared.append((prop.get("code"), prop.get("uri")))
+    for ext in _list(expansion.get("extension")):
+        if isinstance(ext, Mapping) and ext.get("url") == BACKPORT_EXPANSION_PROPERTY:
+            parts = {
+                e.get("url"): e.get("valueCode", e.get("valueUri"))
+                for e in _list(ext.get("extension"))
+                if isinstance(e, Mapping)
+            }
+            declared.append((parts.get("code"), parts.get("uri")))
+    for code, uri in declared:
+        if isinstance(code, str) and isinstance(uri, str) and uri in WEIGHT_PROPERTY_URIS:
+            codes.add(code)
+    return frozenset(codes)
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
+    return None
+
+
+def _property_weight(entry: Mapping[str, Any], weight_codes: frozenset[str]) -> Decimal | None:
+    """A weight carried as a concept property: R5 ``contains.property`` or, in R4, the
+    backport extension (sub-extensions ``code`` and ``value[x]``)."""
+    for prop in _list(entry.get("property")):
+        if (
+            isinstance(prop, Mapping)
+            and isinstance(prop.get("code"), str)
+            and prop["code"] in weight_codes
+        ):
+            number = _number(prop.get("valueDecimal", prop.get("valueInteger")))
+            if number is not None:
+                return number
+    for ext in _list(entry.get("extension")):
+        if not isinstance(ext, Mapping) or ext.get("url") != BACKPORT_CONTAINS_PROPERTY:
+            continue
+        code: Any = None
+        value: Any = None
+        for part in _list(ext.get("extension")):
+            if not isinstance(part, Mapping):
+                continue
+            if part.get("url") == "code":
+                code = part.get("valueCode")
+            elif part.get("url") == "value":
+                value = part.get("valueDecimal", part.get("valueInteger"))
+        if isinstance(code, str) and code in weight_codes:
+            number = _number(value)
+            if number is not None:
+                return number
+    return None
+
+
+#: ValueSets a Questionnaire references by canonical rather than contains (e.g. from
+#: ``summarize --questionnaire bundle.json``): canonical url (and url|version) → resource.
+_terminology: dict[str, Mapping[str, Any]] = {}
+
+
+def register_value_sets(resources: Iterator[Mapping[str, Any]] | list[Mapping[str, Any]]) -> int:
+    """Make ValueSets known to the scoring tables by their canonical url; returns how many.
+
+    Tables already built are dropped, so they are rebuilt with the new weights."""
+    added = 0
+    for resource in resources:
+        url = resource.get("url")
+        if resource.get("resourceType") == "ValueSet" and isinstance(url, str) and url:
+            _terminology[url] = resource
+            version = resource.get("version")
+            if isinstance(version, str) and version:
+                _terminology[f"{url}|{version}"] = resource
+            added += 1
+    if added:
+        clear_cache()
+    return added
+
+
 def _option_weights(
     q: Mapping[str, Any], item: Mapping[str, Any]
 ) -> dict[OptionKey, tuple[Decimal, str]]:
     out: dict[OptionKey, tuple[Decimal, str]] = {}
-    for option in item.get("answerOption") or []:
+    for option in _list(item.get("answerOption")):
         if not isinstance(option, Mapping):
             continue
         coding = option.get("valueCoding")
@@ -158,30 +300,73 @@ def _option_weights(
     ref = item.get("answerValueSet")
     if isinstance(ref, str):
         vs = _contained_value_set(q, ref)
+        if vs is None and _terminology:
+            vs = _terminology.get(ref) or _terminology.get(ref.split("|")[0])
         if vs is not None:
             out.update(_value_set_weights(vs))
     return out
+
+
+def _offers_frequency(item: Mapping[str, Any], weights: Mapping[OptionKey, Any]) -> bool:
+    if any(code in FREQUENCY_CODES for _, code in weights):
+        return True
+    for option in _list(item.get("answerOption")):
+        coding = option.get("valueCoding") if isinstance(option, Mapping) else None
+        code = coding.get("code") if isinstance(coding, Mapping) else None
+        if isinstance(code, str) and code in FREQUENCY_CODES:
+            return True
+    return False
+
+
+def loinc_segments(link_id: str) -> list[str]:
+    """LOINC-shaped codes in a linkId: ``/44260-8``, ``/44249-1/44260-8``, ``44260-8``."""
+    if "-" not in link_id:
+        return []
+    return _LOINC_SEGMENT.findall(link_id)
+
+
+def text_codes(text: Any) -> set[str]:
+    """The LOINC item code whose wording ``text`` carries (PHQ-9 or GAD-7), if any."""
+    if not isinstance(text, str) or len(text) < 10:
+        return set()
+    number = phq9_item_by_text(text)
+    if number is not None:
+        return {PHQ9.items[number - 1]}
+    number = gad7_item_by_text(text)
+    if number is not None:
+        return {GAD7.items[number - 1]}
+    return set()
 
 
 def _item_table(q: Mapping[str, Any], item: Mapping[str, Any]) -> ItemTable:
     link_id = str(item["linkId"])
     loinc = {
         str(c["code"])
-        for c in item.get("code") or []
+        for c in _list(item.get("code"))
         if isinstance(c, Mapping) and c.get("system") == LOINC and isinstance(c.get("code"), str)
     }
-    if match := _LOINC_LINK_ID.match(link_id):
-        loinc.add(match.group(1))
+    segments = loinc_segments(link_id)
+    if segments:
+        # The item's own code is the last segment; earlier ones name its groups (a panel).
+        loinc.add(segments[-1])
+    loinc |= text_codes(item.get("text"))
     calculated = bool(item.get("readOnly")) or any(
         isinstance(e, Mapping) and e.get("url") == CALCULATED_EXPRESSION
-        for e in item.get("extension") or []
+        for e in _list(item.get("extension"))
     )
+    weights = _option_weights(q, item)
+    by_code: dict[str, tuple[Decimal, str]] = {}
+    for (_, code), found in weights.items():
+        by_code.setdefault(code, found)
     return ItemTable(
         link_id=link_id,
         loinc=frozenset(loinc),
-        weights=_option_weights(q, item),
+        weights=weights,
         calculated=calculated,
         conditional=bool(item.get("enableWhen")),
+        frequency=_offers_frequency(item, weights),
+        by_code=by_code,
+        folded={code.casefold(): code for code in by_code},
     )
 
 
@@ -208,7 +393,9 @@ def build_table(q: Mapping[str, Any]) -> QuestionnaireTable:
     for instrument in INSTRUMENTS:
         if all(code in by_loinc for code in instrument.items):
             link_ids = tuple(by_loinc[code] for code in instrument.items)
-        elif _ours(q, instrument) and all(link in items for link in instrument.link_ids):
+        elif (_ours(q, instrument) or q.get(STAND_IN) is True) and all(
+            link in items for link in instrument.link_ids
+        ):
             link_ids = instrument.link_ids
         else:
             continue
@@ -219,10 +406,12 @@ def build_table(q: Mapping[str, Any]) -> QuestionnaireTable:
         for t in items.values()
         if t.weights and not t.calculated and t.link_id not in claimed
     )
+    codes = [c for c in _list(q.get("code")) if isinstance(c, Mapping)]
+    signal = phq9_signal(q, codes, items.values(), recognised, group_codes(q))
     item9 = [t.link_id for t in items.values() if PHQ9_ITEM9 in t.loinc]
-    if not item9 and _ours(q, PHQ9) and PHQ9_ITEM9_LINK_ID in items:
+    if not item9 and signal and PHQ9_ITEM9_LINK_ID in items:
+        # Our linkId, in a form that looks like a PHQ-9 on some other sign.
         item9 = [PHQ9_ITEM9_LINK_ID]
-    codes = [c for c in q.get("code") or [] if isinstance(c, Mapping)]
     title = q.get("title") or q.get("name") or q.get("url") or q.get("id") or "Questionnaire"
     return QuestionnaireTable(
         title=str(title),
@@ -236,7 +425,124 @@ def build_table(q: Mapping[str, Any]) -> QuestionnaireTable:
         scored_link_ids=frozenset(
             (*(link for _, links in recognised for link in links), *generic, *item9)
         ),
+        phq9_signal=signal,
+        url=q.get("url") if isinstance(q.get("url"), str) else None,
     )
+
+
+def phq9_url(url: Any) -> bool:
+    """Our PHQ-9's canonical url, whatever the canonical base (``…/Questionnaire/phq-9``)."""
+    return isinstance(url, str) and url.split("|")[0].endswith(f"/Questionnaire/{PHQ9.key}")
+
+
+def group_codes(q: Mapping[str, Any]) -> set[str]:
+    """LOINC codes on groups and in group linkIds (a panel code such as 44249-1)."""
+    found: set[str] = set()
+    for item in _walk(q.get("item")):
+        if item.get("type") == "group":
+            link_id = item.get("linkId")
+            if isinstance(link_id, str):
+                found.update(loinc_segments(link_id))
+            for c in _list(item.get("code")):
+                if isinstance(c, Mapping) and isinstance(c.get("code"), str):
+                    found.add(c["code"])
+    return found
+
+
+def phq9_signal(
+    q: Mapping[str, Any],
+    codes: list[Mapping[str, Any]],
+    items: Any,
+    recognised: list[tuple[Instrument, tuple[str, ...]]],
+    groups: set[str],
+) -> str:
+    """The first sign that a form is a PHQ-9 (docs/instruments.md, "Safety"), or "".
+
+    PHQ-9 codes and wording are signs on their own.  The PHQ frequency answers (LL358-3)
+    are too, unless the form is recognisably a GAD-7, which uses the same answers."""
+    if any(c.get("code") == PHQ9.panel["code"] for c in codes) or PHQ9.panel["code"] in groups:
+        return f"the PHQ-9 panel code {PHQ9.panel['code']}"
+    if phq9_url(q.get("url")):
+        return "the PHQ-9 Questionnaire's url"
+    frequency = False
+    for table in items:
+        found = table.loinc & PHQ9_CODES
+        if found:
+            return f"the PHQ-9 item code {min(found)} (item {table.link_id})"
+        if table.link_id in _PHQ9_LINK_IDS:
+            return f"the PHQ-9 linkId {table.link_id}"
+        frequency = frequency or table.frequency
+    if not frequency:
+        return ""
+    gad7 = any(instrument is GAD7 for instrument, _ in recognised) or any(
+        c.get("code") == GAD7.panel["code"] for c in codes
+    )
+    if gad7 or GAD7.panel["code"] in groups or any(table.loinc & GAD7_CODES for table in items):
+        return ""
+    return "the PHQ answer codes (LOINC LL358-3)"
+
+
+def response_questionnaire(
+    qr: Mapping[str, Any], fallback: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A stand-in Questionnaire read off a response whose own cannot be resolved.
+
+    Each answered item becomes a question with the response's text; its answer codes
+    become options (so the PHQ answer codes are seen).  An item that ``fallback`` (another
+    version of the same Questionnaire) defines under the same linkId is taken from it, with
+    its codes and weights.  Items with nested items but no answers become groups, so a
+    panel code in their linkId is seen too."""
+    known: dict[str, Mapping[str, Any]] = {}
+    if fallback is not None:
+        for item in _walk(fallback.get("item")):
+            if isinstance(item.get("linkId"), str):
+                known.setdefault(item["linkId"], item)
+    items: list[dict[str, Any]] = []
+    _stand_in_items(qr.get("item"), known, items)
+    canonical = qr.get("questionnaire")
+    url = fallback.get("url") if fallback is not None else None
+    if not isinstance(url, str) and isinstance(canonical, str):
+        url = canonical.split("|")[0]
+    stand_in: dict[str, Any] = {"resourceType": "Questionnaire", STAND_IN: True, "item": items}
+    if isinstance(url, str):
+        stand_in["url"] = url
+    if fallback is not None:
+        for key in ("title", "name", "code", "contained"):
+            if key in fallback:
+                stand_in[key] = fallback[key]
+    return stand_in
+
+
+def _stand_in_items(
+    raw: Any, known: Mapping[str, Mapping[str, Any]], out: list[dict[str, Any]]
+) -> None:
+    if not isinstance(raw, list):
+        return
+    for item in raw:
+        if not isinstance(item, Mapping):
+            continue
+        link_id = item.get("linkId")
+        answers = [a for a in _list(item.get("answer")) if isinstance(a, Mapping)]
+        if isinstance(link_id, str):
+            defined = known.get(link_id)
+            if defined is not None:
+                entry = {k: v for k, v in defined.items() if k != "item"}
+            else:
+                entry = {"linkId": link_id, "type": "choice" if answers else "group"}
+                if isinstance(item.get("text"), str):
+                    entry["text"] = item["text"]
+                options = [
+                    {"valueCoding": {"code": coding["code"]}}
+                    for a in answers
+                    if isinstance(coding := a.get("valueCoding"), Mapping)
+                    and isinstance(coding.get("code"), str)
+                ]
+                if options:
+                    entry["answerOption"] = options
+            out.append(entry)
+        for answer in answers:
+            _stand_in_items(answer.get("item"), known, out)
+        _stand_in_items(item.get("item"), known, out)
 
 
 _CACHE_SIZE = 256

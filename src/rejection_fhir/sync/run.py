@@ -177,6 +177,9 @@ class _Prepared:
     plan: WritePlan
     summary: Summary
     last_updated: str | None
+    #: Set for a rejected response that still gets its safety Flag: recorded as rejected
+    #: (with these findings) once the Flag is committed.
+    rejection: LedgerEntry | None = None
 
 
 @dataclass
@@ -302,9 +305,10 @@ class _Run:
             first = findings[0]
             at = f" at {first['path']}" if first["path"] else ""
             self.report.rejected.append(Problem(where, f"{first['message']}{at}", tuple(findings)))
-            return LedgerEntry(
+            rejection = LedgerEntry(
                 self.options.source, rid, version, "rejected", canonical, [], findings
             )
+            return self.safety_only(qr, rid, version, canonical, compiled, rejection) or rejection
         assert compiled is not None  # validate_response reports an unresolvable Questionnaire
         clinical = clinical_summary(qr, compiled)
         summary = clinical.summary
@@ -328,6 +332,39 @@ class _Run:
         )
         last_updated = _meta(qr).get("lastUpdated")
         return _Prepared(qr, ref, compiled.canonical or canonical, plan, summary, last_updated)
+
+    def safety_only(
+        self,
+        qr: JsonDict,
+        rid: str,
+        version: str,
+        canonical: str,
+        compiled: CompiledQuestionnaire | None,
+        rejection: LedgerEntry,
+    ) -> _Prepared | None:
+        """A rejected response is not summarised into the record, but the item 9 rule still
+        runs on it (on its own signals when its Questionnaire cannot be resolved, lent
+        another version of the same url when one is known): a positive or unreadable item
+        9 gets its Flag even so (docs/instruments.md, "Safety")."""
+        fallback = None
+        if compiled is None:
+            fallback = self.index.compiled(split_canonical(canonical)[0])
+        clinical = clinical_summary(qr, compiled, fallback=fallback)
+        if not clinical.alerts:
+            return None
+        ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
+        plan = plan_writes(
+            qr,
+            ref,
+            None,
+            (),
+            recorded=self.recorded,
+            extra=safety_entries(qr, ref, clinical.alerts, task=self.options.safety_task),
+        )
+        last_updated = _meta(qr).get("lastUpdated")
+        return _Prepared(
+            qr, ref, canonical, plan, clinical.summary, last_updated, rejection=rejection
+        )
 
     def previous_note(self, rid: str, version: str) -> JsonDict | None:
         earlier = self.state.latest_written(self.options.source, rid, other_than=version)
@@ -396,15 +433,16 @@ class _Run:
                 got = result.entries[position[full_url]]
                 if got.resource_type and got.id:
                     refs.append(f"{got.resource_type}/{got.id}")
+            rejection = prepared.rejection
             done.ledger.append(
                 LedgerEntry(
                     self.options.source,
                     prepared.ref.id,
                     prepared.ref.version,
-                    "written",
+                    "written" if rejection is None else "rejected",
                     prepared.questionnaire,
                     refs,
-                    [],
+                    [] if rejection is None else rejection.findings,
                 )
             )
             done.resources += len(refs)
@@ -442,7 +480,7 @@ class _Run:
             if self.progress is not None:
                 self.progress(1)
         if self.options.dry_run:
-            self.report.tally.written += len(prepared)
+            self.report.tally.written += sum(1 for p in prepared if p.rejection is None)
             self.report.tally.resources += sum(len(p.plan.written) for p in prepared)
             if prepared and self.on_transaction is not None:
                 self.on_transaction(transaction_bundle(p.plan for p in prepared)[0])
@@ -492,7 +530,7 @@ class _Run:
 
     def _record(self, page: _Page, committed: _Committed) -> None:
         tally = self.report.tally
-        tally.written += len(committed.ledger)
+        tally.written += sum(1 for entry in committed.ledger if entry.outcome == "written")
         tally.resources += committed.resources
         for prepared, message in committed.refused:
             tally.failed += 1

@@ -168,3 +168,73 @@ def test_a_questionnaire_file_no_response_uses_is_named(capsys, tmp_path, repo):
         f"warning: {q}: no response named its Questionnaire "
         "(http://elsewhere.example/Questionnaire/mood|2); the file was not used" in err
     )
+
+
+def _json_summaries(capsys, tmp_path, qrs, *extra):
+    ndjson = tmp_path / "many.ndjson"
+    ndjson.write_text("\n".join(json.dumps(q) for q in qrs) + "\n")
+    code, out, err = run(capsys, "summarize", str(ndjson), "--format", "json", *extra)
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_json_summaries_follow_the_published_schema(capsys, tmp_path, built, repo):
+    """Every worksheet's responses, and PHQ-9s in every shape the safety rule reads."""
+    import random
+
+    from jsonschema import Draft202012Validator
+
+    from tests.unit.scoring.safety_cases import make_case
+
+    schema = json.loads((repo / "schemas" / "summary.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+    phq9 = next(q for q in built.questionnaires if q["id"] == "phq-9")
+    qrs = list(ResponseFactory(7).many(built.questionnaires, ["Patient/a"], 60))
+    qrs += [make_case(random.Random(seed), phq9).qr for seed in range(120)]
+    summaries = _json_summaries(capsys, tmp_path, qrs)
+    assert len(summaries) == len(qrs)
+    for summary in summaries:
+        errors = sorted(validator.iter_errors(summary), key=str)
+        assert not errors, (errors[0].message, list(errors[0].absolute_path), summary)
+    kinds = {a["kind"] for s in summaries for a in s["alerts"]}
+    assert {"phq9-item9-positive", "phq9-item9-unreadable"} <= kinds
+    assert any(s["scores"] and s["scores"][0]["prorated"] for s in summaries)
+
+
+def test_json_scores_and_alerts_are_data(capsys, tmp_path, built):
+    """A prorated PHQ-9 with item 9 unanswered, and one with item 9 sent as an integer."""
+    phq9 = next(q for q in built.questionnaires if q["id"] == "phq-9")
+    loinc = "http://loinc.org"
+    canonical = f"{phq9['url']}|{phq9['version']}"
+    unanswered = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": canonical,
+        "status": "completed",
+        "item": [
+            {
+                "linkId": f"phq9-{i}",
+                "answer": [{"valueCoding": {"system": loinc, "code": "LA6570-1"}}],
+            }
+            for i in range(1, 9)
+        ],
+    }
+    integer = json.loads(json.dumps(unanswered))
+    integer["questionnaire"] = f"{phq9['url']}|2024.2"  # a version nobody has
+    integer["item"].append({"linkId": "/44249-1/44260-8", "answer": [{"valueInteger": 2}]})
+    first, second = _json_summaries(capsys, tmp_path, [unanswered, integer])
+
+    (score,) = first["scores"]
+    assert score["instrument"] == "PHQ-9" and score["value"] == 18 and score["prorated"] is True
+    assert score["code"]["code"] == "44261-6" and score["panel"] == "44249-1"
+    assert score["band"]["code"] == "moderately-severe" and score["band"]["system"]
+    assert score["itemsMissing"] == ["phq9-9"] and score["item9Missing"] == "phq9-9"
+    (alert,) = first["alerts"]
+    assert alert["kind"] == "phq9-item9-unreadable" and alert["linkId"] == "phq9-9"
+    assert alert["severity"] == "high" and alert["text"].startswith("SAFETY: could not check")
+    line = first["highlights"][0]["values"][0]
+    assert "estimated" in line and "item 9 (self-harm) was not answered" in line
+
+    (alert,) = second["alerts"]
+    assert alert["kind"] == "phq9-item9-positive" and alert["linkId"] == "/44249-1/44260-8"
+    assert alert["answer"] == {"valueInteger": 2} and alert["weight"] == 2

@@ -79,7 +79,8 @@ class Clinic:
             "resourceType": "QuestionnaireResponse",
             "id": rid,
             "meta": {"versionId": "1", "lastUpdated": authored},
-            "questionnaire": f"{CANON}/{name}|1.0.0",
+            # The version as built: a worksheet's version moves with its content.
+            "questionnaire": self.index.compiled(f"{CANON}/{name}").canonical,
             "status": "completed",
             "subject": {"reference": f"Patient/{self.patient}"},
             "author": {"reference": f"Patient/{self.patient}"},

@@ -233,3 +233,27 @@ def test_fhir_dates(text, utc, display):
 @pytest.mark.parametrize("text", ["", "yesterday", "2026-13-01", "2026-02-30", 20261120, None])
 def test_unreadable_dates(text):
     assert parse_when(text) is None
+
+
+def test_an_unreadable_item_9_flag_shows_in_the_safety_section():
+    from rejection_fhir.ehr.writeback import ResponseVersion, safety_entries
+    from rejection_fhir.scoring.model import SafetyAlert
+
+    alert = SafetyAlert(
+        rule="phq-9-item-9-unreadable",
+        instrument="PHQ-9",
+        link_id="phq9-9",
+        answer={},
+        weight=None,
+        message="SAFETY: could not check the self-harm item (PHQ-9 item 9): not answered.",
+        kind="phq9-item9-unreadable",
+    )
+    qr = {"subject": {"reference": "Patient/p1"}, "authored": "2026-11-20T10:00:00Z"}
+    flags = [
+        {**e["resource"], "id": "f1"}
+        for e in safety_entries(qr, ResponseVersion("http://s", "r1", "1"), [alert])
+    ]
+    report = report_of(flags)
+    (item,) = report.safety_flags
+    assert item.text.startswith("SAFETY: could not check the self-harm item")
+    assert item.detail == ""  # no answer to show, and not the code's display either

@@ -132,7 +132,10 @@ def test_xhtml() -> None:
 def test_json() -> None:
     rendered = render_json(SUMMARY)
     assert json.loads(json.dumps(rendered)) == rendered
-    assert rendered["alerts"] == ["Thought about hurting themself"]
+    assert rendered["alerts"] == [
+        {"kind": "note", "severity": "info", "text": "Thought about hurting themself"}
+    ]
+    assert rendered["scores"] == []
     assert rendered["highlights"] == [
         {
             "kind": "line",

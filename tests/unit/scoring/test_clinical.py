@@ -16,7 +16,7 @@ def phq9(values, *, rid="phq-1"):
     return {
         "resourceType": "QuestionnaireResponse",
         "id": rid,
-        "questionnaire": "https://rejection-fhir.org/fhir/Questionnaire/phq-9|1.0.0",
+        "questionnaire": "https://rejection-fhir.org/fhir/Questionnaire/phq-9|2.0.0",
         "status": "completed",
         "authored": "2026-11-20T10:00:00Z",
         "subject": {"reference": "Patient/p1"},
@@ -77,3 +77,80 @@ def test_score_observation_is_loinc_coded_with_interpretation(questionnaire):
     assert obs["interpretation"][0]["text"] == "Severe depression (20-27)"
     assert obs["derivedFrom"] == [{"reference": "QuestionnaireResponse/phq-1"}]
     assert entry["request"]["method"] == "PUT"
+
+
+def test_the_flag_codes_the_risk_and_keeps_the_answer_beside_it(questionnaire):
+    qr = phq9([0, 0, 0, 0, 0, 0, 0, 0, 2])
+    clinical = clinical_summary(qr, questionnaire)
+    (entry,) = safety_entries(qr, ResponseVersion("http://s", "phq-1", "1"), clinical.alerts)
+    flag = entry["resource"]
+    # SNOMED CT 6471006 |Suicidal thoughts (finding)|: the risk, not the answer code.
+    assert flag["code"]["coding"] == [
+        {"system": "http://snomed.info/sct", "code": "6471006", "display": "Suicidal thoughts"}
+    ]
+    assert flag["code"]["text"].startswith("SAFETY: PHQ-9 item 9")
+    extensions = {e["url"]: e for e in flag["extension"]}
+    detail = extensions["http://hl7.org/fhir/StructureDefinition/flag-detail"]
+    assert detail["valueReference"] == {"reference": "QuestionnaireResponse/phq-1"}
+    answer = extensions["https://rejection-fhir.org/fhir/StructureDefinition/safety-answer"]
+    assert answer["valueCoding"] == {
+        "system": LOINC,
+        "code": "LA6570-1",
+        "display": "More than half the days",
+    }
+
+
+def test_an_unreadable_item_9_gets_a_flag_of_its_own(questionnaire):
+    qr = phq9([1, 1, 1, 1, 1, 1, 1, 1, 0])
+    qr["item"][-1]["answer"] = [{"valueString": "rather not say"}]
+    clinical = clinical_summary(qr, questionnaire)
+    (alert,) = clinical.alerts
+    assert alert.kind == "phq9-item9-unreadable"
+    assert "rather not say" not in alert.message  # never the client's words
+    (entry,) = safety_entries(qr, ResponseVersion("http://s", "phq-1", "1"), clinical.alerts)
+    flag = entry["resource"]
+    assert flag["code"]["coding"][0]["code"] == "phq9-item9-unreadable"
+    assert flag["code"]["text"].startswith("SAFETY: could not check the self-harm item")
+    assert "phq-9-item-9-unreadable" in flag["identifier"][0]["value"]
+    assert clinical.summary.alerts[0] == alert.message  # first in the note
+
+
+def test_score_bands_are_coded_in_a_system():
+    from rejection_fhir.scoring import GAD7, PHQ9
+
+    for instrument in (PHQ9, GAD7):
+        systems = {band.interpretation.system for band in instrument.bands}
+        assert systems == {f"https://rejection-fhir.org/fhir/CodeSystem/{instrument.key}-severity"}
+
+
+def test_score_observation_interpretation_has_a_system(questionnaire):
+    qr = phq9([2, 2, 2, 2, 2, 0, 0, 0, 0])
+    clinical = clinical_summary(qr, questionnaire)
+    (entry,) = score_entries(qr, ResponseVersion("http://s", "phq-1", "1"), clinical.scores)
+    (coding,) = entry["resource"]["interpretation"][0]["coding"]
+    assert coding == {
+        "system": "https://rejection-fhir.org/fhir/CodeSystem/phq-9-severity",
+        "code": "moderate",
+        "display": "Moderate depression (10-14)",
+    }
+
+
+def test_a_prorated_score_is_marked_estimated_and_names_item_9_in_every_format(questionnaire):
+    qr = phq9([2, 1, 2, 1, 2, 1, 1, 1, 0])
+    del qr["item"][-1]
+    clinical = clinical_summary(qr, questionnaire)
+    (score,) = clinical.scores
+    assert score.prorated and score.value == 12 and score.item9_missing == "phq9-9"
+    for fmt, render in RENDERERS.items():
+        text = render(clinical.summary).replace("\\", "")
+        assert "estimated" in text, fmt
+        assert "item 9 (self-harm) was not answered" in text, fmt
+        assert "could not check the self-harm item" in text, fmt
+
+
+def test_not_scorable_is_said_once():
+    from rejection_fhir.scoring.clinical import score_line
+    from rejection_fhir.scoring.model import Score
+
+    score = Score("PHQ-9", None, None, None, 5, 4, False, "not scorable: 4 of 9 items unanswered")
+    assert score_line(score).values == ("not scorable: 4 of 9 items unanswered",)

@@ -91,7 +91,7 @@ def test_a_phq9_from_another_ehr_is_recognised_by_its_loinc_codes():
     assert score.instrument == "PHQ-9" and score.code["code"] == "44261-6"
     assert score.value == 10 and score.interpretation.code == "moderate"
     prorated = score_response(_ehr_response([2, 2, 1, None, 3, 0, 0, 1, 0]), _ehr_phq9())[0]
-    assert prorated.value == Decimal("10.13")  # 9 × 9 / 8 = 10.125 → 10.13
+    assert prorated.value == Decimal("10")  # 9 × 9 / 8 = 10.125 → 10 (whole numbers)
     assert prorated.missing_link_ids == ("Q4",)
 
 
@@ -277,9 +277,19 @@ def test_our_phq9_is_known_by_its_linkids_when_the_item_codes_are_gone(phq9):
     (score,) = score_response(qr, stripped)
     assert score.instrument == "PHQ-9" and score.value == 18
     assert len(safety_alerts(qr, stripped)) == 1
-    # Someone else's form that happens to use the same linkIds is not taken for ours.
+    # Someone else's form with the same linkIds is known by the items' wording instead.
     foreign = dict(stripped, url="https://elsewhere.example/Questionnaire/mood")
-    assert [s.instrument for s in score_response(qr, foreign)] == [
+    assert [s.instrument for s in score_response(qr, foreign)] == ["PHQ-9"]
+    assert [a.kind for a in safety_alerts(qr, foreign)] == ["phq9-item9-positive"]
+    # Without codes or wording, our linkIds in someone else's form are not scored as ours;
+    # the PHQ answer codes still make it look like a PHQ-9, and then linkId phq9-9 is
+    # read as item 9: a safety check errs on the side of asking.
+    bare = copy.deepcopy(foreign)
+    bare["url"] = "https://elsewhere.example/Questionnaire/bare"
+    for item in bare["item"]:
+        item["text"] = "question"
+    assert [s.instrument for s in score_response(qr, bare)] == [
         "Patient Health Questionnaire (PHQ-9)"
     ]
-    assert safety_alerts(qr, foreign) == []
+    (alert,) = safety_alerts(qr, bare)
+    assert alert.kind == "phq9-item9-positive" and alert.link_id == "phq9-9"

@@ -28,16 +28,18 @@ PHQ9_CASES = [
     ([3, 3, 3, 3, 3, 3, 3, 3, 3], "27", "severe"),
     ([0, 0, 0, 0, 0, 0, 0, 0, 0], "0", "minimal"),
     ([0, 1, 0, 1, 0, 1, 0, 1, 0], "4", "minimal"),
-    # one unanswered: 2+1+2+1+2+1+1+1 = 11 over 8 items; 11 × 9 / 8 = 12.375 → 12.38
-    ([2, 1, 2, 1, 2, 1, 1, 1, None], "12.38", "moderate"),
-    # two unanswered: 3+3+3+3+3+3+1 = 19 over 7 items; 19 × 9 / 7 = 24.428… → 24.43
-    ([3, 3, 3, None, None, 3, 3, 3, 1], "24.43", "severe"),
+    # one unanswered: 2+1+2+1+2+1+1+1 = 11 over 8 items; 11 × 9 / 8 = 12.375 → 12
+    ([2, 1, 2, 1, 2, 1, 1, 1, None], "12", "moderate"),
+    # two unanswered: 3+3+3+3+3+3+1 = 19 over 7 items; 19 × 9 / 7 = 24.428… → 24
+    ([3, 3, 3, None, None, 3, 3, 3, 1], "24", "severe"),
     # two unanswered: 1+1+1+1+1+1+1 = 7 over 7; 7 × 9 / 7 = 9 exactly
     ([1, None, 1, 1, 1, None, 1, 1, 1], "9", "mild"),
     # one unanswered: 1+1+1+1+1+1+1+1 = 8 over 8; 9 exactly: mild, not a rounding artefact
     ([1, 1, 1, 1, None, 1, 1, 1, 1], "9", "mild"),
-    # one unanswered: 5 over 8 → 45 / 8 = 5.625 → 5.63
-    ([1, 1, 1, 1, 1, 0, 0, None, 0], "5.63", "mild"),
+    # one unanswered: 5 over 8 → 45 / 8 = 5.625 → 6
+    ([1, 1, 1, 1, 1, 0, 0, None, 0], "6", "mild"),
+    # one unanswered: 4 over 8 → 36 / 8 = 4.5, a half, rounded up → 5: mild
+    ([1, 1, 1, 1, 0, 0, 0, None, 0], "5", "mild"),
 ]
 
 
@@ -147,7 +149,7 @@ def test_prorated_phq9_says_so_and_flags_an_unanswered_item_9(phq9):
     assert "prorated" in score.method and "phq9-9" in score.method
     assert "item 9 (self-harm) was not answered" in score.method
     assert score.quantity() == {
-        "value": 12.38,
+        "value": 12,
         "unit": "{score}",
         "system": "http://unitsofmeasure.org",
         "code": "{score}",

@@ -25,9 +25,16 @@ def test_item9_above_zero_fires_exactly_one_alert(phq9, weight):
         assert words in alert.message
 
 
-def test_item9_at_zero_or_unanswered_fires_nothing(phq9):
+def test_item9_at_zero_fires_nothing(phq9):
     assert safety_alerts(response("phq9", [3] * 8 + [0], phq9), phq9) == []
-    assert safety_alerts(response("phq9", [3] * 8 + [None], phq9), phq9) == []
+
+
+def test_item9_unanswered_says_it_could_not_be_checked(phq9):
+    (alert,) = safety_alerts(response("phq9", [3] * 8 + [None], phq9), phq9)
+    assert alert.kind == "phq9-item9-unreadable" and alert.rule == "phq-9-item-9-unreadable"
+    assert alert.link_id == "phq9-9" and alert.weight is None and alert.severity == "high"
+    assert alert.message.startswith("SAFETY: could not check the self-harm item")
+    assert "item 9 (phq9-9) was not answered" in alert.message
 
 
 def test_other_items_high_do_not_fire(phq9, gad7):
@@ -66,9 +73,15 @@ def test_item9_is_known_by_its_loinc_code_in_another_ehrs_form():
 def test_without_a_questionnaire_item9_is_known_by_its_linkid():
     for link_id in ("phq9-9", "/44260-8"):
         qr = {"item": [{"linkId": link_id, "answer": [coding(FREQUENCY[1])]}]}
-        assert len(safety_alerts(qr, None)) == 1
+        (alert,) = safety_alerts(qr, None)
+        assert alert.kind == "phq9-item9-positive" and alert.link_id == link_id
+    # A PHQ answer code makes any form look like a PHQ-9: with no item 9 to read, it says so.
     other = {"item": [{"linkId": "q9", "answer": [coding(FREQUENCY[3])]}]}
-    assert safety_alerts(other, None) == []
+    (alert,) = safety_alerts(other, None)
+    assert alert.kind == "phq9-item9-unreadable" and alert.link_id is None
+    assert "no item in it could be identified as item 9" in alert.message
+    # Not a PHQ-9 on any sign: nothing.
+    assert safety_alerts({"item": [{"linkId": "q9", "answer": [{"valueInteger": 3}]}]}, None) == []
 
 
 def test_the_alert_carries_no_client_text(phq9):

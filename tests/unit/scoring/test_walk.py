@@ -69,7 +69,7 @@ def test_one_walk_gives_the_same_scores_and_alerts(phq9):
     assert table.scored_link_ids == frozenset(f"phq9-{i}" for i in range(1, 10))
     scores, alerts = score_and_alert(qr, table)
     assert scores == score_response(qr, phq9) and alerts == safety_alerts(qr, phq9)
-    assert scores[0].value == Decimal("14.63") and alerts[0].weight == 3
+    assert scores[0].value == Decimal("15") and alerts[0].weight == 3  # 14.625 → 15
     clinical = clinical_summary(qr, compile_questionnaire(phq9))
     assert clinical.scores == tuple(scores) and clinical.alerts == tuple(alerts)
     assert clinical.summary.alerts[0].startswith("SAFETY") and clinical.summary.highlights
@@ -87,15 +87,19 @@ def test_item_9_without_a_questionnaire_is_found_by_linkid():
 
 
 @pytest.mark.parametrize(
-    ("total", "answered", "count", "expected"),
+    ("total", "answered", "count", "places", "expected"),
     [
-        ("13", 8, 9, "14.63"),  # 14.625: a half, rounded up
-        ("1", 3, 7, "2.33"),
-        ("2", 3, 7, "4.67"),
-        ("0", 5, 9, "0"),
-        ("2.5", 2, 3, "3.75"),
-        ("1.1", 3, 9, "3.30"),
+        ("13", 8, 9, 0, "15"),  # 14.625 → 15
+        ("11", 8, 9, 0, "12"),  # 12.375 → 12
+        ("13", 7, 9, 0, "17"),  # 16.714… → 17
+        ("9", 8, 9, 0, "10"),  # 10.125 → 10
+        ("4", 8, 9, 0, "5"),  # 4.5: a half, rounded up
+        ("13", 8, 9, 2, "14.63"),  # 14.625: a half, rounded up
+        ("1", 3, 7, 2, "2.33"),
+        ("0", 5, 9, 0, "0"),
+        ("2.5", 2, 3, 2, "3.75"),
+        ("1.1", 3, 9, 2, "3.30"),
     ],
 )
-def test_prorating_is_exact(total, answered, count, expected):
-    assert _prorated(Decimal(total), answered, count) == Decimal(expected)
+def test_prorating_is_exact(total, answered, count, places, expected):
+    assert _prorated(Decimal(total), answered, count, places) == Decimal(expected)
