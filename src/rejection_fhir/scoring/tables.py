@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -262,7 +262,7 @@ def _property_weight(entry: Mapping[str, Any], weight_codes: frozenset[str]) -> 
 _terminology: dict[str, Mapping[str, Any]] = {}
 
 
-def register_value_sets(resources: Iterator[Mapping[str, Any]] | list[Mapping[str, Any]]) -> int:
+def register_value_sets(resources: Iterable[Mapping[str, Any]]) -> int:
     """Make ValueSets known to the scoring tables by their canonical url; returns how many.
 
     Tables already built are dropped, so they are rebuilt with the new weights."""
