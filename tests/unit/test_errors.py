@@ -13,7 +13,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_every_exit_code_has_its_own_number():
     # An IntEnum member given a number already taken silently becomes an alias of the
     # first: two meanings behind one code, which a scheduler cannot tell apart.
-    assert len(ExitCode.__members__) == len({member.value for member in ExitCode.__members__.values()})
+    assert len(ExitCode.__members__) == len(
+        {member.value for member in ExitCode.__members__.values()}
+    )
 
 
 def test_the_readme_table_lists_every_exit_code():
