@@ -10,8 +10,12 @@ statements often get wrong, with requests that write nothing:
   ignored, a 4xx that it is refused.  ``Prefer: handling=strict`` asks the server to refuse
   parameters it does not know rather than ignore them.
 - a canary parameter no server knows, to tell whether this server ignores unknown parameters;
-- a read of one known resource (a Questionnaire, else a QuestionnaireResponse) to see whether
-  it sends ETag and Last-Modified.  Its body is not kept, printed or logged.
+- a read of one known resource (a Questionnaire, else a QuestionnaireResponse, else one of a
+  patient's responses where responses can only be searched per patient) to see whether it
+  sends ETag and Last-Modified.  Its body is not kept, printed or logged.
+
+A type whose search without any filter is refused (Oracle: QuestionnaireResponse needs a
+patient) has no count to compare with: its probes show only "accepted".
 
 Bulk Data ``$export`` is judged from the CapabilityStatement only: some servers start an export
 on any request to the kick-off URL, and this command starts nothing.
