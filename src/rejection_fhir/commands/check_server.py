@@ -10,8 +10,12 @@ statements often get wrong, with requests that write nothing:
   ignored, a 4xx that it is refused.  ``Prefer: handling=strict`` asks the server to refuse
   parameters it does not know rather than ignore them.
 - a canary parameter no server knows, to tell whether this server ignores unknown parameters;
-- a read of one known resource (a Questionnaire, else a QuestionnaireResponse) to see whether
-  it sends ETag and Last-Modified.  Its body is not kept, printed or logged.
+- a read of one known resource (a Questionnaire, else a QuestionnaireResponse, else one of a
+  patient's responses where responses can only be searched per patient) to see whether it
+  sends ETag and Last-Modified.  Its body is not kept, printed or logged.
+
+A type whose search without any filter is refused (Oracle: QuestionnaireResponse needs a
+patient) has no count to compare with: its probes show only "accepted".
 
 Bulk Data ``$export`` is judged from the CapabilityStatement only: some servers start an export
 on any request to the kick-off URL, and this command starts nothing.
@@ -31,6 +35,7 @@ from rejection_fhir.errors import AuthError, ExitCode, FhirServerError, ServerUn
 from rejection_fhir.fhir.capabilities import (
     ServerCapabilities,
     SmartConfiguration,
+    note_requirements,
     parse_capability_statement,
     parse_smart_configuration,
 )
@@ -41,8 +46,9 @@ from rejection_fhir.sync.strategy import (
     Evidence,
     SearchResult,
     Strategy,
-    VersionCheck,
     choose_strategy,
+    if_match_supported,
+    if_unmodified_since_supported,
     search_usable,
 )
 
@@ -145,11 +151,20 @@ class _Prober:
         status, body, _, error = self.get(resource_type, query, headers=_STRICT)
         if error and status == 400 and "_summary" in self.count_params and not params:
             self.probes.append(
-                Probe("GET", f"{resource_type}?{_query(query)}", status, f"{error}: using _count=0")
+                Probe(
+                    "GET", f"{resource_type}?{_query(query)}", status, f"{error}: trying _count=0"
+                )
             )
-            self.count_params = {"_count": "0"}
-            query = {**params, **self.count_params}
-            status, body, _, error = self.get(resource_type, query, headers=_STRICT)
+            fallback = {"_count": "0"}
+            retry = self.get(resource_type, fallback, headers=_STRICT)
+            if not retry[3]:
+                self.count_params, query = fallback, fallback
+                status, body, _, error = retry
+            else:
+                # Refused either way: the search itself is refused (e.g. it needs a patient),
+                # not _summary=count, which stays.
+                query, status = fallback, retry[0]
+                error = f"{retry[3]}: a search with no filter is refused here"
         path = f"{resource_type}?{_query(query)}"
         if error:
             return Probe("GET", path, status, error), None
@@ -164,8 +179,10 @@ def _judge(filtered: int | None, baseline: int | None, status: int | None) -> Se
         return SearchResult.NOT_PROBED
     if 400 <= status < 500 and status not in (401, 403):
         return SearchResult.REFUSED
-    if filtered is None or baseline is None or not 200 <= status < 300:
+    if filtered is None or not 200 <= status < 300:
         return SearchResult.NOT_PROBED
+    if baseline is None:  # no count without the parameter to compare with
+        return SearchResult.ACCEPTED
     if baseline == 0:
         return SearchResult.ACCEPTED
     return SearchResult.WORKS if filtered < baseline else SearchResult.IGNORED
@@ -264,8 +281,14 @@ def probe_server(client: FhirClient) -> ServerReport:
 
     etag: bool | None = None
     last_modified: bool | None = None
-    for resource_type in ("Questionnaire", "QuestionnaireResponse"):
-        listing = {"_count": "1", "_elements": "id"}
+    listings: list[tuple[str, dict[str, str]]] = [
+        ("Questionnaire", {}),
+        ("QuestionnaireResponse", {}),
+        ("Patient", {}),
+    ]
+    while listings:
+        resource_type, filters = listings.pop(0)
+        listing = {**filters, "_count": "1", "_elements": "id"}
         status, body, _, error = prober.get(resource_type, listing)
         entries = body.get("entry") if isinstance(body, Mapping) else None
         found = [
@@ -284,6 +307,10 @@ def probe_server(client: FhirClient) -> ServerReport:
             )
         )
         if not found:
+            continue
+        if resource_type == "Patient":
+            # Servers that search responses only per patient (Oracle): one patient's response.
+            listings.append(("QuestionnaireResponse", {"patient": f"Patient/{found[0]}"}))
             continue
         path = f"{resource_type}/{found[0]}"
         status, _, headers, error = prober.get(path)
@@ -304,7 +331,7 @@ def probe_server(client: FhirClient) -> ServerReport:
             )
         )
         break
-    else:
+    if etag is None:
         prober.probes.append(
             Probe("-", "[type]/[id]", None, "no read: no Questionnaire or response found to read")
         )
@@ -343,15 +370,10 @@ def check_server(settings: Settings, *, server: str | None = None) -> ServerRepo
 WRITE_TYPES = ("Questionnaire", "CodeSystem", "ValueSet", "QuestionnaireResponse", *SYNC_RESOURCES)
 
 
-def _if_match(report: ServerReport) -> bool:
-    note = report.capabilities.resource("DocumentReference")
-    declared = note is not None and note.versioning == "versioned-update"
-    return declared or bool(report.evidence.etag_on_read)
-
-
 def capabilities_json(report: ServerReport) -> dict[str, Any]:
-    caps, evidence, strategy = report.capabilities, report.evidence, report.strategy
+    caps, evidence = report.capabilities, report.evidence
     note = caps.resource("DocumentReference")
+    needs = note_requirements(caps)
 
     def search(resource_type: str, param: str) -> dict[str, Any]:
         seen = evidence.searches.get(f"{resource_type}:{param}", SearchResult.NOT_PROBED)
@@ -379,11 +401,15 @@ def capabilities_json(report: ServerReport) -> dict[str, Any]:
             "batch": "batch" in caps.system_interactions,
             "conditionalCreate": bool(note and note.conditional_create),
             "conditionalUpdate": bool(note and note.conditional_update),
-            "ifMatch": _if_match(report),
-            "ifUnmodifiedSince": strategy.version_check is VersionCheck.IF_UNMODIFIED_SINCE,
+            "ifMatch": if_match_supported(caps, evidence),
+            "ifUnmodifiedSince": if_unmodified_since_supported(caps),
             "updateCreate": bool(note and note.update_create),
         },
         "writable": {t: sorted(caps.writable(t)) for t in WRITE_TYPES if caps.writable(t)},
+        "note": {
+            "requiresEncounter": needs.encounter,
+            "contentTypes": None if needs.content_types is None else list(needs.content_types),
+        },
         "observationCategories": (
             None
             if caps.observation_categories() is None
@@ -473,6 +499,17 @@ def report_text(report: ServerReport) -> str:
     row(
         "writable",
         "; ".join(f"{t} ({', '.join(i)})" for t, i in writable.items()) or "nothing",
+    )
+    note_needs = data["note"]
+    row(
+        "note needs an Encounter",
+        _yes(note_needs["requiresEncounter"], "yes (context.encounter)", "no"),
+    )
+    row(
+        "note content types",
+        ", ".join(note_needs["contentTypes"])
+        if note_needs["contentTypes"] is not None
+        else "not stated",
     )
     cats = data["observationCategories"]
     row(

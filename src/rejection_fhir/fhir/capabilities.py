@@ -11,10 +11,16 @@ say it through ``supportedProfile`` (US Core's vital-signs, laboratory, survey..
 :func:`observation_categories` maps those profiles to the categories of
 http://terminology.hl7.org/CodeSystem/observation-category; no profile at all means "not
 restricted by the statement".
+
+Some facts have no field at all (which version header guards an update, whether a note must
+reference an Encounter, which content types a note may have); servers that state them do so in
+``documentation`` text.  :func:`stated_header` and :func:`note_requirements` read the few
+phrasings they know and answer None ("not stated") otherwise, never a guess.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +111,8 @@ class ServerCapabilities:
     #: Search parameters the statement lists for every type (``rest.searchParam``).
     common_search_params: frozenset[str] = frozenset()
     formats: tuple[str, ...] = field(default=())
+    #: ``rest.documentation`` and the documentation of system interactions (batch, transaction).
+    documentation: str = ""
 
     def resource(self, resource_type: str) -> ResourceCapabilities | None:
         return self.resources.get(resource_type)
@@ -146,6 +154,74 @@ class ServerCapabilities:
         if found is None or not found.supported_profiles:
             return None
         return observation_categories(found.supported_profiles)
+
+
+#: "<header>: supported" and the like; the word after the header says whether it is honoured.
+_HEADER_STATE = (
+    r"\s*(?:[:=]|\b(?:is|are)\b(?: header)?)?\s*"
+    r"(supported|required|honou?red|yes|ignored|refused|not supported|unsupported|no)\b"
+)
+_NEGATIONS = re.compile(
+    r"\b(no|not|never|without|instead of|refused|ignored|unsupported)\b", re.IGNORECASE
+)
+
+
+def stated_header(caps: ServerCapabilities, header: str, resource_type: str) -> bool | None:
+    """Whether the statement's documentation says ``header`` is honoured on ``resource_type``.
+
+    The resource's own documentation first, then the server's.  "If-Unmodified-Since:
+    supported" or "updates require the If-Unmodified-Since header" -> True; "...: ignored" /
+    "refused" / "not supported", or a negation in the same sentence before it -> False; no
+    mention -> None.
+    """
+    found = caps.resource(resource_type)
+    sentences = [
+        sentence
+        for text in (found.documentation if found else "", caps.documentation)
+        for sentence in re.split(r"(?<=[.;])\s+", text)
+        if header.lower() in sentence.lower()
+    ]
+    # A stated state ("If-Match: refused") wins over a passing mention in a description.
+    for sentence in sentences:
+        at = sentence.lower().find(header.lower())
+        state = re.match(_HEADER_STATE, sentence[at + len(header) :], re.IGNORECASE)
+        if state:
+            return state.group(1).lower() in ("supported", "required", "honoured", "honored", "yes")
+    for sentence in sentences:
+        at = sentence.lower().find(header.lower())
+        return not _NEGATIONS.search(sentence[:at])
+    return None
+
+
+@dataclass(frozen=True)
+class NoteRequirements:
+    """What a DocumentReference (the sync's note) must hold, as the statement's text says."""
+
+    #: ``context.encounter`` must reference an existing Encounter (None: not stated).
+    encounter: bool | None
+    #: The content types accepted (None: not stated).
+    content_types: tuple[str, ...] | None
+
+
+_ENCOUNTER_RULE = re.compile(
+    r"(encounter[^.]*\b(must|required|requires)\b|\b(must|requires?)\b[^.]*\bencounter)",
+    re.IGNORECASE,
+)
+_CONTENT_TYPES = re.compile(
+    r"content types? (?:accepted|allowed|supported):\s*(.+?)\.(?:\s|$)", re.I
+)
+
+
+def note_requirements(caps: ServerCapabilities) -> NoteRequirements:
+    found = caps.resource("DocumentReference")
+    text = found.documentation if found else ""
+    types = _CONTENT_TYPES.search(text)
+    return NoteRequirements(
+        encounter=True if _ENCOUNTER_RULE.search(text) else None,
+        content_types=(
+            tuple(t.strip() for t in types.group(1).split(",") if t.strip()) if types else None
+        ),
+    )
 
 
 def observation_categories(profiles: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -252,12 +328,15 @@ def parse_capability_statement(statement: Mapping[str, Any]) -> ServerCapabiliti
     system_interactions: set[str] = set()
     system_operations: set[str] = set()
     common: set[str] = set()
+    documentation: list[str] = []
     services: list[str] = []
     token_url: str | None = None
     for rest in rests:
         system_interactions |= _codes(rest.get("interaction"))
         system_operations |= _codes(rest.get("operation"), "name")
         common |= _codes(rest.get("searchParam"), "name")
+        documentation.append(_text(rest.get("documentation")))
+        documentation += [_text(i.get("documentation")) for i in _objects(rest.get("interaction"))]
         for entry in _objects(rest.get("resource")):
             if not isinstance(entry.get("type"), str) or not entry["type"]:
                 continue
@@ -309,4 +388,5 @@ def parse_capability_statement(statement: Mapping[str, Any]) -> ServerCapabiliti
         token_url=token_url,
         common_search_params=frozenset(common),
         formats=_strings(statement.get("format")),
+        documentation=" ".join(d for d in documentation if d),
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from rejection_fhir.fhir.capabilities import ServerCapabilities
+from rejection_fhir.fhir.capabilities import ServerCapabilities, note_requirements, stated_header
 
 
 class PublishMode(StrEnum):
@@ -225,15 +225,37 @@ def _write_mode(caps: ServerCapabilities, evidence: Evidence) -> WriteMode:
     return WriteMode.CREATE_WITH_LEDGER
 
 
+def if_match_supported(caps: ServerCapabilities, evidence: Evidence) -> bool | None:
+    """Whether an update of a note can carry If-Match; None when nothing shows it either way.
+
+    ``versioning: versioned-update`` says yes; the statement's text, where it says; another
+    stated ``versioning`` says no; with none stated, an ETag on a read is the evidence.
+    """
+    note = caps.resource("DocumentReference")
+    versioning = note.versioning if note else ""
+    if versioning == "versioned-update":
+        return True
+    stated = stated_header(caps, "If-Match", "DocumentReference")
+    if stated is not None:
+        return stated
+    if versioning:
+        return False
+    return evidence.etag_on_read
+
+
+def if_unmodified_since_supported(caps: ServerCapabilities) -> bool | None:
+    """From the statement's text only: a Last-Modified on a read does not show the server
+    honours If-Unmodified-Since on an update (HAPI sends one and ignores the header)."""
+    return stated_header(caps, "If-Unmodified-Since", "DocumentReference")
+
+
 def _version_check(caps: ServerCapabilities, evidence: Evidence) -> VersionCheck:
     note = caps.resource("DocumentReference")
     if note is None or not note.can("update"):
         return VersionCheck.NONE
-    if note.versioning == "versioned-update" or evidence.etag_on_read:
+    if if_match_supported(caps, evidence):
         return VersionCheck.IF_MATCH
-    if "if-unmodified-since" in note.documentation.lower() or (
-        evidence.etag_on_read is False and evidence.last_modified_on_read
-    ):
+    if if_unmodified_since_supported(caps):
         return VersionCheck.IF_UNMODIFIED_SINCE
     return VersionCheck.NONE
 
@@ -378,6 +400,27 @@ def choose_strategy(caps: ServerCapabilities, evidence: Evidence | None = None) 
                     "write",
                     "no If-Match or If-Unmodified-Since: the old note is marked superseded "
                     "without a version check",
+                )
+            )
+        needs = note_requirements(caps)
+        if needs.encounter:
+            out.append(
+                Degradation(
+                    "DocumentReference",
+                    "the note must reference an existing Encounter (context.encounter): a "
+                    "response whose patient has no encounter cannot get a note",
+                )
+            )
+        if needs.content_types is not None and not {
+            "text/markdown",
+            "application/xhtml+xml",
+        } & {t.split(";")[0].strip().lower() for t in needs.content_types}:
+            out.append(
+                Degradation(
+                    "DocumentReference",
+                    "the note is accepted only as "
+                    + ", ".join(needs.content_types)
+                    + ": no Markdown or XHTML rendering",
                 )
             )
         for kind in SYNC_RESOURCES[1:]:

@@ -18,7 +18,13 @@ import pytest
 import responses
 
 from rejection_fhir.cli import main
-from rejection_fhir.commands.check_server import check_server, report_json, report_text
+from rejection_fhir.commands.check_server import (
+    NO_SUCH_PATIENT,
+    capabilities_json,
+    check_server,
+    report_json,
+    report_text,
+)
 from rejection_fhir.settings import load_settings
 
 BASE = "http://127.0.0.1:9999/fhir"
@@ -45,8 +51,11 @@ class FakeServer:
         unknown: str = "refuse",
         summary_count: bool = True,
         read_headers: dict[str, str] | None = None,
+        needs_filter: set[str] = frozenset(),
     ) -> None:
         self.totals = totals or {}
+        #: Types whose search is refused without a filter (Oracle: QuestionnaireResponse).
+        self.needs_filter = needs_filter
         self.honoured = honoured
         self.refused = refused
         self.unknown = unknown
@@ -70,6 +79,9 @@ class FakeServer:
         if "_summary" in query and not self.summary_count:
             return 400, {}, json.dumps(_outcome("_summary=count is not supported"))
         total = self.totals.get(kind, 0)
+        filters = set(query) - {"_summary", "_count", "_elements"}
+        if kind in self.needs_filter and not filters:
+            return 400, {}, json.dumps(_outcome("a search needs one of: _id, patient"))
         if query.get("_elements") == "id":
             entries = [{"resource": {"resourceType": kind, "id": "known-1"}}] if total else []
             return (
@@ -263,11 +275,35 @@ def test_count_falls_back_to_count_zero_when_summary_count_is_refused(rsps, sett
     )
 
 
+def test_a_search_refused_without_a_filter_is_not_taken_for_a_refused_summary(rsps, settings):
+    statement = saved("hapi-fhir-8.8.0.json")
+    for entry in statement["rest"][0]["resource"]:
+        entry.pop("versioning", None)
+    FakeServer(
+        rsps,
+        statement,
+        totals={"Patient": 1, "QuestionnaireResponse": 3},
+        needs_filter={"Questionnaire", "QuestionnaireResponse"},
+        read_headers={"ETag": 'W/"1"'},
+    )
+    report = check_server(settings)
+    paths = [p.path for p in report.probes]
+    # _summary=count still used for the parameter probes: only the bare search was refused.
+    assert "QuestionnaireResponse?patient=" + NO_SUCH_PATIENT + "&_summary=count" in paths
+    assert report.evidence.searches["QuestionnaireResponse:patient"].value == "accepted"
+    # The read went through a patient's responses.
+    assert "QuestionnaireResponse?patient=Patient/known-1&_count=1&_elements=id" in paths
+    assert "QuestionnaireResponse/known-1" in paths
+    assert report.evidence.etag_on_read is True
+
+
 @pytest.mark.parametrize(
     ("headers", "check"),
     [
         ({"ETag": 'W/"3"', "Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT"}, "If-Match"),
-        ({"Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT"}, "If-Unmodified-Since"),
+        # A Last-Modified alone does not show If-Unmodified-Since is honoured on an update
+        # (epic-like sends one and ignores the header): not stated, so not used.
+        ({"Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT"}, "none"),
     ],
 )
 def test_a_read_shows_which_version_headers_the_server_sends(rsps, settings, headers, check):
@@ -278,6 +314,9 @@ def test_a_read_shows_which_version_headers_the_server_sends(rsps, settings, hea
     report = check_server(settings)
     assert report.strategy.version_check.value == check
     assert any(p.path == "Questionnaire/known-1" for p in report.probes)
+    modes = capabilities_json(report)["writeModes"]
+    assert modes["ifMatch"] is ("ETag" in headers)
+    assert modes["ifUnmodifiedSince"] is None
 
 
 # ----------------------------------------------------------------------- output

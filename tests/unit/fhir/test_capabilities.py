@@ -6,9 +6,11 @@ import pytest
 
 from rejection_fhir.errors import FhirServerError
 from rejection_fhir.fhir.capabilities import (
+    note_requirements,
     observation_categories,
     parse_capability_statement,
     parse_smart_configuration,
+    stated_header,
 )
 
 
@@ -170,3 +172,52 @@ def test_smart_configuration_backend_services():
     assert smart.backend_services and smart.token_endpoint == "https://auth.example/token"
     user_only = parse_smart_configuration({"grant_types_supported": ["authorization_code"]})
     assert not user_only.backend_services and user_only.token_endpoint is None
+
+
+@pytest.mark.parametrize(
+    ("rest_text", "note_text", "if_match", "if_unmodified_since"),
+    [
+        # What the local profiles' /metadata says (servers/hapi ProfileCapabilityStatementProvider).
+        ("If-Match: refused; If-Unmodified-Since: supported; ETag: not sent.", "", False, True),
+        ("If-Match: supported; If-Unmodified-Since: ignored; ETag: sent.", "", True, False),
+        # A stated state wins over a passing mention earlier on.
+        (
+            "Updates guarded by If-Unmodified-Since instead of If-Match; "
+            "If-Match: refused; If-Unmodified-Since: supported.",
+            "",
+            False,
+            True,
+        ),
+        ("", "Updates require the If-Unmodified-Since header.", None, True),
+        ("If-Match is not supported.", "", False, None),
+        ("", "", None, None),
+    ],
+)
+def test_version_headers_as_the_documentation_states_them(
+    rest_text, note_text, if_match, if_unmodified_since
+):
+    caps = parse_capability_statement(
+        statement(
+            resource("DocumentReference", "create", "update", documentation=note_text),
+            documentation=rest_text,
+        )
+    )
+    assert stated_header(caps, "If-Match", "DocumentReference") is if_match
+    assert stated_header(caps, "If-Unmodified-Since", "DocumentReference") is if_unmodified_since
+
+
+def test_what_a_note_must_hold_from_its_documentation():
+    stated = parse_capability_statement(
+        statement(
+            resource(
+                "DocumentReference",
+                "create",
+                documentation="Sort keys: none. Content types accepted: text/plain. "
+                "context.encounter must reference an existing Encounter.",
+            )
+        )
+    )
+    needs = note_requirements(stated)
+    assert (needs.encounter, needs.content_types) == (True, ("text/plain",))
+    silent = note_requirements(parse_capability_statement(statement(resource("DocumentReference"))))
+    assert (silent.encounter, silent.content_types) == (None, None)

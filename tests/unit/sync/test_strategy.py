@@ -155,8 +155,10 @@ def test_version_check_from_statement_probe_or_documentation():
     plain = edit(full_server(), "DocumentReference", versioning=None)
     assert choose(plain).version_check is VersionCheck.NONE
     assert choose(plain, Evidence(etag_on_read=True)).version_check is VersionCheck.IF_MATCH
+    # A Last-Modified alone does not show If-Unmodified-Since is honoured (HAPI sends one and
+    # ignores the header): only a statement saying so counts.
     no_etag = Evidence(etag_on_read=False, last_modified_on_read=True)
-    assert choose(plain, no_etag).version_check is VersionCheck.IF_UNMODIFIED_SINCE
+    assert choose(plain, no_etag).version_check is VersionCheck.NONE
     documented = edit(
         full_server(),
         "DocumentReference",
@@ -255,3 +257,23 @@ def test_json_form_is_stable_and_serialisable():
         "canSync",
         "degradations",
     }
+
+
+def test_a_statement_that_says_if_match_is_refused_outweighs_an_etag():
+    statement = edit(full_server(), "DocumentReference", versioning=None)
+    statement["rest"][0]["documentation"] = "If-Match: refused; If-Unmodified-Since: supported."
+    strategy = choose(statement, Evidence(etag_on_read=True))
+    assert strategy.version_check is VersionCheck.IF_UNMODIFIED_SINCE
+
+
+def test_what_a_note_must_hold_is_said_with_what_happens():
+    statement = edit(
+        full_server(),
+        "DocumentReference",
+        documentation="Content types accepted: text/plain. "
+        "context.encounter must reference an existing Encounter.",
+    )
+    messages = [d.message for d in choose(statement).degradations]
+    assert any("must reference an existing Encounter" in m for m in messages)
+    assert "the note is accepted only as text/plain: no Markdown or XHTML rendering" in messages
+    assert not any("Encounter" in d.message for d in choose(full_server()).degradations)

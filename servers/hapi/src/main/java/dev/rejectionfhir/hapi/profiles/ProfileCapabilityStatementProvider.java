@@ -11,6 +11,7 @@ import jakarta.servlet.http.HttpServletRequest;
 import java.util.ArrayList;
 import java.util.Date;
 import java.util.List;
+import java.util.Map;
 import org.hl7.fhir.r4.model.CapabilityStatement;
 import org.hl7.fhir.r4.model.CapabilityStatement.CapabilityStatementRestComponent;
 import org.hl7.fhir.r4.model.CapabilityStatement.CapabilityStatementRestResourceComponent;
@@ -29,6 +30,14 @@ public final class ProfileCapabilityStatementProvider implements IServerConforma
 	static final String EXPORT_DEFINITION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export";
 	static final String GROUP_EXPORT_DEFINITION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export";
 	static final String PATIENT_EXPORT_DEFINITION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export";
+
+	/** observation-category code -> the US Core Observation profile of that category. */
+	static final Map<String, String> CATEGORY_PROFILES = Map.of(
+			"vital-signs", "http://hl7.org/fhir/us/core/StructureDefinition/us-core-vital-signs",
+			"laboratory", "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab",
+			"survey", "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-survey",
+			"social-history", "http://hl7.org/fhir/us/core/StructureDefinition/us-core-smokingstatus",
+			"imaging", "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-imaging");
 
 	private final Profile profile;
 	private final FhirContext fhirContext;
@@ -162,6 +171,13 @@ public final class ProfileCapabilityStatementProvider implements IServerConforma
 		}
 		if (rule.writableCategories() != null) {
 			notes.add("Writable categories: " + String.join(", ", rule.writableCategories()) + ".");
+			// The structured way servers state it (Epic and Oracle list US Core profiles): a client
+			// such as check-server reads supportedProfile, not free text.
+			// All or nothing: a category without a profile here would make the list say less than
+			// the profile allows, so then only the text states it.
+			if (CATEGORY_PROFILES.keySet().containsAll(rule.writableCategories())) {
+				rule.writableCategories().stream().sorted().map(CATEGORY_PROFILES::get).forEach(r::addSupportedProfile);
+			}
 		}
 		if (rule.contentTypes() != null) {
 			notes.add("Content types accepted: " + String.join(", ", rule.contentTypes()) + ".");
