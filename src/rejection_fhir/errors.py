@@ -126,5 +126,12 @@ class StateBusyError(RejectionFhirError):
     exit_code = ExitCode.BUSY
 
 
+class LeaseLostError(StateBusyError):
+    """Another run took this run's shard over (its lease expired): nothing more is recorded.
+
+    Same exit code as a busy shard (8): the shard is another run's now.
+    """
+
+
 class VersionGuardError(RejectionFhirError):
     exit_code = ExitCode.VERSION_GUARD

@@ -25,7 +25,7 @@ retries                      RFHIR_RETRIES                        retries
 retry budget, seconds        RFHIR_RETRY_BUDGET                   retry_budget
 private CA bundle (PEM)      RFHIR_CA_BUNDLE                      ca_bundle
 allow plain http             RFHIR_INSECURE                       insecure
-sync state file              RFHIR_STATE                          state
+sync state (file or URL)     RFHIR_STATE                          state
 SMART client id              RFHIR_SMART_CLIENT_ID                smart_client_id
 SMART private key (PEM)      RFHIR_SMART_PRIVATE_KEY_FILE         smart_private_key_file
 SMART key id (JWKS kid)      RFHIR_SMART_KEY_ID                   smart_key_id
@@ -71,6 +71,10 @@ log = logging.getLogger("rejection_fhir.settings")
 
 CONFIG_FILENAME = "rejection-fhir.toml"
 
+#: The sync state when none is configured: the one default, for the CLI, its help and
+#: :class:`~rejection_fhir.sync.run.SyncOptions` alike.
+DEFAULT_STATE_PATH = Path(".state/sync.sqlite3")
+
 
 def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
@@ -95,7 +99,8 @@ class Settings:
     ca_bundle: Path | None = None
     insecure: bool = False
     config_path: Path | None = None
-    state_path: Path = Path(".rejection-fhir/state.json")
+    #: A SQLite file, or a ``postgresql://`` URL (kept as a string).
+    state_path: Path | str = DEFAULT_STATE_PATH
     smart_client_id: str | None = None
     smart_private_key_file: Path | None = None
     smart_key_id: str | None = None
@@ -155,6 +160,21 @@ def _path(value: object, where: str) -> Path:
     return Path(_text(value, where)).expanduser()
 
 
+def _state(value: object, where: str) -> Path | str:
+    """A state file, or a PostgreSQL URL without a password (it would show in ``ps``)."""
+    text = _text(value, where)
+    if not text.startswith(("postgresql://", "postgres://")):
+        return Path(text).expanduser()
+    parts = urlsplit(text)
+    if parts.password or "password=" in parts.query:
+        raise ConfigError(
+            f"the sync state URL from {where} carries a password; it would show in the "
+            "process list and shell history",
+            hint="put the password in PGPASSFILE (~/.pgpass) or PGPASSWORD instead",
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class _Field:
     """A plain (non-secret) setting: its env variable, config key and parser."""
@@ -179,7 +199,7 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("retry_budget", "RFHIR_RETRY_BUDGET", "retry_budget", _number),
     _Field("ca_bundle", "RFHIR_CA_BUNDLE", "ca_bundle", _path, is_path=True),
     _Field("insecure", "RFHIR_INSECURE", "insecure", _flag),
-    _Field("state_path", "RFHIR_STATE", "state", _path, is_path=True),
+    _Field("state_path", "RFHIR_STATE", "state", _state, is_path=True),
     _Field("smart_client_id", "RFHIR_SMART_CLIENT_ID", "smart_client_id", _text),
     _Field(
         "smart_private_key_file",
@@ -463,7 +483,7 @@ def load_settings(
         else:
             continue
         value = spec.parse(raw, where)
-        if spec.is_path:
+        if spec.is_path and isinstance(value, Path):
             value = _abs(value, base)
         values[spec.name] = value
         sources[spec.name] = where

@@ -21,6 +21,29 @@ def fhir_server() -> str:
         raise  # unreachable: unavailable() skips or fails
 
 
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    """The admin DSN of a live local PostgreSQL (started by scripts/postgres when needed)."""
+    from tests.postgres_server import ensure_postgres
+
+    try:
+        return ensure_postgres()
+    except RuntimeError as exc:
+        unavailable(f"PostgreSQL unavailable: {exc}")
+        raise  # unreachable: unavailable() skips or fails
+
+
+@pytest.fixture
+def pg_state(postgres, request) -> str:
+    """An empty PostgreSQL database of this test's own, as a ``--state`` URL."""
+    import re
+
+    from tests.postgres_server import fresh_database
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    return fresh_database(postgres, name)
+
+
 @pytest.fixture
 def canonical_base() -> str:
     """A fresh canonical base per test, so tests never see each other's resources."""

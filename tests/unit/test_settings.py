@@ -13,7 +13,13 @@ from responses import matchers
 from rejection_fhir import settings as settings_module
 from rejection_fhir.errors import ConfigError, ExitCode
 from rejection_fhir.fhir.auth import Secret
-from rejection_fhir.settings import Settings, check_server_url, load_settings, make_client
+from rejection_fhir.settings import (
+    DEFAULT_STATE_PATH,
+    Settings,
+    check_server_url,
+    load_settings,
+    make_client,
+)
 
 TOKEN = "tok-SECRET-77ab"
 
@@ -283,6 +289,21 @@ def test_paths_are_resolved(tmp_path: Path) -> None:
         load_settings({"state_path": "s.json"}, env={}, cwd=tmp_path).state_path
         == tmp_path / "s.json"
     )
+
+
+def test_a_postgresql_state_is_a_url_kept_as_given(tmp_path: Path) -> None:
+    url = "postgresql://sync@db.example.org:5432/rfhir?sslmode=verify-full"
+    assert load_settings({}, env={"RFHIR_STATE": url}, cwd=tmp_path).state_path == url
+    assert load_settings({}, env={}, cwd=tmp_path).state_path == DEFAULT_STATE_PATH
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://sync:hunter2@db/rfhir", "postgres://db/rfhir?password=hunter2"]
+)
+def test_a_password_in_the_state_url_is_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match="PGPASSFILE") as caught:
+        load_settings({"state_path": url}, env={}, cwd=tmp_path)
+    assert "hunter2" not in str(caught.value)
 
 
 def test_repr_never_shows_secrets(tmp_path: Path) -> None:

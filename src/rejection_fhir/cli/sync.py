@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,45 @@ import click
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     built_worksheets,
-    file_option,
     server_options,
     settings_from,
     worksheet_folder_option,
 )
+
+#: What ``_lastUpdated`` takes: a FHIR date, or an instant (seconds and a zone required).
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}))?")
+
+
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A FHIR instant or date, else a usage error (exit 2) naming the option."""
+    if value is None:
+        return None
+    from datetime import datetime
+
+    text = value.strip()
+    flag = param.opts[0] if param.opts else str(param.name)
+    try:
+        if not _INSTANT.fullmatch(text):
+            raise ValueError(text)
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a FHIR instant or date; give e.g. {flag} 2026-11-01T00:00:00Z "
+            f"or {flag} 2026-11-01",
+            ctx=ctx,
+            param=param,
+        ) from None
+    return text
+
+
+def _after(since: str | None, until: str | None) -> None:
+    from rejection_fhir.sync.run import instant
+
+    if since and until and instant(until) <= instant(since):
+        raise click.BadParameter(
+            f"the window [{since}, {until}) is empty; --until must come after --since",
+            param_hint="'--until'",
+        )
 
 
 @click.command("sync")
@@ -33,15 +68,33 @@ from rejection_fhir.cli.options import (
 @click.option(
     "--since",
     default=None,
-    help="Start from this _lastUpdated instant instead of the saved cursor.",
+    callback=_instant,
+    help="Start from this _lastUpdated instant (e.g. 2026-11-01T00:00:00Z) instead of the "
+    "saved cursor; with --until, the window's start.",
+)
+@click.option(
+    "--until",
+    default=None,
+    callback=_instant,
+    help="End of a time window (exclusive): sync [--since, --until) with the window's own "
+    "cursor over the source's shared ledger; the run ends when the window is done.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="Validate and summarise; write nothing, move no cursor."
 )
-@file_option(
+@click.option(
     "--state",
     "state_path",
-    help="SQLite state file (default: .state/sync.sqlite3). Env: RFHIR_STATE.",
+    default=None,
+    help="SQLite state file, or postgresql://user@host/db for shards on several hosts "
+    "(password from PGPASSFILE) (default: .state/sync.sqlite3). Env: RFHIR_STATE.",
+)
+@click.option(
+    "--lease-ttl",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    help="PostgreSQL state: seconds a run's lease lasts between recorded batches "
+    "(default 300); a run that dies frees its shard after that.",
 )
 @click.option(
     "--batch-size",
@@ -81,8 +134,10 @@ def sync_cmd(
     source_server: str | None,
     target: str | None,
     since: str | None,
+    until: str | None,
     dry_run: bool,
-    state_path: Path | None,
+    state_path: str | None,
+    lease_ttl: float | None,
     batch_size: int,
     concurrency: int,
     bulk: bool,
@@ -102,10 +157,11 @@ def sync_cmd(
     from rejection_fhir.response.render import render_text
     from rejection_fhir.sync.run import SyncOptions, sync
 
+    _after(since, until)
     settings = settings_from(
         server=source_server or server.pop("server"),
         target=target,
-        state_path=str(state_path) if state_path else None,
+        state_path=state_path,
         **{k: v for k, v in server.items() if k != "server"},
     )
     if not settings.server:
@@ -113,10 +169,9 @@ def sync_cmd(
     options = SyncOptions(
         source=settings.server,
         target=settings.target,
-        state_path=Path(settings.state_path)
-        if settings.state_path
-        else Path(".state/sync.sqlite3"),
         since=since,
+        until=until,
+        lease_ttl=lease_ttl,
         dry_run=dry_run,
         batch_size=batch_size,
         concurrency=concurrency,

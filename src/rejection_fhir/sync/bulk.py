@@ -82,11 +82,17 @@ def export_since(cursor: str) -> str:
     return (instant - SINCE_OVERLAP).isoformat(timespec="milliseconds")
 
 
-def kick_off(client: FhirClient, since: str | None) -> str:
-    """Start a system-level export of QuestionnaireResponses; return its status URL."""
+def kick_off(client: FhirClient, since: str | None, until: str | None = None) -> str:
+    """Start a system-level export of QuestionnaireResponses; return its status URL.
+
+    ``until`` (a time window's end, exclusive) becomes a ``_typeFilter``; a server that
+    ignores it exports more, which the sync then leaves to the next window.
+    """
     params = {"_type": "QuestionnaireResponse", "_outputFormat": NDJSON}
     if since:
         params["_since"] = export_since(since)
+    if until:
+        params["_typeFilter"] = f"QuestionnaireResponse?_lastUpdated=lt{until}"
     try:
         response = client.request(
             "GET", "$export", params=params, headers={"Prefer": "respond-async"}
@@ -316,6 +322,7 @@ def export_responses(
     client: FhirClient,
     since: str | None,
     *,
+    until: str | None = None,
     timeout: float = 3600.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
@@ -324,7 +331,7 @@ def export_responses(
 
     On leaving, the export is deleted on the server (its files too), also after an error.
     """
-    status_url = kick_off(client, since)
+    status_url = kick_off(client, since, until)
     try:
         manifest = wait_for_export(client, status_url, timeout=timeout, sleep=sleep, clock=clock)
         log.info(

@@ -16,6 +16,13 @@ replay a no-op on the server.
 ``SyncOptions.bulk`` reads the responses from a Bulk Data ``$export`` instead of a search
 (see :mod:`rejection_fhir.sync.bulk`); an export is not sorted, so the cursor moves once,
 to the export's ``transactionTime``, after every page committed.
+
+``SyncOptions.until`` makes the run a *time window* [since, until): the search (or export)
+gets the upper bound, the window has its own cursor (shard), never moved past ``until``,
+and the run ends when the window is done (its cursor at ``until``).  Windows and the
+incremental sync of a source share its ledger, so an amendment synced by one supersedes
+the note written by another.  The state store (SQLite file or PostgreSQL) is opened by
+:func:`rejection_fhir.sync.state.open_state`; nothing here depends on which.
 """
 
 from __future__ import annotations
@@ -60,7 +67,13 @@ from rejection_fhir.response.questionnaire import (
 from rejection_fhir.response.render import render_markdown, render_xhtml
 from rejection_fhir.response.summary import Summary
 from rejection_fhir.scoring.clinical import clinical_summary
-from rejection_fhir.sync.state import LedgerEntry, SyncState, exclusive
+from rejection_fhir.sync.state import (
+    INCREMENTAL,
+    LedgerEntry,
+    StateStore,
+    open_state,
+    window_shard,
+)
 
 log = logging.getLogger("rejection_fhir.sync")
 JsonDict = dict[str, Any]
@@ -108,8 +121,14 @@ class SyncReport:
 class SyncOptions:
     source: str
     target: str | None = None
-    state_path: Path = Path(".state/sync.sqlite3")
+    #: A state file or ``postgresql://`` URL; None: the settings' (``--state``, RFHIR_STATE,
+    #: the config file's ``state``, else :data:`~rejection_fhir.settings.DEFAULT_STATE_PATH`).
+    state_path: Path | str | None = None
     since: str | None = None
+    #: End of a time window (exclusive): the run syncs [since or its cursor, until).
+    until: str | None = None
+    #: Seconds a PostgreSQL state's lease lasts between two recorded batches.
+    lease_ttl: float | None = None
     dry_run: bool = False
     batch_size: int = 50
     wait: float = 0.0
@@ -202,7 +221,7 @@ class _Run:
         index: QuestionnaireIndex,
         source: FhirClient,
         target: FhirClient,
-        state: SyncState,
+        state: StateStore,
         report: SyncReport,
         progress: Callable[[int], None] | None,
         recorded: str,
@@ -521,9 +540,15 @@ def _search_pages(
     cursor: str | None,
     on_total: Callable[[int | None], None] | None,
 ) -> Iterator[list[JsonDict]]:
-    params: dict[str, str] = {"_sort": "_lastUpdated", "_count": str(options.batch_size)}
-    if cursor:
-        params["_lastUpdated"] = f"ge{cursor}"
+    params: dict[str, str | list[str]] = {
+        "_sort": "_lastUpdated",
+        "_count": str(options.batch_size),
+    }
+    bounds = [f"ge{cursor}"] if cursor else []
+    if options.until:
+        bounds.append(f"lt{options.until}")
+    if bounds:
+        params["_lastUpdated"] = bounds
     if on_total is not None:
         params["_total"] = "accurate"
     first = True
@@ -540,6 +565,27 @@ def _search_pages(
             and e["resource"].get("resourceType") == "QuestionnaireResponse"
             and _object(e.get("search")).get("mode", "match") == "match"
         ]
+
+
+def instant(text: str) -> datetime:
+    """A FHIR instant or date as an aware datetime (a date, or no zone: UTC)."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _before(resources: Iterable[JsonDict], until: str | None) -> Iterator[JsonDict]:
+    """The resources last updated before ``until`` (all without it): a window's share of
+    an export from a server that ignored the ``_typeFilter``."""
+    end = instant(until) if until else None
+    for resource in resources:
+        updated = _meta(resource).get("lastUpdated")
+        if end is not None and isinstance(updated, str):
+            try:
+                if instant(updated) >= end:
+                    continue
+            except ValueError:
+                pass
+        yield resource
 
 
 def _batches(resources: Iterable[JsonDict], size: int) -> Iterator[list[JsonDict]]:
@@ -588,7 +634,15 @@ def sync(
             if "url" in q
         }
         options = replace(options, prefixes=tuple(sorted(bases)))
-    with exclusive(options.state_path, wait=options.wait), SyncState(options.state_path) as state:
+    location = options.state_path if options.state_path is not None else settings.state_path
+    shard = window_shard(options.since, options.until) if options.until else INCREMENTAL
+    with open_state(
+        location,
+        shard=shard,
+        source=options.source,
+        wait=options.wait,
+        lease_ttl=options.lease_ttl,
+    ) as state:
         source = settings_module.make_client(settings, server=options.source)
         target = (
             source
@@ -600,7 +654,10 @@ def sync(
             source.check_fhir_version()
             if target is not source:
                 target.check_fhir_version()
-            cursor = options.since or state.cursor(options.source)
+            saved = state.cursor(options.source)
+            # A window resumes from its own cursor; the incremental sync starts at --since
+            # when given (a deliberate replay), else at its cursor.
+            cursor = (saved or options.since) if options.until else (options.since or saved)
             report = SyncReport(source.base_url, target.base_url, options.dry_run, cursor, cursor)
             run = _Run(
                 options,
@@ -618,8 +675,12 @@ def sync(
 
                 if on_total is not None:
                     on_total(None)
-                with export_responses(source, cursor, timeout=options.bulk_timeout) as export:
-                    for batch in _batches(export.responses(), options.batch_size):
+                with export_responses(
+                    source, cursor, until=options.until, timeout=options.bulk_timeout
+                ) as export:
+                    for batch in _batches(
+                        _before(export.responses(), options.until), options.batch_size
+                    ):
                         run.page(batch, move_cursor=False)
                     if export.manifest.errors:
                         # Something is missing from the export: keep the cursor, so the
@@ -634,11 +695,16 @@ def sync(
                         )
                         run.finish()
                     else:
-                        run.finish(cursor=export.transaction_time)
+                        done_at = export.transaction_time
+                        if options.until and instant(options.until) < instant(done_at):
+                            done_at = options.until  # the window's end caps its cursor
+                        run.finish(cursor=done_at)
             else:
                 for page in _search_pages(source, options, cursor, on_total):
                     run.page(page)
-                run.finish()
+                # A window is done when its search is: its cursor goes to its end, so a
+                # rerun of the same window fetches nothing.
+                run.finish(cursor=options.until)
             return report
         finally:
             if run is not None:

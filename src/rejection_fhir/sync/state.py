@@ -1,4 +1,4 @@
-"""Sync state in SQLite: the cursor per source and the ledger of every response handled.
+"""Sync state: the cursor per shard and source, and the ledger of every response handled.
 
 The ledger is the memory that makes the sync exactly-once from the clinic's point of view:
 each QuestionnaireResponse id/version maps to the resources written for it, or to the
@@ -6,8 +6,16 @@ findings that got it rejected.  The cursor only moves after the target server co
 The server-side conditional creates make a replay harmless; the ledger makes it cheap and
 lets us report what happened.
 
-The file holds clients' identifiers, so it is created with mode 0600.  One sync at a time
-may use it: an exclusive ``flock`` on a sidecar lock file, held for the whole run.
+Two stores keep the same guarantees behind one interface (:class:`StateStore`), opened
+with :func:`open_state` for one *shard* (``""`` for a source's incremental sync, a time
+window's own name otherwise: cursors are per shard, the ledger is shared by every shard of
+a source):
+
+* SQLite (the default, no setup), in this module.  The file holds clients' identifiers, so
+  it is created with mode 0600.  One sync at a time may use it: an exclusive ``flock`` on a
+  sidecar lock file, held for the whole run.
+* PostgreSQL (``postgresql://...``), for shards on several hosts:
+  :mod:`rejection_fhir.sync.pgstate`, with a lease and a fencing token instead of the flock.
 """
 
 from __future__ import annotations
@@ -21,17 +29,22 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rejection_fhir.errors import ConfigError, StateBusyError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: The incremental sync's shard; a time window's shard is named by :func:`window_shard`.
+INCREMENTAL = ""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursor (
-    source TEXT PRIMARY KEY,
+    shard TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
     last_updated TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (shard, source)
 );
 CREATE TABLE IF NOT EXISTS ledger (
     source TEXT NOT NULL,
@@ -44,6 +57,23 @@ CREATE TABLE IF NOT EXISTS ledger (
     recorded_at REAL NOT NULL,
     PRIMARY KEY (source, response_id, response_version)
 );
+CREATE INDEX IF NOT EXISTS ledger_amendments ON ledger (source, response_id, recorded_at);
+"""
+
+#: Schema 1 → 2: the cursor is keyed by (shard, source); schema 1's cursors are the
+#: incremental shard's.
+_MIGRATE_1_TO_2 = """
+CREATE TABLE cursor_v2 (
+    shard TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    last_updated TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (shard, source)
+);
+INSERT INTO cursor_v2 (shard, source, last_updated, updated_at)
+    SELECT '', source, last_updated, updated_at FROM cursor;
+DROP TABLE cursor;
+ALTER TABLE cursor_v2 RENAME TO cursor;
 """
 
 
@@ -58,6 +88,43 @@ class LedgerEntry:
     findings: list[dict[str, Any]]
 
 
+def window_shard(since: str | None, until: str) -> str:
+    """The shard name of the time window [since, until): its cursor is its own."""
+    return f"window {since or '-'}..{until}"
+
+
+def is_database_url(location: str | Path) -> bool:
+    """A PostgreSQL state (``postgresql://`` or ``postgres://``) rather than a file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+class StateStore(Protocol):
+    """What the sync needs from a state store, for one shard.
+
+    ``record`` writes the ledger rows of a batch and moves the shard's cursor in one
+    transaction; a store with a lease refuses it (:class:`~rejection_fhir.errors.LeaseLostError`)
+    once another run has taken the shard over.
+    """
+
+    shard: str
+
+    def cursor(self, source: str) -> str | None: ...
+
+    def seen(self, source: str, response_id: str, response_version: str) -> LedgerEntry | None: ...
+
+    def latest_written(
+        self, source: str, response_id: str, *, other_than: str
+    ) -> LedgerEntry | None: ...
+
+    def record(
+        self, entries: Sequence[LedgerEntry], *, cursor: tuple[str, str] | None = None
+    ) -> None: ...
+
+    def entries(
+        self, source: str | None = None, outcome: str | None = None
+    ) -> list[LedgerEntry]: ...
+
+
 def _create_private(path: Path) -> None:
     """Create ``path`` with mode 0600 if it is missing; tighten it if it is too open."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,8 +135,11 @@ def _create_private(path: Path) -> None:
 
 
 class SyncState:
-    def __init__(self, path: Path) -> None:
+    """The SQLite store (see the module docstring); ``shard`` names whose cursor it moves."""
+
+    def __init__(self, path: Path, *, shard: str = INCREMENTAL) -> None:
         self.path = path
+        self.shard = shard
         try:
             _create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
@@ -81,6 +151,8 @@ class SyncState:
                     f"{path}: state file written by a newer rejection-fhir (schema {version})",
                     hint="upgrade rejection-fhir, or point --state at another file",
                 )
+            if version == 1:
+                self._db.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_1_TO_2} COMMIT;")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -106,15 +178,16 @@ class SyncState:
 
     def cursor(self, source: str) -> str | None:
         row = self._db.execute(
-            "SELECT last_updated FROM cursor WHERE source = ?", (source,)
+            "SELECT last_updated FROM cursor WHERE shard = ? AND source = ?", (self.shard, source)
         ).fetchone()
         return None if row is None else str(row[0])
 
     def set_cursor(self, source: str, last_updated: str) -> None:
         self._db.execute(
-            "INSERT INTO cursor (source, last_updated, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(source) DO UPDATE SET last_updated = excluded.last_updated, updated_at = excluded.updated_at",
-            (source, last_updated, time.time()),
+            "INSERT INTO cursor (shard, source, last_updated, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(shard, source) DO UPDATE SET last_updated = excluded.last_updated, "
+            "updated_at = excluded.updated_at",
+            (self.shard, source, last_updated, time.time()),
         )
 
     # --- ledger ---------------------------------------------------------------------------
@@ -223,3 +296,32 @@ def exclusive(path: Path, *, wait: float = 0.0) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock, also when the process dies
+
+
+@contextlib.contextmanager
+def open_state(
+    location: str | Path,
+    *,
+    shard: str = INCREMENTAL,
+    source: str | None = None,
+    wait: float = 0.0,
+    lease_ttl: float | None = None,
+) -> Iterator[StateStore]:
+    """The state at ``location`` (a file, or a ``postgresql://`` URL) for one run of
+    ``shard`` of ``source``.
+
+    Held for the whole run: the file's flock, or the database lease of (shard, source)
+    (``lease_ttl`` seconds, renewed by every ``record``).  Another run of the shard →
+    StateBusyError (after ``wait`` s).
+    """
+    if is_database_url(location):
+        from rejection_fhir.sync.pgstate import PostgresState  # psycopg: only when asked for
+
+        with PostgresState(
+            str(location), shard=shard, source=source, wait=wait, lease_ttl=lease_ttl
+        ) as pg:
+            yield pg
+        return
+    path = Path(location)
+    with exclusive(path, wait=wait), SyncState(path, shard=shard) as state:
+        yield state

@@ -3,7 +3,9 @@ and exit codes that say what happened."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import sys
 
 import pytest
@@ -57,3 +59,42 @@ def test_no_progress_bar_when_not_a_terminal_and_rejections_exit_1(capsys, tmp_p
     assert "syncing" not in err
     assert "rejected QuestionnaireResponse/bad/_history/1:" in err
     assert "written 1" in out and "rejected 1" in out
+
+
+@responses.activate
+def test_a_plain_sync_writes_the_state_where_help_says(capsys, monkeypatch, tmp_path, repo, qr):
+    """One default: what --help promises is the SQLite file a plain `sync` writes."""
+    from rejection_fhir.settings import DEFAULT_STATE_PATH
+
+    FakeServer(responses.mock, [_copy(qr, "a", "2026-11-20T10:00:00Z")])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RFHIR_STATE", raising=False)
+    try:
+        main(["sync", "--source", BASE, "--worksheets", str(repo / "questionnaires")])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
+    assert DEFAULT_STATE_PATH in written
+    with sqlite3.connect(tmp_path / DEFAULT_STATE_PATH) as db:
+        assert db.execute("SELECT count(*) FROM ledger").fetchone()[0] == 1
+    capsys.readouterr()
+    with contextlib.suppress(SystemExit):
+        main(["sync", "--help"])
+    assert f"(default: {DEFAULT_STATE_PATH})" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--since", "yesterday"], "--since"),
+        (["--since", "2026-13-01"], "--since"),
+        (["--since", "2026-11-01T10:00"], "--since"),  # an instant needs seconds and a zone
+        (["--until", "tomorrow"], "--until"),
+        (["--since", "2026-11-02", "--until", "2026-11-01"], "--until"),
+    ],
+)
+def test_since_and_until_must_be_fhir_instants(capsys, tmp_path, repo, args, flag):
+    code, _out, err = _sync(capsys, tmp_path, repo, *args)
+    assert code == 2
+    assert flag in err and "2026-11-01" in err  # names the option and shows an example
+    assert not (tmp_path / "s.sqlite3").exists()  # nothing was sent or written

@@ -5,15 +5,16 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
 
 from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.response.worksheets import register_worksheets
-from rejection_fhir.settings import load_settings
+from rejection_fhir.settings import DEFAULT_STATE_PATH, load_settings
 from rejection_fhir.sync.run import SyncOptions, sync
-from rejection_fhir.sync.state import SyncState
+from rejection_fhir.sync.state import SyncState, window_shard
 
 BASE = "http://127.0.0.1:9999/fhir"
 DATA = Path(__file__).parents[2] / "data"
@@ -28,6 +29,7 @@ class FakeServer:
         self.transactions: list[dict] = []
         self.refuse: set[str] = set()  # response ids whose writes the server refuses
         self.next_id = 100
+        self.searches: list[list[str]] = []  # each search's _lastUpdated bounds
         rsps.get(
             f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
         )
@@ -36,9 +38,12 @@ class FakeServer:
         rsps.add_callback(responses.POST, BASE, callback=self.transaction)
 
     def search(self, request):
-        since = request.params.get("_lastUpdated", "ge").removeprefix("ge")
+        bounds = parse_qs(urlsplit(request.url).query).get("_lastUpdated", [])
+        self.searches.append(bounds)
+        since = next((b[2:] for b in bounds if b.startswith("ge")), "")
+        until = next((b[2:] for b in bounds if b.startswith("lt")), "9999")
         found = sorted(
-            (q for q in self.qrs if q["meta"]["lastUpdated"] >= since),
+            (q for q in self.qrs if since <= q["meta"]["lastUpdated"] < until),
             key=lambda q: q["meta"]["lastUpdated"],
         )
         bundle = {
@@ -105,8 +110,9 @@ def _copy(qr, rid, updated, **changes):
 
 
 def _run(tmp_path, built, **kw):
+    kw.setdefault("state_path", tmp_path / "state.sqlite3")
     settings = load_settings({"server": BASE}, env={})
-    options = SyncOptions(source=BASE, state_path=tmp_path / "state.sqlite3", **kw)
+    options = SyncOptions(source=BASE, **kw)
     return sync(settings, options, built.questionnaires, recorded=RECORDED)
 
 
@@ -237,3 +243,70 @@ def test_amended_version_supersedes_the_earlier_note(tmp_path, built, qr):
         if e["request"]["method"] == "POST" and e["resource"]["resourceType"] == "DocumentReference"
     )
     assert new_note["resource"]["relatesTo"][0]["target"]["reference"] == note_ref
+
+
+@responses.activate
+def test_a_time_window_reads_its_slice_and_ends_at_its_end(tmp_path, built, qr):
+    server = FakeServer(
+        responses.mock,
+        [_copy(qr, r, f"2026-11-2{d}T10:00:00Z") for r, d in (("a", 0), ("b", 1), ("c", 2))],
+    )
+    window = {"since": "2026-11-21T00:00:00Z", "until": "2026-11-22T00:00:00Z"}
+    report = _run(tmp_path, built, **window)
+    assert server.searches[-1] == ["ge2026-11-21T00:00:00Z", "lt2026-11-22T00:00:00Z"]
+    assert (report.tally.fetched, report.tally.written) == (1, 1)
+    assert report.cursor_after == "2026-11-22T00:00:00Z"  # done: capped at its end
+    with SyncState(tmp_path / "state.sqlite3", shard=window_shard(**window)) as state:
+        assert state.cursor(BASE) == "2026-11-22T00:00:00Z"
+    with SyncState(tmp_path / "state.sqlite3") as incremental:
+        assert incremental.cursor(BASE) is None  # the incremental shard's cursor is its own
+    again = _run(tmp_path, built, **window)  # a rerun of a finished window: nothing to do
+    assert server.searches[-1] == ["ge2026-11-22T00:00:00Z", "lt2026-11-22T00:00:00Z"]
+    assert again.tally.fetched == 0
+
+
+@responses.activate
+def test_an_amendment_synced_incrementally_supersedes_the_windows_note(tmp_path, built, qr):
+    server = FakeServer(responses.mock, [_copy(qr, "a", "2026-11-20T10:00:00Z")])
+    _run(tmp_path, built, since="2026-11-01", until="2026-11-21")
+    with SyncState(tmp_path / "state.sqlite3") as state:
+        note_ref = next(
+            r for r in state.seen(BASE, "a", "1").resources if r.startswith("DocumentReference/")
+        )
+    responses.get(
+        f"{BASE}/{note_ref}",
+        json={
+            "resourceType": "DocumentReference",
+            "id": note_ref.split("/")[1],
+            "status": "current",
+        },
+    )
+    amended = _copy(qr, "a", "2026-11-22T10:00:00Z", status="amended")
+    amended["meta"]["versionId"] = "2"
+    server.qrs[:] = [amended]
+    report = _run(tmp_path, built, since="2026-11-21")  # the incremental shard takes over
+    assert report.tally.written == 1
+    new_note = next(
+        e["resource"]
+        for e in server.transactions[-1]["entry"]
+        if e["request"]["method"] == "POST" and e["resource"]["resourceType"] == "DocumentReference"
+    )
+    assert new_note["relatesTo"][0]["target"]["reference"] == note_ref
+
+
+@responses.activate
+def test_a_window_resumes_from_its_own_cursor_not_its_start(tmp_path, built, qr):
+    server = FakeServer(responses.mock, [_copy(qr, "a", "2026-11-20T10:00:00Z")])
+    window = {"since": "2026-11-01T00:00:00Z", "until": "2026-11-30T00:00:00Z"}
+    with SyncState(tmp_path / "state.sqlite3", shard=window_shard(**window)) as state:
+        state.record([], cursor=(BASE, "2026-11-15T00:00:00Z"))  # a run that stopped midway
+    _run(tmp_path, built, **window)
+    assert server.searches[0][0] == "ge2026-11-15T00:00:00Z"
+
+
+@responses.activate
+def test_the_state_defaults_to_the_settings_state(tmp_path, built, qr, monkeypatch):
+    FakeServer(responses.mock, [_copy(qr, "a", "2026-11-20T10:00:00Z")])
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path, built, state_path=None)
+    assert (tmp_path / DEFAULT_STATE_PATH).is_file()

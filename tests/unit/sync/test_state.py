@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from rejection_fhir.errors import ConfigError, ExitCode, StateBusyError
-from rejection_fhir.sync.state import LedgerEntry, SyncState, exclusive
+from rejection_fhir.sync.state import LedgerEntry, SyncState, exclusive, open_state, window_shard
 
 
 def _entry(rid: str, version: str = "1", outcome: str = "written") -> LedgerEntry:
@@ -89,3 +89,34 @@ def test_second_sync_is_refused_while_first_holds_the_lock(tmp_path):
         holder.join(10)
     with exclusive(path):  # free again once the holder is gone
         pass
+
+
+def test_a_schema_1_file_is_migrated_keeping_its_cursor(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE cursor (source TEXT PRIMARY KEY, last_updated TEXT NOT NULL, "
+            "updated_at REAL NOT NULL);"
+            "INSERT INTO cursor VALUES ('src', '2026-01-01T00:00:00Z', 0);"
+            "PRAGMA user_version=1;"
+        )
+    with SyncState(path) as state:
+        assert state.cursor("src") == "2026-01-01T00:00:00Z"
+    with SyncState(path, shard=window_shard("2025-01-01", "2026-01-01")) as window:
+        assert window.cursor("src") is None
+        window.record([_entry("w")], cursor=("src", "2025-06-01T00:00:00Z"))
+    with SyncState(path) as state:  # the window's cursor is its own, the ledger shared
+        assert state.cursor("src") == "2026-01-01T00:00:00Z"
+        assert state.seen("src", "w", "1") is not None
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_open_state_on_a_file_holds_the_lock(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    with open_state(path, source="src") as state:
+        state.record([_entry("a")], cursor=("src", "2026-01-01T00:00:00Z"))
+        with pytest.raises(StateBusyError), open_state(path, source="src"):
+            pass
+    with open_state(path) as again:
+        assert again.cursor("src") == "2026-01-01T00:00:00Z"
