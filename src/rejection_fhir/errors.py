@@ -44,6 +44,9 @@ class ExitCode(IntEnum):
     VERSION_GUARD = 11
     #: ``check-server``: the server cannot do what sync needs (find responses, write the note).
     SERVER_CANNOT = 12
+    #: ``sync``: a write's answer was lost where nothing can tell whether it landed
+    #: (ledger-only mode); recorded as uncertain, settled by ``sync --reconcile``.
+    UNCERTAIN = 13
     #: Something broke that is our fault; please report it.
     INTERNAL = 70
 

@@ -121,6 +121,15 @@ def _after(since: str | None, until: str | None) -> None:
     default=0.0,
     help="Seconds to wait for another running sync before giving up.",
 )
+@click.option(
+    "--write-mode",
+    type=click.Choice(
+        ["auto", "transaction", "batch", "conditional", "search-then-create", "put", "ledger-only"]
+    ),
+    default=None,
+    help="How to write to the EHR (default auto: what its CapabilityStatement allows). "
+    "Env: RFHIR_WRITE_MODE; config: write_mode.",
+)
 @click.option("--show", "show_summaries", is_flag=True, help="Print each summary written (text).")
 @click.option(
     "--safety-task",
@@ -142,6 +151,7 @@ def sync_cmd(
     concurrency: int,
     bulk: bool,
     wait: float,
+    write_mode: str | None,
     show_summaries: bool,
     safety_task: bool,
     source_dir: Path | None,
@@ -162,6 +172,7 @@ def sync_cmd(
         server=source_server or server.pop("server"),
         target=target,
         state_path=state_path,
+        write_mode=write_mode,
         **{k: v for k, v in server.items() if k != "server"},
     )
     if not settings.server:
@@ -200,6 +211,8 @@ def sync_cmd(
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     for ref, summary in report.summaries:
         click.echo(f"--- {ref}")
         click.echo(render_text(summary))
@@ -207,13 +220,18 @@ def sync_cmd(
         click.echo(f"rejected {problem.response}: {problem.message}", err=True)
     for problem in report.failed:
         click.echo(f"failed   {problem.response}: {problem.message}", err=True)
+    for problem in report.uncertain:
+        click.echo(f"uncertain {problem.response}: {problem.message}", err=True)
     t = report.tally
     verb = "would write" if dry_run else "written"
     click.echo(
         f"{'dry run: ' if dry_run else ''}fetched {t.fetched}, {verb} {t.written} ({t.resources} resources), "
         f"unchanged {t.unchanged}, rejected {t.rejected}, failed {t.failed}, not ours {t.skipped}"
+        + (f", uncertain {t.uncertain} (settle with sync --reconcile)" if t.uncertain else "")
     )
     if report.failed:
         sys.exit(ExitCode.SERVER_REFUSED)
     if report.rejected:
         sys.exit(ExitCode.FINDINGS)
+    if report.uncertain:
+        sys.exit(ExitCode.UNCERTAIN)

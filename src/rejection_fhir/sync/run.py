@@ -67,6 +67,7 @@ from rejection_fhir.response.questionnaire import (
 from rejection_fhir.response.render import render_markdown, render_xhtml
 from rejection_fhir.response.summary import Summary
 from rejection_fhir.scoring.clinical import clinical_summary
+from rejection_fhir.sync.executors import ExecMode, WriteExecutor, WriteSetup, write_setup
 from rejection_fhir.sync.state import (
     INCREMENTAL,
     LedgerEntry,
@@ -91,6 +92,8 @@ class Tally:
     failed: int = 0
     skipped: int = 0
     resources: int = 0
+    #: Writes whose answer was lost in ledger-only mode (see ``sync --reconcile``).
+    uncertain: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,13 @@ class SyncReport:
     rejected: list[Problem] = field(default_factory=list)
     failed: list[Problem] = field(default_factory=list)
     summaries: list[tuple[str, Summary]] = field(default_factory=list)
+    uncertain: list[Problem] = field(default_factory=list)
+    #: How this run writes (the write mode and what it cannot do), said once.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.rejected and not self.failed
+        return not self.rejected and not self.failed and not self.uncertain
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,9 @@ class SyncOptions:
     bulk: bool = False
     #: Give up on an export the server has not finished after this many seconds.
     bulk_timeout: float = 3600.0
+    #: ``auto`` or an :class:`~rejection_fhir.sync.executors.ExecMode` value; None: the
+    #: settings' ``write_mode`` (flag, RFHIR_WRITE_MODE, config), else ``auto``.
+    write_mode: str | None = None
 
 
 def _object(value: object) -> Mapping[str, Any]:
@@ -187,6 +196,10 @@ class _Committed:
     resources: int = 0
     #: Responses the server refused: (the response, the server's message).
     refused: list[tuple[_Prepared, str]] = field(default_factory=list)
+    #: Responses recorded as uncertain (ledger-only: an answer lost), with what is unknown.
+    uncertain: list[tuple[_Prepared, str]] = field(default_factory=list)
+    #: Raised once what is above is recorded (single-request modes stop part-way).
+    error: RejectionFhirError | None = None
 
 
 @dataclass
@@ -226,8 +239,12 @@ class _Run:
         progress: Callable[[int], None] | None,
         recorded: str,
         on_transaction: Callable[[JsonDict], None] | None = None,
+        setup: WriteSetup | None = None,
     ) -> None:
         self.options = options
+        self.executor = WriteExecutor(
+            target, setup or WriteSetup(ExecMode.TRANSACTION), on_bundle=on_transaction
+        )
         self.index = index
         self.source = source
         self.target = target
@@ -287,7 +304,9 @@ class _Run:
             self.report.tally.skipped += 1
             return None
         version = response_version(qr)
-        if self.state.seen(self.options.source, rid, version) is not None:
+        seen = self.state.seen(self.options.source, rid, version)
+        # "absent": sync --reconcile found an uncertain write never landed; write it now.
+        if seen is not None and seen.outcome != "absent":
             self.report.tally.unchanged += 1
             return None
         where = f"QuestionnaireResponse/{rid}/_history/{version}"
@@ -385,29 +404,52 @@ class _Run:
         return replace(prepared, plan=rebased(prepared.plan, current))
 
     def _commit(self, batch: Sequence[_Prepared]) -> _Committed:
-        bundle, position = transaction_bundle(prepared.plan for prepared in batch)
-        if self.on_transaction is not None:
-            self.on_transaction(bundle)
-        result = self.target.transaction(bundle, sensitive=True)
+        """Write the batch with the run's executor.  Bundle modes raise on failure (a
+        replay is a no-op); single-request modes report what they did before a failure,
+        which is recorded before the failure stops the run."""
         done = _Committed()
-        for prepared in batch:
-            refs = []
-            for full_url in prepared.plan.written:
-                got = result.entries[position[full_url]]
-                if got.resource_type and got.id:
-                    refs.append(f"{got.resource_type}/{got.id}")
-            done.ledger.append(
-                LedgerEntry(
-                    self.options.source,
-                    prepared.ref.id,
-                    prepared.ref.version,
-                    "written",
-                    prepared.questionnaire,
-                    refs,
-                    [],
+        remaining = list(batch)
+        rebased_ids: set[str] = set()
+        while remaining:
+            executed = self.executor.execute([p.plan for p in remaining])
+            for prepared, result in zip(remaining, executed.results, strict=False):
+                findings: list[dict[str, Any]] = []
+                if result.uncertain:
+                    findings = [
+                        {"severity": "warning", "code": "uncertain", "message": result.uncertain}
+                    ]
+                    done.uncertain.append((prepared, result.uncertain))
+                done.ledger.append(
+                    LedgerEntry(
+                        self.options.source,
+                        prepared.ref.id,
+                        prepared.ref.version,
+                        "uncertain" if result.uncertain else "written",
+                        prepared.questionnaire,
+                        result.refs,
+                        findings,
+                    )
                 )
-            )
-            done.resources += len(refs)
+                done.resources += len(result.refs)
+            error = executed.error
+            if error is None:
+                break
+            culprit = remaining[len(executed.results)]
+            rest = remaining[len(executed.results) + 1 :]
+            if (
+                isinstance(error, FhirServerError)
+                and error.status in (409, 412)
+                and version_checked(culprit.plan)
+                and culprit.ref.id not in rebased_ids
+            ):
+                rebased_ids.add(culprit.ref.id)
+                remaining = [self._rebased(culprit), *rest]
+            elif _refused(error):
+                done.refused.append((culprit, str(error)))
+                remaining = rest
+            else:
+                done.error = error
+                break
         return done
 
     # -- pages, in order ----------------------------------------------------------------
@@ -488,12 +530,22 @@ class _Run:
                 raise
             self.pending.popleft()
             self.in_flight -= page.ids
+            if committed.error is not None:
+                # Single requests stopped part-way: keep what was written (plain creates
+                # must not be repeated), leave the cursor before the page, stop.
+                page.move_cursor = False
+                self._record(page, committed)
+                self.abandon()
+                raise committed.error
             self._record(page, committed)
 
     def _record(self, page: _Page, committed: _Committed) -> None:
         tally = self.report.tally
-        tally.written += len(committed.ledger)
+        tally.written += len(committed.ledger) - len(committed.uncertain)
+        tally.uncertain += len(committed.uncertain)
         tally.resources += committed.resources
+        for prepared, message in committed.uncertain:
+            self.report.uncertain.append(Problem(prepared.ref.versioned_reference, message))
         for prepared, message in committed.refused:
             tally.failed += 1
             self.report.failed.append(Problem(prepared.ref.versioned_reference, message))
@@ -654,11 +706,13 @@ def sync(
             source.check_fhir_version()
             if target is not source:
                 target.check_fhir_version()
+            setup = write_setup(target, options.write_mode or settings.write_mode)
             saved = state.cursor(options.source)
             # A window resumes from its own cursor; the incremental sync starts at --since
             # when given (a deliberate replay), else at its cursor.
             cursor = (saved or options.since) if options.until else (options.since or saved)
             report = SyncReport(source.base_url, target.base_url, options.dry_run, cursor, cursor)
+            report.notes.extend(setup.notes)
             run = _Run(
                 options,
                 index,
@@ -669,6 +723,7 @@ def sync(
                 progress,
                 recorded or _now(),
                 on_transaction,
+                setup,
             )
             if options.bulk:
                 from rejection_fhir.sync.bulk import export_responses
