@@ -30,6 +30,7 @@ from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.settings import Settings, load_settings
+from rejection_fhir.sync.reconcile import reconcile_state
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
 from rejection_fhir.sync.state import SyncState
 from rejection_fhir.synthetic import ResponseFactory, patient
@@ -155,9 +156,11 @@ def test_hapi_ledger_only_marks_lost_answers_uncertain_never_writes_twice(
             report = run_round(proxy, world, state, "ledger-only")
             again = run_round(proxy, world, state, "ledger-only")  # nothing is retried
             injected = proxy.injected()
+            source_base = proxied(proxy).server
         notes = _notes(direct, world)
         with SyncState(state) as ledger:
-            rows = {e.response_id: e for e in ledger.entries(proxy.base_url.rstrip("/"))}
+            rows = {e.response_id: e for e in ledger.entries(source_base)}
+            settled = reconcile_state(ledger, direct, direct, source_base)
         duplicates = sum(n - 1 for n in notes.values() if n > 1)
         noted = {key.split("/")[1] for key in notes}
         losses = sum(1 for qr in world.qrs if qr["id"] not in noted and rows.get(qr["id"]) is None)
@@ -184,6 +187,12 @@ def test_hapi_ledger_only_marks_lost_answers_uncertain_never_writes_twice(
             assert report.tally.written + uncertain == 12
             # the committed-but-lost notes are there: uncertain, not lost
             assert len(notes) == 12
+        # reconcile finds each uncertain note (the server committed before the answer was
+        # lost): settled as written, nothing uncertain left
+        assert len(settled.found) == uncertain and not settled.absent
+        assert not settled.still_uncertain
+        with SyncState(state) as ledger:
+            assert ledger.entries(outcome="uncertain") == []
     finally:
         world.close()
 

@@ -130,6 +130,12 @@ def _after(since: str | None, until: str | None) -> None:
     help="How to write to the EHR (default auto: what its CapabilityStatement allows). "
     "Env: RFHIR_WRITE_MODE; config: write_mode.",
 )
+@click.option(
+    "--reconcile",
+    is_flag=True,
+    help="Settle writes recorded as uncertain (ledger-only mode) by searching the EHR for "
+    "their notes; write nothing else.",
+)
 @click.option("--show", "show_summaries", is_flag=True, help="Print each summary written (text).")
 @click.option(
     "--safety-task",
@@ -152,6 +158,7 @@ def sync_cmd(
     bulk: bool,
     wait: float,
     write_mode: str | None,
+    reconcile: bool,
     show_summaries: bool,
     safety_task: bool,
     source_dir: Path | None,
@@ -177,6 +184,9 @@ def sync_cmd(
     )
     if not settings.server:
         raise click.UsageError("give --source (or --server, or RFHIR_SERVER)")
+    if reconcile:
+        _reconcile(settings, state_path, wait)
+        return
     options = SyncOptions(
         source=settings.server,
         target=settings.target,
@@ -234,4 +244,25 @@ def sync_cmd(
     if report.rejected:
         sys.exit(ExitCode.FINDINGS)
     if report.uncertain:
+        sys.exit(ExitCode.UNCERTAIN)
+
+
+def _reconcile(settings: Any, state_path: str | None, wait: float) -> None:
+    from rejection_fhir.errors import ExitCode
+    from rejection_fhir.sync.reconcile import reconcile
+
+    report = reconcile(
+        settings, settings.server, target_base=settings.target, state_path=state_path, wait=wait
+    )
+    for where in report.found:
+        click.echo(f"found    {where}: its note is on the server; recorded as written")
+    for where in report.absent:
+        click.echo(f"absent   {where}: no note on the server; the next sync writes it")
+    for where, why in report.still_uncertain:
+        click.echo(f"uncertain {where}: cannot tell yet ({why})", err=True)
+    click.echo(
+        f"reconciled: found {len(report.found)}, absent {len(report.absent)}, "
+        f"still uncertain {len(report.still_uncertain)}"
+    )
+    if report.still_uncertain:
         sys.exit(ExitCode.UNCERTAIN)
