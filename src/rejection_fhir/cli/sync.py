@@ -238,6 +238,12 @@ def sync_cmd(
         f"{'dry run: ' if dry_run else ''}fetched {t.fetched}, {verb} {t.written} ({t.resources} resources), "
         f"unchanged {t.unchanged}, rejected {t.rejected}, failed {t.failed}, not ours {t.skipped}"
         + (f", uncertain {t.uncertain} (settle with sync --reconcile)" if t.uncertain else "")
+        + (
+            ", left out (the server does not take them): "
+            + ", ".join(f"{n} {kind}" for kind, n in sorted(t.left_out.items()))
+            if t.left_out
+            else ""
+        )
     )
     if report.failed:
         sys.exit(ExitCode.SERVER_REFUSED)

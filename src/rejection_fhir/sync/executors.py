@@ -21,7 +21,8 @@ sends those entries the way the server allows (:class:`ExecMode`):
   ``conditional`` (If-None-Exist / ``PUT Type?criteria``), ``search-then-create`` (search by
   our identifier or tag before each create; our run lock keeps our own runs from racing;
   a create whose answer is lost is settled by searching again, never by a blind retry),
-  ``put`` (update-as-create with client-assigned ids derived from the same keys), and
+  ``put`` (update-as-create with client-assigned ids derived from the same keys; the tool's
+  Device is named by display only, as it cannot be found again), and
   ``ledger-only``: a plain POST, once.  If its answer is lost the write is *uncertain*: it
   is not retried, the response is recorded ``uncertain`` in the ledger with what is known,
   and ``sync --reconcile`` settles it later (:mod:`rejection_fhir.sync.reconcile`).
@@ -107,16 +108,10 @@ class WriteSetup:
     strategy: Strategy | None = None
 
 
-_SETUPS: dict[tuple[str, str], WriteSetup] = {}
-
-
 def write_setup(client: FhirClient, write_mode: str = "auto") -> WriteSetup:
-    """The executor setup for ``client``'s server, from its CapabilityStatement (cached per
-    server and mode for the process, like the statement itself)."""
-    key = (client.base_url, write_mode)
-    if key not in _SETUPS:
-        _SETUPS[key] = _setup(client.capabilities(), write_mode)
-    return _SETUPS[key]
+    """The executor setup for ``client``'s server, from its CapabilityStatement (which the
+    client fetches once and keeps: one statement per server for the run)."""
+    return _setup(client.capabilities(), write_mode)
 
 
 def _setup(statement: Mapping[str, Any], write_mode: str) -> WriteSetup:
@@ -379,11 +374,14 @@ class WriteExecutor:
         for stage in stages(plan.entries):
             for entry in stage:
                 if (
-                    self.mode is ExecMode.LEDGER_ONLY
+                    self.mode in (ExecMode.LEDGER_ONLY, ExecMode.PUT)
                     and entry["resource"].get("resourceType") == "Device"
                 ):
-                    # A plain create of the tool's Device would add one per response: the
-                    # Provenance names the tool by display only.
+                    # Without a conditional create or a search, the tool's Device cannot
+                    # be found again: a plain create would add one per response, a PUT
+                    # would add a second one next to the Device an earlier mode created
+                    # (and make its If-None-Exist ambiguous).  The Provenance names the
+                    # tool by display only.
                     dropped.add(entry["fullUrl"])
                     continue
                 sent = _resolved_entry(entry, resolved, self.setup, dropped)

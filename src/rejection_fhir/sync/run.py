@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -40,6 +40,7 @@ from typing import Any
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.ehr.extract import observation_values
+from rejection_fhir.ehr.restrict import restrict_plan
 from rejection_fhir.ehr.writeback import (
     Note,
     ResponseVersion,
@@ -94,6 +95,8 @@ class Tally:
     resources: int = 0
     #: Writes whose answer was lost in ledger-only mode (see ``sync --reconcile``).
     uncertain: int = 0
+    #: Resources not written because the server does not take them, by type.
+    left_out: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -242,9 +245,10 @@ class _Run:
         setup: WriteSetup | None = None,
     ) -> None:
         self.options = options
-        self.executor = WriteExecutor(
-            target, setup or WriteSetup(ExecMode.TRANSACTION), on_bundle=on_transaction
-        )
+        setup = setup or WriteSetup(ExecMode.TRANSACTION)
+        self.executor = WriteExecutor(target, setup, on_bundle=on_transaction)
+        #: What the server takes (None: not restricted by what it says).
+        self.writable = None if setup.strategy is None else setup.strategy.writable
         self.index = index
         self.source = source
         self.target = target
@@ -345,6 +349,9 @@ class _Run:
             previous_note=previous,
             extra=extra,
         )
+        if self.writable is not None:
+            plan, left_out = restrict_plan(plan, self.writable)
+            self.report.tally.left_out.update(left_out)
         last_updated = _meta(qr).get("lastUpdated")
         return _Prepared(qr, ref, compiled.canonical or canonical, plan, summary, last_updated)
 
@@ -713,6 +720,14 @@ def sync(
             cursor = (saved or options.since) if options.until else (options.since or saved)
             report = SyncReport(source.base_url, target.base_url, options.dry_run, cursor, cursor)
             report.notes.extend(setup.notes)
+            if setup.strategy is not None:
+                # What the server does not take, said once per run (the tally counts them).
+                report.notes.extend(
+                    f"left out: {d.message}"
+                    for d in setup.strategy.degradations
+                    if d.topic in ("Observation", "Flag", "Provenance", "Device")
+                    or (d.topic == "Task" and options.safety_task)
+                )
             run = _Run(
                 options,
                 index,

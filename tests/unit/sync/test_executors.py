@@ -252,6 +252,7 @@ def test_put_mode_uses_client_ids_from_the_keys() -> None:
     plan = _plan(values=1)
     _executor(ExecMode.PUT).execute([plan])
     assert {c.method for c in calls} == {"PUT"}
+    assert not any("/Device/" in c.url for c in calls)  # named by display only
     note = next(e for e in plan.entries if e["resource"]["resourceType"] == "DocumentReference")
     key = f"DocumentReference?{note['request']['ifNoneExist']}"
     assert any(c.url.endswith(f"/DocumentReference/{client_id(key)}") for c in calls)
