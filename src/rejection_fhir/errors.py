@@ -47,6 +47,8 @@ class ExitCode(IntEnum):
     #: ``sync``: a write's answer was lost where nothing can tell whether it landed
     #: (ledger-only mode); recorded as uncertain, settled by ``sync --reconcile``.
     UNCERTAIN = 13
+    #: ``publish``: the server takes no Questionnaires (the EHR loads forms with its own tools).
+    NO_FORMS = 14
     #: Something broke that is our fault; please report it.
     INTERNAL = 70
 
@@ -138,3 +140,9 @@ class LeaseLostError(StateBusyError):
 
 class VersionGuardError(RejectionFhirError):
     exit_code = ExitCode.VERSION_GUARD
+
+
+class FormsNotAcceptedError(RejectionFhirError):
+    """The server does not take Questionnaires over FHIR; nothing was written."""
+
+    exit_code = ExitCode.NO_FORMS

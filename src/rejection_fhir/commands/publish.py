@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.commands.build import build_all
-from rejection_fhir.errors import VersionConflictError
+from rejection_fhir.errors import FormsNotAcceptedError, VersionConflictError
+from rejection_fhir.fhir.capabilities import parse_capability_statement
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.publish import PublishPlan, Step, plan_publish, suggest_versions
 
@@ -71,6 +72,7 @@ def publish(
     resources = result.resources
     with settings_module.make_client(settings) as client:
         client.check_fhir_version()
+        refuse_if_no_forms(client.capabilities(), client.base_url)
         existing, versions = _holdings(client, resources, all_versions=retire_old)
         plan = plan_publish(
             resources, existing, force=force, other_versions=versions if retire_old else None
@@ -112,6 +114,25 @@ def publish(
             else:
                 report.results.append(Published(step, _location(step)))
         return report
+
+
+def refuse_if_no_forms(statement: Mapping[str, Any], server: str) -> None:
+    """Stop before writing anything when the server's statement lists resources but no
+    Questionnaire create: EHRs such as Epic, Oracle Health, athenaOne and Canvas take forms
+    only through their own tools.  (A statement listing nothing says nothing: go on.)"""
+    caps = parse_capability_statement(statement)
+    if not caps.resources or caps.can("Questionnaire", "create"):
+        return
+    name = caps.software or server
+    raise FormsNotAcceptedError(
+        f"{name} does not take Questionnaires over FHIR (its CapabilityStatement offers no "
+        "Questionnaire create); nothing was written",
+        hint="EHRs of this kind load forms with their own tools (the vendor's form builder or "
+        "content import, done by the vendor or the clinic's analysts): give them the built "
+        "Questionnaires, which `rejection-fhir build --out DIR` writes as JSON files "
+        "(DIR/Questionnaire-*.json, the terminology beside them, and DIR/bundle.json).  sync still works "
+        "against this server: it resolves the Questionnaires from the local build",
+    )
 
 
 def _location(step: Step) -> str | None:
