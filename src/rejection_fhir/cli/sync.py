@@ -131,6 +131,26 @@ def _after(since: str | None, until: str | None) -> None:
     "Env: RFHIR_WRITE_MODE; config: write_mode.",
 )
 @click.option(
+    "--read-mode",
+    type=click.Choice(["auto", "_lastUpdated", "authored", "per-patient"]),
+    default="auto",
+    show_default=True,
+    help="How to find responses (auto: what the source's statement allows; see "
+    "docs/read-modes.md). --bulk reads a $export instead.",
+)
+@click.option(
+    "--patients",
+    "patients_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Per-patient polling: a file of Patient ids (one per line) whose responses to read.",
+)
+@click.option(
+    "--patients-group",
+    default=None,
+    help="Per-patient polling: the id of a Group whose Patient members to read.",
+)
+@click.option(
     "--reconcile",
     is_flag=True,
     help="Settle writes recorded as uncertain (ledger-only mode) by searching the EHR for "
@@ -158,6 +178,9 @@ def sync_cmd(
     bulk: bool,
     wait: float,
     write_mode: str | None,
+    read_mode: str,
+    patients_file: Path | None,
+    patients_group: str | None,
     reconcile: bool,
     show_summaries: bool,
     safety_task: bool,
@@ -200,6 +223,9 @@ def sync_cmd(
         wait=wait,
         keep_summaries=show_summaries,
         safety_task=safety_task,
+        read_mode=read_mode,
+        patients_file=patients_file,
+        patients_group=patients_group,
     )
     questionnaires = built_worksheets(source_dir, base_url)
     bar: Any = None

@@ -53,6 +53,7 @@ from rejection_fhir.ehr.writeback import (
 )
 from rejection_fhir.errors import (
     AuthError,
+    ConfigError,
     FhirServerError,
     RejectionFhirError,
     ServerUnavailableError,
@@ -155,6 +156,12 @@ class SyncOptions:
     #: ``auto`` or an :class:`~rejection_fhir.sync.executors.ExecMode` value; None: the
     #: settings' ``write_mode`` (flag, RFHIR_WRITE_MODE, config), else ``auto``.
     write_mode: str | None = None
+    #: How responses are found: ``auto`` (from the server's statement; ``bulk`` wins),
+    #: ``_lastUpdated``, ``authored``, ``per-patient`` (see :mod:`rejection_fhir.sync.reading`).
+    read_mode: str = "auto"
+    #: Per-patient polling: a file of Patient ids, or a Group whose members to poll.
+    patients_file: Path | None = None
+    patients_group: str | None = None
 
 
 def _object(value: object) -> Mapping[str, Any]:
@@ -626,6 +633,47 @@ def _search_pages(
         ]
 
 
+def _read_mode(options: SyncOptions, source: FhirClient) -> str:
+    """The read mode asked for, or the one the source's statement allows (the statement
+    is fetched once per client)."""
+    if options.read_mode != "auto":
+        return options.read_mode
+    if options.patients_file is not None or options.patients_group is not None:
+        return "per-patient"
+    from rejection_fhir.fhir.capabilities import parse_capability_statement
+    from rejection_fhir.sync.strategy import ReadMode, choose_strategy
+
+    caps = parse_capability_statement(source.capabilities())
+    if not caps.resources:  # a statement that lists nothing: keep today's search
+        return "_lastUpdated"
+    read = choose_strategy(caps).read
+    if read is ReadMode.BULK_EXPORT:
+        raise ConfigError(
+            "this server finds responses only through a Bulk Data $export",
+            hint="run sync --bulk",
+        )
+    if read is ReadMode.NONE:
+        raise ConfigError(
+            "this server offers no way to find QuestionnaireResponses (no _lastUpdated, "
+            "authored or patient search, no $export)",
+            hint="run check-server for what it allows",
+        )
+    return read.value
+
+
+def _patients(options: SyncOptions, source: FhirClient) -> list[str]:
+    from rejection_fhir.sync.reading import group_patients, read_patient_list
+
+    if options.patients_file is not None:
+        return read_patient_list(options.patients_file)
+    if options.patients_group is not None:
+        return group_patients(source, options.patients_group)
+    raise ConfigError(
+        "this server finds responses only per patient: sync needs the list of patients",
+        hint="give --patients FILE (one Patient id per line) or --patients-group GROUP_ID",
+    )
+
+
 def instant(text: str) -> datetime:
     """A FHIR instant or date as an aware datetime (a date, or no zone: UTC)."""
     value = datetime.fromisoformat(text)
@@ -769,6 +817,29 @@ def sync(
                         if options.until and instant(options.until) < instant(done_at):
                             done_at = options.until  # the window's end caps its cursor
                         run.finish(cursor=done_at)
+            elif (read := _read_mode(options, source)) == "authored":
+                from rejection_fhir.sync.reading import authored_pages, newest_authored
+
+                report.notes.append(
+                    "reading by authored date: an amendment that keeps its authored date is "
+                    "not seen by later runs (use --since to look again)"
+                )
+                newest: str | None = None
+                for page in authored_pages(source, cursor, options.until, options.batch_size):
+                    newest = newest_authored(page, newest)
+                    run.page(page, move_cursor=False)
+                run.finish(cursor=options.until or newest)
+            elif read == "per-patient":
+                from rejection_fhir.sync.reading import patient_pages
+
+                patients = _patients(options, source)
+                report.notes.append(
+                    f"reading per patient: every response of {len(patients)} patient(s), "
+                    "the ledger skips what was handled"
+                )
+                for page in patient_pages(source, patients, options.batch_size):
+                    run.page(page, move_cursor=False)
+                run.finish()
             else:
                 for page in _search_pages(source, options, cursor, on_total):
                     run.page(page)
