@@ -23,6 +23,13 @@ and the run ends when the window is done (its cursor at ``until``).  Windows and
 incremental sync of a source share its ledger, so an amendment synced by one supersedes
 the note written by another.  The state store (SQLite file or PostgreSQL) is opened by
 :func:`rejection_fhir.sync.state.open_state`; nothing here depends on which.
+
+How a batch is written follows the target's CapabilityStatement or ``write_mode``
+(:mod:`rejection_fhir.sync.executors`: transactions, chunked under an entry limit, batches,
+single requests, ledger-only with *uncertain* writes); what the target does not take is
+left out of each plan (:mod:`rejection_fhir.ehr.restrict`); responses are found by
+``_lastUpdated``, ``authored`` or per patient (:mod:`rejection_fhir.sync.reading`).  See
+docs/ehr-modes.md.
 """
 
 from __future__ import annotations
