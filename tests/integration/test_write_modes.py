@@ -16,6 +16,7 @@ duplicates, losses, uncertain); ``python -m tests.faults.table`` prints them.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -270,3 +271,62 @@ def test_medplum_chunked_transactions_succeed_and_replay_writes_nothing_twice(
         finally:
             for questionnaire in world.built.questionnaires:
                 unregister_summarizer(questionnaire["url"])
+
+
+# ------------------------------------------------------------------ kill -9 per write mode
+
+
+@pytest.mark.parametrize("mode", ("batch", "conditional", "search-then-create", "put"))
+def test_hapi_each_write_mode_killed_after_a_commit_then_resumed(
+    mode, repo, fhir_server, direct_settings, direct, baseline, tmp_path
+):
+    """``sync --write-mode MODE`` (a subprocess) killed with SIGKILL while the server has
+    committed a write whose answer the proxy holds back, twice; then a run completes.
+    Round 1 of the scenario must end as the fault-free run's round 1."""
+    from tests.integration.test_crash import RUN_TIMEOUT, Cli, kill_9
+
+    world = make_world(
+        repo, direct_settings, direct, new_base(), responses=RESPONSES, seed=WORLD_SEED
+    )
+    state = tmp_path / "state.sqlite3"
+    kills = 0
+    try:
+        with FaultProxy(fhir_server) as proxy:
+            cli = Cli(repo, proxy, world, state, tmp_path)
+            seed_cursor(state, proxy.base_url, world.since)
+            for n, nth in enumerate((3, 2)):
+                # The nth POST: a bundle, or in single-request modes a create.
+                proxy.rearm(FaultPlan([Rule("hold", "POST", ".*", nth=(nth,))]))
+                process = cli.start("--write-mode", mode, name=f"crash{n}")
+                held = None
+                deadline = time.monotonic() + RUN_TIMEOUT
+                while held is None and process.poll() is None and time.monotonic() < deadline:
+                    held = proxy.wait_held(0.1)
+                kill_9(process)
+                proxy.release()
+                if held is not None:
+                    assert held["upstream_status"] in (200, 201), "the server committed it"
+                    kills += 1
+                assert end_state(direct, world, proxy.base_url).duplicates() == 0
+            proxy.rearm()
+            final = cli.start("--write-mode", mode, name="final")
+            code = final.wait(timeout=RUN_TIMEOUT)
+            assert code == 0, cli.output("final")
+            got = end_state(direct, world, proxy.base_url)
+        comparison = compare(got, baseline.states[0])
+        record_row(
+            f"write-modes/hapi/{mode}/kill-9",
+            stage="write-modes",
+            faults={"kill -9 after commit": kills},
+            duplicates=comparison.duplicates,
+            losses=comparison.losses,
+            note="" if comparison.equal else "; ".join(comparison.lines[:3]),
+            server="hapi",
+            write_mode=mode,
+            fault="kill -9 after commit",
+            uncertain=0,
+        )
+        assert kills == 2
+        assert comparison.equal, "\n".join(comparison.lines)
+    finally:
+        world.close()

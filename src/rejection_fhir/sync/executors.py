@@ -421,7 +421,7 @@ class WriteExecutor:
     def _search_then_create(
         self, rtype: str, resource: JsonDict, criteria: str, *, update: bool
     ) -> EntryResult:
-        for _ in range(BATCH_ENTRY_RETRIES + 1):
+        for attempt in range(1, BATCH_ENTRY_RETRIES + 2):
             found = list(self.client.search(rtype, parse_qsl(criteria)))
             if len(found) > 1:
                 raise FhirServerError(
@@ -438,10 +438,14 @@ class WriteExecutor:
             try:
                 return self.client.create(resource, sensitive=True)
             except ServerUnavailableError as exc:
-                if not _answer_lost(exc):
-                    raise
-                # The create may have landed: our key tells, so look again before any retry.
-                log.warning("POST %s: answer lost; searching for it before creating", rtype)
+                # Refused for now (429, 503) or the answer lost: the create may have landed.
+                # Our key tells, so look again before creating again, never blindly.
+                log.warning(
+                    "POST %s: %s; searching for it before creating again",
+                    rtype,
+                    "answer lost" if _answer_lost(exc) else f"refused for now ({exc.status})",
+                )
+                self._sleep(self.client.retry.backoff(attempt, _RNG))
         raise ServerUnavailableError(
             f"POST {rtype}: answers kept getting lost; the next run finds what landed"
         )

@@ -393,3 +393,30 @@ def test_setup_from_a_statement() -> None:
     # a statement that lists nothing keeps today's transaction
     empty = _setup({"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}, "auto")
     assert empty.mode is ExecMode.TRANSACTION and empty.notes == ()
+
+
+@responses.activate
+def test_search_then_create_waits_out_a_503_and_searches_again() -> None:
+    state = {"posted": 0}
+
+    def search(request: Any) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset"})
+
+    def post(request: Any) -> Any:
+        state["posted"] += 1
+        if state["posted"] == 1:
+            return 503, {"Retry-After": "1"}, ""
+        return 201, {"Location": f"{BASE}/DocumentReference/n2/_history/1"}, "{}"
+
+    import re
+
+    responses.add_callback(
+        responses.GET, re.compile(rf"{BASE}/DocumentReference\\?.*"), callback=search
+    )
+    responses.add_callback(responses.POST, f"{BASE}/DocumentReference", callback=post)
+    plan = _plan(values=0)
+    note = next(e for e in plan.entries if e["resource"]["resourceType"] == "DocumentReference")
+    result = _executor(ExecMode.SEARCH_THEN_CREATE)._one(note)
+    searches = [c for c in responses.calls if c.request.method == "GET"]
+    assert state["posted"] == 2 and len(searches) == 2  # searched again before the retry
+    assert result is not None and result.id == "n2"
