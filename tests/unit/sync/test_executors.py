@@ -411,7 +411,7 @@ def test_search_then_create_waits_out_a_503_and_searches_again() -> None:
     import re
 
     responses.add_callback(
-        responses.GET, re.compile(rf"{BASE}/DocumentReference\\?.*"), callback=search
+        responses.GET, re.compile(rf"{BASE}/DocumentReference\?.*"), callback=search
     )
     responses.add_callback(responses.POST, f"{BASE}/DocumentReference", callback=post)
     plan = _plan(values=0)
