@@ -75,10 +75,12 @@ def baseline(repo, fhir_server, direct_settings, direct, tmp_path_factory) -> Ou
     return fault_free(repo, fhir_server, direct_settings, direct, state_path, batch=BATCH)
 
 
-def schedule(fault: str) -> list[Rule]:
+def schedule(fault: str, mode: str = "transaction") -> list[Rule]:
     """Writes of every kind get the fault: the first write, a later one, an update."""
     if fault == "none":
         return []
+    if mode == "put":  # every write is a PUT
+        return [Rule(fault, "PUT", ".*", nth=(1, 3, 6))]
     return [
         Rule(fault, "POST", ".*", nth=(1, 4)),
         Rule(fault, "PUT", ".*", nth=(2,)),
@@ -102,7 +104,7 @@ def test_hapi_each_write_mode_under_faults_equals_the_fault_free_state(
     )
     state = tmp_path / "state.sqlite3"
     try:
-        with FaultProxy(fhir_server, FaultPlan(schedule(fault))) as proxy:
+        with FaultProxy(fhir_server, FaultPlan(schedule(fault, mode))) as proxy:
             seed_cursor(state, proxy.base_url, world.since)
             first = run_round(proxy, world, state, mode)
             amend(direct, world)
@@ -231,43 +233,51 @@ def _medplum_world(repo: Path, client: FhirClient, responses: int) -> World:
     return World(base, built, subjects, qrs, since)
 
 
-def test_medplum_chunked_transactions_succeed_and_replay_writes_nothing_twice(
-    repo, medplum_server, tmp_path
+@pytest.mark.parametrize("fault", ("none", "503", "reset", "drop"))
+def test_medplum_chunked_transactions_succeed_under_faults_and_replay_writes_nothing_twice(
+    fault, repo, medplum_server, tmp_path
 ):
     settings = load_settings({"server": medplum_server}, env={})
     with settings_module.make_client(settings) as client:
         world = _medplum_world(repo, client, responses=8)
         try:
             bundles: list[int] = []
-            for attempt in ("first", "replay"):
-                state = tmp_path / f"{attempt}.sqlite3"  # a fresh ledger: everything again
-                seed_cursor(state, medplum_server, world.since)
-                options = SyncOptions(source=medplum_server, state_path=state, batch_size=20)
-                report = sync(
-                    settings,
-                    options,
-                    world.built.questionnaires,
-                    on_transaction=lambda b: bundles.append(len(b["entry"])),
-                )
-                assert report.ok, report.failed[:2]
-                assert report.tally.written == 8
-                assert any("chunks" in note for note in report.notes)
+            rules = [] if fault == "none" else [Rule(fault, "POST", "", nth=(1, 3))]
+            with FaultProxy(medplum_server, FaultPlan(rules)) as proxy:
+                for attempt in ("first", "replay"):
+                    if attempt == "replay":
+                        proxy.rearm()
+                    state = tmp_path / f"{attempt}.sqlite3"  # a fresh ledger: all again
+                    seed_cursor(state, proxy.base_url, world.since)
+                    options = SyncOptions(source=proxy.base_url, state_path=state, batch_size=20)
+                    report = sync(
+                        proxied(proxy),
+                        options,
+                        world.built.questionnaires,
+                        on_transaction=lambda b: bundles.append(len(b["entry"])),
+                    )
+                    assert report.ok, report.failed[:2]
+                    assert report.tally.written == 8
+                    assert any("chunks" in note for note in report.notes)
+                injected = proxy.injected()
             notes = _notes(client, world)
             duplicates = sum(n - 1 for n in notes.values() if n > 1)
             record_row(
-                "write-modes/medplum/transaction-chunked/replay",
+                f"write-modes/medplum/transaction-chunked/{fault}",
                 stage="write-modes",
-                faults={},
+                faults=proxy.tally(),
                 duplicates=duplicates,
                 losses=8 - len(notes),
                 server="medplum",
                 write_mode="transaction (chunks of 8)",
-                fault="none (full replay)",
+                fault=f"{fault}, then a full replay",
                 uncertain=0,
             )
             # one batch of 8 responses plans well over 8 conditional entries
             assert max(bundles) <= 8 and len(bundles) > 4
             assert len(notes) == 8 and duplicates == 0
+            if fault != "none":
+                assert len(injected) == 2, describe(injected)
         finally:
             for questionnaire in world.built.questionnaires:
                 unregister_summarizer(questionnaire["url"])
