@@ -305,8 +305,9 @@ def test_hapi_each_write_mode_killed_after_a_commit_then_resumed(
             cli = Cli(repo, proxy, world, state, tmp_path)
             seed_cursor(state, proxy.base_url, world.since)
             for n, nth in enumerate((3, 2)):
-                # The nth POST: a bundle, or in single-request modes a create.
-                proxy.rearm(FaultPlan([Rule("hold", "POST", ".*", nth=(nth,))]))
+                # The nth write: a bundle, a create, or in put mode an update-as-create.
+                method = "PUT" if mode == "put" else "POST"
+                proxy.rearm(FaultPlan([Rule("hold", method, ".*", nth=(nth,))]))
                 process = cli.start("--write-mode", mode, name=f"crash{n}")
                 held = None
                 deadline = time.monotonic() + RUN_TIMEOUT
