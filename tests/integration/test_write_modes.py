@@ -11,7 +11,8 @@
   writes nothing twice.
 
 Each run adds a row to test-artifacts/faults/results.jsonl (server, write mode, fault →
-duplicates, losses, uncertain); ``python -m tests.faults.table`` prints them.
+duplicates, losses, uncertain); the module writes them as a Markdown table to
+test-artifacts/faults/write-modes.md (``python -m tests.faults.table --modes`` prints it).
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ BATCH = 6
 #: conditional create/update, identifier search and client-assigned ids).
 HAPI_MODES = ("transaction", "batch", "conditional", "search-then-create", "put")
 FAULTS = ("none", "503", "reset", "drop")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def table() -> Iterator[None]:
+    """Write the server × write mode × fault table next to the rows, for the closing note."""
+    yield
+    from tests.faults.table import RESULTS, modes_markdown
+
+    if RESULTS.exists():
+        (RESULTS.parent / "write-modes.md").write_text(modes_markdown() + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
