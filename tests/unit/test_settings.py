@@ -432,5 +432,5 @@ def test_write_mode_flag_over_env_over_config_over_default(tmp_path: Path) -> No
 
 def test_an_unknown_write_mode_in_the_config_is_refused_naming_where(tmp_path: Path) -> None:
     (tmp_path / "rejection-fhir.toml").write_text('write_mode = "sometimes"\n')
-    with pytest.raises(ConfigError, match="write mode 'sometimes'.*rejection-fhir.toml"):
+    with pytest.raises(ConfigError, match=r"write mode 'sometimes'.*rejection-fhir\.toml"):
         load_settings({}, env={}, cwd=tmp_path)
