@@ -352,3 +352,21 @@ def test_hapi_each_write_mode_killed_after_a_commit_then_resumed(
         assert comparison.equal, "\n".join(comparison.lines)
     finally:
         world.close()
+
+
+def test_medplum_publish_in_chunks_then_again_changes_nothing(repo, medplum_server):
+    """publish's one conditional transaction is above Medplum's limit: it goes in chunks."""
+    from rejection_fhir.commands.publish import publish
+
+    settings = load_settings({"server": medplum_server}, env={})
+    base = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"
+    built, _ = build_all(repo / "questionnaires", base_url=base)
+    assert len(built.resources) > 8
+    try:
+        first = publish(repo / "questionnaires", settings, base_url=base)
+        assert first.counts() == {"create": len(built.resources)}
+        again = publish(repo / "questionnaires", settings, base_url=base)
+        assert again.counts() == {"unchanged": len(built.resources)}
+    finally:
+        for questionnaire in built.questionnaires:
+            unregister_summarizer(questionnaire["url"])
