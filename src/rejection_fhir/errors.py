@@ -44,9 +44,14 @@ class ExitCode(IntEnum):
     VERSION_GUARD = 11
     #: ``check-server``: the server cannot do what sync needs (find responses, write the note).
     SERVER_CANNOT = 12
+    #: ``sync``: a write's answer was lost where nothing can tell whether it landed
+    #: (ledger-only mode); recorded as uncertain, settled by ``sync --reconcile``.
+    UNCERTAIN = 13
     #: An output file, folder or standard output cannot be written (disk full, read-only,
     #: no permission, a file where a folder should be); nothing was half-written.
     OUTPUT = 14
+    #: ``publish``: the server takes no Questionnaires (the EHR loads forms with its own tools).
+    NO_FORMS = 15
     #: Something broke that is our fault; please report it.
     INTERNAL = 70
 
@@ -171,3 +176,9 @@ def output_error(path: object, exc: OSError, *, what: str = "cannot write") -> O
         f"{path}: {what} ({reason})",
         hint=hints.get(exc.errno or 0, "choose another output path"),
     )
+
+
+class FormsNotAcceptedError(RejectionFhirError):
+    """The server does not take Questionnaires over FHIR; nothing was written."""
+
+    exit_code = ExitCode.NO_FORMS

@@ -26,6 +26,7 @@ retry budget, seconds        RFHIR_RETRY_BUDGET                   retry_budget
 private CA bundle (PEM)      RFHIR_CA_BUNDLE                      ca_bundle
 allow plain http             RFHIR_INSECURE                       insecure
 sync state (file or URL)     RFHIR_STATE                          state
+sync write mode              RFHIR_WRITE_MODE                     write_mode
 SMART client id              RFHIR_SMART_CLIENT_ID                smart_client_id
 SMART private key (PEM)      RFHIR_SMART_PRIVATE_KEY_FILE         smart_private_key_file
 SMART key id (JWKS kid)      RFHIR_SMART_KEY_ID                   smart_key_id
@@ -106,6 +107,9 @@ class Settings:
     smart_key_id: str | None = None
     smart_token_url: str | None = None
     smart_scope: str | None = None
+    #: How sync writes: ``auto`` (from the server's CapabilityStatement) or one of
+    #: :data:`WRITE_MODES` (see :mod:`rejection_fhir.sync.executors`).
+    write_mode: str = "auto"
     #: Other tables of the config file, for the modules that own them.
     sections: Mapping[str, Any] = field(default_factory=_empty)
     #: Where each non-default setting came from ("command line", "RFHIR_SERVER", a file).
@@ -156,6 +160,28 @@ def _flag(value: object, where: str) -> bool:
     raise ConfigError(f"{where} must be true or false, not {value!r}")
 
 
+#: ``write_mode`` values; :class:`rejection_fhir.sync.executors.ExecMode` has the others.
+WRITE_MODES = (
+    "auto",
+    "transaction",
+    "batch",
+    "conditional",
+    "search-then-create",
+    "put",
+    "ledger-only",
+)
+
+
+def _write_mode(value: object, where: str) -> str:
+    text = _text(value, where).strip().lower()
+    if text not in WRITE_MODES:
+        raise ConfigError(
+            f"write mode {value!r} (from {where}) is not one of: {', '.join(WRITE_MODES)}",
+            hint="leave it at auto to use what the server's CapabilityStatement says",
+        )
+    return text
+
+
 def _path(value: object, where: str) -> Path:
     return Path(_text(value, where)).expanduser()
 
@@ -200,6 +226,7 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("ca_bundle", "RFHIR_CA_BUNDLE", "ca_bundle", _path, is_path=True),
     _Field("insecure", "RFHIR_INSECURE", "insecure", _flag),
     _Field("state_path", "RFHIR_STATE", "state", _state, is_path=True),
+    _Field("write_mode", "RFHIR_WRITE_MODE", "write_mode", _write_mode),
     _Field("smart_client_id", "RFHIR_SMART_CLIENT_ID", "smart_client_id", _text),
     _Field(
         "smart_private_key_file",

@@ -1,7 +1,8 @@
 """The closing table: faults injected against duplicates and losses observed.
 
 Each fault and crash test appends one row to ``test-artifacts/faults/results.jsonl``;
-``python -m tests.faults.table`` prints them as a Markdown table (latest row per test).
+``python -m tests.faults.table`` prints them as a Markdown table (latest row per test);
+``--modes`` prints the write-mode rows (server × write mode × fault).
 """
 
 from __future__ import annotations
@@ -60,5 +61,27 @@ def markdown(path: Path = RESULTS) -> str:
     return "\n".join(out)
 
 
+def modes_markdown(path: Path = RESULTS) -> str:
+    """Server × write mode × fault → duplicates, losses, uncertain (test_write_modes)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row.get("stage") == "write-modes":
+                rows[row["test"]] = row
+    out = [
+        "| server | write mode | fault | injected | duplicates | losses | uncertain | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in sorted(rows.values(), key=lambda r: (r["server"], r["write_mode"], r["fault"])):
+        out.append(
+            f"| {row['server']} | {row['write_mode']} | {row['fault']} | {row['injected']} "
+            f"| {row['duplicates']} | {row['losses']} | {row['uncertain']} | {row['note']} |"
+        )
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    print(markdown(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS))
+    args = [a for a in sys.argv[1:] if a != "--modes"]
+    where = Path(args[0]) if args else RESULTS
+    print(modes_markdown(where) if "--modes" in sys.argv else markdown(where))

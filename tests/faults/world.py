@@ -227,6 +227,7 @@ def end_state(client: FhirClient, world: World, source: str) -> EndState:
         for resource in resources
         if resource["resourceType"] == "Provenance"
         for agent in resource.get("agent") or []
+        if agent.get("who", {}).get("reference")  # put / ledger-only: display only
     }
     for reference in devices:
         held = client.read("Device", str(reference).split("/", 1)[1])

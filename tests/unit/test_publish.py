@@ -132,3 +132,33 @@ def test_dry_run_writes_nothing(repo, settings):
     report = publish(repo / "questionnaires", settings, dry_run=True)
     assert report.counts() == {"create": len(report.plan.steps)}
     assert {c.request.method for c in responses.calls} == {"GET"}
+
+
+@responses.activate
+def test_a_server_without_questionnaire_create_is_refused_before_any_write(repo, settings):
+    from rejection_fhir.commands.publish import publish
+    from rejection_fhir.errors import ExitCode, FormsNotAcceptedError
+
+    responses.get(
+        f"{BASE}/metadata",
+        json={
+            "resourceType": "CapabilityStatement",
+            "fhirVersion": "4.0.1",
+            "software": {"name": "Epic"},
+            "rest": [
+                {
+                    "mode": "server",
+                    "resource": [
+                        {"type": "Questionnaire", "interaction": [{"code": "read"}]},
+                        {"type": "DocumentReference", "interaction": [{"code": "create"}]},
+                    ],
+                }
+            ],
+        },
+    )
+    with pytest.raises(FormsNotAcceptedError) as caught:
+        publish(repo / "questionnaires", settings)
+    assert caught.value.exit_code is ExitCode.NO_FORMS
+    assert "Epic does not take Questionnaires" in caught.value.message
+    assert "rejection-fhir build --out" in (caught.value.hint or "")
+    assert len(responses.calls) == 1  # the statement only: no search, no write

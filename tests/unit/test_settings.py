@@ -415,3 +415,22 @@ def test_the_seam_can_be_swapped(monkeypatch: pytest.MonkeyPatch) -> None:
     # callers look the function up on the module, so they get the fake
     assert settings_module.make_client(Settings(), server="https://x/fhir") == "fake client"
     assert made == ["https://x/fhir"]
+
+
+def test_write_mode_flag_over_env_over_config_over_default(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert load_settings({}, env={}, cwd=empty).write_mode == "auto"
+    (tmp_path / "rejection-fhir.toml").write_text('write_mode = "batch"\n')
+    assert load_settings({}, env={}, cwd=tmp_path).write_mode == "batch"
+    env = {"RFHIR_WRITE_MODE": "put"}
+    assert load_settings({}, env=env, cwd=tmp_path).write_mode == "put"
+    assert load_settings({"write_mode": "ledger-only"}, env=env, cwd=tmp_path).write_mode == (
+        "ledger-only"
+    )
+
+
+def test_an_unknown_write_mode_in_the_config_is_refused_naming_where(tmp_path: Path) -> None:
+    (tmp_path / "rejection-fhir.toml").write_text('write_mode = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"write mode 'sometimes'.*rejection-fhir\.toml"):
+        load_settings({}, env={}, cwd=tmp_path)

@@ -121,6 +121,41 @@ def _after(since: str | None, until: str | None) -> None:
     default=0.0,
     help="Seconds to wait for another running sync before giving up.",
 )
+@click.option(
+    "--write-mode",
+    type=click.Choice(
+        ["auto", "transaction", "batch", "conditional", "search-then-create", "put", "ledger-only"]
+    ),
+    default=None,
+    help="How to write to the EHR (default auto: what its CapabilityStatement allows). "
+    "Env: RFHIR_WRITE_MODE; config: write_mode.",
+)
+@click.option(
+    "--read-mode",
+    type=click.Choice(["auto", "_lastUpdated", "authored", "per-patient"]),
+    default="auto",
+    show_default=True,
+    help="How to find responses (auto: what the source's statement allows; see "
+    "docs/read-modes.md). --bulk reads a $export instead.",
+)
+@click.option(
+    "--patients",
+    "patients_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Per-patient polling: a file of Patient ids (one per line) whose responses to read.",
+)
+@click.option(
+    "--patients-group",
+    default=None,
+    help="Per-patient polling: the id of a Group whose Patient members to read.",
+)
+@click.option(
+    "--reconcile",
+    is_flag=True,
+    help="Settle writes recorded as uncertain (ledger-only mode) by searching the EHR for "
+    "their notes; write nothing else.",
+)
 @click.option("--show", "show_summaries", is_flag=True, help="Print each summary written (text).")
 @click.option(
     "--safety-task",
@@ -142,6 +177,11 @@ def sync_cmd(
     concurrency: int,
     bulk: bool,
     wait: float,
+    write_mode: str | None,
+    read_mode: str,
+    patients_file: Path | None,
+    patients_group: str | None,
+    reconcile: bool,
     show_summaries: bool,
     safety_task: bool,
     source_dir: Path | None,
@@ -167,6 +207,7 @@ def sync_cmd(
         server=source_server or server.pop("server"),
         target=target,
         state_path=state_path,
+        write_mode=write_mode,
         **{k: v for k, v in server.items() if k != "server"},
     )
     if not settings.server:
@@ -179,6 +220,9 @@ def sync_cmd(
             hint=f'pass --source (or --server), set RFHIR_SERVER, or put server = "https://..." '
             f"in {CONFIG_FILENAME}",
         )
+    if reconcile:
+        _reconcile(settings, state_path, wait)
+        return
     options = SyncOptions(
         source=settings.server,
         target=settings.target,
@@ -192,6 +236,9 @@ def sync_cmd(
         wait=wait,
         keep_summaries=show_summaries,
         safety_task=safety_task,
+        read_mode=read_mode,
+        patients_file=patients_file,
+        patients_group=patients_group,
     )
     questionnaires = built_worksheets(source_dir, base_url)
     bar: Any = None
@@ -213,6 +260,8 @@ def sync_cmd(
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     for ref, summary in report.summaries:
         click.echo(f"--- {ref}")
         click.echo(render_text(summary))
@@ -220,13 +269,45 @@ def sync_cmd(
         click.echo(f"rejected {problem.response}: {problem.message}", err=True)
     for problem in report.failed:
         click.echo(f"failed   {problem.response}: {problem.message}", err=True)
+    for problem in report.uncertain:
+        click.echo(f"uncertain {problem.response}: {problem.message}", err=True)
     t = report.tally
     verb = "would write" if dry_run else "written"
     click.echo(
         f"{'dry run: ' if dry_run else ''}fetched {t.fetched}, {verb} {t.written} ({t.resources} resources), "
         f"unchanged {t.unchanged}, rejected {t.rejected}, failed {t.failed}, not ours {t.skipped}"
+        + (f", uncertain {t.uncertain} (settle with sync --reconcile)" if t.uncertain else "")
+        + (
+            ", left out (the server does not take them): "
+            + ", ".join(f"{n} {kind}" for kind, n in sorted(t.left_out.items()))
+            if t.left_out
+            else ""
+        )
     )
     if report.failed:
         sys.exit(ExitCode.SERVER_REFUSED)
     if report.rejected:
         sys.exit(ExitCode.FINDINGS)
+    if report.uncertain:
+        sys.exit(ExitCode.UNCERTAIN)
+
+
+def _reconcile(settings: Any, state_path: str | None, wait: float) -> None:
+    from rejection_fhir.errors import ExitCode
+    from rejection_fhir.sync.reconcile import reconcile
+
+    report = reconcile(
+        settings, settings.server, target_base=settings.target, state_path=state_path, wait=wait
+    )
+    for where in report.found:
+        click.echo(f"found    {where}: its note is on the server; recorded as written")
+    for where in report.absent:
+        click.echo(f"absent   {where}: no note on the server; the next sync writes it")
+    for where, why in report.still_uncertain:
+        click.echo(f"uncertain {where}: cannot tell yet ({why})", err=True)
+    click.echo(
+        f"reconciled: found {len(report.found)}, absent {len(report.absent)}, "
+        f"still uncertain {len(report.still_uncertain)}"
+    )
+    if report.still_uncertain:
+        sys.exit(ExitCode.UNCERTAIN)

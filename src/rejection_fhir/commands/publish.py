@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.commands.build import build_all
-from rejection_fhir.errors import VersionConflictError
-from rejection_fhir.fhir.client import FhirClient
+from rejection_fhir.errors import FormsNotAcceptedError, VersionConflictError
+from rejection_fhir.fhir.capabilities import parse_capability_statement
+from rejection_fhir.fhir.client import EntryResult, FhirClient
 from rejection_fhir.publish import PublishPlan, Step, plan_publish, suggest_versions
+from rejection_fhir.sync.strategy import conditional_entry_limit
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ def publish(
     resources = result.resources
     with settings_module.make_client(settings) as client:
         client.check_fhir_version()
+        refuse_if_no_forms(client.capabilities(), client.base_url)
+        limit = conditional_entry_limit(parse_capability_statement(client.capabilities()))
         existing, versions = _holdings(client, resources, all_versions=retire_old)
         plan = plan_publish(
             resources, existing, force=force, other_versions=versions if retire_old else None
@@ -90,8 +94,7 @@ def publish(
         if dry_run or not plan.writes:
             report.results = [Published(s, _location(s)) for s in plan.steps]
             return report
-        outcome = client.transaction(plan.transaction())
-        written = iter(outcome.entries)
+        written = iter(_commit(client, plan.transaction(), limit))
         for step in plan.steps:
             if step.action in {"create", "update", "retire"}:
                 entry = next(written)
@@ -112,6 +115,40 @@ def publish(
             else:
                 report.results.append(Published(step, _location(step)))
         return report
+
+
+def _commit(client: FhirClient, bundle: dict[str, Any], limit: int | None) -> list[EntryResult]:
+    """One transaction, or transactions of at most ``limit`` entries where the server caps a
+    transaction holding conditional entries (Medplum: 8).  Each chunk is atomic on its own;
+    every entry is conditional on url+version, so a publish stopped between chunks is
+    completed by running it again."""
+    entries = bundle.get("entry") or []
+    if limit is None or len(entries) <= limit:
+        return list(client.transaction(bundle).entries)
+    out: list[EntryResult] = []
+    for start in range(0, len(entries), limit):
+        chunk = {**bundle, "entry": entries[start : start + limit]}
+        out.extend(client.transaction(chunk).entries)
+    return out
+
+
+def refuse_if_no_forms(statement: Mapping[str, Any], server: str) -> None:
+    """Stop before writing anything when the server's statement lists resources but no
+    Questionnaire create: EHRs such as Epic, Oracle Health, athenaOne and Canvas take forms
+    only through their own tools.  (A statement listing nothing says nothing: go on.)"""
+    caps = parse_capability_statement(statement)
+    if not caps.resources or caps.can("Questionnaire", "create"):
+        return
+    name = caps.software or server
+    raise FormsNotAcceptedError(
+        f"{name} does not take Questionnaires over FHIR (its CapabilityStatement offers no "
+        "Questionnaire create); nothing was written",
+        hint="EHRs of this kind load forms with their own tools (the vendor's form builder or "
+        "content import, done by the vendor or the clinic's analysts): give them the built "
+        "Questionnaires, which `rejection-fhir build --out DIR` writes as JSON files "
+        "(DIR/Questionnaire-*.json, the terminology beside them, and DIR/bundle.json).  sync still works "
+        "against this server: it resolves the Questionnaires from the local build",
+    )
 
 
 def _location(step: Step) -> str | None:

@@ -81,6 +81,13 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (shard, source)
     );
     """,
+    # 2: the outcomes uncertain (ledger-only: a create's answer lost) and absent (reconciled:
+    # never landed).  A column's CHECK is named <table>_<column>_check by PostgreSQL.
+    """
+    ALTER TABLE sync_ledger DROP CONSTRAINT sync_ledger_outcome_check;
+    ALTER TABLE sync_ledger ADD CONSTRAINT sync_ledger_outcome_check
+        CHECK (outcome IN ('written', 'rejected', 'uncertain', 'absent'));
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

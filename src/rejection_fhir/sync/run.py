@@ -23,6 +23,13 @@ and the run ends when the window is done (its cursor at ``until``).  Windows and
 incremental sync of a source share its ledger, so an amendment synced by one supersedes
 the note written by another.  The state store (SQLite file or PostgreSQL) is opened by
 :func:`rejection_fhir.sync.state.open_state`; nothing here depends on which.
+
+How a batch is written follows the target's CapabilityStatement or ``write_mode``
+(:mod:`rejection_fhir.sync.executors`: transactions, chunked under an entry limit, batches,
+single requests, ledger-only with *uncertain* writes); what the target does not take is
+left out of each plan (:mod:`rejection_fhir.ehr.restrict`); responses are found by
+``_lastUpdated``, ``authored`` or per patient (:mod:`rejection_fhir.sync.reading`).  See
+docs/ehr-modes.md.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -40,6 +47,7 @@ from typing import Any
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.ehr.extract import observation_values
+from rejection_fhir.ehr.restrict import restrict_plan
 from rejection_fhir.ehr.writeback import (
     Note,
     ResponseVersion,
@@ -52,6 +60,7 @@ from rejection_fhir.ehr.writeback import (
 )
 from rejection_fhir.errors import (
     AuthError,
+    ConfigError,
     FhirServerError,
     RejectionFhirError,
     ServerUnavailableError,
@@ -67,6 +76,7 @@ from rejection_fhir.response.questionnaire import (
 from rejection_fhir.response.render import render_markdown, render_xhtml
 from rejection_fhir.response.summary import Summary
 from rejection_fhir.scoring.clinical import clinical_summary
+from rejection_fhir.sync.executors import ExecMode, WriteExecutor, WriteSetup, write_setup
 from rejection_fhir.sync.state import (
     INCREMENTAL,
     LedgerEntry,
@@ -91,6 +101,10 @@ class Tally:
     failed: int = 0
     skipped: int = 0
     resources: int = 0
+    #: Writes whose answer was lost in ledger-only mode (see ``sync --reconcile``).
+    uncertain: int = 0
+    #: Resources not written because the server does not take them, by type.
+    left_out: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -111,10 +125,13 @@ class SyncReport:
     rejected: list[Problem] = field(default_factory=list)
     failed: list[Problem] = field(default_factory=list)
     summaries: list[tuple[str, Summary]] = field(default_factory=list)
+    uncertain: list[Problem] = field(default_factory=list)
+    #: How this run writes (the write mode and what it cannot do), said once.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.rejected and not self.failed
+        return not self.rejected and not self.failed and not self.uncertain
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,15 @@ class SyncOptions:
     bulk: bool = False
     #: Give up on an export the server has not finished after this many seconds.
     bulk_timeout: float = 3600.0
+    #: ``auto`` or an :class:`~rejection_fhir.sync.executors.ExecMode` value; None: the
+    #: settings' ``write_mode`` (flag, RFHIR_WRITE_MODE, config), else ``auto``.
+    write_mode: str | None = None
+    #: How responses are found: ``auto`` (from the server's statement; ``bulk`` wins),
+    #: ``_lastUpdated``, ``authored``, ``per-patient`` (see :mod:`rejection_fhir.sync.reading`).
+    read_mode: str = "auto"
+    #: Per-patient polling: a file of Patient ids, or a Group whose members to poll.
+    patients_file: Path | None = None
+    patients_group: str | None = None
 
 
 def _object(value: object) -> Mapping[str, Any]:
@@ -190,6 +216,10 @@ class _Committed:
     resources: int = 0
     #: Responses the server refused: (the response, the server's message).
     refused: list[tuple[_Prepared, str]] = field(default_factory=list)
+    #: Responses recorded as uncertain (ledger-only: an answer lost), with what is unknown.
+    uncertain: list[tuple[_Prepared, str]] = field(default_factory=list)
+    #: Raised once what is above is recorded (single-request modes stop part-way).
+    error: RejectionFhirError | None = None
 
 
 @dataclass
@@ -229,8 +259,13 @@ class _Run:
         progress: Callable[[int], None] | None,
         recorded: str,
         on_transaction: Callable[[JsonDict], None] | None = None,
+        setup: WriteSetup | None = None,
     ) -> None:
         self.options = options
+        setup = setup or WriteSetup(ExecMode.TRANSACTION)
+        self.executor = WriteExecutor(target, setup, on_bundle=on_transaction)
+        #: What the server takes (None: not restricted by what it says).
+        self.writable = None if setup.strategy is None else setup.strategy.writable
         self.index = index
         self.source = source
         self.target = target
@@ -290,7 +325,9 @@ class _Run:
             self.report.tally.skipped += 1
             return None
         version = response_version(qr)
-        if self.state.seen(self.options.source, rid, version) is not None:
+        seen = self.state.seen(self.options.source, rid, version)
+        # "absent": sync --reconcile found an uncertain write never landed; write it now.
+        if seen is not None and seen.outcome != "absent":
             self.report.tally.unchanged += 1
             return None
         where = f"QuestionnaireResponse/{rid}/_history/{version}"
@@ -330,6 +367,9 @@ class _Run:
             previous_note=previous,
             extra=extra,
         )
+        if self.writable is not None:
+            plan, left_out = restrict_plan(plan, self.writable)
+            self.report.tally.left_out.update(left_out)
         last_updated = _meta(qr).get("lastUpdated")
         return _Prepared(qr, ref, compiled.canonical or canonical, plan, summary, last_updated)
 
@@ -422,30 +462,58 @@ class _Run:
         return replace(prepared, plan=rebased(prepared.plan, current))
 
     def _commit(self, batch: Sequence[_Prepared]) -> _Committed:
-        bundle, position = transaction_bundle(prepared.plan for prepared in batch)
-        if self.on_transaction is not None:
-            self.on_transaction(bundle)
-        result = self.target.transaction(bundle, sensitive=True)
+        """Write the batch with the run's executor.  Bundle modes raise on failure (a
+        replay is a no-op); single-request modes report what they did before a failure,
+        which is recorded before the failure stops the run."""
         done = _Committed()
-        for prepared in batch:
-            refs = []
-            for full_url in prepared.plan.written:
-                got = result.entries[position[full_url]]
-                if got.resource_type and got.id:
-                    refs.append(f"{got.resource_type}/{got.id}")
-            rejection = prepared.rejection
-            done.ledger.append(
-                LedgerEntry(
-                    self.options.source,
-                    prepared.ref.id,
-                    prepared.ref.version,
-                    "written" if rejection is None else "rejected",
-                    prepared.questionnaire,
-                    refs,
-                    [] if rejection is None else rejection.findings,
+        remaining = list(batch)
+        rebased_ids: set[str] = set()
+        while remaining:
+            executed = self.executor.execute([p.plan for p in remaining])
+            for prepared, result in zip(remaining, executed.results, strict=False):
+                # A rejected response still gets its safety Flag written (scoring.safety):
+                # recorded as rejected, with its findings, once that write committed.
+                rejection = prepared.rejection
+                findings: list[dict[str, Any]] = [] if rejection is None else rejection.findings
+                outcome = "written" if rejection is None else "rejected"
+                if result.uncertain:
+                    findings = [
+                        *findings,
+                        {"severity": "warning", "code": "uncertain", "message": result.uncertain},
+                    ]
+                    outcome = "uncertain"
+                    done.uncertain.append((prepared, result.uncertain))
+                done.ledger.append(
+                    LedgerEntry(
+                        self.options.source,
+                        prepared.ref.id,
+                        prepared.ref.version,
+                        outcome,
+                        prepared.questionnaire,
+                        result.refs,
+                        findings,
+                    )
                 )
-            )
-            done.resources += len(refs)
+                done.resources += len(result.refs)
+            error = executed.error
+            if error is None:
+                break
+            culprit = remaining[len(executed.results)]
+            rest = remaining[len(executed.results) + 1 :]
+            if (
+                isinstance(error, FhirServerError)
+                and error.status in (409, 412)
+                and version_checked(culprit.plan)
+                and culprit.ref.id not in rebased_ids
+            ):
+                rebased_ids.add(culprit.ref.id)
+                remaining = [self._rebased(culprit), *rest]
+            elif _refused(error):
+                done.refused.append((culprit, str(error)))
+                remaining = rest
+            else:
+                done.error = error
+                break
         return done
 
     # -- pages, in order ----------------------------------------------------------------
@@ -526,12 +594,22 @@ class _Run:
                 raise
             self.pending.popleft()
             self.in_flight -= page.ids
+            if committed.error is not None:
+                # Single requests stopped part-way: keep what was written (plain creates
+                # must not be repeated), leave the cursor before the page, stop.
+                page.move_cursor = False
+                self._record(page, committed)
+                self.abandon()
+                raise committed.error
             self._record(page, committed)
 
     def _record(self, page: _Page, committed: _Committed) -> None:
         tally = self.report.tally
         tally.written += sum(1 for entry in committed.ledger if entry.outcome == "written")
+        tally.uncertain += len(committed.uncertain)
         tally.resources += committed.resources
+        for prepared, message in committed.uncertain:
+            self.report.uncertain.append(Problem(prepared.ref.versioned_reference, message))
         for prepared, message in committed.refused:
             tally.failed += 1
             self.report.failed.append(Problem(prepared.ref.versioned_reference, message))
@@ -603,6 +681,47 @@ def _search_pages(
             and e["resource"].get("resourceType") == "QuestionnaireResponse"
             and _object(e.get("search")).get("mode", "match") == "match"
         ]
+
+
+def _read_mode(options: SyncOptions, source: FhirClient) -> str:
+    """The read mode asked for, or the one the source's statement allows (the statement
+    is fetched once per client)."""
+    if options.read_mode != "auto":
+        return options.read_mode
+    if options.patients_file is not None or options.patients_group is not None:
+        return "per-patient"
+    from rejection_fhir.fhir.capabilities import parse_capability_statement
+    from rejection_fhir.sync.strategy import ReadMode, choose_strategy
+
+    caps = parse_capability_statement(source.capabilities())
+    if not caps.resources:  # a statement that lists nothing: keep today's search
+        return "_lastUpdated"
+    read = choose_strategy(caps).read
+    if read is ReadMode.BULK_EXPORT:
+        raise ConfigError(
+            "this server finds responses only through a Bulk Data $export",
+            hint="run sync --bulk",
+        )
+    if read is ReadMode.NONE:
+        raise ConfigError(
+            "this server offers no way to find QuestionnaireResponses (no _lastUpdated, "
+            "authored or patient search, no $export)",
+            hint="run check-server for what it allows",
+        )
+    return read.value
+
+
+def _patients(options: SyncOptions, source: FhirClient) -> list[str]:
+    from rejection_fhir.sync.reading import group_patients, read_patient_list
+
+    if options.patients_file is not None:
+        return read_patient_list(options.patients_file)
+    if options.patients_group is not None:
+        return group_patients(source, options.patients_group)
+    raise ConfigError(
+        "this server finds responses only per patient: sync needs the list of patients",
+        hint="give --patients FILE (one Patient id per line) or --patients-group GROUP_ID",
+    )
 
 
 def instant(text: str) -> datetime:
@@ -692,11 +811,21 @@ def sync(
             source.check_fhir_version()
             if target is not source:
                 target.check_fhir_version()
+            setup = write_setup(target, options.write_mode or settings.write_mode)
             saved = state.cursor(options.source)
             # A window resumes from its own cursor; the incremental sync starts at --since
             # when given (a deliberate replay), else at its cursor.
             cursor = (saved or options.since) if options.until else (options.since or saved)
             report = SyncReport(source.base_url, target.base_url, options.dry_run, cursor, cursor)
+            report.notes.extend(setup.notes)
+            if setup.strategy is not None:
+                # What the server does not take, said once per run (the tally counts them).
+                report.notes.extend(
+                    f"left out: {d.message}"
+                    for d in setup.strategy.degradations
+                    if d.topic in ("Observation", "Flag", "Provenance", "Device")
+                    or (d.topic == "Task" and options.safety_task)
+                )
             run = _Run(
                 options,
                 index,
@@ -707,6 +836,7 @@ def sync(
                 progress,
                 recorded or _now(),
                 on_transaction,
+                setup,
             )
             if options.bulk:
                 from rejection_fhir.sync.bulk import export_responses
@@ -737,6 +867,29 @@ def sync(
                         if options.until and instant(options.until) < instant(done_at):
                             done_at = options.until  # the window's end caps its cursor
                         run.finish(cursor=done_at)
+            elif (read := _read_mode(options, source)) == "authored":
+                from rejection_fhir.sync.reading import authored_pages, newest_authored
+
+                report.notes.append(
+                    "reading by authored date: an amendment that keeps its authored date is "
+                    "not seen by later runs (use --since to look again)"
+                )
+                newest: str | None = None
+                for page in authored_pages(source, cursor, options.until, options.batch_size):
+                    newest = newest_authored(page, newest)
+                    run.page(page, move_cursor=False)
+                run.finish(cursor=options.until or newest)
+            elif read == "per-patient":
+                from rejection_fhir.sync.reading import patient_pages
+
+                patients = _patients(options, source)
+                report.notes.append(
+                    f"reading per patient: every response of {len(patients)} patient(s), "
+                    "the ledger skips what was handled"
+                )
+                for page in patient_pages(source, patients, options.batch_size):
+                    run.page(page, move_cursor=False)
+                run.finish()
             else:
                 for page in _search_pages(source, options, cursor, on_total):
                     run.page(page)

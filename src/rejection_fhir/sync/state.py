@@ -33,10 +33,15 @@ from typing import Any, Protocol
 
 from rejection_fhir.errors import ConfigError, StateBusyError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The incremental sync's shard; a time window's shard is named by :func:`window_shard`.
 INCREMENTAL = ""
+
+#: Ledger outcomes: written, rejected (findings), uncertain (ledger-only mode: a create's
+#: answer was lost), absent (``sync --reconcile`` found it never landed: write it again).
+OUTCOMES = ("written", "rejected", "uncertain", "absent")
+_OUTCOMES_SQL = ", ".join(f"'{o}'" for o in OUTCOMES)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursor (
@@ -50,7 +55,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     source TEXT NOT NULL,
     response_id TEXT NOT NULL,
     response_version TEXT NOT NULL,
-    outcome TEXT NOT NULL CHECK (outcome IN ('written', 'rejected')),
+    outcome TEXT NOT NULL CHECK (outcome IN ({outcomes})),
     questionnaire TEXT,
     resources TEXT NOT NULL DEFAULT '[]',
     findings TEXT NOT NULL DEFAULT '[]',
@@ -58,7 +63,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     PRIMARY KEY (source, response_id, response_version)
 );
 CREATE INDEX IF NOT EXISTS ledger_amendments ON ledger (source, response_id, recorded_at);
-"""
+""".replace("{outcomes}", _OUTCOMES_SQL)
 
 #: Schema 1 → 2: the cursor is keyed by (shard, source); schema 1's cursors are the
 #: incremental shard's.
@@ -74,6 +79,26 @@ INSERT INTO cursor_v2 (shard, source, last_updated, updated_at)
     SELECT '', source, last_updated, updated_at FROM cursor;
 DROP TABLE cursor;
 ALTER TABLE cursor_v2 RENAME TO cursor;
+"""
+
+#: Schema 2 → 3: the ledger takes the outcomes uncertain and absent (a CHECK constraint
+#: cannot be altered in SQLite: the table is copied).
+_MIGRATE_2_TO_3 = f"""
+CREATE TABLE ledger_v3 (
+    source TEXT NOT NULL,
+    response_id TEXT NOT NULL,
+    response_version TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ({_OUTCOMES_SQL})),
+    questionnaire TEXT,
+    resources TEXT NOT NULL DEFAULT '[]',
+    findings TEXT NOT NULL DEFAULT '[]',
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (source, response_id, response_version)
+);
+INSERT INTO ledger_v3 SELECT source, response_id, response_version, outcome, questionnaire,
+    resources, findings, recorded_at FROM ledger;
+DROP TABLE ledger;
+ALTER TABLE ledger_v3 RENAME TO ledger;
 """
 
 
@@ -153,6 +178,12 @@ class SyncState:
                 )
             if version == 1:
                 self._db.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_1_TO_2} COMMIT;")
+                version = 2
+            has_ledger = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger'"
+            ).fetchone()
+            if version == 2 and has_ledger:
+                self._db.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_2_TO_3} COMMIT;")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:

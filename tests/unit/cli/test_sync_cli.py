@@ -98,3 +98,52 @@ def test_since_and_until_must_be_fhir_instants(capsys, tmp_path, repo, args, fla
     assert code == 2
     assert flag in err and "2026-11-01" in err  # names the option and shows an example
     assert not (tmp_path / "s.sqlite3").exists()  # nothing was sent or written
+
+
+@responses.activate
+def test_ledger_only_lost_answer_exits_13_and_reconcile_settles_it(capsys, tmp_path, repo, qr):
+    import re
+
+    import requests
+
+    from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
+
+    FakeServer(responses.mock, [_copy(qr, "r1", "2026-11-20T10:00:00Z")])
+
+    def post(request):
+        kind = request.url.rsplit("/", 1)[1]
+        if kind == "DocumentReference":
+            raise requests.exceptions.ConnectionError("reset after sending")
+        return 201, {"Location": f"{BASE}/{kind}/1/_history/1"}, "{}"
+
+    responses.add_callback(responses.POST, re.compile(rf"{BASE}/\w+$"), callback=post)
+    code, out, err = _sync(capsys, tmp_path, repo, "--write-mode", "ledger-only")
+    assert code == 13
+    assert "uncertain QuestionnaireResponse/r1" in err and "uncertain 1" in out
+    assert "note: ledger-only" in err
+    code, out, err = _sync(capsys, tmp_path, repo, "--write-mode", "ledger-only")
+    assert code == 0 and "written 0" in out  # never retried
+
+    def search(request):
+        key = request.url.split("derived%7C", 1)[1]
+        note = {
+            "resourceType": "DocumentReference",
+            "id": "n1",
+            "identifier": [{"system": DERIVED_SYSTEM, "value": key.replace("%2F", "/")}],
+        }
+        bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": note}]}
+        return 200, {}, json.dumps(bundle)
+
+    responses.add_callback(
+        responses.GET, re.compile(rf"{BASE}/DocumentReference\?.*"), callback=search
+    )
+    code, out, err = _sync(capsys, tmp_path, repo, "--reconcile")
+    assert code == 0, err
+    assert "found    QuestionnaireResponse/r1" in out and "still uncertain 0" in out
+    with contextlib.closing(sqlite3.connect(tmp_path / "s.sqlite3")) as db:
+        assert db.execute("SELECT outcome FROM ledger").fetchall() == [("written",)]
+
+
+def test_an_unknown_write_mode_is_a_usage_error(capsys, tmp_path, repo):
+    code, _out, err = _sync(capsys, tmp_path, repo, "--write-mode", "sometimes")
+    assert code == 2 and "sometimes" in err

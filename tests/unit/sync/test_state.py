@@ -7,7 +7,14 @@ import stat
 import pytest
 
 from rejection_fhir.errors import ConfigError, ExitCode, StateBusyError
-from rejection_fhir.sync.state import LedgerEntry, SyncState, exclusive, open_state, window_shard
+from rejection_fhir.sync.state import (
+    SCHEMA_VERSION,
+    LedgerEntry,
+    SyncState,
+    exclusive,
+    open_state,
+    window_shard,
+)
 
 
 def _entry(rid: str, version: str = "1", outcome: str = "written") -> LedgerEntry:
@@ -109,7 +116,7 @@ def test_a_schema_1_file_is_migrated_keeping_its_cursor(tmp_path):
         assert state.cursor("src") == "2026-01-01T00:00:00Z"
         assert state.seen("src", "w", "1") is not None
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_open_state_on_a_file_holds_the_lock(tmp_path):
@@ -120,3 +127,25 @@ def test_open_state_on_a_file_holds_the_lock(tmp_path):
             pass
     with open_state(path) as again:
         assert again.cursor("src") == "2026-01-01T00:00:00Z"
+
+
+def test_a_schema_2_file_takes_uncertain_and_absent_keeping_its_ledger(tmp_path):
+    path = tmp_path / "v2.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE cursor (shard TEXT NOT NULL DEFAULT '', source TEXT NOT NULL, "
+            "last_updated TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (shard, source));"
+            "CREATE TABLE ledger (source TEXT NOT NULL, response_id TEXT NOT NULL, "
+            "response_version TEXT NOT NULL, outcome TEXT NOT NULL CHECK (outcome IN "
+            "('written', 'rejected')), questionnaire TEXT, resources TEXT NOT NULL DEFAULT '[]', "
+            "findings TEXT NOT NULL DEFAULT '[]', recorded_at REAL NOT NULL, "
+            "PRIMARY KEY (source, response_id, response_version));"
+            "INSERT INTO ledger VALUES ('src', 'a', '1', 'written', 'q', '[\"N/1\"]', '[]', 1.0);"
+            "PRAGMA user_version=2;"
+        )
+    with SyncState(path) as state:
+        assert state.seen("src", "a", "1").resources == ["N/1"]
+        state.record([_entry("b", outcome="uncertain"), _entry("c", outcome="absent")])
+        assert state.seen("src", "b", "1").outcome == "uncertain"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
