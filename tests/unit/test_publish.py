@@ -161,4 +161,5 @@ def test_a_server_without_questionnaire_create_is_refused_before_any_write(repo,
     assert caught.value.exit_code is ExitCode.NO_FORMS
     assert "Epic does not take Questionnaires" in caught.value.message
     assert "rejection-fhir build --out" in (caught.value.hint or "")
+    assert "build --package" in (caught.value.hint or "")  # the FHIR package too
     assert len(responses.calls) == 1  # the statement only: no search, no write

@@ -146,8 +146,10 @@ def refuse_if_no_forms(statement: Mapping[str, Any], server: str) -> None:
         hint="EHRs of this kind load forms with their own tools (the vendor's form builder or "
         "content import, done by the vendor or the clinic's analysts): give them the built "
         "Questionnaires, which `rejection-fhir build --out DIR` writes as JSON files "
-        "(DIR/Questionnaire-*.json, the terminology beside them, and DIR/bundle.json).  sync still works "
-        "against this server: it resolves the Questionnaires from the local build",
+        "(DIR/Questionnaire-*.json, the terminology beside them, and DIR/bundle.json), or "
+        "the FHIR package `rejection-fhir build --package --out DIR` writes "
+        "(DIR/NAME-VERSION.tgz).  sync still works against this server: it resolves the "
+        "Questionnaires from the local build",
     )
 
 
