@@ -32,6 +32,22 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """``main(["-v", ...])`` configures the root logger for the run, bound to the stderr of
+    that moment; every later test must find logging as it was (else a later log line goes
+    to a closed capture stream and prints "--- Logging error ---")."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    urllib3 = logging.getLogger("urllib3").level
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    logging.getLogger("urllib3").setLevel(urllib3)
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

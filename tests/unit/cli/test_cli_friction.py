@@ -19,20 +19,6 @@ from rejection_fhir.errors import ExitCode
 DATA = Path(__file__).parents[2] / "data"
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """-q and -v configure the root logger; later tests must find it as it was."""
-    import logging
-
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    urllib3 = logging.getLogger("urllib3").level
-    yield
-    root.setLevel(level)
-    root.handlers[:] = handlers
-    logging.getLogger("urllib3").setLevel(urllib3)
-
-
 def run(capsys, *args: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as caught:
         main(list(args))
