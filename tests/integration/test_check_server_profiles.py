@@ -197,7 +197,7 @@ EXPECTED: dict[str, Expected] = {
             "authored": (True, "works"),
             "patient": (True, "works"),
         },
-        export=[],
+        export=["Group"],  # Canvas' statement offers Group $export
         note={"requiresEncounter": None, "contentTypes": None},
         degradations=(
             NO_QUESTIONNAIRE,

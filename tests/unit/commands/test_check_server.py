@@ -210,6 +210,51 @@ def test_azure_api_for_fhir_as_saved(rsps, settings):
     assert report_json(report)["capabilities"]["writeModes"]["batch"] is True
 
 
+def test_epic_r4_sandbox(rsps, settings):
+    FakeServer(rsps, saved("epic-r4-sandbox-may-2026.json"))
+    report = check_server(settings)
+    strategy = report.strategy
+    # Epic's sandbox statement: Questionnaire read/search only; QuestionnaireResponse
+    # searchable by authored and patient but not _lastUpdated; DocumentReference and
+    # Observation create/update without conditional create; Flag and Provenance read-only;
+    # no transaction or batch; Group $export ("group-export").
+    assert (strategy.publish.value, strategy.read.value, strategy.write.value) == (
+        "none",
+        "authored",
+        "search-then-create",
+    )
+    assert strategy.writable == ("DocumentReference", "Observation")
+    assert strategy.version_check.value == "none"
+    topics = {d.topic for d in strategy.degradations}
+    assert {"publish", "read", "write", "Flag", "Provenance"} <= topics
+    assert report.ok
+    data = report_json(report)
+    assert data["capabilities"]["findResponses"]["export"] == ["Group"]
+    assert data["capabilities"]["writeModes"]["transaction"] is False
+    assert data["capabilities"]["writeModes"]["batch"] is False
+    assert not data["capabilities"]["findResponses"]["_lastUpdated"]["declared"]
+    assert data["capabilities"]["findResponses"]["authored"]["declared"]
+
+
+def test_athenahealth_r4_cannot_take_notes(rsps, settings, capsys):
+    FakeServer(rsps, saved("athenahealth-r4.json"))
+    report = check_server(settings)
+    strategy = report.strategy
+    # athenahealth's statement: QuestionnaireResponse create, read and search (with
+    # _lastUpdated); DocumentReference and Observation read/search only; Group $export.
+    assert (strategy.publish.value, strategy.read.value, strategy.write.value) == (
+        "none",
+        "_lastUpdated",
+        "none",
+    )
+    assert strategy.writable == ()
+    assert not report.ok
+    assert report_json(report)["capabilities"]["findResponses"]["export"] == ["Group"]
+    code, out = run(capsys, "check-server", "--server", BASE)
+    assert code == 12
+    assert "DocumentReference cannot be created: no note can be written" in out
+
+
 # ----------------------------------------------------------------------- the probes themselves
 
 
@@ -327,6 +372,8 @@ def test_a_read_shows_which_version_headers_the_server_sends(rsps, settings, hea
     [
         "oracle-cerner-millennium-r4-ehr.json",
         "oracle-cerner-millennium-r4-open.json",
+        "epic-r4-sandbox-may-2026.json",
+        "athenahealth-r4.json",
         "hapi-fhir-8.8.0.json",
         "medplum-router-5.2.13-wrapper.json",
         "azure-api-for-fhir-2.2.45.json",
