@@ -43,6 +43,25 @@ BULK = "responses come from a Bulk Data $export (sync --bulk), not a search"
 ENCOUNTER = "the note must reference an existing Encounter"
 VITALS_ONLY = "Observation only of category vital-signs, not survey"
 
+WRITE_MODES = (
+    "transaction",
+    "batch",
+    "conditionalCreate",
+    "conditionalUpdate",
+    "ifMatch",
+    "ifUnmodifiedSince",
+    "updateCreate",
+)
+
+
+def write_modes(**supported: bool) -> dict[str, bool | None]:
+    """capabilities.writeModes with every mode refused but those named."""
+    modes: dict[str, bool | None] = dict.fromkeys(WRITE_MODES, False)
+    for mode, value in supported.items():
+        assert mode in modes, mode
+        modes[mode] = value
+    return modes
+
 
 @dataclass(frozen=True)
 class Expected:
@@ -75,15 +94,7 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=None,
         writable=("DocumentReference",),
         observation_categories=["vital-signs"],
-        write_modes={
-            "transaction": False,
-            "batch": False,
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "ifMatch": False,
-            "ifUnmodifiedSince": False,
-            "updateCreate": False,
-        },
+        write_modes=write_modes(),
         searches={
             "_lastUpdated": (False, "refused"),
             "authored": (False, "refused"),
@@ -115,15 +126,8 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=None,
         writable=("DocumentReference", "Provenance"),
         observation_categories=["laboratory", "vital-signs"],
-        write_modes={
-            "transaction": False,
-            "batch": True,  # of Provenance only: not used for the note
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "ifMatch": True,
-            "ifUnmodifiedSince": False,
-            "updateCreate": False,
-        },
+        # batch: of Provenance only, not used for the note
+        write_modes=write_modes(batch=True, ifMatch=True),
         searches={
             "_lastUpdated": (False, "refused"),
             "authored": (False, "refused"),
@@ -154,15 +158,8 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=None,
         writable=(),
         observation_categories=None,
-        write_modes={
-            "transaction": False,
-            "batch": False,
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "ifMatch": False,  # ETag sent on reads, but If-Match refused (and so stated)
-            "ifUnmodifiedSince": False,
-            "updateCreate": False,
-        },
+        # ETag sent on reads, but If-Match refused (and so stated)
+        write_modes=write_modes(ifMatch=False),
         searches={
             "_lastUpdated": (True, "works"),
             "authored": (False, "refused"),
@@ -183,15 +180,7 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=None,
         writable=("DocumentReference",),
         observation_categories=["vital-signs"],
-        write_modes={
-            "transaction": False,
-            "batch": False,
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "ifMatch": False,
-            "ifUnmodifiedSince": True,
-            "updateCreate": False,
-        },
+        write_modes=write_modes(ifUnmodifiedSince=True),
         searches={
             "_lastUpdated": (False, "refused"),
             "authored": (True, "works"),
@@ -221,15 +210,13 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=8,
         writable=("DocumentReference", "Observation", "Flag", "Provenance", "Device", "Task"),
         observation_categories=None,
-        write_modes={
-            "transaction": True,
-            "batch": True,
-            "conditionalCreate": True,
-            "conditionalUpdate": True,
-            "ifMatch": True,
-            "ifUnmodifiedSince": False,
-            "updateCreate": False,
-        },
+        write_modes=write_modes(
+            transaction=True,
+            batch=True,
+            conditionalCreate=True,
+            conditionalUpdate=True,
+            ifMatch=True,
+        ),
         searches={
             "_lastUpdated": (True, "works"),
             "authored": (True, "works"),
