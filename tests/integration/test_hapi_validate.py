@@ -29,6 +29,7 @@ from rejection_fhir.commands.publish import publish
 from rejection_fhir.commands.validate import validate
 from rejection_fhir.findings import Finding
 from tests.conftest import QUESTIONNAIRES
+from tests.integration.fhir_paths import link_id_on
 
 pytestmark = pytest.mark.integration
 
@@ -58,25 +59,6 @@ def ours(resource: dict[str, Any], tmp_path: Path) -> list[Finding]:
     return [f for f in validate([path]) if f.severity == "error"]
 
 
-_SEGMENT = re.compile(r"(?P<name>[A-Za-z]+)(?:\[(?P<index>\d+)\])?")
-
-
-def _link_id_on(resource: dict[str, Any], fhir_path: str) -> str | None:
-    node: Any = resource
-    link_id = None
-    for segment in fhir_path.split("."):
-        match = _SEGMENT.fullmatch(segment)
-        if match is None:
-            break
-        node = node.get(match.group("name")) if isinstance(node, dict) else None
-        if match.group("index") is not None:
-            index = int(match.group("index"))
-            node = node[index] if isinstance(node, list) and index < len(node) else None
-        if isinstance(node, dict) and isinstance(node.get("linkId"), str):
-            link_id = node["linkId"]
-    return link_id
-
-
 def covered(issue: dict[str, Any], resource: dict[str, Any], found: list[Finding]) -> bool:
     """Does one of our errors report what this HAPI error reports?"""
     text = issue.get("diagnostics") or ""
@@ -84,7 +66,7 @@ def covered(issue: dict[str, Any], resource: dict[str, Any], found: list[Finding
     if expression and expression.startswith("Questionnaire"):
         fhir_path = expression[len("Questionnaire") :].lstrip(".")
         fhir_path = fhir_path.replace(".value.ofType(Coding)", ".valueCoding")
-        link_id = _link_id_on(resource, fhir_path)
+        link_id = link_id_on(resource, fhir_path)
         if link_id is not None:
             return any(f.location == link_id for f in found)
         if not fhir_path:
