@@ -22,6 +22,18 @@ def fhir_server() -> str:
 
 
 @pytest.fixture(scope="session")
+def medplum_server() -> str:
+    """Base URL of the local Medplum test server (started by scripts/medplum when needed)."""
+    from tests.medplum_server import ensure_server
+
+    try:
+        return ensure_server()
+    except RuntimeError as exc:
+        unavailable(f"Medplum test server unavailable: {exc}")
+        raise  # unreachable: unavailable() skips or fails
+
+
+@pytest.fixture(scope="session")
 def postgres() -> str:
     """The admin DSN of a live local PostgreSQL (started by scripts/postgres when needed)."""
     from tests.postgres_server import ensure_postgres

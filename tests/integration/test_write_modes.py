@@ -36,7 +36,6 @@ from rejection_fhir.sync.reconcile import reconcile_state
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
 from rejection_fhir.sync.state import SyncState
 from rejection_fhir.synthetic import ResponseFactory, patient
-from tests.conftest import unavailable
 from tests.faults.proxy import FaultPlan, FaultProxy, Rule
 from tests.faults.scenario import RESPONSES, WORLD_SEED, Outcome, fault_free, new_base, proxied
 from tests.faults.table import record_row
@@ -212,17 +211,6 @@ def test_hapi_ledger_only_marks_lost_answers_uncertain_never_writes_twice(
 
 
 # ---------------------------------------------------------------------------- Medplum
-
-
-@pytest.fixture(scope="module")
-def medplum_server() -> str:
-    from tests.medplum_server import ensure_server
-
-    try:
-        return ensure_server()
-    except RuntimeError as exc:
-        unavailable(f"Medplum test server unavailable: {exc}")
-        raise
 
 
 def _medplum_world(repo: Path, client: FhirClient, responses: int) -> World:
