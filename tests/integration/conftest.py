@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import unavailable
+
+if TYPE_CHECKING:
+    from rejection_fhir.fhir.client import FhirClient
+    from rejection_fhir.settings import Settings
+    from tests.faults.scenario import Outcome
+    from tests.faults.world import World
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +62,47 @@ def pg_state(postgres, request) -> str:
 
     name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
     return fresh_database(postgres, name)
+
+
+@pytest.fixture(scope="module")
+def direct_settings(fhir_server: str) -> Settings:
+    """Settings for the HAPI server itself (no fault proxy in between), per test module."""
+    from rejection_fhir.settings import load_settings
+
+    return load_settings({"server": fhir_server}, env={})
+
+
+@pytest.fixture(scope="module")
+def direct(direct_settings: Settings) -> Iterator[FhirClient]:
+    """A client of the HAPI server itself (no fault proxy in between), per test module."""
+    from rejection_fhir import settings as settings_module
+
+    with settings_module.make_client(direct_settings) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def baseline(request, repo, fhir_server, direct_settings, direct, tmp_path_factory) -> Outcome:
+    """The fault-free end state of the sync scenario on a twin world, in batches of the test
+    module's ``BATCH`` (what its faulty runs are compared with)."""
+    from tests.faults.scenario import fault_free
+
+    state_path = tmp_path_factory.mktemp("baseline") / "state.sqlite3"
+    batch = request.module.BATCH
+    return fault_free(repo, fhir_server, direct_settings, direct, state_path, batch=batch)
+
+
+@pytest.fixture
+def fresh_world(repo, direct_settings, direct) -> Iterator[World]:
+    """A new world of the sync scenario (its own canonical base), closed after the test."""
+    from tests.faults.scenario import RESPONSES, WORLD_SEED, new_base
+    from tests.faults.world import make_world
+
+    world = make_world(
+        repo, direct_settings, direct, new_base(), responses=RESPONSES, seed=WORLD_SEED
+    )
+    yield world
+    world.close()
 
 
 @pytest.fixture
