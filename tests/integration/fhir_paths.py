@@ -1,4 +1,5 @@
-"""Reading HAPI's issue locations (FHIRPath expressions) back onto the resource validated."""
+"""HAPI's $validate for the validation tests: its issues, and their locations (FHIRPath
+expressions) read back onto the resource validated."""
 
 from __future__ import annotations
 
@@ -25,3 +26,17 @@ def link_id_on(resource: dict[str, Any], fhir_path: str) -> str | None:
         if isinstance(node, dict) and isinstance(node.get("linkId"), str):
             link_id = node["linkId"]
     return link_id
+
+
+def hapi_issues(client: Any, resource_type: str, resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issues of HAPI's ``$validate`` of ``resource`` (its OperationOutcome, also when the
+    answer is an error status)."""
+    outcome = client.operation(
+        "validate",
+        resource_type=resource_type,
+        body=resource,
+        idempotent=True,
+        outcome_on_error=True,
+    )
+    assert outcome is not None and outcome.get("resourceType") == "OperationOutcome", outcome
+    return list(outcome.get("issue") or [])

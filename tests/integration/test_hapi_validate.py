@@ -29,7 +29,7 @@ from rejection_fhir.commands.publish import publish
 from rejection_fhir.commands.validate import validate
 from rejection_fhir.findings import Finding
 from tests.conftest import QUESTIONNAIRES
-from tests.integration.fhir_paths import link_id_on
+from tests.integration.fhir_paths import hapi_issues, link_id_on
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +38,7 @@ _CONSTRAINT = re.compile(r"Constraint failed: (?P<key>[a-z]+-\d+)")
 
 
 def hapi_validate(client: Any, resource: dict[str, Any]) -> list[dict[str, Any]]:
-    outcome = client.operation(
-        "validate",
-        resource_type="Questionnaire",
-        body=resource,
-        idempotent=True,
-        outcome_on_error=True,
-    )
-    assert outcome is not None and outcome.get("resourceType") == "OperationOutcome", outcome
-    return list(outcome.get("issue") or [])
+    return hapi_issues(client, "Questionnaire", resource)
 
 
 def errors(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from rejection_fhir.response import Finding, QuestionnaireIndex, validate_respon
 from rejection_fhir.response.answers import split_path
 from rejection_fhir.synthetic import ResponseFactory
 from tests.conftest import QUESTIONNAIRES, REPO
-from tests.integration.fhir_paths import link_id_on
+from tests.integration.fhir_paths import hapi_issues, link_id_on
 from tests.integration.response_mutations import mutate
 
 pytestmark = pytest.mark.integration
@@ -174,15 +174,8 @@ def kitchen_sink_response(sink: dict[str, Any]) -> dict[str, Any]:
 
 
 def hapi_errors(client: Any, response: dict[str, Any]) -> list[dict[str, Any]]:
-    outcome = client.operation(
-        "validate",
-        resource_type="QuestionnaireResponse",
-        body=response,
-        idempotent=True,
-        outcome_on_error=True,
-    )
-    assert outcome is not None and outcome.get("resourceType") == "OperationOutcome", outcome
-    return [i for i in outcome.get("issue") or [] if i.get("severity") in ("error", "fatal")]
+    issues = hapi_issues(client, "QuestionnaireResponse", response)
+    return [i for i in issues if i.get("severity") in ("error", "fatal")]
 
 
 def test_every_hapi_error_on_a_response_is_one_of_ours(client, published) -> None:
