@@ -539,15 +539,7 @@ class _Checker:
             link_id = raw.get("linkId")
             definition: ItemDef | None = None
             if not isinstance(link_id, str) or not link_id:
-                path = f"{base}[{n}]"
-                held = _count_answers(raw)
-                self.add(
-                    "error",
-                    path,
-                    f"item {n} (0-based) has no linkId"
-                    + (f"; it holds {held} answer(s)." if held else "."),
-                    "missing-linkid",
-                )
+                path = self.no_link_id(raw, n, base, "; it holds {held} answer(s).")
             else:
                 definition = index.get(link_id) or by_link_id.get(link_id)
                 segment = definition.segment if definition is not None else path_segment(link_id)
@@ -577,24 +569,30 @@ class _Checker:
             if raw.get("item"):
                 self.answers_only(raw["item"], children, path + "/")
 
-    def unnamed(self, raw: Mapping[str, Any], n: int, chain: Chain, base: str) -> None:
-        """An item without linkId: reported, and what it holds checked by its own linkIds.
-
-        Its path names it by position (``[n]``, see :mod:`rejection_fhir.response.answers`).
-        """
+    def no_link_id(self, raw: Mapping[str, Any], n: int, base: str, held_note: str) -> str:
+        """Report item ``n`` of ``base`` for having no linkId, followed by ``held_note``
+        (``{held}``: how many answers it holds) when it holds any; its path."""
         path = f"{base}[{n}]"
         held = _count_answers(raw)
         self.add(
             "error",
             path,
-            f"item {n} (0-based) has no linkId"
-            + (
-                f"; the {held} answer(s) it holds cannot be placed in the Questionnaire "
-                "and are shown under a group without a linkId."
-                if held
-                else "."
-            ),
+            f"item {n} (0-based) has no linkId" + (held_note.format(held=held) if held else "."),
             "missing-linkid",
+        )
+        return path
+
+    def unnamed(self, raw: Mapping[str, Any], n: int, chain: Chain, base: str) -> None:
+        """An item without linkId: reported, and what it holds checked by its own linkIds.
+
+        Its path names it by position (``[n]``, see :mod:`rejection_fhir.response.answers`).
+        """
+        path = self.no_link_id(
+            raw,
+            n,
+            base,
+            "; the {held} answer(s) it holds cannot be placed in the Questionnaire "
+            "and are shown under a group without a linkId.",
         )
         self.empty(raw, path, "an item without linkId")
         # Nothing here is expected: nested items are reported as misplaced (or unknown) and
