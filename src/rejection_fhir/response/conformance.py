@@ -939,22 +939,12 @@ def _longest_ordered_run(positions: list[int]) -> set[int]:
 
 def _has_answer(item: Mapping[str, Any]) -> bool:
     """Whether an item or anything under it carries an answer."""
-    stack: list[Any] = [item]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        answers = node.get("answer")
-        if isinstance(answers, list) and answers:
-            return True
-        children = node.get("item")
-        if isinstance(children, list):
-            stack.extend(children)
-    return False
+    return _count_answers(item, at_most=1) > 0
 
 
-def _count_answers(item: Mapping[str, Any]) -> int:
-    """How many answers an item and everything under it carry."""
+def _count_answers(item: Mapping[str, Any], *, at_most: int | None = None) -> int:
+    """How many answers an item and everything under it carry (counting stops once it
+    reaches ``at_most``)."""
     count = 0
     stack: list[Any] = [item]
     while stack:
@@ -964,6 +954,8 @@ def _count_answers(item: Mapping[str, Any]) -> int:
         answers = node.get("answer")
         if isinstance(answers, list):
             count += len(answers)
+            if at_most is not None and count >= at_most:
+                return count
             stack.extend(answers)
         children = node.get("item")
         if isinstance(children, list):
