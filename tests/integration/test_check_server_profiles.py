@@ -42,6 +42,8 @@ LEDGER = "only the local ledger keeps writes from being repeated"
 BULK = "responses come from a Bulk Data $export (sync --bulk), not a search"
 ENCOUNTER = "the note must reference an existing Encounter"
 VITALS_ONLY = "Observation only of category vital-signs, not survey"
+#: What a profile that takes nothing but the note (and Observations) cannot do.
+NOTE_ONLY = (NO_FLAG, NO_PROVENANCE, NO_DEVICE, NO_TASK)
 
 WRITE_MODES = (
     "transaction",
@@ -110,10 +112,7 @@ EXPECTED: dict[str, Expected] = {
             ENCOUNTER,
             "the note is accepted only as text/plain",
             VITALS_ONLY,
-            NO_FLAG,
-            NO_PROVENANCE,
-            NO_DEVICE,
-            NO_TASK,
+            *NOTE_ONLY,
         ),
         exit_code=0,
         read_sends_etag=False,
@@ -194,10 +193,7 @@ EXPECTED: dict[str, Expected] = {
             LEDGER,
             NO_NOTE_UPDATE,
             VITALS_ONLY,
-            NO_FLAG,
-            NO_PROVENANCE,
-            NO_DEVICE,
-            NO_TASK,
+            *NOTE_ONLY,
         ),
         exit_code=0,
         read_sends_etag=False,
