@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,16 +17,21 @@ if TYPE_CHECKING:
     from tests.faults.world import World
 
 
+def _found_or_started(what: str, ensure: Callable[[], str]) -> str:
+    """What ``ensure()`` finds or starts; when it cannot, the test is skipped (failed in CI)."""
+    try:
+        return ensure()
+    except RuntimeError as exc:
+        unavailable(f"{what} unavailable: {exc}")
+        raise  # unreachable: unavailable() skips or fails
+
+
 @pytest.fixture(scope="session")
 def fhir_server() -> str:
     """Base URL of a live HAPI server (started by scripts/hapi when none answers)."""
     from tests.hapi_server import ensure_server
 
-    try:
-        return ensure_server()
-    except RuntimeError as exc:
-        unavailable(f"HAPI FHIR server unavailable: {exc}")
-        raise  # unreachable: unavailable() skips or fails
+    return _found_or_started("HAPI FHIR server", ensure_server)
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +39,7 @@ def medplum_server() -> str:
     """Base URL of the local Medplum test server (started by scripts/medplum when needed)."""
     from tests.medplum_server import ensure_server
 
-    try:
-        return ensure_server()
-    except RuntimeError as exc:
-        unavailable(f"Medplum test server unavailable: {exc}")
-        raise  # unreachable: unavailable() skips or fails
+    return _found_or_started("Medplum test server", ensure_server)
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +47,7 @@ def postgres() -> str:
     """The admin DSN of a live local PostgreSQL (started by scripts/postgres when needed)."""
     from tests.postgres_server import ensure_postgres
 
-    try:
-        return ensure_postgres()
-    except RuntimeError as exc:
-        unavailable(f"PostgreSQL unavailable: {exc}")
-        raise  # unreachable: unavailable() skips or fails
+    return _found_or_started("PostgreSQL", ensure_postgres)
 
 
 @pytest.fixture
