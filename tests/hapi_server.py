@@ -56,43 +56,56 @@ def ensure_server() -> str:
     configured = os.environ.get("RFHIR_TEST_SERVER", "").strip()
     if configured:
         return configured.rstrip("/")
-
-    base_url = local_base_url()
-    if answers(base_url):
-        return base_url
-
     if not HAPI_SCRIPT.is_file():
         raise RuntimeError(f"cannot start the HAPI FHIR server: {HAPI_SCRIPT} is missing")
-    log = REPO / ".hapi" / f"hapi-{hapi_port()}.log"
+    return find_or_start(
+        local_base_url(),
+        HAPI_SCRIPT,
+        log=REPO / ".hapi" / f"hapi-{hapi_port()}.log",
+        timeout=START_TIMEOUT_S,
+    )
+
+
+def find_or_start(base_url: str, script: Path, *, log: Path, timeout: float) -> str:
+    """``base_url`` when it answers; else what ``script start`` prints last (its base URL),
+    once that answers.  Shared by the local test servers (HAPI, Medplum)."""
+    if answers(base_url):
+        return base_url
+    printed = run_start(script, log=log, timeout=timeout)
+    started_url = printed[-1].strip() if printed else base_url
+    if not answers(started_url):
+        raise RuntimeError(
+            f"`scripts/{script.name} start` succeeded but {started_url}/metadata does not answer; "
+            f"see {log}"
+        )
+    return started_url
+
+
+def run_start(
+    script: Path, *, timeout: float, log: Path | None = None, tail_lines: int = 20
+) -> list[str]:
+    """Run ``script start`` (one of the project's server scripts) and return the lines it
+    printed; RuntimeError, with the end of its output, when it fails or takes too long."""
+    name = f"scripts/{script.name} start"
+    see = f"; see {log}" if log is not None else ""
     try:
         result = subprocess.run(
-            ["bash", str(HAPI_SCRIPT), "start"],
+            ["bash", str(script), "start"],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=START_TIMEOUT_S,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(
-            f"`scripts/hapi start` did not finish within {START_TIMEOUT_S} s; see {log}"
-        ) from exc
+        raise RuntimeError(f"`{name}` did not finish within {timeout} s{see}") from exc
     except OSError as exc:
-        raise RuntimeError(f"could not run `scripts/hapi start`: {exc}") from exc
-
+        raise RuntimeError(f"could not run `{name}`: {exc}") from exc
     if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-20:])
-        raise RuntimeError(
-            f"`scripts/hapi start` failed (exit {result.returncode}); see {log}\n{tail}"
-        )
-    printed = result.stdout.strip().splitlines()
-    started_url = printed[-1].strip() if printed else base_url
-    if not answers(started_url):
-        raise RuntimeError(
-            f"`scripts/hapi start` succeeded but {started_url}/metadata does not answer; see {log}"
-        )
-    return started_url
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-tail_lines:])
+        raise RuntimeError(f"`{name}` failed (exit {result.returncode}){see}\n{tail}")
+    return result.stdout.strip().splitlines()
 
 
 if __name__ == "__main__":

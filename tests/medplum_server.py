@@ -12,9 +12,8 @@ Any failure raises ``RuntimeError`` saying what went wrong and where the log is.
 from __future__ import annotations
 
 import os
-import subprocess
 
-from tests.hapi_server import REPO, answers
+from tests.hapi_server import REPO, find_or_start
 
 SCRIPT = REPO / "scripts" / "medplum"
 START_TIMEOUT_S = 300  # npm ci on a cold cache, then 1-5 s to start
@@ -28,32 +27,12 @@ def ensure_server() -> str:
     configured = os.environ.get("RFHIR_MEDPLUM_URL", "").strip()
     if configured:
         return configured.rstrip("/")
-    base_url = f"http://127.0.0.1:{medplum_port()}/fhir/R4"
-    if answers(base_url):
-        return base_url
-    log = REPO / ".medplum" / f"medplum-{medplum_port()}.log"
-    try:
-        result = subprocess.run(
-            ["bash", str(SCRIPT), "start"],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT_S,
-            check=False,
-        )
-    except (subprocess.TimeoutExpired, OSError) as exc:
-        raise RuntimeError(f"`scripts/medplum start` failed: {exc}; see {log}") from exc
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-20:])
-        raise RuntimeError(
-            f"`scripts/medplum start` failed (exit {result.returncode}); see {log}\n{tail}"
-        )
-    printed = result.stdout.strip().splitlines()
-    started = printed[-1].strip() if printed else base_url
-    if not answers(started):
-        raise RuntimeError(f"{started}/metadata does not answer after start; see {log}")
-    return started
+    return find_or_start(
+        f"http://127.0.0.1:{medplum_port()}/fhir/R4",
+        SCRIPT,
+        log=REPO / ".medplum" / f"medplum-{medplum_port()}.log",
+        timeout=START_TIMEOUT_S,
+    )
 
 
 if __name__ == "__main__":

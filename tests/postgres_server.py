@@ -12,10 +12,9 @@ prints its DSN.  Any failure raises ``RuntimeError`` saying what went wrong.
 from __future__ import annotations
 
 import os
-import subprocess
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.hapi_server import REPO, run_start
+
 SCRIPT = REPO / "scripts" / "postgres"
 
 
@@ -23,22 +22,7 @@ def ensure_postgres() -> str:
     configured = os.environ.get("RFHIR_TEST_PG_DSN", "").strip()
     if configured:
         return configured
-    try:
-        result = subprocess.run(
-            ["bash", str(SCRIPT), "start"],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(f"could not run `scripts/postgres start`: {exc}") from exc
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"`scripts/postgres start` failed (exit {result.returncode})\n{tail}")
-    return result.stdout.strip().splitlines()[-1]
+    return run_start(SCRIPT, timeout=180, tail_lines=15)[-1]
 
 
 def fresh_database(admin_dsn: str, name: str) -> str:

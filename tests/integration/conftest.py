@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import unavailable
+
+if TYPE_CHECKING:
+    from rejection_fhir.fhir.client import FhirClient
+    from rejection_fhir.settings import Settings
+    from tests.faults.scenario import Outcome
+    from tests.faults.world import World
+
+
+def _found_or_started(what: str, ensure: Callable[[], str]) -> str:
+    """What ``ensure()`` finds or starts; when it cannot, the test is skipped (failed in CI)."""
+    try:
+        return ensure()
+    except RuntimeError as exc:
+        unavailable(f"{what} unavailable: {exc}")
+        raise  # unreachable: unavailable() skips or fails
 
 
 @pytest.fixture(scope="session")
@@ -14,11 +31,15 @@ def fhir_server() -> str:
     """Base URL of a live HAPI server (started by scripts/hapi when none answers)."""
     from tests.hapi_server import ensure_server
 
-    try:
-        return ensure_server()
-    except RuntimeError as exc:
-        unavailable(f"HAPI FHIR server unavailable: {exc}")
-        raise  # unreachable: unavailable() skips or fails
+    return _found_or_started("HAPI FHIR server", ensure_server)
+
+
+@pytest.fixture(scope="session")
+def medplum_server() -> str:
+    """Base URL of the local Medplum test server (started by scripts/medplum when needed)."""
+    from tests.medplum_server import ensure_server
+
+    return _found_or_started("Medplum test server", ensure_server)
 
 
 @pytest.fixture(scope="session")
@@ -26,11 +47,7 @@ def postgres() -> str:
     """The admin DSN of a live local PostgreSQL (started by scripts/postgres when needed)."""
     from tests.postgres_server import ensure_postgres
 
-    try:
-        return ensure_postgres()
-    except RuntimeError as exc:
-        unavailable(f"PostgreSQL unavailable: {exc}")
-        raise  # unreachable: unavailable() skips or fails
+    return _found_or_started("PostgreSQL", ensure_postgres)
 
 
 @pytest.fixture
@@ -42,6 +59,47 @@ def pg_state(postgres, request) -> str:
 
     name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
     return fresh_database(postgres, name)
+
+
+@pytest.fixture(scope="module")
+def direct_settings(fhir_server: str) -> Settings:
+    """Settings for the HAPI server itself (no fault proxy in between), per test module."""
+    from rejection_fhir.settings import load_settings
+
+    return load_settings({"server": fhir_server}, env={})
+
+
+@pytest.fixture(scope="module")
+def direct(direct_settings: Settings) -> Iterator[FhirClient]:
+    """A client of the HAPI server itself (no fault proxy in between), per test module."""
+    from rejection_fhir import settings as settings_module
+
+    with settings_module.make_client(direct_settings) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def baseline(request, repo, fhir_server, direct_settings, direct, tmp_path_factory) -> Outcome:
+    """The fault-free end state of the sync scenario on a twin world, in batches of the test
+    module's ``BATCH`` (what its faulty runs are compared with)."""
+    from tests.faults.scenario import fault_free
+
+    state_path = tmp_path_factory.mktemp("baseline") / "state.sqlite3"
+    batch = request.module.BATCH
+    return fault_free(repo, fhir_server, direct_settings, direct, state_path, batch=batch)
+
+
+@pytest.fixture
+def fresh_world(repo, direct_settings, direct) -> Iterator[World]:
+    """A new world of the sync scenario (its own canonical base), closed after the test."""
+    from tests.faults.scenario import RESPONSES, WORLD_SEED, new_base
+    from tests.faults.world import make_world
+
+    world = make_world(
+        repo, direct_settings, direct, new_base(), responses=RESPONSES, seed=WORLD_SEED
+    )
+    yield world
+    world.close()
 
 
 @pytest.fixture

@@ -14,22 +14,10 @@ import requests
 
 from rejection_fhir.commands.check_server import check_server, report_json
 from rejection_fhir.settings import load_settings
-from tests.conftest import unavailable
 
 pytestmark = pytest.mark.integration
 
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-
-
-@pytest.fixture(scope="module")
-def medplum_server() -> str:
-    from tests.medplum_server import ensure_server
-
-    try:
-        return ensure_server()
-    except RuntimeError as exc:
-        unavailable(f"Medplum test server unavailable: {exc}")
-        raise
 
 
 def seed_one(base: str) -> None:

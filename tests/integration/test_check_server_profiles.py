@@ -42,6 +42,27 @@ LEDGER = "only the local ledger keeps writes from being repeated"
 BULK = "responses come from a Bulk Data $export (sync --bulk), not a search"
 ENCOUNTER = "the note must reference an existing Encounter"
 VITALS_ONLY = "Observation only of category vital-signs, not survey"
+#: What a profile that takes nothing but the note (and Observations) cannot do.
+NOTE_ONLY = (NO_FLAG, NO_PROVENANCE, NO_DEVICE, NO_TASK)
+
+WRITE_MODES = (
+    "transaction",
+    "batch",
+    "conditionalCreate",
+    "conditionalUpdate",
+    "ifMatch",
+    "ifUnmodifiedSince",
+    "updateCreate",
+)
+
+
+def write_modes(**supported: bool) -> dict[str, bool | None]:
+    """capabilities.writeModes with every mode refused but those named."""
+    modes: dict[str, bool | None] = dict.fromkeys(WRITE_MODES, False)
+    for mode, value in supported.items():
+        assert mode in modes, mode
+        modes[mode] = value
+    return modes
 
 
 @dataclass(frozen=True)
@@ -75,15 +96,7 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=None,
         writable=("DocumentReference",),
         observation_categories=["vital-signs"],
-        write_modes={
-            "transaction": False,
-            "batch": False,
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "ifMatch": False,
-            "ifUnmodifiedSince": False,
-            "updateCreate": False,
-        },
+        write_modes=write_modes(),
         searches={
             "_lastUpdated": (False, "refused"),
             "authored": (False, "refused"),
@@ -99,10 +112,7 @@ EXPECTED: dict[str, Expected] = {
             ENCOUNTER,
             "the note is accepted only as text/plain",
             VITALS_ONLY,
-            NO_FLAG,
-            NO_PROVENANCE,
-            NO_DEVICE,
-            NO_TASK,
+            *NOTE_ONLY,
         ),
         exit_code=0,
         read_sends_etag=False,
@@ -115,15 +125,8 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=None,
         writable=("DocumentReference", "Provenance"),
         observation_categories=["laboratory", "vital-signs"],
-        write_modes={
-            "transaction": False,
-            "batch": True,  # of Provenance only: not used for the note
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "ifMatch": True,
-            "ifUnmodifiedSince": False,
-            "updateCreate": False,
-        },
+        # batch: of Provenance only, not used for the note
+        write_modes=write_modes(batch=True, ifMatch=True),
         searches={
             "_lastUpdated": (False, "refused"),
             "authored": (False, "refused"),
@@ -154,15 +157,8 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=None,
         writable=(),
         observation_categories=None,
-        write_modes={
-            "transaction": False,
-            "batch": False,
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "ifMatch": False,  # ETag sent on reads, but If-Match refused (and so stated)
-            "ifUnmodifiedSince": False,
-            "updateCreate": False,
-        },
+        # ETag sent on reads, but If-Match refused (and so stated)
+        write_modes=write_modes(ifMatch=False),
         searches={
             "_lastUpdated": (True, "works"),
             "authored": (False, "refused"),
@@ -183,15 +179,7 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=None,
         writable=("DocumentReference",),
         observation_categories=["vital-signs"],
-        write_modes={
-            "transaction": False,
-            "batch": False,
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "ifMatch": False,
-            "ifUnmodifiedSince": True,
-            "updateCreate": False,
-        },
+        write_modes=write_modes(ifUnmodifiedSince=True),
         searches={
             "_lastUpdated": (False, "refused"),
             "authored": (True, "works"),
@@ -205,10 +193,7 @@ EXPECTED: dict[str, Expected] = {
             LEDGER,
             NO_NOTE_UPDATE,
             VITALS_ONLY,
-            NO_FLAG,
-            NO_PROVENANCE,
-            NO_DEVICE,
-            NO_TASK,
+            *NOTE_ONLY,
         ),
         exit_code=0,
         read_sends_etag=False,
@@ -221,15 +206,13 @@ EXPECTED: dict[str, Expected] = {
         max_conditional_entries=8,
         writable=("DocumentReference", "Observation", "Flag", "Provenance", "Device", "Task"),
         observation_categories=None,
-        write_modes={
-            "transaction": True,
-            "batch": True,
-            "conditionalCreate": True,
-            "conditionalUpdate": True,
-            "ifMatch": True,
-            "ifUnmodifiedSince": False,
-            "updateCreate": False,
-        },
+        write_modes=write_modes(
+            transaction=True,
+            batch=True,
+            conditionalCreate=True,
+            conditionalUpdate=True,
+            ifMatch=True,
+        ),
         searches={
             "_lastUpdated": (True, "works"),
             "authored": (True, "works"),

@@ -22,18 +22,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from rejection_fhir import settings as settings_module
 from rejection_fhir.errors import ExitCode
-from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.settings import Settings, load_settings
 from tests.faults.proxy import FaultPlan, FaultProxy, Rule
-from tests.faults.scenario import RESPONSES, WORLD_SEED, Outcome, fault_free, new_base
+from tests.faults.scenario import RESPONSES
 from tests.faults.table import record_row
 from tests.faults.world import (
     World,
@@ -41,7 +37,6 @@ from tests.faults.world import (
     compare,
     end_state,
     ledger_written,
-    make_world,
     seed_cursor,
 )
 
@@ -52,32 +47,6 @@ CRASH_SEEDS = [int(s) for s in os.environ.get("RFHIR_CRASH_SEEDS", "11,23,37").s
 KILLS_PER_ROUND = 2
 #: Long enough for a whole run through the proxy; a run that takes longer is a failure.
 RUN_TIMEOUT = 120
-
-
-@pytest.fixture(scope="module")
-def direct_settings(fhir_server: str) -> Settings:
-    return load_settings({"server": fhir_server}, env={})
-
-
-@pytest.fixture(scope="module")
-def direct(direct_settings: Settings) -> Iterator[FhirClient]:
-    with settings_module.make_client(direct_settings) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def baseline(repo, fhir_server, direct_settings, direct, tmp_path_factory) -> Outcome:
-    state_path = tmp_path_factory.mktemp("baseline") / "state.sqlite3"
-    return fault_free(repo, fhir_server, direct_settings, direct, state_path, batch=BATCH)
-
-
-@pytest.fixture
-def fresh_world(repo, direct_settings, direct) -> Iterator[World]:
-    world = make_world(
-        repo, direct_settings, direct, new_base(), responses=RESPONSES, seed=WORLD_SEED
-    )
-    yield world
-    world.close()
 
 
 @dataclass

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -28,29 +27,23 @@ from rejection_fhir import settings as settings_module
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.commands.publish import publish
 from rejection_fhir.errors import ExitCode, ServerUnavailableError
-from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.publish import differences
-from rejection_fhir.settings import Settings, load_settings
 from rejection_fhir.sync.run import SyncOptions, sync
 from tests.faults.proxy import AFTER_COMMIT, FAULTS, FaultPlan, FaultProxy, Rule
 from tests.faults.scenario import (
     RESPONSES,
     TIMEOUT,
-    WORLD_SEED,
     Outcome,
-    fault_free,
     new_base,
     proxied,
     run_scenario,
 )
 from tests.faults.table import record_row
 from tests.faults.world import (
-    World,
     compare,
     describe,
     end_state,
     ledger_written,
-    make_world,
     published_counts,
     seed_cursor,
 )
@@ -65,33 +58,6 @@ TIMED_OUT = ("slow", "late")
 WAITED_ON = ("429", "503")
 RANDOM_SEEDS = [int(s) for s in os.environ.get("RFHIR_FAULT_SEEDS", "20261126,7").split(",") if s]
 RANDOM_RATE = 0.3
-
-
-@pytest.fixture(scope="module")
-def direct_settings(fhir_server: str) -> Settings:
-    return load_settings({"server": fhir_server}, env={})
-
-
-@pytest.fixture(scope="module")
-def direct(direct_settings: Settings) -> Iterator[FhirClient]:
-    with settings_module.make_client(direct_settings) as client:
-        yield client
-
-
-@pytest.fixture
-def fresh_world(repo, direct_settings, direct) -> Iterator[World]:
-    world = make_world(
-        repo, direct_settings, direct, new_base(), responses=RESPONSES, seed=WORLD_SEED
-    )
-    yield world
-    world.close()
-
-
-@pytest.fixture(scope="module")
-def baseline(repo, fhir_server, direct_settings, direct, tmp_path_factory) -> Outcome:
-    """The fault-free end state of the sync scenario, on a twin world."""
-    state_path = tmp_path_factory.mktemp("baseline") / "state.sqlite3"
-    return fault_free(repo, fhir_server, direct_settings, direct, state_path, batch=BATCH)
 
 
 def check_against_baseline(

@@ -29,6 +29,7 @@ from rejection_fhir.commands.publish import publish
 from rejection_fhir.commands.validate import validate
 from rejection_fhir.findings import Finding
 from tests.conftest import QUESTIONNAIRES
+from tests.integration.fhir_paths import hapi_issues, link_id_on
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +38,7 @@ _CONSTRAINT = re.compile(r"Constraint failed: (?P<key>[a-z]+-\d+)")
 
 
 def hapi_validate(client: Any, resource: dict[str, Any]) -> list[dict[str, Any]]:
-    outcome = client.operation(
-        "validate",
-        resource_type="Questionnaire",
-        body=resource,
-        idempotent=True,
-        outcome_on_error=True,
-    )
-    assert outcome is not None and outcome.get("resourceType") == "OperationOutcome", outcome
-    return list(outcome.get("issue") or [])
+    return hapi_issues(client, "Questionnaire", resource)
 
 
 def errors(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,25 +51,6 @@ def ours(resource: dict[str, Any], tmp_path: Path) -> list[Finding]:
     return [f for f in validate([path]) if f.severity == "error"]
 
 
-_SEGMENT = re.compile(r"(?P<name>[A-Za-z]+)(?:\[(?P<index>\d+)\])?")
-
-
-def _link_id_on(resource: dict[str, Any], fhir_path: str) -> str | None:
-    node: Any = resource
-    link_id = None
-    for segment in fhir_path.split("."):
-        match = _SEGMENT.fullmatch(segment)
-        if match is None:
-            break
-        node = node.get(match.group("name")) if isinstance(node, dict) else None
-        if match.group("index") is not None:
-            index = int(match.group("index"))
-            node = node[index] if isinstance(node, list) and index < len(node) else None
-        if isinstance(node, dict) and isinstance(node.get("linkId"), str):
-            link_id = node["linkId"]
-    return link_id
-
-
 def covered(issue: dict[str, Any], resource: dict[str, Any], found: list[Finding]) -> bool:
     """Does one of our errors report what this HAPI error reports?"""
     text = issue.get("diagnostics") or ""
@@ -84,7 +58,7 @@ def covered(issue: dict[str, Any], resource: dict[str, Any], found: list[Finding
     if expression and expression.startswith("Questionnaire"):
         fhir_path = expression[len("Questionnaire") :].lstrip(".")
         fhir_path = fhir_path.replace(".value.ofType(Coding)", ".valueCoding")
-        link_id = _link_id_on(resource, fhir_path)
+        link_id = link_id_on(resource, fhir_path)
         if link_id is not None:
             return any(f.location == link_id for f in found)
         if not fhir_path:

@@ -25,6 +25,7 @@ from rejection_fhir.response import Finding, QuestionnaireIndex, validate_respon
 from rejection_fhir.response.answers import split_path
 from rejection_fhir.synthetic import ResponseFactory
 from tests.conftest import QUESTIONNAIRES, REPO
+from tests.integration.fhir_paths import hapi_issues, link_id_on
 from tests.integration.response_mutations import mutate
 
 pytestmark = pytest.mark.integration
@@ -102,25 +103,10 @@ def known_differences() -> list[tuple[re.Pattern[str], str | None]]:
     return rows
 
 
-_STEP = re.compile(r"(?P<name>[A-Za-z]+)(?:\[(?P<index>\d+)\])?")
-
-
 def link_id_at(resource: dict[str, Any], expression: str) -> str | None:
     """The linkId of the deepest item on a FHIRPath like ``QuestionnaireResponse.item[3]
     .item[0].answer[0].value.ofType(string)``."""
-    node: Any = resource
-    link_id = None
-    for step in expression.removeprefix("QuestionnaireResponse").lstrip(".").split("."):
-        match = _STEP.fullmatch(step)
-        if match is None:
-            break
-        node = node.get(match.group("name")) if isinstance(node, dict) else None
-        if match.group("index") is not None:
-            index = int(match.group("index"))
-            node = node[index] if isinstance(node, list) and index < len(node) else None
-        if isinstance(node, dict) and isinstance(node.get("linkId"), str):
-            link_id = node["linkId"]
-    return link_id
+    return link_id_on(resource, expression.removeprefix("QuestionnaireResponse").lstrip("."))
 
 
 def our_link_id(finding: Finding, *, parent: bool = False) -> str | None:
@@ -188,15 +174,8 @@ def kitchen_sink_response(sink: dict[str, Any]) -> dict[str, Any]:
 
 
 def hapi_errors(client: Any, response: dict[str, Any]) -> list[dict[str, Any]]:
-    outcome = client.operation(
-        "validate",
-        resource_type="QuestionnaireResponse",
-        body=response,
-        idempotent=True,
-        outcome_on_error=True,
-    )
-    assert outcome is not None and outcome.get("resourceType") == "OperationOutcome", outcome
-    return [i for i in outcome.get("issue") or [] if i.get("severity") in ("error", "fatal")]
+    issues = hapi_issues(client, "QuestionnaireResponse", response)
+    return [i for i in issues if i.get("severity") in ("error", "fatal")]
 
 
 def test_every_hapi_error_on_a_response_is_one_of_ours(client, published) -> None:

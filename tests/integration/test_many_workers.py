@@ -20,16 +20,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from rejection_fhir import settings as settings_module
 from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.settings import Settings, load_settings
 from rejection_fhir.sync.pgstate import PostgresState
 from tests.faults.scenario import new_base
 from tests.faults.world import KINDS, World, amend, end_state, expected_counts, make_world
@@ -73,17 +70,6 @@ class Tally:
     #: Most worker processes running at once.
     peak: int = 0
     outputs: list[str] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-def direct_settings(fhir_server: str) -> Settings:
-    return load_settings({"server": fhir_server}, env={})
-
-
-@pytest.fixture(scope="module")
-def direct(direct_settings: Settings) -> Iterator[FhirClient]:
-    with settings_module.make_client(direct_settings) as client:
-        yield client
 
 
 def _instants(client: FhirClient, world: World) -> list[str]:

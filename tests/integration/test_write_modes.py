@@ -31,14 +31,13 @@ from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.response.worksheets import register_worksheets
-from rejection_fhir.settings import Settings, load_settings
+from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.reconcile import reconcile_state
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
 from rejection_fhir.sync.state import SyncState
 from rejection_fhir.synthetic import ResponseFactory, patient
-from tests.conftest import unavailable
 from tests.faults.proxy import FaultPlan, FaultProxy, Rule
-from tests.faults.scenario import RESPONSES, WORLD_SEED, Outcome, fault_free, new_base, proxied
+from tests.faults.scenario import RESPONSES, WORLD_SEED, new_base, proxied
 from tests.faults.table import record_row
 from tests.faults.world import (
     World,
@@ -67,23 +66,6 @@ def table() -> Iterator[None]:
 
     if RESULTS.exists():
         (RESULTS.parent / "write-modes.md").write_text(modes_markdown() + "\n", encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def direct_settings(fhir_server: str) -> Settings:
-    return load_settings({"server": fhir_server}, env={})
-
-
-@pytest.fixture(scope="module")
-def direct(direct_settings: Settings) -> Iterator[FhirClient]:
-    with settings_module.make_client(direct_settings) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def baseline(repo, fhir_server, direct_settings, direct, tmp_path_factory) -> Outcome:
-    state_path = tmp_path_factory.mktemp("baseline") / "state.sqlite3"
-    return fault_free(repo, fhir_server, direct_settings, direct, state_path, batch=BATCH)
 
 
 def schedule(fault: str, mode: str = "transaction") -> list[Rule]:
@@ -212,17 +194,6 @@ def test_hapi_ledger_only_marks_lost_answers_uncertain_never_writes_twice(
 
 
 # ---------------------------------------------------------------------------- Medplum
-
-
-@pytest.fixture(scope="module")
-def medplum_server() -> str:
-    from tests.medplum_server import ensure_server
-
-    try:
-        return ensure_server()
-    except RuntimeError as exc:
-        unavailable(f"Medplum test server unavailable: {exc}")
-        raise
 
 
 def _medplum_world(repo: Path, client: FhirClient, responses: int) -> World:

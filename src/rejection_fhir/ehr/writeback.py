@@ -184,12 +184,7 @@ def plan_writes(
     plan.entries.append(device)
 
     if note is None:
-        for entry in extra:
-            plan.entries.append(entry)
-            plan.written.append(entry["fullUrl"])
-        plan.entries.append(_provenance_entry(response, plan.written, recorded, device))
-        plan.written.append(plan.entries[-1]["fullUrl"])
-        return plan
+        return _finish(plan, extra, response, recorded, device)
 
     note_key = derived_id(response.source_base, response.id, response.version, "note")
     document: JsonDict = {
@@ -285,10 +280,21 @@ def plan_writes(
         )
         plan.written.append(obs_url)
 
+    return _finish(plan, extra, response, recorded, device)
+
+
+def _finish(
+    plan: WritePlan,
+    extra: Sequence[JsonDict],
+    response: ResponseVersion,
+    recorded: str,
+    device: JsonDict,
+) -> WritePlan:
+    """Append the ``extra`` entries, then the Provenance naming everything written (it
+    comes last so that it can target every other entry of the plan)."""
     for entry in extra:
         plan.entries.append(entry)
         plan.written.append(entry["fullUrl"])
-
     plan.entries.append(_provenance_entry(response, plan.written, recorded, device))
     plan.written.append(plan.entries[-1]["fullUrl"])
     return plan

@@ -539,15 +539,7 @@ class _Checker:
             link_id = raw.get("linkId")
             definition: ItemDef | None = None
             if not isinstance(link_id, str) or not link_id:
-                path = f"{base}[{n}]"
-                held = _count_answers(raw)
-                self.add(
-                    "error",
-                    path,
-                    f"item {n} (0-based) has no linkId"
-                    + (f"; it holds {held} answer(s)." if held else "."),
-                    "missing-linkid",
-                )
+                path = self.no_link_id(raw, n, base, "; it holds {held} answer(s).")
             else:
                 definition = index.get(link_id) or by_link_id.get(link_id)
                 segment = definition.segment if definition is not None else path_segment(link_id)
@@ -577,24 +569,30 @@ class _Checker:
             if raw.get("item"):
                 self.answers_only(raw["item"], children, path + "/")
 
-    def unnamed(self, raw: Mapping[str, Any], n: int, chain: Chain, base: str) -> None:
-        """An item without linkId: reported, and what it holds checked by its own linkIds.
-
-        Its path names it by position (``[n]``, see :mod:`rejection_fhir.response.answers`).
-        """
+    def no_link_id(self, raw: Mapping[str, Any], n: int, base: str, held_note: str) -> str:
+        """Report item ``n`` of ``base`` for having no linkId, followed by ``held_note``
+        (``{held}``: how many answers it holds) when it holds any; its path."""
         path = f"{base}[{n}]"
         held = _count_answers(raw)
         self.add(
             "error",
             path,
-            f"item {n} (0-based) has no linkId"
-            + (
-                f"; the {held} answer(s) it holds cannot be placed in the Questionnaire "
-                "and are shown under a group without a linkId."
-                if held
-                else "."
-            ),
+            f"item {n} (0-based) has no linkId" + (held_note.format(held=held) if held else "."),
             "missing-linkid",
+        )
+        return path
+
+    def unnamed(self, raw: Mapping[str, Any], n: int, chain: Chain, base: str) -> None:
+        """An item without linkId: reported, and what it holds checked by its own linkIds.
+
+        Its path names it by position (``[n]``, see :mod:`rejection_fhir.response.answers`).
+        """
+        path = self.no_link_id(
+            raw,
+            n,
+            base,
+            "; the {held} answer(s) it holds cannot be placed in the Questionnaire "
+            "and are shown under a group without a linkId.",
         )
         self.empty(raw, path, "an item without linkId")
         # Nothing here is expected: nested items are reported as misplaced (or unknown) and
@@ -941,22 +939,12 @@ def _longest_ordered_run(positions: list[int]) -> set[int]:
 
 def _has_answer(item: Mapping[str, Any]) -> bool:
     """Whether an item or anything under it carries an answer."""
-    stack: list[Any] = [item]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        answers = node.get("answer")
-        if isinstance(answers, list) and answers:
-            return True
-        children = node.get("item")
-        if isinstance(children, list):
-            stack.extend(children)
-    return False
+    return _count_answers(item, at_most=1) > 0
 
 
-def _count_answers(item: Mapping[str, Any]) -> int:
-    """How many answers an item and everything under it carry."""
+def _count_answers(item: Mapping[str, Any], *, at_most: int | None = None) -> int:
+    """How many answers an item and everything under it carry (counting stops once it
+    reaches ``at_most``)."""
     count = 0
     stack: list[Any] = [item]
     while stack:
@@ -966,6 +954,8 @@ def _count_answers(item: Mapping[str, Any]) -> int:
         answers = node.get("answer")
         if isinstance(answers, list):
             count += len(answers)
+            if at_most is not None and count >= at_most:
+                return count
             stack.extend(answers)
         children = node.get("item")
         if isinstance(children, list):

@@ -26,7 +26,6 @@ A host that is not loopback gets ``sslmode=verify-full`` unless the URL says oth
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import time
@@ -39,7 +38,7 @@ from rejection_fhir.errors import (
     ServerUnavailableError,
     StateBusyError,
 )
-from rejection_fhir.sync.state import INCREMENTAL, LedgerEntry
+from rejection_fhir.sync.state import INCREMENTAL, LedgerEntry, entries_query, ledger_row
 
 if TYPE_CHECKING:
     import psycopg
@@ -328,18 +327,7 @@ class PostgresState:
                         "outcome = excluded.outcome, questionnaire = excluded.questionnaire, "
                         "resources = excluded.resources, findings = excluded.findings, "
                         "recorded_at = excluded.recorded_at",
-                        [
-                            (
-                                e.source,
-                                e.response_id,
-                                e.response_version,
-                                e.outcome,
-                                e.questionnaire,
-                                json.dumps(e.resources),
-                                json.dumps(e.findings),
-                            )
-                            for e in entries
-                        ],
+                        [ledger_row(e) for e in entries],
                     )
             if cursor is not None:
                 self._db.execute(
@@ -350,17 +338,9 @@ class PostgresState:
                 )
 
     def entries(self, source: str | None = None, outcome: str | None = None) -> list[LedgerEntry]:
-        query = f"SELECT {_COLUMNS} FROM sync_ledger"
-        clauses, params = [], []
-        if source is not None:
-            clauses.append("source = %s")
-            params.append(source)
-        if outcome is not None:
-            clauses.append("outcome = %s")
-            params.append(outcome)
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        query += " ORDER BY recorded_at, response_id, response_version"
+        query, params = entries_query(
+            f"SELECT {_COLUMNS} FROM sync_ledger", "%s", source=source, outcome=outcome
+        )
         with self._guard():
             return [_entry(row) for row in self._db.execute(query, params)]
 

@@ -252,35 +252,19 @@ class SyncState:
             self._db.executemany(
                 "INSERT OR REPLACE INTO ledger (source, response_id, response_version, outcome, questionnaire, "
                 "resources, findings, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        e.source,
-                        e.response_id,
-                        e.response_version,
-                        e.outcome,
-                        e.questionnaire,
-                        json.dumps(e.resources),
-                        json.dumps(e.findings),
-                        now,
-                    )
-                    for e in entries
-                ],
+                [(*ledger_row(e), now) for e in entries],
             )
             if cursor is not None:
                 self.set_cursor(*cursor)
 
     def entries(self, source: str | None = None, outcome: str | None = None) -> list[LedgerEntry]:
-        query = "SELECT source, response_id, response_version, outcome, questionnaire, resources, findings FROM ledger"
-        clauses, params = [], []
-        if source is not None:
-            clauses.append("source = ?")
-            params.append(source)
-        if outcome is not None:
-            clauses.append("outcome = ?")
-            params.append(outcome)
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        query += " ORDER BY recorded_at, response_id, response_version"
+        query, params = entries_query(
+            "SELECT source, response_id, response_version, outcome, questionnaire, resources, "
+            "findings FROM ledger",
+            "?",
+            source=source,
+            outcome=outcome,
+        )
         return [_entry(row) for row in self._db.execute(query, params)]
 
     @contextlib.contextmanager
@@ -298,6 +282,38 @@ def _entry(row: Sequence[Any]) -> LedgerEntry:
     return LedgerEntry(
         row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), json.loads(row[6])
     )
+
+
+def ledger_row(e: LedgerEntry) -> tuple[Any, ...]:
+    """The ledger columns of ``e`` as both stores write them (lists as JSON text)."""
+    return (
+        e.source,
+        e.response_id,
+        e.response_version,
+        e.outcome,
+        e.questionnaire,
+        json.dumps(e.resources),
+        json.dumps(e.findings),
+    )
+
+
+def entries_query(
+    select: str, mark: str, *, source: str | None, outcome: str | None
+) -> tuple[str, list[str]]:
+    """``select`` (the ledger's rows) narrowed to ``source`` and ``outcome`` where given, in
+    the order they were recorded; ``mark`` is the driver's parameter mark (``?``, ``%s``).
+    Both stores answer :meth:`StateStore.entries` with it, so they list in the same order."""
+    clauses, params = [], []
+    if source is not None:
+        clauses.append(f"source = {mark}")
+        params.append(source)
+    if outcome is not None:
+        clauses.append(f"outcome = {mark}")
+        params.append(outcome)
+    query = select
+    if clauses:
+        query += " WHERE " + " AND ".join(clauses)
+    return query + " ORDER BY recorded_at, response_id, response_version", params
 
 
 @contextlib.contextmanager

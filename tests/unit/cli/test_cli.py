@@ -9,15 +9,7 @@ import sys
 
 import pytest
 
-from rejection_fhir.cli import main
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as caught:
-        main(list(args))
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(caught.value.code or 0), out, err
+from tests.unit.cli.running import run
 
 
 @pytest.fixture

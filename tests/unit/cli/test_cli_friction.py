@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rejection_fhir.cli import main
 from rejection_fhir.errors import ExitCode
+from tests.unit.cli.running import run
 
 DATA = Path(__file__).parents[2] / "data"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as caught:
-        main(list(args))
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(caught.value.code or 0), out, err
 
 
 def run_process(*args: str, stdout=subprocess.PIPE, stdin=None, input=None, cwd=None):

@@ -246,6 +246,26 @@ STRUCTURE_CASES: list[tuple[str, Mutation, str, str]] = [
 
 
 @pytest.mark.parametrize(
+    ("new_item", "says"),
+    [
+        (
+            {"answer": [text(SECRET)]},
+            "item 14 (0-based) has no linkId; the 1 answer(s) it holds cannot be placed in the "
+            "Questionnaire and are shown under a group without a linkId.",
+        ),
+        ({"text": "nothing held"}, "item 14 (0-based) has no linkId."),
+    ],
+    ids=["holding an answer", "holding nothing"],
+)
+def test_an_item_without_link_id_says_what_it_holds(
+    new_item: Json, says: str, response: Json, questionnaire: Json, now: datetime
+) -> None:
+    _append(new_item)(response)
+    finding = only(check(response, questionnaire, now), "missing-linkid")
+    assert (finding.path, finding.message) == ("[14]", says)
+
+
+@pytest.mark.parametrize(
     ("mutation", "code", "path"),
     [case[1:] for case in STRUCTURE_CASES],
     ids=[case[0] for case in STRUCTURE_CASES],

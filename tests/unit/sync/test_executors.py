@@ -269,6 +269,20 @@ def test_search_then_create_uses_what_it_finds() -> None:
     assert len(done.results[0].refs) == 2
 
 
+def _search_then_create_note(search: Any, post: Any) -> Any:
+    """Write one note in search-then-create mode against a server whose searches and posts
+    of DocumentReference are answered by ``search`` and ``post``; the executor's result."""
+    import re
+
+    responses.add_callback(
+        responses.GET, re.compile(rf"{BASE}/DocumentReference\?.*"), callback=search
+    )
+    responses.add_callback(responses.POST, f"{BASE}/DocumentReference", callback=post)
+    plan = _plan(values=0)
+    note = next(e for e in plan.entries if e["resource"]["resourceType"] == "DocumentReference")
+    return _executor(ExecMode.SEARCH_THEN_CREATE)._one(note)
+
+
 @responses.activate
 def test_search_then_create_settles_a_lost_answer_by_searching_again() -> None:
     state = {"posted": 0}
@@ -287,15 +301,7 @@ def test_search_then_create_settles_a_lost_answer_by_searching_again() -> None:
         state["posted"] += 1
         raise requests.exceptions.ConnectionError("reset after sending")
 
-    import re
-
-    responses.add_callback(
-        responses.GET, re.compile(rf"{BASE}/DocumentReference\?.*"), callback=search
-    )
-    responses.add_callback(responses.POST, f"{BASE}/DocumentReference", callback=post)
-    plan = _plan(values=0)
-    note = next(e for e in plan.entries if e["resource"]["resourceType"] == "DocumentReference")
-    result = _executor(ExecMode.SEARCH_THEN_CREATE)._one(note)
+    result = _search_then_create_note(search, post)
     assert state["posted"] == 1  # never posted twice
     assert result is not None and result.id == "n1"
 
@@ -408,15 +414,7 @@ def test_search_then_create_waits_out_a_503_and_searches_again() -> None:
             return 503, {"Retry-After": "1"}, ""
         return 201, {"Location": f"{BASE}/DocumentReference/n2/_history/1"}, "{}"
 
-    import re
-
-    responses.add_callback(
-        responses.GET, re.compile(rf"{BASE}/DocumentReference\?.*"), callback=search
-    )
-    responses.add_callback(responses.POST, f"{BASE}/DocumentReference", callback=post)
-    plan = _plan(values=0)
-    note = next(e for e in plan.entries if e["resource"]["resourceType"] == "DocumentReference")
-    result = _executor(ExecMode.SEARCH_THEN_CREATE)._one(note)
+    result = _search_then_create_note(search, post)
     searches = [c for c in responses.calls if c.request.method == "GET"]
     assert state["posted"] == 2 and len(searches) == 2  # searched again before the retry
     assert result is not None and result.id == "n2"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -208,23 +209,30 @@ def test_responses_to_other_forms_are_not_ours(tmp_path, built, qr):
     assert (report.tally.skipped, report.tally.written, report.tally.rejected) == (1, 0, 0)
 
 
-@responses.activate
-def test_amended_version_supersedes_the_earlier_note(tmp_path, built, qr):
-    server = FakeServer(responses.mock, [_copy(qr, "a", "2026-11-20T10:00:00Z")])
-    _run(tmp_path, built)
+def _serve_written_note(tmp_path: Path, **extra: Any) -> str:
+    """The reference of the note the ledger holds for version 1 of response "a", which the
+    server now answers a read of (current, with ``extra`` elements such as ``meta``)."""
     with SyncState(tmp_path / "state.sqlite3") as state:
-        note_ref = next(
-            r for r in state.seen(BASE, "a", "1").resources if r.startswith("DocumentReference/")
-        )
+        entry = state.seen(BASE, "a", "1")
+        assert entry is not None
+        note_ref = next(r for r in entry.resources if r.startswith("DocumentReference/"))
     responses.get(
         f"{BASE}/{note_ref}",
         json={
             "resourceType": "DocumentReference",
             "id": note_ref.split("/")[1],
-            "meta": {"versionId": "1"},
+            **extra,
             "status": "current",
         },
     )
+    return note_ref
+
+
+@responses.activate
+def test_amended_version_supersedes_the_earlier_note(tmp_path, built, qr):
+    server = FakeServer(responses.mock, [_copy(qr, "a", "2026-11-20T10:00:00Z")])
+    _run(tmp_path, built)
+    note_ref = _serve_written_note(tmp_path, meta={"versionId": "1"})
     amended = _copy(qr, "a", "2026-11-21T10:00:00Z", status="amended")
     amended["meta"]["versionId"] = "2"
     server.qrs[:] = [amended]
@@ -269,18 +277,7 @@ def test_a_time_window_reads_its_slice_and_ends_at_its_end(tmp_path, built, qr):
 def test_an_amendment_synced_incrementally_supersedes_the_windows_note(tmp_path, built, qr):
     server = FakeServer(responses.mock, [_copy(qr, "a", "2026-11-20T10:00:00Z")])
     _run(tmp_path, built, since="2026-11-01", until="2026-11-21")
-    with SyncState(tmp_path / "state.sqlite3") as state:
-        note_ref = next(
-            r for r in state.seen(BASE, "a", "1").resources if r.startswith("DocumentReference/")
-        )
-    responses.get(
-        f"{BASE}/{note_ref}",
-        json={
-            "resourceType": "DocumentReference",
-            "id": note_ref.split("/")[1],
-            "status": "current",
-        },
-    )
+    note_ref = _serve_written_note(tmp_path)
     amended = _copy(qr, "a", "2026-11-22T10:00:00Z", status="amended")
     amended["meta"]["versionId"] = "2"
     server.qrs[:] = [amended]
