@@ -68,6 +68,11 @@ KINDS: list[tuple[re.Pattern[str], frozenset[str]]] = [
         (r"^The answer '.*' is longer then the allowed maximum length", {"too-long"}),
         (r"^Answer value must be (of the type|one of the \d+ types)", {"answer-type"}),
         (r"^Option list has no option values of type", {"answer-not-in-options", "answer-type"}),
+        # A date (or time) item holding another type: HAPI tries to read it as a date.
+        (
+            r"^An error occurred checking the (date|time): Invalid",
+            {"answer-type", "answer-invalid-value"},
+        ),
         # From enableWhen: the answer it compares has another type than the condition's.
         (
             r"^Expected answer and actual answer have incompatible types",

@@ -516,15 +516,19 @@ class _Checker:
                     else base + definition.segment
                 )
                 if enabled is False:
-                    if _has_answer(raw):
-                        self.add(
-                            "error",
-                            path,
-                            f"Item {_quote(definition.link_id)} is disabled by its enableWhen "
-                            "but carries answers.",
-                            "disabled-item",
-                        )
-                    continue
+                    if not _has_answer(raw):
+                        continue
+                    self.add(
+                        "error",
+                        path,
+                        f"Item {_quote(definition.link_id)} is disabled by its enableWhen "
+                        "but carries answers.",
+                        "disabled-item",
+                    )
+                    if definition.type == "group":
+                        continue  # its items were not asked: nothing in it is required
+                    # A question's answers are still checked (type, options, text), as the
+                    # HL7 validator does: the author learns every problem in one run.
                 self.item(definition, raw, chain, path, enabled is True)
 
     def answers_only(self, raw_items: object, index: Mapping[str, ItemDef], base: str) -> None:

@@ -647,3 +647,13 @@ def test_answer_findings_are_validate_responses_answer_checks(
     found = [(f.path, f.code) for f in answer_findings(response, questionnaire)]
     assert sorted(found) == sorted(full)
     assert {code for _, code in found} == answer_codes
+
+
+def test_a_disabled_question_still_has_its_answers_checked(
+    response: Json, questionnaire: Json, now: datetime
+) -> None:
+    # As the HL7 validator does: the author learns the wrong type in the same run.
+    _set("hurt-self", answer=[{"valueBoolean": False, "item": [{"linkId": "hurt-plan", "answer": [{"valueInteger": 3}]}]}])(response)  # fmt: skip
+    found = {(f.code, f.path) for f in check(response, questionnaire, now)}
+    assert ("disabled-item", "hurt-self/hurt-plan") in found
+    assert ("answer-type", "hurt-self/hurt-plan") in found
