@@ -334,16 +334,23 @@ def _own_weight(answer: Mapping[str, Any]) -> Decimal | None:
 
 
 def score_and_alert(
-    qr: Mapping[str, Any], table: QuestionnaireTable, *, unresolved: str = ""
+    qr: Mapping[str, Any],
+    table: QuestionnaireTable,
+    *,
+    unresolved: str = "",
+    answers: Answers | None = None,
 ) -> tuple[list[Score], list[SafetyAlert]]:
     """:func:`score_response` and :func:`safety_alerts` with the Questionnaire's table, in
     one walk of the response (none when the form has nothing to score and does not look
-    like a PHQ-9: most worksheets)."""
+    like a PHQ-9: most worksheets).  ``answers``: the answers to the table's scored
+    linkIds, as :func:`answers_by_link` finds them, when another walk already collected
+    them (the summary's, see ``ResolvedResponse.recorded_answers``)."""
     if not table.scored_link_ids:
         if table.phq9_signal:
             return [], check_item9(table, {}, unresolved=unresolved)
         return [], []
-    answers = answers_by_link(qr.get("item"), table.scored_link_ids)
+    if answers is None:
+        answers = answers_by_link(qr.get("item"), table.scored_link_ids)
     return _scores(table, answers), check_item9(table, answers, unresolved=unresolved)
 
 
