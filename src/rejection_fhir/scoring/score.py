@@ -138,6 +138,23 @@ def _band(instrument: Instrument, value: Decimal, whole: int) -> Interpretation:
     return instrument.interpret(value)
 
 
+#: The method of a prorated score without notes, per instrument, item count and items
+#: missing: the same words for every response with the same items missing.
+_METHODS: dict[tuple[str, int, tuple[str, ...]], str] = {}
+
+
+def _prorated_method(
+    instrument: Instrument, answered: int, count: int, missing: list[str], note: str
+) -> str:
+    places = instrument.prorated_places
+    rounded = "a whole number" if not places else f"{places} decimals"
+    return (
+        f"estimated (prorated): mean of {answered} answered items × {count}, rounded to "
+        f"{rounded}; {len(missing)} unanswered: {', '.join(missing)}{note} "
+        f"({instrument.source})"
+    )
+
+
 def _score_instrument(
     instrument: Instrument,
     link_ids: tuple[str, ...],
@@ -212,14 +229,27 @@ def _score_instrument(
     value: Decimal | None
     if len(missing) <= instrument.max_prorated:
         places = instrument.prorated_places
-        value = _prorated(total, answered, count, places)
         prorated = True
-        rounded = "a whole number" if not places else f"{places} decimals"
-        method = (
-            f"estimated (prorated): mean of {answered} answered items × {count}, rounded to "
-            f"{rounded}; {len(missing)} unanswered: {', '.join(missing)}{note} "
-            f"({instrument.source})"
-        )
+        if not fraction and not places:
+            # Whole weights, a whole result (PHQ-9, GAD-7): _prorated in ints, its band
+            # looked up, and the same words for the same items missing built once.
+            scaled = (2 * whole * count + answered) // (2 * answered)
+            value = Decimal(scaled)
+            if note:
+                method = _prorated_method(instrument, answered, count, missing, note)
+            else:
+                key = (instrument.key, count, tuple(missing))
+                cached = _METHODS.get(key)
+                if cached is None:
+                    cached = _prorated_method(instrument, answered, count, missing, note)
+                    if len(_METHODS) < 4096:  # bounded: linkIds come from Questionnaires
+                        _METHODS[key] = cached
+                method = cached
+            interpretation = _band(instrument, value, scaled)
+        else:
+            value = _prorated(total, answered, count, places)
+            method = _prorated_method(instrument, answered, count, missing, note)
+            interpretation = _band(instrument, value, -1)
     else:
         value = None
         allowed = (
@@ -231,6 +261,7 @@ def _score_instrument(
             f"not scorable: {len(missing)} of {count} items unanswered{note}; {allowed} "
             f"({instrument.source})"
         )
+        interpretation = None
     item9_missing = link_ids[-1] if instrument is PHQ9 and link_ids[-1] in missing else None
     if item9_missing is not None:
         method += "; item 9 (self-harm) was not answered: ask about it directly"
@@ -238,7 +269,7 @@ def _score_instrument(
         instrument=instrument.name,
         code=instrument.total,
         value=value,
-        interpretation=_band(instrument, value, -1) if value is not None else None,
+        interpretation=interpretation,
         items_answered=answered,
         items_missing=len(missing),
         scorable=value is not None,
