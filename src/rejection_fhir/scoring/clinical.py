@@ -34,7 +34,8 @@ def score_line(score: Score) -> Line:
         text = method if method.startswith("not scorable") else "not scorable: " + method
         return Line(f"{score.instrument} score", (text,))
     value = score.value
-    text = str(int(value)) if value == value.to_integral_value() else f"{value.normalize():f}"
+    whole = int(value)  # a whole score (nearly all) without Decimal rounding
+    text = str(whole) if whole == value else f"{value.normalize():f}"
     if score.prorated:
         missing = ", ".join(score.missing_link_ids)
         text += f" (estimated: prorated, {len(score.missing_link_ids)} unanswered: {missing})"

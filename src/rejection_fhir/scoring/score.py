@@ -138,21 +138,41 @@ def _band(instrument: Instrument, value: Decimal, whole: int) -> Interpretation:
     return instrument.interpret(value)
 
 
-#: The method of a prorated score without notes, per instrument, item count and items
-#: missing: the same words for every response with the same items missing.
+#: The method of a score with items missing and no notes, per instrument, item count and
+#: items missing (see _incomplete_method).
 _METHODS: dict[tuple[str, int, tuple[str, ...]], str] = {}
 
 
-def _prorated_method(
-    instrument: Instrument, answered: int, count: int, missing: list[str], note: str
+def _incomplete_method(
+    instrument: Instrument,
+    answered: int,
+    count: int,
+    missing: list[str],
+    note: str,
+    item9_missing: str | None,
 ) -> str:
-    places = instrument.prorated_places
-    rounded = "a whole number" if not places else f"{places} decimals"
-    return (
-        f"estimated (prorated): mean of {answered} answered items × {count}, rounded to "
-        f"{rounded}; {len(missing)} unanswered: {', '.join(missing)}{note} "
-        f"({instrument.source})"
-    )
+    """How a score with items unanswered was reached: prorated, or why not scorable."""
+    if len(missing) <= instrument.max_prorated:
+        places = instrument.prorated_places
+        rounded = "a whole number" if not places else f"{places} decimals"
+        method = (
+            f"estimated (prorated): mean of {answered} answered items × {count}, rounded to "
+            f"{rounded}; {len(missing)} unanswered: {', '.join(missing)}{note} "
+            f"({instrument.source})"
+        )
+    else:
+        allowed = (
+            f"at most {instrument.max_prorated} may be unanswered"
+            if instrument.max_prorated
+            else f"all {count} must be answered"
+        )
+        method = (
+            f"not scorable: {len(missing)} of {count} items unanswered{note}; {allowed} "
+            f"({instrument.source})"
+        )
+    if item9_missing is not None:
+        method += "; item 9 (self-harm) was not answered: ask about it directly"
+    return method
 
 
 def _score_instrument(
@@ -226,45 +246,30 @@ def _score_instrument(
     note = f" ({ambiguous} with more than one answer, counted as unanswered)" if ambiguous else ""
     if notes:
         note += " (" + "; ".join(notes) + ")"
-    value: Decimal | None
-    if len(missing) <= instrument.max_prorated:
+    missing_t = tuple(missing)
+    item9_missing = link_ids[-1] if instrument is PHQ9 and link_ids[-1] in missing else None
+    prorated = len(missing) <= instrument.max_prorated
+    # The same words for every response with the same items missing (and no notes):
+    # built once, not per response.
+    key = (instrument.key, count, missing_t)
+    method = _METHODS.get(key) if not note else None
+    if method is None:
+        method = _incomplete_method(instrument, answered, count, missing, note, item9_missing)
+        if not note and len(_METHODS) < 4096:  # bounded: linkIds come from Questionnaires
+            _METHODS[key] = method
+    value: Decimal | None = None
+    interpretation: Interpretation | None = None
+    if prorated:
         places = instrument.prorated_places
-        prorated = True
         if not fraction and not places:
-            # Whole weights, a whole result (PHQ-9, GAD-7): _prorated in ints, its band
-            # looked up, and the same words for the same items missing built once.
+            # Whole weights, a whole result (PHQ-9, GAD-7): _prorated in ints, and the
+            # band looked up.
             scaled = (2 * whole * count + answered) // (2 * answered)
             value = Decimal(scaled)
-            if note:
-                method = _prorated_method(instrument, answered, count, missing, note)
-            else:
-                key = (instrument.key, count, tuple(missing))
-                cached = _METHODS.get(key)
-                if cached is None:
-                    cached = _prorated_method(instrument, answered, count, missing, note)
-                    if len(_METHODS) < 4096:  # bounded: linkIds come from Questionnaires
-                        _METHODS[key] = cached
-                method = cached
             interpretation = _band(instrument, value, scaled)
         else:
             value = _prorated(total, answered, count, places)
-            method = _prorated_method(instrument, answered, count, missing, note)
             interpretation = _band(instrument, value, -1)
-    else:
-        value = None
-        allowed = (
-            f"at most {instrument.max_prorated} may be unanswered"
-            if instrument.max_prorated
-            else f"all {count} must be answered"
-        )
-        method = (
-            f"not scorable: {len(missing)} of {count} items unanswered{note}; {allowed} "
-            f"({instrument.source})"
-        )
-        interpretation = None
-    item9_missing = link_ids[-1] if instrument is PHQ9 and link_ids[-1] in missing else None
-    if item9_missing is not None:
-        method += "; item 9 (self-harm) was not answered: ask about it directly"
     return Score(
         instrument=instrument.name,
         code=instrument.total,
@@ -274,7 +279,7 @@ def _score_instrument(
         items_missing=len(missing),
         scorable=value is not None,
         method=method,
-        missing_link_ids=tuple(missing),
+        missing_link_ids=missing_t,
         prorated=prorated,
         panel_code=instrument.panel["code"],
         item9_missing=item9_missing,
