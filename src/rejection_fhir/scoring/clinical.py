@@ -19,8 +19,10 @@ from rejection_fhir.scoring.score import assess, score_and_alert
 from rejection_fhir.scoring.tables import QuestionnaireTable, questionnaire_table
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClinicalSummary:
+    """Treat as read-only (not frozen: one is built per response, see scoring.model)."""
+
     summary: Summary
     scores: tuple[Score, ...]
     alerts: tuple[SafetyAlert, ...]
