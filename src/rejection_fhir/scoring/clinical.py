@@ -69,6 +69,10 @@ def clinical_summary(
         found = assess(qr, None, fallback=fallback)
     else:
         table = _table(questionnaire)
+        if not table.scored_link_ids and not table.phq9_signal:
+            # Nothing to score and not a PHQ-9 on any sign of its Questionnaire (most
+            # worksheets): what score_and_alert finds, without building it.
+            return ClinicalSummary(summary, (), ())
         found = score_and_alert(qr, table, answers=resolved.recorded_answers(table.scored_link_ids))
     scores, alerts = tuple(found[0]), tuple(found[1])
     if scores or alerts:
