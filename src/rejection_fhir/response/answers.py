@@ -25,7 +25,7 @@ linkIds does not resolve the whole response.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -466,6 +466,34 @@ class ResolvedResponse:
         if self._firsts is None:
             self._firsts = firsts
             self._more = more
+
+    def recorded_answers(self, link_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]] | None:
+        """The answers to each of ``link_ids`` as sent, in document order, from the records
+        of the summary's walk (what ``scoring.score.answers_by_link`` finds by walking the
+        response again); None when no walk recorded them, or when an instance of one of
+        them has more than one answer (a record keeps only its first)."""
+        firsts = self._firsts
+        if firsts is None:
+            return None
+        more = self._more
+        out: dict[str, list[dict[str, Any]]] = {}
+        for link_id in link_ids:
+            first = firsts.get(link_id)
+            if first is None:
+                continue
+            if len(first[1]) != 1:
+                return None
+            later = more.get(link_id) if more else None
+            if later:
+                found = [first[2]]
+                for record in later:
+                    if len(record[1]) != 1:
+                        return None
+                    found.append(record[2])
+                out[link_id] = found
+            else:
+                out[link_id] = [first[2]]
+        return out
 
     def _first_record(self, link_id: str) -> AnswerRecord | None:
         if self._firsts is not None:

@@ -52,6 +52,7 @@ __all__ = [
     "register_summarizer",
     "registered_summarizer",
     "summarize",
+    "summarize_resolved",
     "unregister_summarizer",
 ]
 
@@ -213,7 +214,7 @@ def _entries(
                 if not isinstance(answer, dict):
                     continue
                 shown: str | None = None
-                if len(answer) == 1:
+                if len(answer) == 1 and "item" not in answer:
                     # Just a value (so no items under it): the usual answers inline, the
                     # rest as _shown does.
                     value = answer.get("valueString")
@@ -235,24 +236,26 @@ def _entries(
                 else:
                     shown = _shown(answer, definition, display)
                     children = None
-                    if answer.get("item"):
-                        indexed = definition is not None and definition.repeats
-                        children = _entries(
-                            resolver,
-                            answer["item"],
-                            definition.child_index if definition is not None else None,
-                            f"{path}[0]/" if indexed else path + "/",
-                            walk,
-                        )
                 shown_t = (NO_VALUE,) if shown is None else (shown,)
                 if walk is not None:
-                    # _Walk.record, inlined.
+                    # _Walk.record, inlined; before the answers under it, so that the
+                    # records are in document order (the scores read them, see
+                    # ResolvedResponse.recorded_answers).
                     if link_id not in firsts:
                         firsts[link_id] = (path, shown_t, answer)
                     elif link_id in more:
                         more[link_id].append((path, shown_t, answer))
                     else:
                         more[link_id] = [(path, shown_t, answer)]
+                if answer.get("item"):
+                    indexed = definition is not None and definition.repeats
+                    children = _entries(
+                        resolver,
+                        answer["item"],
+                        definition.child_index if definition is not None else None,
+                        f"{path}[0]/" if indexed else path + "/",
+                        walk,
+                    )
                 if children:
                     out.append(
                         Line(
@@ -279,7 +282,7 @@ def _entries(
             shown_all: list[str] = []
             first: dict[str, Any] | None = None
             children = []
-            for j, answer in enumerate(answers):
+            for answer in answers:
                 if not isinstance(answer, dict):
                     continue
                 shown = _shown(answer, definition, display)
@@ -288,15 +291,16 @@ def _entries(
                 shown_all.append(NO_VALUE if shown is None else shown)
                 if first is None:
                     first = answer
-                if answer.get("item"):
+            if walk is not None and first is not None:
+                walk.record(link_id, (path, tuple(shown_all), first))
+            for j, answer in enumerate(answers):
+                if isinstance(answer, dict) and answer.get("item"):
                     indexed = len(answers) > 1 or (definition is not None and definition.repeats)
                     answer_base = f"{path}[{j}]/" if indexed else path + "/"
                     children_index = definition.child_index if definition is not None else None
                     children.extend(
                         _entries(resolver, answer["item"], children_index, answer_base, walk)
                     )
-            if walk is not None and first is not None:
-                walk.record(link_id, (path, tuple(shown_all), first))
             if nested:  # items beside answers (invalid, but the reader should see them)
                 children_index = definition.child_index if definition is not None else None
                 children.extend(_entries(resolver, nested, children_index, path + "/", walk))
@@ -505,7 +509,12 @@ def summarize(
     the canonical the response names does.  Raises :class:`InputError` if ``response``
     is not a QuestionnaireResponse.
     """
-    resolved = resolve_response(response, questionnaire, terminology=terminology)
+    return summarize_resolved(resolve_response(response, questionnaire, terminology=terminology))
+
+
+def summarize_resolved(resolved: ResolvedResponse) -> Summary:
+    """:func:`summarize` for a response already resolved, which the caller keeps: after the
+    generic summary's walk, its answers are lookups (``ResolvedResponse.recorded_answers``)."""
     summarizer = None
     if _registry:
         compiled = resolved.compiled

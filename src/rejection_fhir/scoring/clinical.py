@@ -11,15 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.response.questionnaire import CompiledQuestionnaire
-from rejection_fhir.response.summary import Line, Summary, summarize
+from rejection_fhir.response.summary import Line, Summary, summarize_resolved
 from rejection_fhir.scoring.model import SafetyAlert, Score
-from rejection_fhir.scoring.score import assess
+from rejection_fhir.scoring.score import assess, score_and_alert
 from rejection_fhir.scoring.tables import QuestionnaireTable, questionnaire_table
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClinicalSummary:
+    """Treat as read-only (not frozen: one is built per response, see scoring.model)."""
+
     summary: Summary
     scores: tuple[Score, ...]
     alerts: tuple[SafetyAlert, ...]
@@ -33,7 +36,8 @@ def score_line(score: Score) -> Line:
         text = method if method.startswith("not scorable") else "not scorable: " + method
         return Line(f"{score.instrument} score", (text,))
     value = score.value
-    text = str(int(value)) if value == value.to_integral_value() else f"{value.normalize():f}"
+    whole = int(value)  # a whole score (nearly all) without Decimal rounding
+    text = str(whole) if whole == value else f"{value.normalize():f}"
     if score.prorated:
         missing = ", ".join(score.missing_link_ids)
         text += f" (estimated: prorated, {len(score.missing_link_ids)} unanswered: {missing})"
@@ -55,13 +59,21 @@ def clinical_summary(
     Without its Questionnaire (``None``) the response is read on its own signals, and
     ``fallback``, another version of the same Questionnaire when one is known, lends the
     items it defines (docs/instruments.md, "Safety")."""
-    summary = summarize(qr, questionnaire)
+    # One walk of the response: the summary's records give the answers the scores and the
+    # item 9 rule read (issue 14), unless a summarizer skipped the generic walk.
+    resolved = resolve_response(qr, questionnaire)
+    summary = summarize_resolved(resolved)
     if questionnaire is None:
         if isinstance(fallback, CompiledQuestionnaire):
             fallback = fallback.source
         found = assess(qr, None, fallback=fallback)
     else:
-        found = assess(qr, _table(questionnaire))
+        table = _table(questionnaire)
+        if not table.scored_link_ids and not table.phq9_signal:
+            # Nothing to score and not a PHQ-9 on any sign of its Questionnaire (most
+            # worksheets): what score_and_alert finds, without building it.
+            return ClinicalSummary(summary, (), ())
+        found = score_and_alert(qr, table, answers=resolved.recorded_answers(table.scored_link_ids))
     scores, alerts = tuple(found[0]), tuple(found[1])
     if scores or alerts:
         # A new Summary rather than dataclasses.replace, which costs several times more.

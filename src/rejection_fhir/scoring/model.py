@@ -19,7 +19,10 @@ class Interpretation:
     system: str | None = None
 
 
-@dataclass(frozen=True)
+# Score and SafetyAlert: treat as read-only.  Not frozen, like response.summary.Line:
+# a frozen dataclass sets each field through object.__setattr__, which made building the
+# one or two of them each PHQ-9/GAD-7 response gets cost more than scoring it (issue 13).
+@dataclass(slots=True)
 class Score:
     #: Short instrument name (``PHQ-9``), or the Questionnaire's title for a generic score.
     instrument: str
@@ -75,7 +78,7 @@ class Score:
         return {"value": number, "unit": "{score}", "system": UCUM, "code": "{score}"}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SafetyAlert:
     """An answer that needs a clinician's attention.  Never carries free text."""
 

@@ -171,6 +171,18 @@ def _positive_message(display: str, weight: Decimal, caveat: str) -> str:
     )
 
 
+#: Per weight of the LOINC frequency answers: (weight, the answer as read_coding shows it
+#: but for its code, the alert's words); built once, not per alert.
+_EXACT_POSITIVE: dict[int, tuple[Decimal, dict[str, Any], str]] = {
+    weight: (
+        Decimal(weight),
+        {"system": LOINC, "code": "", "display": display},
+        _positive_message(display, Decimal(weight), ""),
+    )
+    for display, weight in FREQUENCY_LL358_3.values()
+}
+
+
 def unreadable_message(why: str) -> str:
     return (
         f"SAFETY: could not check the self-harm item (PHQ-9 item 9): {why}. A clinician must "
@@ -192,6 +204,7 @@ def check_item9(
         return []
     worst: tuple[Decimal, str, str, dict[str, Any]] | None = None
     doubt: tuple[str, str, dict[str, Any]] | None = None
+    worst_message: str | None = None  # the alert's words, when prebuilt
     answered = False
     for link_id in table.item9_link_ids:
         item = table.items.get(link_id)
@@ -202,17 +215,26 @@ def check_item9(
                 coding: dict[str, Any] = raw  # typed: direct dict calls when compiled
                 code = coding.get("code") if coding.get("system") == LOINC else None
                 frequency = FREQUENCY_LL358_3.get(code) if type(code) is str else None
-                if frequency is not None and frequency[1] == 0:
-                    continue  # "Not at all", read exactly: the common case, nothing to build
+                if frequency is not None:
+                    if frequency[1] == 0:
+                        continue  # "Not at all", read exactly: the common case
+                    # A LOINC answer read exactly: what read_coding gives, prebuilt.
+                    exact = _EXACT_POSITIVE[frequency[1]]
+                    if worst is None or exact[0] > worst[0]:
+                        worst = (exact[0], link_id, "", {**exact[1], "code": code})
+                        worst_message = exact[2]
+                    continue
             weight, caveat, shown = read_answer(answer, item)
             if weight is None:
                 if doubt is None:
                     doubt = (link_id, caveat, shown)
             elif weight > 0 and (worst is None or weight > worst[0]):
                 worst = (weight, link_id, caveat, shown)
+                worst_message = None
     if worst is not None:
         weight, link_id, caveat, shown = worst
         display = str(shown.get("display") or shown.get("valueString") or weight)
+        message = worst_message or _positive_message(display, weight, caveat)
         return [
             SafetyAlert(
                 rule=RULE_POSITIVE,
@@ -220,7 +242,7 @@ def check_item9(
                 link_id=link_id,
                 answer=shown,
                 weight=weight,
-                message=_positive_message(display, weight, caveat),
+                message=message,
                 kind=KIND_POSITIVE,
             )
         ]

@@ -138,6 +138,43 @@ def _band(instrument: Instrument, value: Decimal, whole: int) -> Interpretation:
     return instrument.interpret(value)
 
 
+#: The method of a score with items missing and no notes, per instrument, item count and
+#: items missing (see _incomplete_method).
+_METHODS: dict[tuple[str, int, tuple[str, ...]], str] = {}
+
+
+def _incomplete_method(
+    instrument: Instrument,
+    answered: int,
+    count: int,
+    missing: list[str],
+    note: str,
+    item9_missing: str | None,
+) -> str:
+    """How a score with items unanswered was reached: prorated, or why not scorable."""
+    if len(missing) <= instrument.max_prorated:
+        places = instrument.prorated_places
+        rounded = "a whole number" if not places else f"{places} decimals"
+        method = (
+            f"estimated (prorated): mean of {answered} answered items × {count}, rounded to "
+            f"{rounded}; {len(missing)} unanswered: {', '.join(missing)}{note} "
+            f"({instrument.source})"
+        )
+    else:
+        allowed = (
+            f"at most {instrument.max_prorated} may be unanswered"
+            if instrument.max_prorated
+            else f"all {count} must be answered"
+        )
+        method = (
+            f"not scorable: {len(missing)} of {count} items unanswered{note}; {allowed} "
+            f"({instrument.source})"
+        )
+    if item9_missing is not None:
+        method += "; item 9 (self-harm) was not answered: ask about it directly"
+    return method
+
+
 def _score_instrument(
     instrument: Instrument,
     link_ids: tuple[str, ...],
@@ -209,41 +246,40 @@ def _score_instrument(
     note = f" ({ambiguous} with more than one answer, counted as unanswered)" if ambiguous else ""
     if notes:
         note += " (" + "; ".join(notes) + ")"
-    value: Decimal | None
-    if len(missing) <= instrument.max_prorated:
-        places = instrument.prorated_places
-        value = _prorated(total, answered, count, places)
-        prorated = True
-        rounded = "a whole number" if not places else f"{places} decimals"
-        method = (
-            f"estimated (prorated): mean of {answered} answered items × {count}, rounded to "
-            f"{rounded}; {len(missing)} unanswered: {', '.join(missing)}{note} "
-            f"({instrument.source})"
-        )
-    else:
-        value = None
-        allowed = (
-            f"at most {instrument.max_prorated} may be unanswered"
-            if instrument.max_prorated
-            else f"all {count} must be answered"
-        )
-        method = (
-            f"not scorable: {len(missing)} of {count} items unanswered{note}; {allowed} "
-            f"({instrument.source})"
-        )
+    missing_t = tuple(missing)
     item9_missing = link_ids[-1] if instrument is PHQ9 and link_ids[-1] in missing else None
-    if item9_missing is not None:
-        method += "; item 9 (self-harm) was not answered: ask about it directly"
+    prorated = len(missing) <= instrument.max_prorated
+    # The same words for every response with the same items missing (and no notes):
+    # built once, not per response.
+    key = (instrument.key, count, missing_t)
+    method = _METHODS.get(key) if not note else None
+    if method is None:
+        method = _incomplete_method(instrument, answered, count, missing, note, item9_missing)
+        if not note and len(_METHODS) < 4096:  # bounded: linkIds come from Questionnaires
+            _METHODS[key] = method
+    value: Decimal | None = None
+    interpretation: Interpretation | None = None
+    if prorated:
+        places = instrument.prorated_places
+        if not fraction and not places:
+            # Whole weights, a whole result (PHQ-9, GAD-7): _prorated in ints, and the
+            # band looked up.
+            scaled = (2 * whole * count + answered) // (2 * answered)
+            value = Decimal(scaled)
+            interpretation = _band(instrument, value, scaled)
+        else:
+            value = _prorated(total, answered, count, places)
+            interpretation = _band(instrument, value, -1)
     return Score(
         instrument=instrument.name,
         code=instrument.total,
         value=value,
-        interpretation=_band(instrument, value, -1) if value is not None else None,
+        interpretation=interpretation,
         items_answered=answered,
         items_missing=len(missing),
         scorable=value is not None,
         method=method,
-        missing_link_ids=tuple(missing),
+        missing_link_ids=missing_t,
         prorated=prorated,
         panel_code=instrument.panel["code"],
         item9_missing=item9_missing,
@@ -334,16 +370,23 @@ def _own_weight(answer: Mapping[str, Any]) -> Decimal | None:
 
 
 def score_and_alert(
-    qr: Mapping[str, Any], table: QuestionnaireTable, *, unresolved: str = ""
+    qr: Mapping[str, Any],
+    table: QuestionnaireTable,
+    *,
+    unresolved: str = "",
+    answers: Answers | None = None,
 ) -> tuple[list[Score], list[SafetyAlert]]:
     """:func:`score_response` and :func:`safety_alerts` with the Questionnaire's table, in
     one walk of the response (none when the form has nothing to score and does not look
-    like a PHQ-9: most worksheets)."""
+    like a PHQ-9: most worksheets).  ``answers``: the answers to the table's scored
+    linkIds, as :func:`answers_by_link` finds them, when another walk already collected
+    them (the summary's, see ``ResolvedResponse.recorded_answers``)."""
     if not table.scored_link_ids:
         if table.phq9_signal:
             return [], check_item9(table, {}, unresolved=unresolved)
         return [], []
-    answers = answers_by_link(qr.get("item"), table.scored_link_ids)
+    if answers is None:
+        answers = answers_by_link(qr.get("item"), table.scored_link_ids)
     return _scores(table, answers), check_item9(table, answers, unresolved=unresolved)
 
 

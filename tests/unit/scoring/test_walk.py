@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import pytest
 
+from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.response.questionnaire import compile_questionnaire
+from rejection_fhir.response.summary import summarize_resolved
 from rejection_fhir.scoring.clinical import clinical_summary
 from rejection_fhir.scoring.score import (
     _prorated,
@@ -17,6 +20,7 @@ from rejection_fhir.scoring.score import (
 )
 from rejection_fhir.scoring.tables import questionnaire_table
 from tests.unit.scoring.conftest import FREQUENCY, coding, response
+from tests.unit.scoring.safety_cases import make_case
 
 
 class Untouchable(dict):
@@ -103,3 +107,56 @@ def test_item_9_without_a_questionnaire_is_found_by_linkid():
 )
 def test_prorating_is_exact(total, answered, count, places, expected):
     assert _prorated(Decimal(total), answered, count, places) == Decimal(expected)
+
+
+def _recorded(qr, questionnaire):
+    """What clinical_summary scores with: the summary walk's records of the scored items."""
+    resolved = resolve_response(qr, questionnaire)
+    summarize_resolved(resolved)
+    table = questionnaire_table(questionnaire)
+    return table, resolved.recorded_answers(table.scored_link_ids)
+
+
+def test_the_summary_walk_records_the_answers_scoring_reads(phq9):
+    # Item 9 nested under an answer that carries nothing else, and an item nested under
+    # its own linkId: the summary's records must hold every answer, in document order.
+    qr = response("phq9", [1, 2, 3, 0, 1, 2, 1, 3, None], phq9)
+    qr["item"][0]["answer"][0]["item"] = [
+        {"linkId": "phq9-1", "answer": [coding(FREQUENCY[3])]},
+    ]
+    qr["item"].append(
+        {
+            "linkId": "phq9-8",
+            "answer": [{"item": [{"linkId": "phq9-9", "answer": [coding(FREQUENCY[2])]}]}],
+        }
+    )
+    table, recorded = _recorded(qr, phq9)
+    assert recorded == answers_by_link(qr.get("item"), table.scored_link_ids)
+    assert [a["valueCoding"]["code"] for a in recorded["phq9-1"]] == [
+        FREQUENCY[1],
+        FREQUENCY[3],
+    ]
+    (alert,) = clinical_summary(qr, compile_questionnaire(phq9)).alerts
+    assert alert.link_id == "phq9-9" and alert.weight == 2
+
+
+def test_several_answers_to_one_item_are_read_from_the_response(phq9):
+    qr = response("phq9", [1, 2, 3, 0, 1, 2, 1, 3, 0], phq9)
+    qr["item"][-1]["answer"].append(coding(FREQUENCY[3]))
+    _, recorded = _recorded(qr, phq9)
+    assert recorded is None  # a record keeps an instance's first answer only
+    clinical = clinical_summary(qr, compile_questionnaire(phq9))
+    assert clinical.alerts[0].weight == 3
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_the_records_agree_with_a_walk_on_every_safety_case(built, seed):
+    phq9 = next(q for q in built.questionnaires if q["id"] == "phq-9")
+    case = make_case(random.Random(seed), phq9)
+    if case.questionnaire is None:
+        return
+    table, recorded = _recorded(case.qr, case.questionnaire)
+    if recorded is not None:
+        assert recorded == answers_by_link(case.qr.get("item"), table.scored_link_ids)
+    clinical = clinical_summary(case.qr, compile_questionnaire(case.questionnaire))
+    assert (clinical.scores, clinical.alerts) == tuple(map(tuple, score_and_alert(case.qr, table)))
