@@ -413,12 +413,6 @@ def iter_worksheet_paths(directory: Path) -> Iterator[Path]:
             yield path
 
 
-def get_in(data: Any, path: JsonPath) -> Any:
-    for part in path:
-        data = data[part]
-    return data
-
-
 def walk_items(
     items: list[Mapping[str, Any]], path: JsonPath = ("items",)
 ) -> Iterator[tuple[JsonPath, Mapping[str, Any]]]:
