@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
+import os
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
 from rejection_fhir.report import render_html
 from tests.unit.report.conftest import report_of
 from tests.unit.report.records import CODES, of_type, survey_observation
+from tests.unit.report.tree import tree
 
 #: Elements that could run code, load something or navigate: none may appear.
 FORBIDDEN = {
@@ -347,3 +351,33 @@ def test_a_long_series_is_split_into_tables_that_sit_side_by_side():
         len(rows) == 40 and rows[0].text.startswith("2026-01-01") and "2026-02-12" in rows[-1].text
     )
     assert len(page.find(cls="point")) == 40
+
+
+# --------------------------------------------------------------------------- golden pages
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _golden(name: str, html: str) -> None:
+    """The page's structure (tags, attributes, text) against a golden file, as parsed JSON;
+    ``UPDATE_GOLDEN=1`` writes the file instead."""
+    path = GOLDEN / f"{name}.json"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(tree(html), indent=1, ensure_ascii=False) + "\n")
+    assert tree(html) == json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_course_of_care_page_matches_its_golden_file(report):
+    _golden("course-of-care", render_html(report))
+
+
+def test_the_empty_page_matches_its_golden_file():
+    _golden("empty", render_html(report_of([], server="https://ehr.example.org/fhir")))
+
+
+def test_a_hostile_page_matches_its_golden_file(clinic):
+    # Markup, quotes, a control character and a bidi override in every field: shown as
+    # text, the two invisible characters dropped.
+    payload = PAYLOADS[3] + "\x07 \u202e'&amp;"
+    _golden("hostile", render_html(report_of(hostile_resources(clinic, payload), server=payload)))
