@@ -56,6 +56,9 @@ def test_wheel_carries_schemas_worksheets_and_the_compiled_hot_path(repo, tmp_pa
         "rejection_fhir/data/schemas/project.schema.json",
         "rejection_fhir/data/questionnaires/_project.yaml",
         "rejection_fhir/data/questionnaires/core-beliefs.yaml",
+        # the report page's templates (Jinja2)
+        "rejection_fhir/report/templates/page.html.j2",
+        "rejection_fhir/report/templates/report.css",
     ):
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
