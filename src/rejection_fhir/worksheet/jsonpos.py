@@ -3,7 +3,8 @@
 A Questionnaire made elsewhere (or built JSON) is checked by the same rules as our YAML,
 and its findings must point at ``file:line:column`` just the same.  The standard library's
 parser keeps no positions, so this walks the text once more after ``json.loads`` accepted
-it; it follows the same grammar and never evaluates anything.
+it; it follows the same grammar and never evaluates anything.  (ruamel.yaml reads JSON
+with positions too, as YAML, but 21 times slower than ``json.loads`` and this walk.)
 """
 
 from __future__ import annotations

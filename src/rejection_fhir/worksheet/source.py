@@ -2,7 +2,10 @@
 
 Authors edit YAML by hand, so every problem must point at ``file:line:column`` and say
 what to change.  PyYAML's node graph carries the marks; we keep a side table from each
-value's path (``("items", 2, "linkId")``) to its position.
+value's path (``("items", 2, "linkId")``) to its position.  ruamel.yaml's line tracking
+gives the same positions but would still need this walk to make plain data, reads the
+worksheets 2.2-2.4 times slower, and stops at the first duplicate key (README, "Library
+choices").
 """
 
 from __future__ import annotations
