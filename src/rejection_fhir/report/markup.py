@@ -1,8 +1,8 @@
 """The two ways text gets into the report's HTML and SVG, both escaping it.
 
 * :data:`TEMPLATES`, the Jinja2 environment of the page: autoescaping on, and every
-  ``{{ value }}`` cleaned of control and bidi-override characters before it is escaped;
-  an undefined name is an error rather than an empty string.
+  ``{{ value }}`` (text, number or markup) cleaned of control and bidi-override characters
+  before it is escaped; an undefined name is an error rather than an empty string.
 * :func:`esc` for the SVG charts, which are drawn by code (coordinates, not prose).
 
 Both escape ``& < > " '`` and drop the same characters, so text reads the same wherever
@@ -28,12 +28,14 @@ def esc(text: str) -> str:
     return escape(clean(text), quote=True)
 
 
-def _finalize(value: Any) -> Any:
-    """Runs on every ``{{ value }}`` before autoescaping: text loses what :func:`clean`
-    drops; markup the code made (the SVG) and numbers pass as they are."""
-    if isinstance(value, str) and not isinstance(value, Markup):
-        return clean(value)
-    return value
+def _finalize(value: Any) -> str:
+    """Runs on every ``{{ value }}`` before autoescaping: whatever it is, its text loses
+    what :func:`clean` drops.  Markup (a macro's output, the SVG, what a filter such as
+    ``join`` escaped item by item) is cleaned too, so no path skips it; dropping those
+    characters from markup we made cannot form a tag."""
+    if isinstance(value, Markup):
+        return Markup(clean(value))  # already markup: only characters dropped
+    return clean(str(value))
 
 
 class _TagsOnLines(Extension):

@@ -26,9 +26,16 @@ def test_a_value_is_escaped_and_cleaned_in_text_and_attributes(where):
     )
 
 
-def test_text_made_by_filters_and_joins_is_escaped_too():
-    html = _render("{{ items|join(', ') }} {{ a ~ b }}", items=["<i>", "&"], a="<", b=">")
-    assert html == "&lt;i&gt;, &amp; &lt;&gt;"
+def test_text_made_by_filters_and_joins_is_escaped_and_cleaned_too():
+    # join escapes item by item and returns markup: the cleaning must not be skipped.
+    html = _render(
+        "{{ items|join(', ') }} {{ a ~ b }} {{ c|capitalize }}",
+        items=["<i>\u202e", "&\x07"],
+        a="<",
+        b="\u2066>",
+        c="x\x1b",
+    )
+    assert html == "&lt;i&gt;, &amp; &lt;&gt; X"
 
 
 def test_only_markup_the_code_made_passes_as_markup():
