@@ -6,13 +6,20 @@ under CI=true a missing server or browser fails the run instead of skipping.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import responses
+
+from tests.fakefhir import FakeFhir
 
 REPO = Path(__file__).resolve().parent.parent
 QUESTIONNAIRES = REPO / "questionnaires"
+DATA = REPO / "tests" / "data"
 
 
 def in_ci() -> bool:
@@ -61,3 +68,18 @@ def built():
     result, findings = build_all(QUESTIONNAIRES)
     assert not [f for f in findings if f.severity == "error"]
     return result
+
+
+@pytest.fixture
+def qr() -> dict[str, Any]:
+    """A completed QuestionnaireResponse to the rejection log (a fresh copy per test)."""
+    loaded: dict[str, Any] = json.loads((DATA / "qr-rejection-log.json").read_text())
+    return loaded
+
+
+@pytest.fixture
+def fake_fhir() -> Iterator[FakeFhir]:
+    """The unit tests' one FHIR server, in memory (tests/fakefhir.py), at
+    ``tests.fakefhir.BASE``; ``fake_fhir.rsps`` takes any other URL a test needs."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeFhir(rsps)
