@@ -21,7 +21,9 @@ tests use:
 - ``POST [base]`` transaction (atomic: one refused entry rolls all back) and batch bundles
   (entry by entry), with conditional entries and ``urn:uuid`` references resolved to the
   ids given;
-- errors as OperationOutcomes.
+- errors as OperationOutcomes;
+- anything else a test needs (an operation such as ``$export``, a file) through
+  :meth:`FakeFhir.route`.
 
 Faults are hooks, not subclasses: :meth:`FakeFhir.fail` answers matching requests with a
 status or raises an exception (optionally only after the write was committed: an answer
@@ -150,6 +152,7 @@ class FakeFhir:
         self.on_arrival: Callable[[Seen], None] = lambda seen: None
         self.on_commit: Callable[[Seen], None] = lambda seen: None
         self._faults: list[Fault] = []
+        self._routes: dict[tuple[str, str], list[Answer]] = {}
         self._entry_statuses: list[int] = []
         self._versions: dict[tuple[str, str], list[JsonDict]] = {}
         self._order: dict[tuple[str, str], int] = {}  # key -> sequence of its last write
@@ -186,7 +189,9 @@ class FakeFhir:
 
     def all(self, resource_type: str) -> list[JsonDict]:
         """The current versions of every resource of a type, in the order written."""
-        keys = sorted((k for k in self._versions if k[0] == resource_type), key=self._order.get)
+        keys = sorted(
+            (k for k in self._versions if k[0] == resource_type), key=self._order.__getitem__
+        )
         return [copy.deepcopy(self._versions[k][-1]) for k in keys]
 
     def history(self, resource_type: str, resource_id: str) -> list[JsonDict]:
@@ -230,6 +235,13 @@ class FakeFhir:
         """Give the next bundle entries these statuses, in order (2xx: apply as usual)."""
         self._entry_statuses.extend(statuses)
 
+    def route(self, method: str, path: str, *answers: Answer) -> None:
+        """Serve what the fake does not implement (an operation such as ``$export``, a file)
+        at ``path`` (relative to the base, no query): ``answers`` in turn, the last one
+        repeating.  Requests there are kept, and faults apply, as for any other."""
+        assert answers, "at least one answer"
+        self._routes[(method, path)] = list(answers)
+
     def clear_faults(self) -> None:
         self._faults.clear()
         self._entry_statuses.clear()
@@ -266,6 +278,9 @@ class FakeFhir:
         fault = self._fault(seen, after_commit=False)
         if fault is not None:
             return self._faulted(fault)
+        routed = self._routed(seen)
+        if routed is not None:
+            return routed
         try:
             with self._lock:
                 answer = self._dispatch(seen)
@@ -277,6 +292,13 @@ class FakeFhir:
             if fault is not None:
                 return self._faulted(fault)
         return answer
+
+    def _routed(self, seen: Seen) -> Answer | None:
+        with self._lock:
+            answers = self._routes.get((seen.method, seen.path))
+            if not answers:
+                return None
+            return answers.pop(0) if len(answers) > 1 else answers[0]
 
     def _fault(self, seen: Seen, *, after_commit: bool) -> Fault | None:
         with self._lock:
