@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import responses
 
-from tests.fakefhir import FakeFhir
+from tests.fakefhir import BASE, FakeFhir
 
 REPO = Path(__file__).resolve().parent.parent
 QUESTIONNAIRES = REPO / "questionnaires"
@@ -75,6 +75,23 @@ def qr() -> dict[str, Any]:
     """A completed QuestionnaireResponse to the rejection log (a fresh copy per test)."""
     loaded: dict[str, Any] = json.loads((DATA / "qr-rejection-log.json").read_text())
     return loaded
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    """A ``responses`` mock for one test that does not insist every answer is asked for
+    (tests/unit/fhir overrides it with one that does)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def settings() -> Any:
+    """Settings for the unit tests' server, ``tests.fakefhir.BASE``, ignoring the
+    environment (tests/integration overrides it with the live server's)."""
+    from rejection_fhir.settings import load_settings
+
+    return load_settings({"server": BASE}, env={})
 
 
 @pytest.fixture

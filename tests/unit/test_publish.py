@@ -11,7 +11,6 @@ import responses
 from rejection_fhir.commands.publish import publish
 from rejection_fhir.errors import VersionConflictError
 from rejection_fhir.publish import differences, plan_publish, suggest_versions
-from rejection_fhir.settings import load_settings
 
 BASE = "http://127.0.0.1:9999/fhir"
 
@@ -71,11 +70,6 @@ def test_suggested_versions():
         suggest_versions("1.2.3")
         == "1.2.4 for wording fixes, 1.3.0 for additions, or 2.0.0 for breaking changes"
     )
-
-
-@pytest.fixture
-def settings():
-    return load_settings({"server": BASE}, env={})
 
 
 def _metadata(rsps):

@@ -120,12 +120,6 @@ def _outcome(text: str) -> dict:
 
 
 @pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
 def settings():
     return load_settings({"server": BASE, "retries": 0}, env={})
 

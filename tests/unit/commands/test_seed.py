@@ -84,12 +84,6 @@ def sent(rsps: responses.RequestsMock, method: str, suffix: str) -> list[Any]:
     ]
 
 
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def test_a_profile_without_transactions_gets_the_ehrs_own_questionnaires_and_portal_posts(rsps):
     record(rsps, LOCAL, capabilities(transaction=False, questionnaire_create=False))
     seeded = seed(load_settings({"server": LOCAL}, env={}), [QUESTIONNAIRE], rounds=2)

@@ -11,7 +11,7 @@ import pytest
 from rejection_fhir.cli import main
 from rejection_fhir.commands.report import fetch_records, patient_id, write_report
 from rejection_fhir.errors import AuthError, ConfigError, UsageError
-from rejection_fhir.settings import load_settings, make_client
+from rejection_fhir.settings import make_client
 from tests.fakefhir import BASE, FakeFhir, request_to
 from tests.unit.report.records import Clinic, of_type
 
@@ -19,11 +19,6 @@ NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 TYPES = ("Observation", "DocumentReference", "Flag")
 #: Small pages, so every search has to follow next links.
 PAGE = 10
-
-
-@pytest.fixture
-def settings():
-    return load_settings({"server": BASE}, env={})
 
 
 @pytest.fixture
