@@ -86,31 +86,33 @@ def test_answer_lost_after_an_amendment_commit_is_not_reported_as_a_refusal(
         assert state.cursor(BASE) == "2026-11-21T10:00:00Z"
 
 
-def test_a_server_that_keeps_dropping_the_connection_stops_the_run(tmp_path, built, qr, fake_fhir):
+@pytest.mark.parametrize(
+    ("fault", "error", "posts"),
+    [
+        pytest.param(
+            {"error": requests.ConnectionError("refused")},
+            ServerUnavailableError,
+            RETRIES + 1,
+            id="connection-dropped",
+        ),
+        pytest.param({"status": 429}, ServerUnavailableError, RETRIES + 1, id="429"),
+        pytest.param({"status": 503}, ServerUnavailableError, RETRIES + 1, id="503"),
+        pytest.param({"status": 401}, AuthError, 1, id="401-not-retried"),
+    ],
+)
+def test_a_server_that_keeps_failing_stops_the_run(
+    tmp_path, built, qr, fake_fhir, fault, error, posts
+):
     """Not one refusal per response: the run stops at the batch, says why, keeps the cursor."""
     fake_fhir.add(*(_copy(qr, rid, f"2026-11-20T10:00:0{i}Z") for i, rid in enumerate("abc")))
-    fake_fhir.fail(error=requests.ConnectionError("connection refused"), when=TRANSACTION)
-    with pytest.raises(ServerUnavailableError) as caught:
+    fake_fhir.fail(**fault, when=TRANSACTION)
+    with pytest.raises(error) as caught:
         _run(tmp_path, built)
-    assert caught.value.exit_code == ExitCode.SERVER_UNAVAILABLE
-    assert f"gave up after {RETRIES + 1} attempts" in str(caught.value)
-    assert len(fake_fhir.posted) == RETRIES + 1, "the batch is not retried response by response"
+    assert caught.value.exit_code == error.exit_code
+    if error is ServerUnavailableError:
+        assert caught.value.exit_code == ExitCode.SERVER_UNAVAILABLE
+        assert f"gave up after {RETRIES + 1} attempts" in str(caught.value)
+    assert len(fake_fhir.posted) == posts, "the batch is not retried response by response"
+    assert fake_fhir.committed == []
     with SyncState(tmp_path / "state.sqlite3") as state:
         assert state.entries() == [] and state.cursor(BASE) is None
-
-
-@pytest.mark.parametrize("status", [429, 503])
-def test_an_overloaded_server_stops_the_run(tmp_path, built, qr, status, fake_fhir):
-    fake_fhir.add(*(_copy(qr, rid, f"2026-11-20T10:00:0{i}Z") for i, rid in enumerate("ab")))
-    fake_fhir.fail(status, when=TRANSACTION)
-    with pytest.raises(ServerUnavailableError):
-        _run(tmp_path, built)
-    assert len(fake_fhir.posted) == RETRIES + 1
-
-
-def test_refused_credentials_stop_the_run(tmp_path, built, qr, fake_fhir):
-    fake_fhir.add(*(_copy(qr, rid, f"2026-11-20T10:00:0{i}Z") for i, rid in enumerate("ab")))
-    fake_fhir.fail(401, when=TRANSACTION)
-    with pytest.raises(AuthError):
-        _run(tmp_path, built)
-    assert len(fake_fhir.posted) == 1
