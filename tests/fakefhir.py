@@ -11,11 +11,13 @@ tests use:
 - search on ``[type]`` with ``_lastUpdated``/``authored`` (``ge``/``gt``/``le``/``lt``/``eq``),
   tokens (``identifier``, ``_tag``, ``category``, ``type``, ``status``), references
   (``subject``, ``patient``), ``url``/``version``, ``_sort=_lastUpdated`` and ``_count``
-  paging through HAPI-style ``[base]?_getpages=`` next links.  Pages are not a snapshot:
+  paging through HAPI-style ``[base]?_getpages=`` next links, ``_summary=count`` and
+  ``_elements``.  Pages are not a snapshot:
   each next page continues after the last one served (keyset paging), so a resource
   changed during the paging shows again later, as on servers without cached searches.
   An unknown parameter is refused (400), as a strict server does, so a test never passes
-  on a filter the fake ignored;
+  on a filter the fake ignored; a test can make it know fewer, ignore unknown ones or
+  answer them with nothing, refuse some, or refuse unfiltered searches, as vendors do;
 - ``POST [type]`` with ``If-None-Exist``, ``PUT [type]/[id]`` (create-on-update, ``If-Match``
   answered 409 when stale, as HAPI does), conditional ``PUT [type]?[query]``;
 - ``POST [base]`` transaction (atomic: one refused entry rolls all back) and batch bundles
@@ -54,7 +56,7 @@ BASE = "http://127.0.0.1:9999/fhir"
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 STATEMENT = {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
 #: Parameters that steer a search rather than filter it.
-CONTROL = {"_count", "_sort", "_total", "_format", "_elements"}
+CONTROL = {"_count", "_sort", "_total", "_format", "_elements", "_summary"}
 DATES = {"_lastUpdated": ("meta", "lastUpdated"), "authored": ("authored",)}
 TOKENS = {"identifier", "_tag", "category", "type", "status", "code"}
 REFERENCES = {"subject", "patient"}
@@ -144,6 +146,19 @@ class FakeFhir:
         #: A full page always links to a next one, as servers paging by cursor do (the
         #: next may then be empty, or hold what changed meanwhile); else only when more match.
         self.next_when_full = False
+        #: The search parameters it knows ("Type:name"; None: every one the fake implements)
+        #: and what it does with others: "refuse" (400, as asked by ``Prefer:
+        #: handling=strict``), "ignore" (as if absent) or "match-nothing".
+        self.known_params: set[str] | None = None
+        self.unknown_params = "refuse"
+        #: Parameters it refuses though it implements them ("Type:name").
+        self.refused_params: set[str] = set()
+        #: Types it searches only with a filter (Oracle's QuestionnaireResponse).
+        self.needs_filter: set[str] = set()
+        #: Whether it answers ``_summary=count`` (else 400).
+        self.summary_count = True
+        #: The version headers a read carries.
+        self.read_headers: set[str] = {"ETag", "Last-Modified"}
         self.requests: list[Seen] = []
         self.posted: list[JsonDict] = []  # every bundle posted to the base
         self.committed: list[JsonDict] = []  # the bundles that were applied
@@ -328,7 +343,7 @@ class FakeFhir:
             if len(segments) == 1:
                 return self._search(segments[0], seen.params)
             if len(segments) == 2:
-                return self._ok(self._current(segments[0], segments[1]))
+                return self._read(self._current(segments[0], segments[1]))
             if len(segments) == 3 and segments[2] == "_history":
                 return self._ok(self._history_bundle(segments[0], segments[1]))
             if len(segments) == 4 and segments[2] == "_history":
@@ -354,6 +369,15 @@ class FakeFhir:
             }
             return status, headers, json.dumps(resource)
         raise Refused(400, "not-supported", f"{seen.method} {seen.path} is not supported here")
+
+    def _read(self, resource: JsonDict) -> Answer:
+        headers = dict(FHIR_JSON)
+        if "ETag" in self.read_headers:
+            headers["ETag"] = f'W/"{resource["meta"]["versionId"]}"'
+        if "Last-Modified" in self.read_headers:
+            modified = _instant(resource["meta"]["lastUpdated"])
+            headers["Last-Modified"] = modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
+        return 200, headers, json.dumps(resource)
 
     @staticmethod
     def _ok(resource: JsonDict) -> Answer:
@@ -394,9 +418,13 @@ class FakeFhir:
         sort = params.get("_sort", [""])[0]
         if sort not in {"", "_lastUpdated"}:
             raise Refused(400, "not-supported", f"_sort={sort} is not supported here")
-        filters = {k: v for k, v in params.items() if k not in CONTROL}
+        filters, match_nothing = self._filters(resource_type, params)
+        if "_summary" in params and not self.summary_count:
+            raise Refused(400, "not-supported", "_summary is not supported here")
         found = []
         for key, versions in self._versions.items():
+            if match_nothing:
+                break
             if key[0] == resource_type and self._matches(versions[-1], filters):
                 found.append((self._sort_key(key, versions[-1], sort), versions[-1]))
         found.sort(key=lambda pair: pair[0])
@@ -406,6 +434,12 @@ class FakeFhir:
             size = min(size, self.page_size)
         chunk = after_this[:size]
         self.pages.append((resource_type, number))
+        if params.get("_summary") == ["count"]:
+            return self._ok({"resourceType": "Bundle", "type": "searchset", "total": len(found)})
+        elements = set(",".join(params.get("_elements", [])).split(",")) - {""}
+        if elements:
+            keep = elements | {"resourceType", "id", "meta"}
+            chunk = [(k, {n: v for n, v in r.items() if n in keep}) for k, r in chunk]
         bundle: JsonDict = {
             "resourceType": "Bundle",
             "type": "searchset",
@@ -420,7 +454,8 @@ class FakeFhir:
                 for _, r in chunk
             ],
         }
-        if len(after_this) > size or (self.next_when_full and chunk and len(chunk) == size):
+        more = len(after_this) > size or (self.next_when_full and len(chunk) == size)
+        if size and chunk and more:
             token = f"t{next(self._tokens)}"
             self._paging[token] = (resource_type, params, chunk[-1][0], number + 1)
             query = urlencode(
@@ -428,6 +463,29 @@ class FakeFhir:
             )
             bundle["link"].append({"relation": "next", "url": f"{self.base}?{query}"})
         return self._ok(bundle)
+
+    def _filters(
+        self, resource_type: str, params: Mapping[str, list[str]]
+    ) -> tuple[dict[str, list[str]], bool]:
+        """The filters a search applies, and whether it matches nothing (an unknown
+        parameter on a server that answers those with nothing)."""
+        filters = {k: v for k, v in params.items() if k not in CONTROL}
+        if resource_type in self.needs_filter and not filters:
+            raise Refused(400, "not-supported", f"a {resource_type} search needs a filter")
+        applied: dict[str, list[str]] = {}
+        match_nothing = False
+        for name, values in filters.items():
+            key = f"{resource_type}:{name}"
+            if key in self.refused_params:
+                raise Refused(400, "not-supported", f"unknown search parameter {name}")
+            implemented = name in DATES or name in TOKENS or name in REFERENCES or name in STRINGS
+            if implemented and (self.known_params is None or key in self.known_params):
+                applied[name] = values
+            elif self.unknown_params == "refuse":
+                raise Refused(400, "not-supported", f"unknown search parameter {name}")
+            elif self.unknown_params == "match-nothing":
+                match_nothing = True
+        return applied, match_nothing
 
     def _sort_key(self, key: tuple[str, str], resource: JsonDict, sort: str) -> tuple[Any, ...]:
         if sort == "_lastUpdated":
@@ -470,7 +528,7 @@ class FakeFhir:
             return reference == wanted
         if name in STRINGS:
             return resource.get(name) == value
-        raise Refused(400, "not-supported", f"search parameter {name} is not supported here")
+        raise Refused(400, "not-supported", f"unknown search parameter {name}")
 
     @staticmethod
     def _codings(resource: JsonDict, name: str) -> Iterable[Mapping[str, Any]]:
