@@ -6,9 +6,10 @@ under CI=true a missing server or browser fails the run instead of skipping.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,21 @@ def qr() -> dict[str, Any]:
     """A completed QuestionnaireResponse to the rejection log (a fresh copy per test)."""
     loaded: dict[str, Any] = json.loads((DATA / "qr-rejection-log.json").read_text())
     return loaded
+
+
+@pytest.fixture
+def qr_at(qr: dict[str, Any]) -> Callable[..., dict[str, Any]]:
+    """Copies of ``qr`` as a server holds them: ``qr_at("a", "2026-11-20T10:00:00Z")``, with
+    ``version="2"`` and any other elements to change (``status="amended"``)."""
+
+    def at(rid: str, updated: str, version: str = "1", **changes: Any) -> dict[str, Any]:
+        out = copy.deepcopy(qr)
+        out["id"] = rid
+        out["meta"] = {"versionId": version, "lastUpdated": updated}
+        out.update(changes)
+        return out
+
+    return at
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 
 from rejection_fhir.cli import main
 from tests.fakefhir import BASE, request_to
-from tests.unit.sync.test_run import _copy
 
 
 def _sync(capsys, tmp_path, repo, *extra):
@@ -34,9 +33,9 @@ def _sync(capsys, tmp_path, repo, *extra):
 
 
 def test_progress_bar_on_a_terminal_and_the_tally(
-    capsys, monkeypatch, tmp_path, repo, qr, fake_fhir
+    capsys, monkeypatch, tmp_path, repo, qr_at, fake_fhir
 ):
-    fake_fhir.add(*(_copy(qr, f"r{i}", f"2026-11-20T10:0{i}:00Z") for i in range(3)))
+    fake_fhir.add(*(qr_at(f"r{i}", f"2026-11-20T10:0{i}:00Z") for i in range(3)))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     code, out, err = _sync(capsys, tmp_path, repo)
     assert code == 0
@@ -45,11 +44,11 @@ def test_progress_bar_on_a_terminal_and_the_tally(
 
 
 def test_no_progress_bar_when_not_a_terminal_and_rejections_exit_1(
-    capsys, tmp_path, repo, qr, fake_fhir
+    capsys, tmp_path, repo, qr_at, fake_fhir
 ):
-    bad = _copy(qr, "bad", "2026-11-20T10:00:00Z")
+    bad = qr_at("bad", "2026-11-20T10:00:00Z")
     bad["item"] = [i for i in bad["item"] if i["linkId"] != "kind"]
-    fake_fhir.add(bad, _copy(qr, "good", "2026-11-20T11:00:00Z"))
+    fake_fhir.add(bad, qr_at("good", "2026-11-20T11:00:00Z"))
     code, out, err = _sync(capsys, tmp_path, repo)
     assert code == 1
     assert "syncing" not in err
@@ -58,12 +57,12 @@ def test_no_progress_bar_when_not_a_terminal_and_rejections_exit_1(
 
 
 def test_a_plain_sync_writes_the_state_where_help_says(
-    capsys, monkeypatch, tmp_path, repo, qr, fake_fhir
+    capsys, monkeypatch, tmp_path, repo, qr_at, fake_fhir
 ):
     """One default: what --help promises is the SQLite file a plain `sync` writes."""
     from rejection_fhir.settings import DEFAULT_STATE_PATH
 
-    fake_fhir.add(_copy(qr, "a", "2026-11-20T10:00:00Z"))
+    fake_fhir.add(qr_at("a", "2026-11-20T10:00:00Z"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RFHIR_STATE", raising=False)
     try:
@@ -98,9 +97,9 @@ def test_since_and_until_must_be_fhir_instants(capsys, tmp_path, repo, args, fla
 
 
 def test_ledger_only_lost_answer_exits_13_and_reconcile_settles_it(
-    capsys, tmp_path, repo, qr, fake_fhir
+    capsys, tmp_path, repo, qr_at, fake_fhir
 ):
-    fake_fhir.add(_copy(qr, "r1", "2026-11-20T10:00:00Z"))
+    fake_fhir.add(qr_at("r1", "2026-11-20T10:00:00Z"))
     # Every note is made, but its answer is lost on the way back.
     fake_fhir.lose_answers(None, when=request_to("POST", "DocumentReference"))
     code, out, err = _sync(capsys, tmp_path, repo, "--write-mode", "ledger-only")

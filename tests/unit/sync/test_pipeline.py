@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 
 import pytest
@@ -14,13 +13,6 @@ from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.run import SyncOptions, sync, transaction_bundle
 from rejection_fhir.sync.state import SyncState
 from tests.fakefhir import BASE, FakeFhir, Seen
-
-
-def _response(template: dict, rid: str, minute: int, version: str = "1") -> dict:
-    qr = copy.deepcopy(template)
-    qr["id"] = rid
-    qr["meta"] = {"versionId": version, "lastUpdated": f"2026-11-20T10:{minute:02d}:00Z"}
-    return qr
 
 
 def _sent_ids(bundle: dict) -> list[str]:
@@ -55,14 +47,18 @@ def _run(tmp_path, built, **kw):
     return sync(settings, options, built.questionnaires, recorded="2026-11-26T12:00:00Z")
 
 
-def _responses(qr, count):
+def _at(minute: int) -> str:
+    return f"2026-11-20T10:{minute:02d}:00Z"
+
+
+def _responses(qr_at, count):
     """Responses r0, r1, ... last updated a minute apart; the sync reads them in pages of
     two (its batch size)."""
-    return [_response(qr, f"r{minute}", minute) for minute in range(count)]
+    return [qr_at(f"r{minute}", _at(minute)) for minute in range(count)]
 
 
-def test_a_slow_transaction_does_not_hold_back_the_next(tmp_path, built, qr, fake_fhir):
-    fake_fhir.add(*_responses(qr, 8))
+def test_a_slow_transaction_does_not_hold_back_the_next(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(*_responses(qr_at, 8))
     # Page 2's commit waits until page 3's transaction has arrived: only possible with
     # two transactions in flight.
     released = threading.Event()
@@ -89,9 +85,9 @@ def test_a_slow_transaction_does_not_hold_back_the_next(tmp_path, built, qr, fak
 
 
 def test_a_failed_page_stops_the_cursor_though_a_later_one_committed(
-    tmp_path, built, qr, fake_fhir
+    tmp_path, built, qr_at, fake_fhir
 ):
-    fake_fhir.add(*_responses(qr, 6))
+    fake_fhir.add(*_responses(qr_at, 6))
     released = threading.Event()
 
     def arrival(seen: Seen) -> None:
@@ -118,13 +114,14 @@ def test_a_failed_page_stops_the_cursor_though_a_later_one_committed(
         assert state.cursor(BASE) == "2026-11-20T10:05:00Z"
 
 
-def test_an_amendment_waits_for_its_earlier_version_to_be_recorded(tmp_path, built, qr, fake_fhir):
+def test_an_amendment_waits_for_its_earlier_version_to_be_recorded(
+    tmp_path, built, qr_at, fake_fhir
+):
     # A server whose pages are not a snapshot can show an amended response again later:
     # r2 is amended while the sync reads the pages, before it asks for the third.
-    fake_fhir.add(*_responses(qr, 4))
+    fake_fhir.add(*_responses(qr_at, 4))
     fake_fhir.next_when_full = True
-    amended = _response(qr, "r2", 9, version="2")
-    amended["status"] = "amended"
+    amended = qr_at("r2", _at(9), version="2", status="amended")
 
     def arrival(seen: Seen) -> None:
         if seen.params.get("_getpagesoffset") == ["4"]:
@@ -145,8 +142,8 @@ def test_an_amendment_waits_for_its_earlier_version_to_be_recorded(tmp_path, bui
         assert ("r2", "1") in versions and ("r2", "2") in versions
 
 
-def test_dry_run_shows_each_bundle_it_would_post(tmp_path, built, qr, fake_fhir):
-    fake_fhir.add(*_responses(qr, 3))
+def test_dry_run_shows_each_bundle_it_would_post(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(*_responses(qr_at, 3))
     seen: list[dict] = []
     settings = load_settings({"server": BASE}, env={})
     options = SyncOptions(

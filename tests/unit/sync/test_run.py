@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,14 +26,6 @@ def summaries(built):
         unregister_summarizer(q["url"])
 
 
-def _copy(qr, rid, updated, **changes):
-    out = copy.deepcopy(qr)
-    out["id"] = rid
-    out["meta"] = {"versionId": "1", "lastUpdated": updated}
-    out.update(changes)
-    return out
-
-
 def _run(tmp_path, built, **kw):
     kw.setdefault("state_path", tmp_path / "state.sqlite3")
     settings = load_settings({"server": BASE}, env={})
@@ -54,14 +46,12 @@ def _written_note(tmp_path) -> str:
         return next(r for r in entry.resources if r.startswith("DocumentReference/"))
 
 
-def _amend(fake: FakeFhir, qr: dict[str, Any], updated: str) -> None:
-    amended = _copy(qr, "a", updated, status="amended")
-    amended["meta"]["versionId"] = "2"
-    fake.add(amended)
+def _amend(fake: FakeFhir, qr_at: Callable[..., dict[str, Any]], updated: str) -> None:
+    fake.add(qr_at("a", updated, version="2", status="amended"))
 
 
-def test_first_sync_writes_then_rerun_writes_nothing(tmp_path, built, qr, fake_fhir):
-    fake_fhir.add(_copy(qr, "a", "2026-11-20T10:00:00Z"), _copy(qr, "b", "2026-11-20T11:00:00Z"))
+def test_first_sync_writes_then_rerun_writes_nothing(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(qr_at("a", "2026-11-20T10:00:00Z"), qr_at("b", "2026-11-20T11:00:00Z"))
     report = _run(tmp_path, built)
     assert (report.tally.fetched, report.tally.written, report.tally.rejected) == (2, 2, 0)
     assert report.cursor_after == "2026-11-20T11:00:00Z"
@@ -83,16 +73,15 @@ def test_first_sync_writes_then_rerun_writes_nothing(tmp_path, built, qr, fake_f
         assert entry.outcome == "written" and entry.resources[0].startswith("DocumentReference/")
 
 
-def test_invalid_response_is_recorded_and_reported_not_written(tmp_path, built, qr, fake_fhir):
-    bad = _copy(qr, "bad", "2026-11-20T10:00:00Z")
+def test_invalid_response_is_recorded_and_reported_not_written(tmp_path, built, qr_at, fake_fhir):
+    bad = qr_at("bad", "2026-11-20T10:00:00Z")
     bad["item"] = [i for i in bad["item"] if i["linkId"] != "kind"]  # required answer missing
-    unknown = _copy(
-        qr,
+    unknown = qr_at(
         "unknown",
         "2026-11-20T10:30:00Z",
         questionnaire="https://rejection-fhir.org/fhir/Questionnaire/no-such-worksheet",
     )
-    fake_fhir.add(bad, unknown, _copy(qr, "good", "2026-11-20T11:00:00Z"))
+    fake_fhir.add(bad, unknown, qr_at("good", "2026-11-20T11:00:00Z"))
     report = _run(tmp_path, built)
     assert (report.tally.written, report.tally.rejected) == (1, 2)
     assert {p.response.split("/")[1] for p in report.rejected} == {"bad", "unknown"}
@@ -108,11 +97,11 @@ def test_invalid_response_is_recorded_and_reported_not_written(tmp_path, built, 
         assert any(f["path"] == "kind" for f in rejected["bad"].findings)
 
 
-def test_refused_write_is_isolated_and_holds_the_cursor(tmp_path, built, qr, fake_fhir):
+def test_refused_write_is_isolated_and_holds_the_cursor(tmp_path, built, qr_at, fake_fhir):
     fake_fhir.add(
-        _copy(qr, "a", "2026-11-20T10:00:00Z"),
-        _copy(qr, "b", "2026-11-20T11:00:00Z"),
-        _copy(qr, "c", "2026-11-20T12:00:00Z"),
+        qr_at("a", "2026-11-20T10:00:00Z"),
+        qr_at("b", "2026-11-20T11:00:00Z"),
+        qr_at("c", "2026-11-20T12:00:00Z"),
     )
     fake_fhir.fail(
         422, when=lambda seen: seen.mentions("QuestionnaireResponse/b"), diagnostics="HAPI-0000"
@@ -128,8 +117,8 @@ def test_refused_write_is_isolated_and_holds_the_cursor(tmp_path, built, qr, fak
     assert len(fake_fhir.all("DocumentReference")) == 3, "each response's note once"
 
 
-def test_dry_run_writes_nothing_and_keeps_no_state(tmp_path, built, qr, fake_fhir):
-    fake_fhir.add(_copy(qr, "a", "2026-11-20T10:00:00Z"))
+def test_dry_run_writes_nothing_and_keeps_no_state(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(qr_at("a", "2026-11-20T10:00:00Z"))
     report = _run(tmp_path, built, dry_run=True)
     assert report.tally.written == 1 and fake_fhir.committed == []
     assert fake_fhir.writes() == []
@@ -137,20 +126,20 @@ def test_dry_run_writes_nothing_and_keeps_no_state(tmp_path, built, qr, fake_fhi
         assert state.cursor(BASE) is None and state.entries() == []
 
 
-def test_responses_to_other_forms_are_not_ours(tmp_path, built, qr, fake_fhir):
-    other = _copy(
-        qr, "x", "2026-11-20T10:00:00Z", questionnaire="http://other.example/Questionnaire/intake"
+def test_responses_to_other_forms_are_not_ours(tmp_path, built, qr_at, fake_fhir):
+    other = qr_at(
+        "x", "2026-11-20T10:00:00Z", questionnaire="http://other.example/Questionnaire/intake"
     )
     fake_fhir.add(other)
     report = _run(tmp_path, built)
     assert (report.tally.skipped, report.tally.written, report.tally.rejected) == (1, 0, 0)
 
 
-def test_amended_version_supersedes_the_earlier_note(tmp_path, built, qr, fake_fhir):
-    fake_fhir.add(_copy(qr, "a", "2026-11-20T10:00:00Z"))
+def test_amended_version_supersedes_the_earlier_note(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(qr_at("a", "2026-11-20T10:00:00Z"))
     _run(tmp_path, built)
     note_ref = _written_note(tmp_path)
-    _amend(fake_fhir, qr, "2026-11-21T10:00:00Z")
+    _amend(fake_fhir, qr_at, "2026-11-21T10:00:00Z")
     report = _run(tmp_path, built)
     assert report.tally.written == 1
     entries = fake_fhir.committed[-1]["entry"]
@@ -171,10 +160,8 @@ def test_amended_version_supersedes_the_earlier_note(tmp_path, built, qr, fake_f
     assert held == {"current", "superseded"}
 
 
-def test_a_time_window_reads_its_slice_and_ends_at_its_end(tmp_path, built, qr, fake_fhir):
-    fake_fhir.add(
-        *(_copy(qr, r, f"2026-11-2{d}T10:00:00Z") for r, d in (("a", 0), ("b", 1), ("c", 2)))
-    )
+def test_a_time_window_reads_its_slice_and_ends_at_its_end(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(*(qr_at(r, f"2026-11-2{d}T10:00:00Z") for r, d in (("a", 0), ("b", 1), ("c", 2))))
     window = {"since": "2026-11-21T00:00:00Z", "until": "2026-11-22T00:00:00Z"}
     report = _run(tmp_path, built, **window)
     assert _bounds(fake_fhir)[-1] == ["ge2026-11-21T00:00:00Z", "lt2026-11-22T00:00:00Z"]
@@ -190,12 +177,12 @@ def test_a_time_window_reads_its_slice_and_ends_at_its_end(tmp_path, built, qr, 
 
 
 def test_an_amendment_synced_incrementally_supersedes_the_windows_note(
-    tmp_path, built, qr, fake_fhir
+    tmp_path, built, qr_at, fake_fhir
 ):
-    fake_fhir.add(_copy(qr, "a", "2026-11-20T10:00:00Z"))
+    fake_fhir.add(qr_at("a", "2026-11-20T10:00:00Z"))
     _run(tmp_path, built, since="2026-11-01", until="2026-11-21")
     note_ref = _written_note(tmp_path)
-    _amend(fake_fhir, qr, "2026-11-22T10:00:00Z")
+    _amend(fake_fhir, qr_at, "2026-11-22T10:00:00Z")
     report = _run(tmp_path, built, since="2026-11-21")  # the incremental shard takes over
     assert report.tally.written == 1
     new_note = next(
@@ -206,8 +193,8 @@ def test_an_amendment_synced_incrementally_supersedes_the_windows_note(
     assert new_note["relatesTo"][0]["target"]["reference"] == note_ref
 
 
-def test_a_window_resumes_from_its_own_cursor_not_its_start(tmp_path, built, qr, fake_fhir):
-    fake_fhir.add(_copy(qr, "a", "2026-11-20T10:00:00Z"))
+def test_a_window_resumes_from_its_own_cursor_not_its_start(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(qr_at("a", "2026-11-20T10:00:00Z"))
     window = {"since": "2026-11-01T00:00:00Z", "until": "2026-11-30T00:00:00Z"}
     with SyncState(tmp_path / "state.sqlite3", shard=window_shard(**window)) as state:
         state.record([], cursor=(BASE, "2026-11-15T00:00:00Z"))  # a run that stopped midway
@@ -215,8 +202,8 @@ def test_a_window_resumes_from_its_own_cursor_not_its_start(tmp_path, built, qr,
     assert _bounds(fake_fhir)[0][0] == "ge2026-11-15T00:00:00Z"
 
 
-def test_the_state_defaults_to_the_settings_state(tmp_path, built, qr, monkeypatch, fake_fhir):
-    fake_fhir.add(_copy(qr, "a", "2026-11-20T10:00:00Z"))
+def test_the_state_defaults_to_the_settings_state(tmp_path, built, qr_at, monkeypatch, fake_fhir):
+    fake_fhir.add(qr_at("a", "2026-11-20T10:00:00Z"))
     monkeypatch.chdir(tmp_path)
     _run(tmp_path, built, state_path=None)
     assert (tmp_path / DEFAULT_STATE_PATH).is_file()

@@ -7,7 +7,6 @@ version).
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +46,6 @@ def summaries(built):
         unregister_summarizer(q["url"])
 
 
-def _copy(qr: dict[str, Any], rid: str, updated: str, version: str = "1") -> dict[str, Any]:
-    out = copy.deepcopy(qr)
-    out["id"] = rid
-    out["meta"] = {"versionId": version, "lastUpdated": updated}
-    return out
-
-
 def _run(tmp_path: Path, built: Any) -> Any:
     settings = load_settings({"server": BASE}, env={})
     options = SyncOptions(source=BASE, state_path=tmp_path / "state.sqlite3")
@@ -65,13 +57,13 @@ def _notes(fake: FakeFhir) -> list[str]:
 
 
 def test_answer_lost_after_an_amendment_commit_is_not_reported_as_a_refusal(
-    tmp_path, built, qr, fake_fhir
+    tmp_path, built, qr_at, fake_fhir
 ):
     """The retry of a committed amendment meets its earlier note already superseded (409 on
     the stale If-Match); the sync rebases the plan and finishes, writing nothing twice."""
-    fake_fhir.add(_copy(qr, "a", "2026-11-20T10:00:00Z"))
+    fake_fhir.add(qr_at("a", "2026-11-20T10:00:00Z"))
     assert _run(tmp_path, built).ok
-    amended = _copy(qr, "a", "2026-11-21T10:00:00Z", version="2")
+    amended = qr_at("a", "2026-11-21T10:00:00Z", version="2")
     amended["status"] = "amended"
     fake_fhir.add(amended)
     fake_fhir.lose_answers(1, when=TRANSACTION)
@@ -101,10 +93,10 @@ def test_answer_lost_after_an_amendment_commit_is_not_reported_as_a_refusal(
     ],
 )
 def test_a_server_that_keeps_failing_stops_the_run(
-    tmp_path, built, qr, fake_fhir, fault, error, posts
+    tmp_path, built, qr_at, fake_fhir, fault, error, posts
 ):
     """Not one refusal per response: the run stops at the batch, says why, keeps the cursor."""
-    fake_fhir.add(*(_copy(qr, rid, f"2026-11-20T10:00:0{i}Z") for i, rid in enumerate("abc")))
+    fake_fhir.add(*(qr_at(rid, f"2026-11-20T10:00:0{i}Z") for i, rid in enumerate("abc")))
     fake_fhir.fail(**fault, when=TRANSACTION)
     with pytest.raises(error) as caught:
         _run(tmp_path, built)

@@ -8,7 +8,6 @@ from rejection_fhir.errors import ConfigError
 from rejection_fhir.sync.state import SyncState
 from tests.fakefhir import BASE
 from tests.unit.sync.test_run import (
-    _copy,
     _run,
     summaries,  # noqa: F401  (autouse fixture)
 )
@@ -38,9 +37,9 @@ def _statement(*writable: str) -> dict:
 
 
 def test_what_the_server_does_not_take_is_left_out_and_said_once(
-    tmp_path, built, qr, fake_fhir
+    tmp_path, built, qr_at, fake_fhir
 ) -> None:
-    fake_fhir.add(_copy(qr, "a", "2026-11-01T00:00:00Z"))
+    fake_fhir.add(qr_at("a", "2026-11-01T00:00:00Z"))
     fake_fhir.statement = _statement("DocumentReference", "Provenance")
     report = _run(tmp_path, built)
     assert report.ok and report.tally.written == 1
@@ -61,8 +60,8 @@ def test_what_the_server_does_not_take_is_left_out_and_said_once(
     assert [r.split("/")[0] for r in entry.resources] == ["DocumentReference", "Provenance"]
 
 
-def test_a_forced_write_mode_is_used_and_said(tmp_path, built, qr, fake_fhir) -> None:
-    fake_fhir.add(_copy(qr, "a", "2026-11-01T00:00:00Z"))
+def test_a_forced_write_mode_is_used_and_said(tmp_path, built, qr_at, fake_fhir) -> None:
+    fake_fhir.add(qr_at("a", "2026-11-01T00:00:00Z"))
     report = _run(tmp_path, built, write_mode="conditional")
     assert report.ok and report.tally.written == 1
     assert fake_fhir.posted == [], "no transaction"
@@ -83,11 +82,11 @@ def _reading_statement(*params: str) -> dict:
 
 
 def test_authored_reading_moves_the_cursor_to_the_newest_authored(
-    tmp_path, built, qr, fake_fhir
+    tmp_path, built, qr_at, fake_fhir
 ) -> None:
     qrs = [
-        _copy(qr, "a", "2026-11-05T00:00:00Z", authored="2026-11-01T10:00:00Z"),
-        _copy(qr, "b", "2026-11-04T00:00:00Z", authored="2026-11-03T10:00:00Z"),
+        qr_at("a", "2026-11-05T00:00:00Z", authored="2026-11-01T10:00:00Z"),
+        qr_at("b", "2026-11-04T00:00:00Z", authored="2026-11-03T10:00:00Z"),
     ]
     fake_fhir.add(*qrs)
     fake_fhir.statement = _reading_statement("authored")
@@ -99,11 +98,11 @@ def test_authored_reading_moves_the_cursor_to_the_newest_authored(
     assert any("authored" in n for n in report.notes)
 
 
-def test_per_patient_reading_polls_each_listed_patient(tmp_path, built, qr, fake_fhir) -> None:
+def test_per_patient_reading_polls_each_listed_patient(tmp_path, built, qr_at, fake_fhir) -> None:
     qrs = [
-        _copy(qr, "a", "2026-11-05T00:00:00Z", subject={"reference": "Patient/p1"}),
-        _copy(qr, "b", "2026-11-04T00:00:00Z", subject={"reference": "Patient/p2"}),
-        _copy(qr, "c", "2026-11-04T00:00:00Z", subject={"reference": "Patient/p3"}),
+        qr_at("a", "2026-11-05T00:00:00Z", subject={"reference": "Patient/p1"}),
+        qr_at("b", "2026-11-04T00:00:00Z", subject={"reference": "Patient/p2"}),
+        qr_at("c", "2026-11-04T00:00:00Z", subject={"reference": "Patient/p3"}),
     ]
     fake_fhir.add(*qrs)
     fake_fhir.statement = _reading_statement("patient")
