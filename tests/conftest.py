@@ -6,13 +6,21 @@ under CI=true a missing server or browser fails the run instead of skipping.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import responses
+
+from tests.fakefhir import BASE, FakeFhir
 
 REPO = Path(__file__).resolve().parent.parent
 QUESTIONNAIRES = REPO / "questionnaires"
+DATA = REPO / "tests" / "data"
 
 
 def in_ci() -> bool:
@@ -61,3 +69,50 @@ def built():
     result, findings = build_all(QUESTIONNAIRES)
     assert not [f for f in findings if f.severity == "error"]
     return result
+
+
+@pytest.fixture
+def qr() -> dict[str, Any]:
+    """A completed QuestionnaireResponse to the rejection log (a fresh copy per test)."""
+    loaded: dict[str, Any] = json.loads((DATA / "qr-rejection-log.json").read_text())
+    return loaded
+
+
+@pytest.fixture
+def qr_at(qr: dict[str, Any]) -> Callable[..., dict[str, Any]]:
+    """Copies of ``qr`` as a server holds them: ``qr_at("a", "2026-11-20T10:00:00Z")``, with
+    ``version="2"`` and any other elements to change (``status="amended"``)."""
+
+    def at(rid: str, updated: str, version: str = "1", **changes: Any) -> dict[str, Any]:
+        out = copy.deepcopy(qr)
+        out["id"] = rid
+        out["meta"] = {"versionId": version, "lastUpdated": updated}
+        out.update(changes)
+        return out
+
+    return at
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    """A ``responses`` mock for one test that does not insist every answer is asked for
+    (tests/unit/fhir overrides it with one that does)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def settings() -> Any:
+    """Settings for the unit tests' server, ``tests.fakefhir.BASE``, ignoring the
+    environment (tests/integration overrides it with the live server's)."""
+    from rejection_fhir.settings import load_settings
+
+    return load_settings({"server": BASE}, env={})
+
+
+@pytest.fixture
+def fake_fhir() -> Iterator[FakeFhir]:
+    """The unit tests' one FHIR server, in memory (tests/fakefhir.py), at
+    ``tests.fakefhir.BASE``; ``fake_fhir.rsps`` takes any other URL a test needs."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeFhir(rsps)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 
 from rejection_fhir.cli import main
 from rejection_fhir.commands.report import print_report
@@ -23,7 +22,7 @@ from rejection_fhir.report import Report, build_report, render_html
 from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.response.worksheets import register_worksheets
 from tests.browser.conftest import ARTIFACTS, PageLog
-from tests.unit.report.fake_server import BASE, FakeServer
+from tests.fakefhir import BASE, FakeFhir
 from tests.unit.report.records import course_of_care, of_type
 
 pytestmark = pytest.mark.browser
@@ -171,14 +170,13 @@ def test_print_to_pdf_and_png(chromium_path: Path, report: Report, tmp_path: Pat
     shutil.copy(pdf, ARTIFACTS / "report.pdf")
 
 
-@responses.activate
 def test_cli_writes_html_pdf_and_png(
-    chromium_path: Path, resources, tmp_path: Path, monkeypatch, capsys
+    chromium_path: Path, resources, tmp_path: Path, monkeypatch, capsys, fake_fhir: FakeFhir
 ) -> None:
     monkeypatch.setenv("RFHIR_CHROMIUM", str(chromium_path))
     monkeypatch.delenv("RFHIR_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    FakeServer(responses.mock, resources)
+    fake_fhir.add(*resources)
     main(
         [
             "report",

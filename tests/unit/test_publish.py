@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
-import responses
 
 from rejection_fhir.commands.publish import publish
 from rejection_fhir.errors import VersionConflictError
 from rejection_fhir.publish import differences, plan_publish, suggest_versions
-from rejection_fhir.settings import load_settings
 
 BASE = "http://127.0.0.1:9999/fhir"
 
@@ -73,46 +70,19 @@ def test_suggested_versions():
     )
 
 
-@pytest.fixture
-def settings():
-    return load_settings({"server": BASE}, env={})
-
-
-def _metadata(rsps):
-    rsps.get(
-        f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
+def test_conflict_is_refused_and_nothing_is_written(repo, settings, built, fake_fhir):
+    core = next(q for q in built.questionnaires if q["id"] == "core-beliefs")
+    # The server holds core-beliefs at the same version, with other content.
+    fake_fhir.add(
+        {
+            "resourceType": "Questionnaire",
+            "id": "9",
+            "url": core["url"],
+            "version": core["version"],
+            "status": "active",
+            "item": [],
+        }
     )
-
-
-@responses.activate(assert_all_requests_are_fired=False)
-def test_conflict_is_refused_and_nothing_is_written(repo, settings):
-    _metadata(responses)
-
-    def search(request):
-        rtype = request.path_url.split("/fhir/")[1].split("?")[0]
-        params = request.params
-        entries = []
-        if rtype == "Questionnaire" and params["url"].endswith("/core-beliefs"):
-            entries = [
-                {
-                    "resource": {
-                        "resourceType": "Questionnaire",
-                        "id": "9",
-                        "url": params["url"],
-                        "version": params["version"],
-                        "status": "active",
-                        "item": [],
-                    }
-                }
-            ]
-        return (
-            200,
-            {},
-            json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries}),
-        )
-
-    for rtype in ("Questionnaire", "CodeSystem", "ValueSet"):
-        responses.add_callback(responses.GET, f"{BASE}/{rtype}", callback=search)
     with pytest.raises(VersionConflictError) as caught:
         publish(repo / "questionnaires", settings)
     message = str(caught.value)
@@ -121,45 +91,51 @@ def test_conflict_is_refused_and_nothing_is_written(repo, settings):
         and "bump the version" in message
         and "1.0.1" in message
     )
-    assert not [c for c in responses.calls if c.request.method != "GET"]
+    assert fake_fhir.writes() == []
+    assert {"url", "version"} <= set(fake_fhir.searched("Questionnaire")[0])
 
 
-@responses.activate
-def test_dry_run_writes_nothing(repo, settings):
-    _metadata(responses)
-    for rtype in ("Questionnaire", "CodeSystem", "ValueSet"):
-        responses.get(f"{BASE}/{rtype}", json={"resourceType": "Bundle", "type": "searchset"})
+def test_dry_run_writes_nothing(repo, settings, fake_fhir):
     report = publish(repo / "questionnaires", settings, dry_run=True)
     assert report.counts() == {"create": len(report.plan.steps)}
-    assert {c.request.method for c in responses.calls} == {"GET"}
+    assert {c.method for c in fake_fhir.requests} == {"GET"}
 
 
-@responses.activate
-def test_a_server_without_questionnaire_create_is_refused_before_any_write(repo, settings):
+def test_publish_writes_once_then_finds_everything_published(repo, settings, fake_fhir):
+    first = publish(repo / "questionnaires", settings)
+    assert first.counts() == {"create": len(first.plan.steps)}
+    held = len(fake_fhir.all("Questionnaire"))
+    assert held == sum(1 for s in first.plan.steps if s.resource["resourceType"] == "Questionnaire")
+    writes = len(fake_fhir.writes())
+    again = publish(repo / "questionnaires", settings)
+    assert "create" not in again.counts()
+    assert len(fake_fhir.writes()) == writes, "nothing written twice"
+
+
+def test_a_server_without_questionnaire_create_is_refused_before_any_write(
+    repo, settings, fake_fhir
+):
     from rejection_fhir.commands.publish import publish
     from rejection_fhir.errors import ExitCode, FormsNotAcceptedError
 
-    responses.get(
-        f"{BASE}/metadata",
-        json={
-            "resourceType": "CapabilityStatement",
-            "fhirVersion": "4.0.1",
-            "software": {"name": "Epic"},
-            "rest": [
-                {
-                    "mode": "server",
-                    "resource": [
-                        {"type": "Questionnaire", "interaction": [{"code": "read"}]},
-                        {"type": "DocumentReference", "interaction": [{"code": "create"}]},
-                    ],
-                }
-            ],
-        },
-    )
+    fake_fhir.statement = {
+        "resourceType": "CapabilityStatement",
+        "fhirVersion": "4.0.1",
+        "software": {"name": "Epic"},
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    {"type": "Questionnaire", "interaction": [{"code": "read"}]},
+                    {"type": "DocumentReference", "interaction": [{"code": "create"}]},
+                ],
+            }
+        ],
+    }
     with pytest.raises(FormsNotAcceptedError) as caught:
         publish(repo / "questionnaires", settings)
     assert caught.value.exit_code is ExitCode.NO_FORMS
     assert "Epic does not take Questionnaires" in caught.value.message
     assert "rejection-fhir build --out" in (caught.value.hint or "")
     assert "build --package" in (caught.value.hint or "")  # the FHIR package too
-    assert len(responses.calls) == 1  # the statement only: no search, no write
+    assert len(fake_fhir.requests) == 1  # the statement only: no search, no write

@@ -4,20 +4,13 @@ and exit codes that say what happened."""
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import sys
 
 import pytest
-import responses
 
 from rejection_fhir.cli import main
-from tests.unit.sync.test_run import BASE, DATA, FakeServer, _copy
-
-
-@pytest.fixture
-def qr():
-    return json.loads((DATA / "qr-rejection-log.json").read_text())
+from tests.fakefhir import BASE, request_to
 
 
 def _sync(capsys, tmp_path, repo, *extra):
@@ -39,9 +32,10 @@ def _sync(capsys, tmp_path, repo, *extra):
     return int(caught.value.code or 0), out, err
 
 
-@responses.activate
-def test_progress_bar_on_a_terminal_and_the_tally(capsys, monkeypatch, tmp_path, repo, qr):
-    FakeServer(responses.mock, [_copy(qr, f"r{i}", f"2026-11-20T10:0{i}:00Z") for i in range(3)])
+def test_progress_bar_on_a_terminal_and_the_tally(
+    capsys, monkeypatch, tmp_path, repo, qr_at, fake_fhir
+):
+    fake_fhir.add(*(qr_at(f"r{i}", f"2026-11-20T10:0{i}:00Z") for i in range(3)))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     code, out, err = _sync(capsys, tmp_path, repo)
     assert code == 0
@@ -49,11 +43,12 @@ def test_progress_bar_on_a_terminal_and_the_tally(capsys, monkeypatch, tmp_path,
     assert "fetched 3, written 3" in out and "rejected 0, failed 0" in out
 
 
-@responses.activate
-def test_no_progress_bar_when_not_a_terminal_and_rejections_exit_1(capsys, tmp_path, repo, qr):
-    bad = _copy(qr, "bad", "2026-11-20T10:00:00Z")
+def test_no_progress_bar_when_not_a_terminal_and_rejections_exit_1(
+    capsys, tmp_path, repo, qr_at, fake_fhir
+):
+    bad = qr_at("bad", "2026-11-20T10:00:00Z")
     bad["item"] = [i for i in bad["item"] if i["linkId"] != "kind"]
-    FakeServer(responses.mock, [bad, _copy(qr, "good", "2026-11-20T11:00:00Z")])
+    fake_fhir.add(bad, qr_at("good", "2026-11-20T11:00:00Z"))
     code, out, err = _sync(capsys, tmp_path, repo)
     assert code == 1
     assert "syncing" not in err
@@ -61,12 +56,13 @@ def test_no_progress_bar_when_not_a_terminal_and_rejections_exit_1(capsys, tmp_p
     assert "written 1" in out and "rejected 1" in out
 
 
-@responses.activate
-def test_a_plain_sync_writes_the_state_where_help_says(capsys, monkeypatch, tmp_path, repo, qr):
+def test_a_plain_sync_writes_the_state_where_help_says(
+    capsys, monkeypatch, tmp_path, repo, qr_at, fake_fhir
+):
     """One default: what --help promises is the SQLite file a plain `sync` writes."""
     from rejection_fhir.settings import DEFAULT_STATE_PATH
 
-    FakeServer(responses.mock, [_copy(qr, "a", "2026-11-20T10:00:00Z")])
+    fake_fhir.add(qr_at("a", "2026-11-20T10:00:00Z"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RFHIR_STATE", raising=False)
     try:
@@ -100,23 +96,12 @@ def test_since_and_until_must_be_fhir_instants(capsys, tmp_path, repo, args, fla
     assert not (tmp_path / "s.sqlite3").exists()  # nothing was sent or written
 
 
-@responses.activate
-def test_ledger_only_lost_answer_exits_13_and_reconcile_settles_it(capsys, tmp_path, repo, qr):
-    import re
-
-    import requests
-
-    from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
-
-    FakeServer(responses.mock, [_copy(qr, "r1", "2026-11-20T10:00:00Z")])
-
-    def post(request):
-        kind = request.url.rsplit("/", 1)[1]
-        if kind == "DocumentReference":
-            raise requests.exceptions.ConnectionError("reset after sending")
-        return 201, {"Location": f"{BASE}/{kind}/1/_history/1"}, "{}"
-
-    responses.add_callback(responses.POST, re.compile(rf"{BASE}/\w+$"), callback=post)
+def test_ledger_only_lost_answer_exits_13_and_reconcile_settles_it(
+    capsys, tmp_path, repo, qr_at, fake_fhir
+):
+    fake_fhir.add(qr_at("r1", "2026-11-20T10:00:00Z"))
+    # Every note is made, but its answer is lost on the way back.
+    fake_fhir.lose_answers(None, when=request_to("POST", "DocumentReference"))
     code, out, err = _sync(capsys, tmp_path, repo, "--write-mode", "ledger-only")
     assert code == 13
     assert "uncertain QuestionnaireResponse/r1" in err and "uncertain 1" in out
@@ -124,19 +109,7 @@ def test_ledger_only_lost_answer_exits_13_and_reconcile_settles_it(capsys, tmp_p
     code, out, err = _sync(capsys, tmp_path, repo, "--write-mode", "ledger-only")
     assert code == 0 and "written 0" in out  # never retried
 
-    def search(request):
-        key = request.url.split("derived%7C", 1)[1]
-        note = {
-            "resourceType": "DocumentReference",
-            "id": "n1",
-            "identifier": [{"system": DERIVED_SYSTEM, "value": key.replace("%2F", "/")}],
-        }
-        bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": note}]}
-        return 200, {}, json.dumps(bundle)
-
-    responses.add_callback(
-        responses.GET, re.compile(rf"{BASE}/DocumentReference\?.*"), callback=search
-    )
+    assert len(fake_fhir.writes("POST")) == 1, "ledger-only: the note alone, once"
     code, out, err = _sync(capsys, tmp_path, repo, "--reconcile")
     assert code == 0, err
     assert "found    QuestionnaireResponse/r1" in out and "still uncertain 0" in out

@@ -1,17 +1,16 @@
-"""check-server against CapabilityStatements real vendors published (served by `responses`).
+"""check-server against CapabilityStatements real vendors published (served by the
+in-memory server, tests/fakefhir.py).
 
 The statements are saved in tests/data/capabilities/ (SOURCE.md says where each came from).
-The searches are answered by a small fake: an empty server unless a test gives it data, so the
-conclusions here are what each statement itself allows; the probes' own logic is tested
-against fakes that honour, ignore or refuse parameters.
+The server is empty unless a test gives it data, so the conclusions here are what each
+statement itself allows; the probes' own logic is tested against servers that honour,
+ignore or refuse parameters.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import jsonschema
 import pytest
@@ -26,8 +25,8 @@ from rejection_fhir.commands.check_server import (
     report_text,
 )
 from rejection_fhir.settings import load_settings
+from tests.fakefhir import BASE, FHIR_JSON, FakeFhir
 
-BASE = "http://127.0.0.1:9999/fhir"
 CAPABILITIES = Path(__file__).parents[2] / "data" / "capabilities"
 SCHEMA = Path(__file__).parents[3] / "schemas" / "check-server.schema.json"
 
@@ -36,93 +35,46 @@ def saved(name: str) -> dict:
     return json.loads((CAPABILITIES / name).read_text())
 
 
-class FakeServer:
-    """GET-only FHIR: metadata, an optional SMART configuration, count searches, one read."""
-
-    def __init__(
-        self,
-        rsps: responses.RequestsMock,
-        statement: dict,
-        *,
-        smart: dict | None = None,
-        totals: dict[str, int] | None = None,
-        honoured: set[str] | None = None,
-        refused: set[str] = frozenset(),
-        unknown: str = "refuse",
-        summary_count: bool = True,
-        read_headers: dict[str, str] | None = None,
-        needs_filter: set[str] = frozenset(),
-    ) -> None:
-        self.totals = totals or {}
-        #: Types whose search is refused without a filter (Oracle: QuestionnaireResponse).
-        self.needs_filter = needs_filter
-        self.honoured = honoured
-        self.refused = refused
-        self.unknown = unknown
-        self.summary_count = summary_count
-        self.read_headers = read_headers
-        rsps.get(f"{BASE}/metadata", json=statement)
-        if smart is None:
-            rsps.get(f"{BASE}/.well-known/smart-configuration", status=404)
-        else:
-            rsps.get(f"{BASE}/.well-known/smart-configuration", json=smart)
-        rsps.add_callback(
-            responses.GET, re.compile(rf"{re.escape(BASE)}/[A-Z][A-Za-z]+(\?.*)?$"), self.search
-        )
-        rsps.add_callback(
-            responses.GET, re.compile(rf"{re.escape(BASE)}/[A-Z][A-Za-z]+/[^/?]+$"), self.read
-        )
-
-    def search(self, request):
-        kind = urlsplit(request.url).path.rsplit("/", 1)[-1]
-        query = dict(parse_qsl(urlsplit(request.url).query))
-        if "_summary" in query and not self.summary_count:
-            return 400, {}, json.dumps(_outcome("_summary=count is not supported"))
-        total = self.totals.get(kind, 0)
-        filters = set(query) - {"_summary", "_count", "_elements"}
-        if kind in self.needs_filter and not filters:
-            return 400, {}, json.dumps(_outcome("a search needs one of: _id, patient"))
-        if query.get("_elements") == "id":
-            entries = [{"resource": {"resourceType": kind, "id": "known-1"}}] if total else []
-            return (
-                200,
-                {},
-                json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries}),
-            )
-        for name in query:
-            if name in ("_summary", "_count", "_elements"):
-                continue
-            key = f"{kind}:{name}"
-            if key in self.refused:
-                return 400, {}, json.dumps(_outcome(f"unknown search parameter {name}"))
-            known = self.honoured is None or key in self.honoured
-            if name.startswith("rfhir-") or not known:
-                if self.unknown == "refuse":
-                    return 400, {}, json.dumps(_outcome(f"unknown search parameter {name}"))
-                if self.unknown == "match-nothing":
-                    total = 0
-                continue  # "ignore": as if absent
-            total = 0  # our probe values match nothing
-        return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset", "total": total})
-
-    def read(self, request):
-        if self.read_headers is None:
-            return 404, {}, json.dumps(_outcome("not found"))
-        kind = urlsplit(request.url).path.split("/")[-2]
-        return 200, self.read_headers, json.dumps({"resourceType": kind, "id": "known-1"})
+def _held(resource_type: str, n: int) -> dict:
+    """The n-th resource of a type on a server with data: all for one patient, in 2026."""
+    resource = {"resourceType": resource_type, "id": f"known-{n}"}
+    if resource_type == "QuestionnaireResponse":
+        resource |= {"subject": {"reference": "Patient/known-1"}, "authored": "2026-11-20"}
+    return resource
 
 
-def _outcome(text: str) -> dict:
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "not-supported", "diagnostics": text}],
-    }
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+def serve(
+    rsps: responses.RequestsMock,
+    statement: dict,
+    *,
+    smart: dict | None = None,
+    totals: dict[str, int] | None = None,
+    honoured: set[str] | None = None,
+    refused: set[str] = frozenset(),
+    unknown: str = "refuse",
+    summary_count: bool = True,
+    read_headers: dict[str, str] | None = None,
+    needs_filter: set[str] = frozenset(),
+) -> FakeFhir:
+    """The in-memory server playing a vendor: its statement, an optional SMART
+    configuration, ``totals`` resources per type (ids known-1, ...), and its way with
+    search parameters: only ``honoured`` known, others refused, ignored or matching nothing
+    (``unknown``), some ``refused``, types searched only with a filter, ``_summary=count``
+    or not, the version headers a read carries."""
+    fake = FakeFhir(rsps)
+    fake.statement = statement
+    smart_answer = (200, FHIR_JSON, json.dumps(smart)) if smart else (404, {}, "")
+    fake.route("GET", ".well-known/smart-configuration", smart_answer)
+    for resource_type, count in (totals or {}).items():
+        fake.add(*(_held(resource_type, n) for n in range(1, count + 1)))
+    fake.known_params = honoured
+    fake.unknown_params = unknown
+    fake.refused_params = set(refused)
+    fake.summary_count = summary_count
+    fake.needs_filter = set(needs_filter)
+    if read_headers is not None:
+        fake.read_headers = set(read_headers)
+    return fake
 
 
 @pytest.fixture
@@ -142,7 +94,7 @@ def run(capsys, *args: str) -> tuple[int, str]:
 
 
 def test_oracle_cerner_millennium_ehr(rsps, settings):
-    FakeServer(
+    serve(
         rsps,
         saved("oracle-cerner-millennium-r4-ehr.json"),
         smart=saved("oracle-cerner-millennium-r4-smart-configuration.json"),
@@ -170,7 +122,7 @@ def test_oracle_cerner_millennium_ehr(rsps, settings):
 
 
 def test_oracle_cerner_open_endpoint_cannot_take_notes(rsps, settings, capsys):
-    FakeServer(rsps, saved("oracle-cerner-millennium-r4-open.json"))
+    serve(rsps, saved("oracle-cerner-millennium-r4-open.json"))
     report = check_server(settings)
     assert report.strategy.write.value == "none" and report.strategy.read.value == "per-patient"
     assert not report.ok
@@ -181,7 +133,7 @@ def test_oracle_cerner_open_endpoint_cannot_take_notes(rsps, settings, capsys):
 
 
 def test_hapi_fhir_8_8_0(rsps, settings):
-    FakeServer(rsps, saved("hapi-fhir-8.8.0.json"))
+    serve(rsps, saved("hapi-fhir-8.8.0.json"))
     strategy = check_server(settings).strategy
     assert (strategy.publish.value, strategy.read.value, strategy.write.value) == (
         "transaction",
@@ -193,7 +145,7 @@ def test_hapi_fhir_8_8_0(rsps, settings):
 
 
 def test_medplum_router(rsps, settings):
-    FakeServer(rsps, saved("medplum-router-5.2.13-wrapper.json"), unknown="match-nothing")
+    serve(rsps, saved("medplum-router-5.2.13-wrapper.json"), unknown="match-nothing")
     report = check_server(settings)
     strategy = report.strategy
     assert strategy.write.value == "transaction" and strategy.max_conditional_entries == 8
@@ -201,7 +153,7 @@ def test_medplum_router(rsps, settings):
 
 
 def test_azure_api_for_fhir_as_saved(rsps, settings):
-    FakeServer(rsps, saved("azure-api-for-fhir-2.2.45.json"))
+    serve(rsps, saved("azure-api-for-fhir-2.2.45.json"))
     report = check_server(settings)
     # The saved copy lists 39 types, none of them DocumentReference or QuestionnaireResponse
     # (see SOURCE.md): export at system level is all there is.
@@ -211,7 +163,7 @@ def test_azure_api_for_fhir_as_saved(rsps, settings):
 
 
 def test_epic_r4_sandbox(rsps, settings):
-    FakeServer(rsps, saved("epic-r4-sandbox-may-2026.json"))
+    serve(rsps, saved("epic-r4-sandbox-may-2026.json"))
     report = check_server(settings)
     strategy = report.strategy
     # Epic's sandbox statement: Questionnaire read/search only; QuestionnaireResponse
@@ -237,7 +189,7 @@ def test_epic_r4_sandbox(rsps, settings):
 
 
 def test_athenahealth_r4_cannot_take_notes(rsps, settings, capsys):
-    FakeServer(rsps, saved("athenahealth-r4.json"))
+    serve(rsps, saved("athenahealth-r4.json"))
     report = check_server(settings)
     strategy = report.strategy
     # athenahealth's statement: QuestionnaireResponse create, read and search (with
@@ -259,16 +211,16 @@ def test_athenahealth_r4_cannot_take_notes(rsps, settings, capsys):
 
 
 def test_only_reads_are_sent_and_strict_handling_is_asked(rsps, settings):
-    FakeServer(rsps, saved("hapi-fhir-8.8.0.json"), totals={"Questionnaire": 3})
+    server = serve(rsps, saved("hapi-fhir-8.8.0.json"), totals={"Questionnaire": 3})
     check_server(settings)
-    assert rsps.calls and {c.request.method for c in rsps.calls} == {"GET"}
-    searches = [c.request for c in rsps.calls if "_summary=count" in c.request.url]
-    assert searches and all(r.headers.get("Prefer") == "handling=strict" for r in searches)
-    assert not any("$export" in c.request.url for c in rsps.calls)
+    assert server.requests and {seen.method for seen in server.requests} == {"GET"}
+    searches = [seen for seen in server.requests if seen.params.get("_summary") == ["count"]]
+    assert searches and all(seen.headers.get("Prefer") == "handling=strict" for seen in searches)
+    assert not any("$export" in seen.url for seen in server.requests)
 
 
 def test_with_data_honoured_and_ignored_parameters_are_told_apart(rsps, settings):
-    FakeServer(
+    serve(
         rsps,
         saved("hapi-fhir-8.8.0.json"),
         totals={"QuestionnaireResponse": 5},
@@ -285,7 +237,7 @@ def test_with_data_honoured_and_ignored_parameters_are_told_apart(rsps, settings
 
 
 def test_a_refused_parameter_is_not_relied_on(rsps, settings):
-    FakeServer(
+    serve(
         rsps,
         saved("hapi-fhir-8.8.0.json"),
         refused={"QuestionnaireResponse:_lastUpdated", "QuestionnaireResponse:authored"},
@@ -298,7 +250,7 @@ def test_a_refused_parameter_is_not_relied_on(rsps, settings):
 
 
 def test_fewer_results_prove_nothing_where_unknown_parameters_match_nothing(rsps, settings):
-    FakeServer(
+    serve(
         rsps,
         saved("medplum-router-5.2.13-wrapper.json"),
         totals={"QuestionnaireResponse": 4},
@@ -310,7 +262,7 @@ def test_fewer_results_prove_nothing_where_unknown_parameters_match_nothing(rsps
 
 
 def test_count_falls_back_to_count_zero_when_summary_count_is_refused(rsps, settings):
-    FakeServer(rsps, saved("hapi-fhir-8.8.0.json"), summary_count=False)
+    serve(rsps, saved("hapi-fhir-8.8.0.json"), summary_count=False)
     report = check_server(settings)
     paths = [p.path for p in report.probes]
     assert "QuestionnaireResponse?_count=0" in paths
@@ -324,7 +276,7 @@ def test_a_search_refused_without_a_filter_is_not_taken_for_a_refused_summary(rs
     statement = saved("hapi-fhir-8.8.0.json")
     for entry in statement["rest"][0]["resource"]:
         entry.pop("versioning", None)
-    FakeServer(
+    serve(
         rsps,
         statement,
         totals={"Patient": 1, "QuestionnaireResponse": 3},
@@ -355,7 +307,7 @@ def test_a_read_shows_which_version_headers_the_server_sends(rsps, settings, hea
     statement = saved("hapi-fhir-8.8.0.json")
     for entry in statement["rest"][0]["resource"]:
         entry.pop("versioning", None)
-    FakeServer(rsps, statement, totals={"Questionnaire": 1}, read_headers=headers)
+    serve(rsps, statement, totals={"Questionnaire": 1}, read_headers=headers)
     report = check_server(settings)
     assert report.strategy.version_check.value == check
     assert any(p.path == "Questionnaire/known-1" for p in report.probes)
@@ -380,7 +332,7 @@ def test_a_read_shows_which_version_headers_the_server_sends(rsps, settings, hea
     ],
 )
 def test_json_output_matches_its_schema(rsps, capsys, name):
-    FakeServer(rsps, saved(name))
+    serve(rsps, saved(name))
     code, out = run(capsys, "check-server", "--server", BASE, "--format", "json")
     data = json.loads(out)
     jsonschema.validate(data, json.loads(SCHEMA.read_text()))
@@ -388,7 +340,7 @@ def test_json_output_matches_its_schema(rsps, capsys, name):
 
 
 def test_text_output_answers_the_questions_and_lists_every_probe(rsps, settings):
-    FakeServer(rsps, saved("oracle-cerner-millennium-r4-ehr.json"))
+    serve(rsps, saved("oracle-cerner-millennium-r4-ehr.json"))
     report = check_server(settings)
     text = report_text(report)
     for heading in (

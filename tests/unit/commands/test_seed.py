@@ -1,4 +1,5 @@
-"""``rejection-fhir seed`` against recorded servers: what it writes, how, and the test header.
+"""``rejection-fhir seed`` against the in-memory server (tests/fakefhir.py): what it writes,
+how, and the test header.
 
 The test-only header (X-Rfhir-Test-Access) must reach loopback servers only; what a profile
 would refuse from a client is written with it, the responses as a portal would send them.
@@ -6,7 +7,6 @@ would refuse from a client is written with it, the responses as a portal would s
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ import responses
 from rejection_fhir.commands.seed import TEST_ACCESS_HEADER, seed
 from rejection_fhir.errors import ConfigError
 from rejection_fhir.settings import load_settings
+from tests.fakefhir import FakeFhir, Seen
 
 LOCAL = "http://127.0.0.1:8083/fhir/epic-like"
 REMOTE = "https://ehr-test.example.org/fhir"
@@ -42,93 +43,61 @@ def capabilities(*, transaction: bool, questionnaire_create: bool) -> dict[str, 
     return {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "rest": [rest]}
 
 
-def record(rsps: responses.RequestsMock, base: str, caps: dict[str, Any]) -> None:
-    rsps.get(f"{base}/metadata", json=caps)
-    counter = iter(range(1000))
-
-    def created(request: Any) -> tuple[int, dict[str, str], str]:
-        body = json.loads(request.body)
-        body["id"] = f"id{next(counter)}"
-        return 201, {}, json.dumps(body)
-
-    for rtype in ("Patient", "Encounter", "Questionnaire", "QuestionnaireResponse"):
-        rsps.add_callback(responses.POST, f"{base}/{rtype}", callback=created)
-
-    def transaction(request: Any) -> tuple[int, dict[str, str], str]:
-        sent = json.loads(request.body)
-        entries = [
-            {
-                "response": {
-                    "status": "201 Created",
-                    "location": f"QuestionnaireResponse/t{i}/_history/1",
-                }
-            }
-            for i, _ in enumerate(sent["entry"])
-        ]
-        return (
-            200,
-            {},
-            json.dumps(
-                {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
-            ),
-        )
-
-    rsps.add_callback(responses.POST, base, callback=transaction)
+def server(rsps: responses.RequestsMock, base: str, caps: dict[str, Any]) -> FakeFhir:
+    fake = FakeFhir(rsps, base)
+    fake.statement = caps
+    return fake
 
 
-def sent(rsps: responses.RequestsMock, method: str, suffix: str) -> list[Any]:
-    return [
-        c.request
-        for c in rsps.calls
-        if c.request.method == method and c.request.url.split("?")[0].endswith(suffix)
-    ]
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+def posts_to(fake: FakeFhir, resource_type: str) -> list[Seen]:
+    return [seen for seen in fake.writes("POST") if seen.path == resource_type]
 
 
 def test_a_profile_without_transactions_gets_the_ehrs_own_questionnaires_and_portal_posts(rsps):
-    record(rsps, LOCAL, capabilities(transaction=False, questionnaire_create=False))
+    fake = server(rsps, LOCAL, capabilities(transaction=False, questionnaire_create=False))
     seeded = seed(load_settings({"server": LOCAL}, env={}), [QUESTIONNAIRE], rounds=2)
 
-    assert seeded.patient == "Patient/id0" and seeded.encounter == "Encounter/id1"
+    (patient,) = fake.all("Patient")
+    (encounter,) = fake.all("Encounter")
+    assert seeded.patient == f"Patient/{patient['id']}"
+    assert seeded.encounter == f"Encounter/{encounter['id']}"
     assert seeded.questionnaires == 1 and len(seeded.responses) == 2
     # What the EHR would hold but refuses from a client: with the test header.
-    for suffix in ("/Patient", "/Encounter", "/Questionnaire"):
-        (request,) = sent(rsps, "POST", suffix)
-        assert request.headers[TEST_ACCESS_HEADER] == "all", suffix
-    (questionnaire,) = sent(rsps, "POST", "/Questionnaire")
+    for rtype in ("Patient", "Encounter", "Questionnaire"):
+        (request,) = posts_to(fake, rtype)
+        assert request.headers[TEST_ACCESS_HEADER] == "all", rtype
+    (questionnaire,) = posts_to(fake, "Questionnaire")
     assert "version=1.0.0" in questionnaire.headers["If-None-Exist"]
     # The responses: one plain POST each, as a portal would; no header, no transaction.
-    posts = sent(rsps, "POST", "/QuestionnaireResponse")
+    posts = posts_to(fake, "QuestionnaireResponse")
     assert len(posts) == 2
     assert all(TEST_ACCESS_HEADER not in p.headers for p in posts)
-    assert not sent(rsps, "POST", "/epic-like")
+    assert fake.posted == []
+    held = fake.all("QuestionnaireResponse")
+    assert [q["subject"]["reference"] for q in held] == [seeded.patient] * 2
 
 
 def test_a_full_server_gets_one_transaction_and_no_questionnaires(rsps):
     base = "http://127.0.0.1:8083/fhir"
-    record(rsps, base, capabilities(transaction=True, questionnaire_create=True))
+    fake = server(rsps, base, capabilities(transaction=True, questionnaire_create=True))
     seeded = seed(load_settings({"server": base}, env={}), [QUESTIONNAIRE], rounds=3)
 
     assert seeded.questionnaires == 0 and len(seeded.responses) == 3
-    assert not sent(rsps, "POST", "/Questionnaire")
-    (bundle,) = sent(rsps, "POST", "/fhir")
-    assert len(json.loads(bundle.body)["entry"]) == 3
+    assert not posts_to(fake, "Questionnaire")
+    (bundle,) = fake.posted
+    assert len(bundle["entry"]) == 3
+    assert len(fake.all("QuestionnaireResponse")) == 3
 
 
 def test_a_remote_test_server_never_gets_the_test_header(rsps):
-    record(rsps, REMOTE, capabilities(transaction=False, questionnaire_create=False))
+    fake = server(rsps, REMOTE, capabilities(transaction=False, questionnaire_create=False))
     seeded = seed(
         load_settings({"server": REMOTE}, env={}), [QUESTIONNAIRE], rounds=1, allow_remote=True
     )
 
     assert seeded.questionnaires == 0  # the EHR's own questionnaires need test access
-    assert rsps.calls
-    assert all(TEST_ACCESS_HEADER not in c.request.headers for c in rsps.calls)
+    assert fake.requests
+    assert all(TEST_ACCESS_HEADER not in seen.headers for seen in fake.requests)
 
 
 def test_remote_servers_are_refused_without_allow_remote():

@@ -26,11 +26,6 @@ RECORDED = "2026-11-26T12:00:00Z"
 
 
 @pytest.fixture
-def qr():
-    return json.loads((DATA / "qr-rejection-log.json").read_text())
-
-
-@pytest.fixture
 def questionnaire(built):
     return next(q for q in built.questionnaires if q["id"] == "rejection-log")
 

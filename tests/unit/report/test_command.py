@@ -1,24 +1,39 @@
-"""``rejection-fhir report`` against a recorded server (responses): searches, paging, files."""
+"""``rejection-fhir report`` against the in-memory server (tests/fakefhir.py): searches,
+paging, files."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pytest
-import responses
 
 from rejection_fhir.cli import main
 from rejection_fhir.commands.report import fetch_records, patient_id, write_report
 from rejection_fhir.errors import AuthError, ConfigError, UsageError
-from rejection_fhir.settings import load_settings, make_client
-from tests.unit.report.fake_server import BASE, TYPES, FakeServer
+from rejection_fhir.settings import make_client
+from tests.fakefhir import BASE, FakeFhir, request_to
+from tests.unit.report.records import Clinic, of_type
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+TYPES = ("Observation", "DocumentReference", "Flag")
+#: Small pages, so every search has to follow next links.
+PAGE = 10
 
 
 @pytest.fixture
-def settings():
-    return load_settings({"server": BASE}, env={})
+def server(fake_fhir: FakeFhir) -> FakeFhir:
+    """The EHR, empty, answering searches in pages of ten through HAPI-style
+    ``[base]?_getpages=`` next links."""
+    fake_fhir.page_size = PAGE
+    return fake_fhir
+
+
+@pytest.fixture
+def ehr(server: FakeFhir, clinic: Clinic) -> FakeFhir:
+    """The EHR holding what the sync wrote for the ten-week course of care."""
+    server.add(*clinic.resources)
+    return server
 
 
 @pytest.fixture(autouse=True)
@@ -34,32 +49,36 @@ def _clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
-@responses.activate
-def test_searches_by_subject_with_the_right_filters_and_follows_every_page(clinic, settings):
-    server = FakeServer(responses.mock, clinic.resources)
+def test_searches_by_subject_with_the_right_filters_and_follows_every_page(clinic, settings, ehr):
     client = make_client(settings)
     records = fetch_records(client, "Patient/p1")
-    assert server.searches["Observation"] == {
-        "subject": ["Patient/p1"],
-        "category": ["http://terminology.hl7.org/CodeSystem/observation-category|survey"],
-        "_count": ["100"],
-    }
-    assert server.searches["DocumentReference"] == {
-        "subject": ["Patient/p1"],
-        "type": ["http://loinc.org|74465-6"],
-        "status": ["current"],
-        "_count": ["100"],
-    }
-    assert server.searches["Flag"] == {"subject": ["Patient/p1"], "_count": ["100"]}
-    assert sorted(server.pages) == sorted((t, n) for t in TYPES for n in (1, 2))
-    assert len(records.observations) == len(server.held["Observation"]) == 29
+    assert ehr.searched("Observation") == [
+        {
+            "subject": ["Patient/p1"],
+            "category": ["http://terminology.hl7.org/CodeSystem/observation-category|survey"],
+            "_count": ["100"],
+        }
+    ]
+    assert ehr.searched("DocumentReference") == [
+        {
+            "subject": ["Patient/p1"],
+            "type": ["http://loinc.org|74465-6"],
+            "status": ["current"],
+            "_count": ["100"],
+        }
+    ]
+    assert ehr.searched("Flag") == [{"subject": ["Patient/p1"], "_count": ["100"]}]
+    held = {t: of_type(clinic.resources, t) for t in TYPES}
+    assert sorted(ehr.pages) == sorted(
+        (t, n) for t in TYPES for n in range(1, max(1, math.ceil(len(held[t]) / PAGE)) + 1)
+    )
+    assert ("Observation", 3) in ehr.pages, "next links followed to the last page"
+    assert len(records.observations) == len(held["Observation"]) == 29
     assert len(records.documents) == 21 and len(records.flags) == 1
-    assert {r["id"] for r in records.observations} == {r["id"] for r in server.held["Observation"]}
+    assert {r["id"] for r in records.observations} == {r["id"] for r in held["Observation"]}
 
 
-@responses.activate
-def test_write_report_writes_one_self_contained_page(clinic, settings, tmp_path):
-    FakeServer(responses.mock, clinic.resources)
+def test_write_report_writes_one_self_contained_page(ehr, settings, tmp_path):
     out = tmp_path / "reports" / "p1.html"
     written = write_report(settings, "p1", out=out, now=lambda: NOW)
     html = out.read_text(encoding="utf-8")
@@ -74,31 +93,27 @@ def test_write_report_writes_one_self_contained_page(clinic, settings, tmp_path)
     )
 
 
-@responses.activate
-def test_the_report_names_the_client_from_the_patient_resource(clinic, settings, tmp_path):
+def test_the_report_names_the_client_from_the_patient_resource(ehr, settings, tmp_path):
     patient = {
         "resourceType": "Patient",
         "id": "p1",
         "name": [{"family": "Example", "given": ["Sam"]}],
         "birthDate": "1990-04-02",
     }
-    FakeServer(responses.mock, clinic.resources, patient=patient)
+    ehr.add(patient)
     written = write_report(settings, "p1", out=tmp_path / "r.html", now=lambda: NOW)
     assert (written.report.patient_name, written.report.birth_date) == ("Sam Example", "1990-04-02")
     assert "Sam Example, born 1990-04-02 (Patient/p1)" in (tmp_path / "r.html").read_text()
 
 
-@responses.activate
-def test_a_hidden_patient_resource_still_gives_a_report(clinic, settings, tmp_path):
-    FakeServer(responses.mock, clinic.resources)  # Patient/p1: 404
+def test_a_hidden_patient_resource_still_gives_a_report(ehr, settings, tmp_path):
+    assert ehr.get("Patient", "p1") is None  # its read answers 404
     written = write_report(settings, "p1", out=tmp_path / "r.html", now=lambda: NOW)
     assert written.report.patient_name is None and len(written.report.safety_flags) == 1
     assert "name and birth date not available" in (tmp_path / "r.html").read_text()
 
 
-@responses.activate
-def test_cli_writes_the_report_and_says_only_counts(clinic, capsys, tmp_path):
-    FakeServer(responses.mock, clinic.resources)
+def test_cli_writes_the_report_and_says_only_counts(ehr, capsys, tmp_path):
     main(["report", "--patient", "p1", "--server", BASE, "--out", str(tmp_path / "r.html")])
     out = capsys.readouterr().out
     assert out.strip() == (
@@ -107,9 +122,7 @@ def test_cli_writes_the_report_and_says_only_counts(clinic, capsys, tmp_path):
     assert (tmp_path / "r.html").is_file()
 
 
-@responses.activate
-def test_no_data_gives_the_empty_report(settings, tmp_path):
-    FakeServer(responses.mock, [])
+def test_no_data_gives_the_empty_report(settings, tmp_path, server):
     written = write_report(settings, "p1", out=tmp_path / "r.html", now=lambda: NOW)
     assert written.report.empty
     assert "No responses synced yet" in (tmp_path / "r.html").read_text()
@@ -121,34 +134,28 @@ def test_patient_must_be_an_id(bad):
         patient_id(bad)
 
 
-@responses.activate
-def test_bad_patient_is_a_usage_error_before_any_request(capsys, tmp_path):
+def test_bad_patient_is_a_usage_error_before_any_request(capsys, tmp_path, server):
     with pytest.raises(SystemExit) as exit_info:
         main(["report", "--patient", "../x", "--server", BASE, "--out", str(tmp_path / "r.html")])
     assert exit_info.value.code == 2
-    assert len(responses.calls) == 0
+    assert server.requests == []
 
 
-@responses.activate
-def test_pdf_without_chromium_fails_clearly_before_any_request(monkeypatch, capsys, tmp_path):
+def test_pdf_without_chromium_fails_clearly_before_any_request(
+    monkeypatch, capsys, tmp_path, server
+):
     monkeypatch.setenv("RFHIR_CHROMIUM", str(tmp_path / "no-chromium"))
     with pytest.raises(SystemExit) as exit_info:
         main(["report", "--patient", "p1", "--server", BASE, "--pdf", str(tmp_path / "r.pdf")])
     assert exit_info.value.code == ConfigError.exit_code == 4
     err = capsys.readouterr().err
     assert "--pdf/--png need Chromium" in err and "apt-get install chromium" in err
-    assert len(responses.calls) == 0
+    assert server.requests == []
     assert not (tmp_path / "report.html").exists()
 
 
-@responses.activate
-def test_server_refusal_names_the_search_without_the_patient(settings, tmp_path):
-    responses.get(
-        f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
-    )
-    responses.get(
-        f"{BASE}/Observation", status=403, json={"resourceType": "OperationOutcome", "issue": []}
-    )
+def test_server_refusal_names_the_search_without_the_patient(settings, tmp_path, ehr):
+    ehr.fail(403, when=request_to("GET", "Observation"))
     with pytest.raises(AuthError) as error:
         write_report(settings, "secret-patient-7", out=tmp_path / "r.html")
     assert "GET Observation" in str(error.value)
@@ -156,8 +163,9 @@ def test_server_refusal_names_the_search_without_the_patient(settings, tmp_path)
     assert not (tmp_path / "r.html").exists()
 
 
-@responses.activate
-def test_png_without_playwright_fails_before_writing_anything(monkeypatch, capsys, tmp_path):
+def test_png_without_playwright_fails_before_writing_anything(
+    monkeypatch, capsys, tmp_path, server
+):
     import sys
 
     chromium = tmp_path / "chromium"
@@ -171,13 +179,11 @@ def test_png_without_playwright_fails_before_writing_anything(monkeypatch, capsy
     assert exit_info.value.code == ConfigError.exit_code == 4
     err = capsys.readouterr().err
     assert "playwright" in err and "rejection-fhir[browser]" in err
-    assert len(responses.calls) == 0
+    assert server.requests == []
     assert not (tmp_path / "report.html").exists() and not (tmp_path / "r.png").exists()
 
 
-@responses.activate
-def test_an_unwritable_report_path_is_an_output_error(clinic, capsys, tmp_path):
-    FakeServer(responses.mock, clinic.resources)
+def test_an_unwritable_report_path_is_an_output_error(ehr, capsys, tmp_path):
     blocker = tmp_path / "FILE"
     blocker.write_text("")
     with pytest.raises(SystemExit) as exit_info:

@@ -83,9 +83,9 @@ def _weights_summing_to(total: int, items: int) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize(
-    ("total", "band"),
-    [
+#: Each band's first and last total, per instrument (Kroenke 2001, Spitzer 2006).
+BOUNDARIES = {
+    ("phq9", 9): [
         (0, "minimal"),
         (4, "minimal"),
         (5, "mild"),
@@ -97,17 +97,7 @@ def _weights_summing_to(total: int, items: int) -> list[int]:
         (20, "severe"),
         (27, "severe"),
     ],
-)
-def test_phq9_bands_at_each_boundary(phq9, total, band):
-    qr = response("phq9", _weights_summing_to(total, 9), phq9)
-    score = only_score(qr, phq9)
-    assert score.value == total and score.interpretation.code == band
-    assert fhirpath_total(phq9, qr) == total
-
-
-@pytest.mark.parametrize(
-    ("total", "band"),
-    [
+    ("gad7", 7): [
         (0, "minimal"),
         (4, "minimal"),
         (5, "mild"),
@@ -117,12 +107,23 @@ def test_phq9_bands_at_each_boundary(phq9, total, band):
         (15, "severe"),
         (21, "severe"),
     ],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "items", "total", "band"),
+    [
+        (name, items, total, band)
+        for (name, items), cases in BOUNDARIES.items()
+        for total, band in cases
+    ],
 )
-def test_gad7_bands_at_each_boundary(gad7, total, band):
-    qr = response("gad7", _weights_summing_to(total, 7), gad7)
-    score = only_score(qr, gad7)
+def test_bands_at_each_boundary(request, name, items, total, band):
+    questionnaire = request.getfixturevalue(name)
+    qr = response(name, _weights_summing_to(total, items), questionnaire)
+    score = only_score(qr, questionnaire)
     assert score.value == total and score.interpretation.code == band
-    assert fhirpath_total(gad7, qr) == total
+    assert fhirpath_total(questionnaire, qr) == total
 
 
 @pytest.mark.parametrize(

@@ -23,12 +23,15 @@ from rejection_fhir.sync.bulk import (
 )
 from rejection_fhir.sync.run import SyncOptions, sync
 from rejection_fhir.sync.state import SyncState, window_shard
+from tests.fakefhir import FakeFhir
 
 BASE = "http://127.0.0.1:9999/fhir"
-STATUS = f"{BASE}/$export-poll-status?_jobId=42"
+STATUS_PATH = "$export-poll-status"
+STATUS = f"{BASE}/{STATUS_PATH}?_jobId=42"
 FILE = f"{BASE}/Binary/out-1"
 DATA = Path(__file__).parents[2] / "data"
 JSON = {"Content-Type": "application/fhir+json"}
+NDJSON = {"Content-Type": "application/fhir+ndjson"}
 NOW = "2026-11-26T10:00:00.000+00:00"
 
 
@@ -197,38 +200,20 @@ def _responses_on_server():
     return out
 
 
-class BulkServer:
-    def __init__(self, rsps, manifest, files):
-        self.transactions: list[dict] = []
-        self.deleted = 0
-        self.next_id = 0
-        rsps.get(
-            f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
-        )
-        rsps.get(f"{BASE}/$export", status=202, headers={"Content-Location": STATUS})
-        rsps.get(STATUS, status=202, headers={"Retry-After": "0"})
-        rsps.get(STATUS, json=manifest)
-        for url, text in files.items():
-            rsps.get(url, body=text, content_type="application/fhir+ndjson")
-        rsps.add_callback(responses.POST, BASE, callback=self.transaction)
-        rsps.add_callback(responses.DELETE, STATUS, callback=self.delete)
+def _export(fake: FakeFhir, manifest: dict, files: dict[str, str]) -> None:
+    """The server's side of an export: kick-off, one "in progress" poll, the manifest, the
+    files, and the DELETE that ends it; transactions are the fake's own."""
+    fake.route("GET", "$export", (202, {"Content-Location": STATUS}, ""))
+    fake.route(
+        "GET", STATUS_PATH, (202, {"Retry-After": "0"}, ""), (200, JSON, json.dumps(manifest))
+    )
+    fake.route("DELETE", STATUS_PATH, (202, {}, ""))
+    for url, text in files.items():
+        fake.route("GET", url.removeprefix(f"{BASE}/"), (200, NDJSON, text))
 
-    def delete(self, request):
-        self.deleted += 1
-        return 202, {}, ""
 
-    def transaction(self, request):
-        bundle = json.loads(request.body)
-        self.transactions.append(bundle)
-        out = []
-        for entry in bundle["entry"]:
-            self.next_id += 1
-            rtype = entry["resource"]["resourceType"]
-            out.append(
-                {"response": {"status": "201 Created", "location": f"{rtype}/{self.next_id}"}}
-            )
-        body = {"resourceType": "Bundle", "type": "transaction-response", "entry": out}
-        return 200, JSON, json.dumps(body)
+def _deleted(fake: FakeFhir) -> int:
+    return sum(1 for seen in fake.requests if seen.method == "DELETE")
 
 
 def _sync(tmp_path, built, **kw):
@@ -239,20 +224,22 @@ def _sync(tmp_path, built, **kw):
     return sync(settings, options, built.questionnaires, recorded="2026-11-26T12:00:00Z")
 
 
-@responses.activate
-def test_bulk_sync_writes_every_exported_response_and_moves_the_cursor_once(tmp_path, built):
+def test_bulk_sync_writes_every_exported_response_and_moves_the_cursor_once(
+    tmp_path, built, fake_fhir
+):
     qrs = _responses_on_server()
     other = {"resourceType": "Patient", "id": "p"}  # servers may add what was not asked for
-    server = BulkServer(
-        responses.mock,
+    _export(
+        fake_fhir,
         _manifest(outputs=(FILE, FILE + "-2")),
         {FILE: _ndjson([qrs[3], qrs[0], other, qrs[4]]), FILE + "-2": _ndjson(qrs[1:3])},
     )
     report = _sync(tmp_path, built, concurrency=2)
     assert report.ok and report.tally.written == 5 and report.tally.fetched == 5
-    assert len(server.transactions) == 3, "batches of two, across the files"
+    assert len(fake_fhir.committed) == 3, "batches of two, across the files"
+    assert len(fake_fhir.all("DocumentReference")) == 5
     assert report.cursor_after == NOW
-    assert server.deleted == 1, "the export is deleted once read"
+    assert _deleted(fake_fhir) == 1, "the export is deleted once read"
     with SyncState(tmp_path / "state.sqlite3") as state:
         assert state.cursor(BASE) == NOW
         assert {e.response_id for e in state.entries(outcome="written")} == {
@@ -260,8 +247,7 @@ def test_bulk_sync_writes_every_exported_response_and_moves_the_cursor_once(tmp_
         }
 
 
-@responses.activate
-def test_an_export_with_errors_keeps_the_cursor(tmp_path, built):
+def test_an_export_with_errors_keeps_the_cursor(tmp_path, built, fake_fhir):
     qrs = _responses_on_server()
     outcome = {
         "resourceType": "OperationOutcome",
@@ -273,8 +259,8 @@ def test_an_export_with_errors_keeps_the_cursor(tmp_path, built):
             }
         ],
     }
-    BulkServer(
-        responses.mock,
+    _export(
+        fake_fhir,
         _manifest(outputs=(FILE,), errors=(f"{BASE}/Binary/err",)),
         {FILE: _ndjson(qrs[:2]), f"{BASE}/Binary/err": _ndjson([outcome])},
     )
@@ -286,24 +272,24 @@ def test_an_export_with_errors_keeps_the_cursor(tmp_path, built):
         assert len(state.entries(outcome="written")) == 2
 
 
-@responses.activate
-def test_bulk_dry_run_moves_no_cursor(tmp_path, built):
+def test_bulk_dry_run_moves_no_cursor(tmp_path, built, fake_fhir):
     qrs = _responses_on_server()
-    server = BulkServer(responses.mock, _manifest(), {FILE: _ndjson(qrs)})
+    _export(fake_fhir, _manifest(), {FILE: _ndjson(qrs)})
     report = _sync(tmp_path, built, dry_run=True)
-    assert report.tally.written == 5 and server.transactions == []
+    assert report.tally.written == 5 and fake_fhir.committed == []
     with SyncState(tmp_path / "state.sqlite3") as state:
         assert state.cursor(BASE) is None
 
 
-@responses.activate
-def test_a_bulk_window_asks_for_its_end_keeps_its_share_and_caps_its_cursor(tmp_path, built):
+def test_a_bulk_window_asks_for_its_end_keeps_its_share_and_caps_its_cursor(
+    tmp_path, built, fake_fhir
+):
     qrs = _responses_on_server()  # last updated 10:00 to 14:00
-    BulkServer(responses.mock, _manifest(), {FILE: _ndjson(qrs)})  # a server ignoring _typeFilter
+    _export(fake_fhir, _manifest(), {FILE: _ndjson(qrs)})  # a server ignoring _typeFilter
     until = "2026-11-25T12:00:00Z"
     report = _sync(tmp_path, built, since="2026-11-25T00:00:00Z", until=until)
-    kick = next(c.request for c in responses.calls if "$export" in c.request.url)
-    assert kick.params["_typeFilter"] == f"QuestionnaireResponse?_lastUpdated=lt{until}"
+    kick = next(seen for seen in fake_fhir.requests if seen.path == "$export")
+    assert kick.params["_typeFilter"] == [f"QuestionnaireResponse?_lastUpdated=lt{until}"]
     assert report.tally.fetched == 2 and report.tally.written == 2  # r0, r1: before 12:00
     assert report.cursor_after == until  # capped: the export's transactionTime is later
     with SyncState(

@@ -1,16 +1,14 @@
 """The write executors: one plan, sent as chunked transactions, batches or single requests,
-with the fault paths (lost answers, transient entry refusals) mocked with ``responses``."""
+against the in-memory server (tests/fakefhir.py) with its fault hooks (lost answers,
+transient entry refusals)."""
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
-import requests
-import responses
 
 from rejection_fhir.ehr.extract import ExtractedValue
 from rejection_fhir.ehr.writeback import Note, ResponseVersion, plan_writes
@@ -27,8 +25,8 @@ from rejection_fhir.sync.executors import (
     stages,
 )
 from rejection_fhir.sync.strategy import VersionCheck
+from tests.fakefhir import BASE, FakeFhir, request_to
 
-BASE = "https://ehr.test/fhir"
 QR = {
     "resourceType": "QuestionnaireResponse",
     "id": "qr1",
@@ -70,39 +68,11 @@ def _executor(mode: ExecMode, **kw: Any) -> WriteExecutor:
     return WriteExecutor(_client(), WriteSetup(mode, **kw), sleep=Sleeps())
 
 
-class Server:
-    """A tiny server: answers bundles entry by entry and single writes, numbering ids."""
+NOTE_POST = request_to("POST", "DocumentReference")
 
-    def __init__(self, rsps: responses.RequestsMock) -> None:
-        self.n = 0
-        self.bundles: list[dict[str, Any]] = []
-        self.entry_status: list[int] = []  # statuses to give bundle entries, in order
-        rsps.add_callback(responses.POST, BASE, callback=self.bundle)
 
-    def new_id(self) -> str:
-        self.n += 1
-        return str(self.n)
-
-    def bundle(self, request: Any) -> tuple[int, dict[str, str], str]:
-        body = json.loads(request.body)
-        self.bundles.append(body)
-        out = []
-        for entry in body["entry"]:
-            status = self.entry_status.pop(0) if self.entry_status else 201
-            rtype = entry["resource"]["resourceType"]
-            if status >= 300:
-                out.append({"response": {"status": str(status)}})
-            else:
-                out.append(
-                    {
-                        "response": {
-                            "status": f"{status}",
-                            "location": f"{rtype}/{self.new_id()}/_history/1",
-                        }
-                    }
-                )
-        answer = {"resourceType": "Bundle", "type": f"{body['type']}-response", "entry": out}
-        return 200, {}, json.dumps(answer)
+def _bodies(fake: FakeFhir, method: str) -> list[dict[str, Any]]:
+    return [seen.body for seen in fake.writes(method)]
 
 
 def test_stages_put_provenance_after_what_it_names() -> None:
@@ -121,33 +91,29 @@ def test_resolve_replaces_written_urns_and_drops_unwritten() -> None:
     }
 
 
-@responses.activate
-def test_transaction_without_limit_is_one_transaction() -> None:
-    server = Server(responses.mock)
+def test_transaction_without_limit_is_one_transaction(fake_fhir) -> None:
     plans = [_plan("a"), _plan("b")]
     done = _executor(ExecMode.TRANSACTION).execute(plans)
-    assert len(server.bundles) == 1
-    assert server.bundles[0]["type"] == "transaction"
+    assert len(fake_fhir.posted) == 1
+    assert fake_fhir.posted[0]["type"] == "transaction"
     # the Device is sent once for both plans
-    kinds = [e["resource"]["resourceType"] for e in server.bundles[0]["entry"]]
+    kinds = [e["resource"]["resourceType"] for e in fake_fhir.posted[0]["entry"]]
     assert kinds.count("Device") == 1
     assert [len(r.refs) for r in done.results] == [4, 4]
 
 
-@responses.activate
-def test_transaction_is_chunked_under_the_servers_entry_limit() -> None:
-    server = Server(responses.mock)
+def test_transaction_is_chunked_under_the_servers_entry_limit(fake_fhir) -> None:
     plans = [_plan("a"), _plan("b"), _plan("c")]
     total = len(combined(plans))
     assert total > 8
     done = _executor(ExecMode.TRANSACTION, max_entries=3).execute(plans)
-    assert all(len(b["entry"]) <= 3 for b in server.bundles)
-    assert sum(len(b["entry"]) for b in server.bundles) == total
-    assert all(b["type"] == "transaction" for b in server.bundles)
+    assert all(len(b["entry"]) <= 3 for b in fake_fhir.posted)
+    assert sum(len(b["entry"]) for b in fake_fhir.posted) == total
+    assert all(b["type"] == "transaction" for b in fake_fhir.posted)
     # Provenance goes after what it names, with the urns replaced by the ids answered
     provenances = [
         e["resource"]
-        for b in server.bundles
+        for b in fake_fhir.posted
         for e in b["entry"]
         if e["resource"]["resourceType"] == "Provenance"
     ]
@@ -159,182 +125,110 @@ def test_transaction_is_chunked_under_the_servers_entry_limit() -> None:
     assert all(len(r.refs) == 4 for r in done.results)
 
 
-@responses.activate
-def test_a_failed_chunk_raises_so_nothing_is_recorded() -> None:
-    server = Server(responses.mock)
-    server.entry_status = [201, 201, 201, 400]
-    responses.replace(
-        responses.POST,
-        BASE,
-        json={
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": "invalid"}],
-        },
-        status=400,
-    )
+@pytest.mark.parametrize(
+    ("refuse", "committed"),
+    [
+        # The first chunk commits, the second is refused (400) as a whole.
+        pytest.param(lambda fake: fake.fail_entries(201, 201, 201, 400), 1, id="second-chunk"),
+        pytest.param(lambda fake: fake.fail(400, when=request_to("POST")), 0, id="first-chunk"),
+    ],
+)
+def test_a_failed_chunk_raises_so_nothing_is_recorded(fake_fhir, refuse, committed) -> None:
+    refuse(fake_fhir)
     with pytest.raises(FhirServerError):
         _executor(ExecMode.TRANSACTION, max_entries=3).execute([_plan("a"), _plan("b")])
+    assert len(fake_fhir.posted) == committed + 1, "nothing sent after the refused chunk"
+    assert len(fake_fhir.committed) == committed
 
 
-@responses.activate
-def test_batch_sends_transiently_refused_entries_again() -> None:
-    server = Server(responses.mock)
+def test_batch_sends_transiently_refused_entries_again(fake_fhir) -> None:
     # first batch: the second entry gets 429; it alone is sent again
-    server.entry_status = [201, 429]
+    fake_fhir.fail_entries(201, 429)
     plan = _plan(values=0)  # Device, note | Provenance
     done = _executor(ExecMode.BATCH).execute([plan])
-    sizes = [len(b["entry"]) for b in server.bundles]
+    sizes = [len(b["entry"]) for b in fake_fhir.posted]
     assert sizes == [2, 1, 1]
-    assert all(b["type"] == "batch" for b in server.bundles)
+    assert all(b["type"] == "batch" for b in fake_fhir.posted)
     assert len(done.results[0].refs) == 2
 
 
-@responses.activate
-def test_batch_reports_a_refused_entry_never_drops_it() -> None:
-    server = Server(responses.mock)
-    server.entry_status = [201, 422]
+def test_batch_reports_a_refused_entry_never_drops_it(fake_fhir) -> None:
+    fake_fhir.fail_entries(201, 422)
     with pytest.raises(FhirServerError) as caught:
         _executor(ExecMode.BATCH).execute([_plan(values=0)])
     assert "1 of 2 entries failed" in str(caught.value)
 
 
-def _single_server(
-    rsps: responses.RequestsMock, found: dict[str, list[dict[str, Any]]]
-) -> list[Any]:
-    calls: list[Any] = []
-    counter = iter(range(1, 1000))
-
-    def write(request: Any) -> tuple[int, dict[str, str], str]:
-        calls.append(request)
-        rtype = urlsplit(request.url).path.rsplit("/fhir/", 1)[1].split("/")[0]
-        rid = str(next(counter))
-        if request.method == "PUT" and "/" in urlsplit(request.url).path.rsplit("/fhir/", 1)[1]:
-            rid = urlsplit(request.url).path.rsplit("/", 1)[1]
-        return 201, {"Location": f"{BASE}/{rtype}/{rid}/_history/1"}, request.body
-
-    def search(request: Any) -> tuple[int, dict[str, str], str]:
-        calls.append(request)
-        rtype = urlsplit(request.url).path.rsplit("/", 1)[1]
-        hits = found.get(rtype, [])
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": [{"resource": r, "search": {"mode": "match"}} for r in hits],
-        }
-        return 200, {}, json.dumps(bundle)
-
-    import re
-
-    rsps.add_callback(responses.POST, re.compile(rf"{BASE}/\w+$"), callback=write)
-    rsps.add_callback(responses.PUT, re.compile(rf"{BASE}/\w+.*"), callback=write)
-    rsps.add_callback(responses.GET, re.compile(rf"{BASE}/\w+\?.*"), callback=search)
-    return calls
-
-
-@responses.activate
-def test_conditional_mode_sends_if_none_exist_and_conditional_updates() -> None:
-    calls = _single_server(responses.mock, {})
+def test_conditional_mode_sends_if_none_exist_and_conditional_updates(fake_fhir) -> None:
     done = _executor(ExecMode.CONDITIONAL).execute([_plan(values=1)])
-    posts = [c for c in calls if c.method == "POST"]
-    puts = [c for c in calls if c.method == "PUT"]
+    posts = fake_fhir.writes("POST")
+    puts = fake_fhir.writes("PUT")
     assert all("If-None-Exist" in c.headers for c in posts)
-    assert [urlsplit(p.url).path.rsplit("/", 1)[1] for p in puts] == ["Observation"]
-    assert "identifier" in parse_qs(urlsplit(puts[0].url).query)
-    provenance = json.loads(posts[-1].body)
+    assert [p.path for p in puts] == ["Observation"]
+    assert "identifier" in puts[0].params
+    provenance = posts[-1].body
     assert provenance["resourceType"] == "Provenance"
     assert all(t["reference"].count("/") == 1 for t in provenance["target"])
     assert len(done.results[0].refs) == 3
 
 
-@responses.activate
-def test_put_mode_uses_client_ids_from_the_keys() -> None:
-    calls = _single_server(responses.mock, {})
+def test_put_mode_uses_client_ids_from_the_keys(fake_fhir) -> None:
     plan = _plan(values=1)
     _executor(ExecMode.PUT).execute([plan])
+    calls = fake_fhir.requests
     assert {c.method for c in calls} == {"PUT"}
     assert not any("/Device/" in c.url for c in calls)  # named by display only
     note = next(e for e in plan.entries if e["resource"]["resourceType"] == "DocumentReference")
     key = f"DocumentReference?{note['request']['ifNoneExist']}"
     assert any(c.url.endswith(f"/DocumentReference/{client_id(key)}") for c in calls)
+    assert fake_fhir.get("DocumentReference", client_id(key)) is not None
 
 
-@responses.activate
-def test_search_then_create_uses_what_it_finds() -> None:
-    calls = _single_server(responses.mock, {"Device": [{"resourceType": "Device", "id": "d9"}]})
-    done = _executor(ExecMode.SEARCH_THEN_CREATE).execute([_plan(values=0)])
-    posted = [urlsplit(c.url).path.rsplit("/", 1)[1] for c in calls if c.method == "POST"]
+def test_search_then_create_uses_what_it_finds(fake_fhir) -> None:
+    plan = _plan(values=0)
+    device = next(e for e in plan.entries if e["resource"]["resourceType"] == "Device")
+    system, _, value = parse_qs(device["request"]["ifNoneExist"])["identifier"][0].partition("|")
+    fake_fhir.add(
+        {"resourceType": "Device", "id": "d9", "identifier": [{"system": system, "value": value}]}
+    )
+    done = _executor(ExecMode.SEARCH_THEN_CREATE).execute([plan])
+    posted = [c.path for c in fake_fhir.writes("POST")]
     assert posted == ["DocumentReference", "Provenance"]  # the Device was found
-    provenance = json.loads(calls[-1].body)
+    provenance = fake_fhir.writes("POST")[-1].body
     assert provenance["agent"][0]["who"]["reference"] == "Device/d9"
     assert len(done.results[0].refs) == 2
 
 
-def _search_then_create_note(search: Any, post: Any) -> Any:
-    """Write one note in search-then-create mode against a server whose searches and posts
-    of DocumentReference are answered by ``search`` and ``post``; the executor's result."""
-    import re
-
-    responses.add_callback(
-        responses.GET, re.compile(rf"{BASE}/DocumentReference\?.*"), callback=search
-    )
-    responses.add_callback(responses.POST, f"{BASE}/DocumentReference", callback=post)
+def _search_then_create_note() -> Any:
+    """Write one note in search-then-create mode; the executor's result."""
     plan = _plan(values=0)
     note = next(e for e in plan.entries if e["resource"]["resourceType"] == "DocumentReference")
     return _executor(ExecMode.SEARCH_THEN_CREATE)._one(note)
 
 
-@responses.activate
-def test_search_then_create_settles_a_lost_answer_by_searching_again() -> None:
-    state = {"posted": 0}
-
-    def search(request: Any) -> tuple[int, dict[str, str], str]:
-        rtype = urlsplit(request.url).path.rsplit("/", 1)[1]
-        hits = [{"resourceType": rtype, "id": "n1"}] if state["posted"] else []
-        entries = [{"resource": h} for h in hits]
-        return (
-            200,
-            {},
-            json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries}),
-        )
-
-    def post(request: Any) -> Any:
-        state["posted"] += 1
-        raise requests.exceptions.ConnectionError("reset after sending")
-
-    result = _search_then_create_note(search, post)
-    assert state["posted"] == 1  # never posted twice
-    assert result is not None and result.id == "n1"
+def test_search_then_create_settles_a_lost_answer_by_searching_again(fake_fhir) -> None:
+    fake_fhir.lose_answers(when=NOTE_POST)
+    result = _search_then_create_note()
+    assert len(fake_fhir.writes("POST")) == 1  # never posted twice
+    (made,) = fake_fhir.all("DocumentReference")
+    assert result is not None and result.id == made["id"]
 
 
-@responses.activate
-def test_ledger_only_records_a_lost_answer_as_uncertain_and_does_not_retry() -> None:
-    posts: list[str] = []
-
-    def post(request: Any) -> Any:
-        rtype = urlsplit(request.url).path.rsplit("/", 1)[1]
-        posts.append(rtype)
-        if rtype == "DocumentReference":
-            raise requests.exceptions.ConnectionError("reset after sending")
-        return 201, {"Location": f"{BASE}/{rtype}/{len(posts)}/_history/1"}, "{}"
-
-    import re
-
-    responses.add_callback(responses.POST, re.compile(rf"{BASE}/\w+$"), callback=post)
+def test_ledger_only_records_a_lost_answer_as_uncertain_and_does_not_retry(fake_fhir) -> None:
+    fake_fhir.lose_answers(None, when=NOTE_POST)
     done = _executor(ExecMode.LEDGER_ONLY).execute([_plan("a", values=0), _plan("b", values=0)])
     # no Device in ledger-only mode; each note posted once; nothing after a lost note
-    assert posts == ["DocumentReference", "DocumentReference"]
+    assert [c.path for c in fake_fhir.writes("POST")] == ["DocumentReference", "DocumentReference"]
     assert [r.uncertain is not None for r in done.results] == [True, True]
     assert done.error is None
 
 
-@responses.activate
-def test_ledger_only_stops_on_an_unavailable_server_before_writing() -> None:
-    responses.add(
-        responses.POST, f"{BASE}/DocumentReference", status=503, headers={"Retry-After": "1"}
-    )
+def test_ledger_only_stops_on_an_unavailable_server_before_writing(fake_fhir) -> None:
+    fake_fhir.fail(503, when=NOTE_POST, headers={"Retry-After": "1"})
     done = _executor(ExecMode.LEDGER_ONLY).execute([_plan("a", values=0), _plan("b", values=0)])
     assert done.results == []
     assert done.error is not None
+    assert fake_fhir.all("DocumentReference") == []
 
 
 @pytest.mark.parametrize(
@@ -345,24 +239,24 @@ def test_ledger_only_stops_on_an_unavailable_server_before_writing() -> None:
         (VersionCheck.NONE, None, "If-Match"),
     ],
 )
-@responses.activate
-def test_superseding_uses_the_servers_version_check(check, header, absent) -> None:
-    calls = _single_server(responses.mock, {})
+def test_superseding_uses_the_servers_version_check(check, header, absent, fake_fhir) -> None:
     previous = {
         "resourceType": "DocumentReference",
         "id": "old",
         "status": "current",
         "meta": {"versionId": "3", "lastUpdated": "2026-11-20T10:00:00.000+00:00"},
     }
+    fake_fhir.add(previous)
     _executor(ExecMode.CONDITIONAL, version_check=check).execute(
         [_plan(values=0, previous=previous)]
     )
-    update = next(c for c in calls if c.url.endswith("/DocumentReference/old"))
+    update = next(c for c in fake_fhir.requests if c.url.endswith("/DocumentReference/old"))
     if header:
         assert header in update.headers
     assert absent not in update.headers
     if check is VersionCheck.IF_UNMODIFIED_SINCE:
         assert update.headers["If-Unmodified-Since"] == "Fri, 20 Nov 2026 10:00:00 GMT"
+    assert fake_fhir.get("DocumentReference", "old")["status"] == "superseded"
 
 
 def _statement(software: str, **doc: Any) -> dict[str, Any]:
@@ -401,20 +295,11 @@ def test_setup_from_a_statement() -> None:
     assert empty.mode is ExecMode.TRANSACTION and empty.notes == ()
 
 
-@responses.activate
-def test_search_then_create_waits_out_a_503_and_searches_again() -> None:
-    state = {"posted": 0}
-
-    def search(request: Any) -> tuple[int, dict[str, str], str]:
-        return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset"})
-
-    def post(request: Any) -> Any:
-        state["posted"] += 1
-        if state["posted"] == 1:
-            return 503, {"Retry-After": "1"}, ""
-        return 201, {"Location": f"{BASE}/DocumentReference/n2/_history/1"}, "{}"
-
-    result = _search_then_create_note(search, post)
-    searches = [c for c in responses.calls if c.request.method == "GET"]
-    assert state["posted"] == 2 and len(searches) == 2  # searched again before the retry
-    assert result is not None and result.id == "n2"
+def test_search_then_create_waits_out_a_503_and_searches_again(fake_fhir) -> None:
+    fake_fhir.fail(503, when=NOTE_POST, times=1, headers={"Retry-After": "1"})
+    result = _search_then_create_note()
+    searches = [c for c in fake_fhir.requests if c.method == "GET"]
+    posts = fake_fhir.writes("POST")
+    assert len(posts) == 2 and len(searches) == 2  # searched again before the retry
+    (made,) = fake_fhir.all("DocumentReference")
+    assert result is not None and result.id == made["id"]

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import copy
-import json
-import re
 import threading
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-import responses
 
 from rejection_fhir.errors import ServerUnavailableError
 from rejection_fhir.response.summary import unregister_summarizer
@@ -18,17 +12,7 @@ from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.run import SyncOptions, sync, transaction_bundle
 from rejection_fhir.sync.state import SyncState
-
-BASE = "http://127.0.0.1:9999/fhir"
-DATA = Path(__file__).parents[2] / "data"
-JSON = {"Content-Type": "application/fhir+json"}
-
-
-def _response(template: dict, rid: str, minute: int, version: str = "1") -> dict:
-    qr = copy.deepcopy(template)
-    qr["id"] = rid
-    qr["meta"] = {"versionId": version, "lastUpdated": f"2026-11-20T10:{minute:02d}:00Z"}
-    return qr
+from tests.fakefhir import BASE, FakeFhir, Seen
 
 
 def _sent_ids(bundle: dict) -> list[str]:
@@ -40,83 +24,13 @@ def _sent_ids(bundle: dict) -> list[str]:
     ]
 
 
-class PagedServer:
-    """Serves fixed pages of responses through next links; transactions by callback."""
-
-    def __init__(self, rsps: responses.RequestsMock, pages: list[list[dict]]) -> None:
-        self.pages = pages
-        self.lock = threading.Lock()
-        self.bundles: list[dict] = []
-        self.next_id = 0
-        self.hold: dict[str, threading.Event] = {}  # response id -> released when set
-        self.fail: set[str] = set()  # a transaction holding one of these answers 500
-        self.arrived: Callable[[list[str]], None] = lambda ids: None
-        self.committed: Callable[[list[str]], None] = lambda ids: None
-        rsps.get(
-            f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
-        )
-        rsps.add_callback(responses.GET, f"{BASE}/QuestionnaireResponse", callback=self.search)
-        rsps.add_callback(responses.POST, BASE, callback=self.transaction)
-        rsps.add_callback(
-            responses.GET,
-            re.compile(rf"{re.escape(BASE)}/DocumentReference/\d+"),
-            callback=self.note,
-        )
-
-    @property
-    def sent(self) -> list[list[str]]:
-        return [_sent_ids(b) for b in self.bundles]
-
-    def note(self, request):
-        rid = request.url.rsplit("/", 1)[1]
-        body = {"resourceType": "DocumentReference", "id": rid, "status": "current"}
-        return 200, JSON, json.dumps(body)
-
-    def search(self, request):
-        n = int(request.params.get("page", "0"))
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": [{"resource": qr, "search": {"mode": "match"}} for qr in self.pages[n]],
-        }
-        if n + 1 < len(self.pages):
-            bundle["link"] = [
-                {"relation": "next", "url": f"{BASE}/QuestionnaireResponse?page={n + 1}"}
-            ]
-        return 200, JSON, json.dumps(bundle)
-
-    def transaction(self, request):
-        bundle = json.loads(request.body)
-        ids = _sent_ids(bundle)
-        with self.lock:
-            self.bundles.append(bundle)
-        self.arrived(ids)
-        for rid in ids:
-            if rid in self.hold:
-                assert self.hold[rid].wait(10), "held transaction was never released"
-        if self.fail & set(ids):
-            return 500, JSON, json.dumps({"resourceType": "OperationOutcome", "issue": []})
-        out = []
-        with self.lock:
-            for entry in bundle["entry"]:
-                self.next_id += 1
-                rtype = entry["resource"]["resourceType"]
-                out.append(
-                    {
-                        "response": {
-                            "status": "201 Created",
-                            "location": f"{rtype}/{self.next_id}/_history/1",
-                        }
-                    }
-                )
-        body = {"resourceType": "Bundle", "type": "transaction-response", "entry": out}
-        self.committed(ids)
-        return 200, JSON, json.dumps(body)
+def _in(seen: Seen, rid: str) -> bool:
+    """Whether ``seen`` is a transaction writing for response ``rid``."""
+    return seen.method == "POST" and not seen.path and rid in _sent_ids(seen.body)
 
 
-@pytest.fixture
-def qr():
-    return json.loads((DATA / "qr-rejection-log.json").read_text())
+def _sent(fake: FakeFhir) -> list[list[str]]:
+    return [_sent_ids(b) for b in fake.posted]
 
 
 @pytest.fixture(autouse=True)
@@ -133,30 +47,36 @@ def _run(tmp_path, built, **kw):
     return sync(settings, options, built.questionnaires, recorded="2026-11-26T12:00:00Z")
 
 
-def _pages(qr, sizes):
-    pages, minute = [], 0
-    for size in sizes:
-        page = []
-        for _ in range(size):
-            page.append(_response(qr, f"r{minute}", minute))
-            minute += 1
-        pages.append(page)
-    return pages
+def _at(minute: int) -> str:
+    return f"2026-11-20T10:{minute:02d}:00Z"
 
 
-@responses.activate
-def test_a_slow_transaction_does_not_hold_back_the_next(tmp_path, built, qr):
-    server = PagedServer(responses.mock, _pages(qr, [2, 2, 2, 2]))
+def _responses(qr_at, count):
+    """Responses r0, r1, ... last updated a minute apart; the sync reads them in pages of
+    two (its batch size)."""
+    return [qr_at(f"r{minute}", _at(minute)) for minute in range(count)]
+
+
+def test_a_slow_transaction_does_not_hold_back_the_next(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(*_responses(qr_at, 8))
     # Page 2's commit waits until page 3's transaction has arrived: only possible with
     # two transactions in flight.
     released = threading.Event()
-    server.hold = {"r2": released}
-    server.arrived = lambda ids: released.set() if "r4" in ids else None
+
+    def arrival(seen: Seen) -> None:
+        if _in(seen, "r4"):
+            released.set()
+        if _in(seen, "r2"):
+            assert released.wait(10), "held transaction was never released"
+
+    fake_fhir.on_arrival = arrival
     report = _run(tmp_path, built, concurrency=3)
     assert report.ok and report.tally.written == 8
     assert report.cursor_after == "2026-11-20T10:07:00Z"
-    assert server.sent[0] == ["r0", "r1"], "the first transaction goes alone"
-    assert sorted(rid for ids in server.sent for rid in ids) == sorted(f"r{i}" for i in range(8))
+    sent = _sent(fake_fhir)
+    assert sent[0] == ["r0", "r1"], "the first transaction goes alone"
+    assert sorted(rid for ids in sent for rid in ids) == sorted(f"r{i}" for i in range(8))
+    assert len(fake_fhir.all("DocumentReference")) == 8
     with SyncState(tmp_path / "state.sqlite3") as state:
         assert {e.response_id for e in state.entries(outcome="written")} == {
             f"r{i}" for i in range(8)
@@ -164,43 +84,56 @@ def test_a_slow_transaction_does_not_hold_back_the_next(tmp_path, built, qr):
         assert state.cursor(BASE) == "2026-11-20T10:07:00Z"
 
 
-@responses.activate
-def test_a_failed_page_stops_the_cursor_though_a_later_one_committed(tmp_path, built, qr):
-    server = PagedServer(responses.mock, _pages(qr, [2, 2, 2]))
+def test_a_failed_page_stops_the_cursor_though_a_later_one_committed(
+    tmp_path, built, qr_at, fake_fhir
+):
+    fake_fhir.add(*_responses(qr_at, 6))
     released = threading.Event()
-    server.hold = {"r2": released}
-    server.fail = {"r2"}
+
+    def arrival(seen: Seen) -> None:
+        if _in(seen, "r2"):
+            assert released.wait(10), "held transaction was never released"
+
     # Page 3 commits first; only then does page 2 fail.
-    server.committed = lambda ids: released.set() if "r4" in ids else None
+    fake_fhir.on_arrival = arrival
+    fake_fhir.on_commit = lambda seen: released.set() if _in(seen, "r4") else None
+    fake_fhir.fail(500, when=lambda seen: _in(seen, "r2"))
     with pytest.raises(ServerUnavailableError):
         _run(tmp_path, built, concurrency=2)
-    assert ["r4", "r5"] in server.sent, "page 3 was sent while page 2 was in flight"
+    assert ["r4", "r5"] in _sent(fake_fhir), "page 3 was sent while page 2 was in flight"
     with SyncState(tmp_path / "state.sqlite3") as state:
         assert state.cursor(BASE) == "2026-11-20T10:01:00Z", "the cursor stays after page 1"
         assert {e.response_id for e in state.entries()} == {"r0", "r1"}
 
-    server.fail = set()
-    server.hold = {}
+    fake_fhir.clear_faults()
+    fake_fhir.on_arrival = lambda seen: None
     again = _run(tmp_path, built, concurrency=2)
     assert again.ok and again.tally.written == 4, "pages 2 and 3 replayed (conditional writes)"
+    assert len(fake_fhir.all("DocumentReference")) == 6, "page 3's notes were not made twice"
     with SyncState(tmp_path / "state.sqlite3") as state:
         assert state.cursor(BASE) == "2026-11-20T10:05:00Z"
 
 
-@responses.activate
-def test_an_amendment_waits_for_its_earlier_version_to_be_recorded(tmp_path, built, qr):
-    # A server whose pages are not a snapshot can show an amended response again later.
-    pages = _pages(qr, [2, 2])
-    amended = _response(qr, "r2", 9, version="2")
-    amended["status"] = "amended"
-    pages.append([amended])
-    server = PagedServer(responses.mock, pages)
+def test_an_amendment_waits_for_its_earlier_version_to_be_recorded(
+    tmp_path, built, qr_at, fake_fhir
+):
+    # A server whose pages are not a snapshot can show an amended response again later:
+    # r2 is amended while the sync reads the pages, before it asks for the third.
+    fake_fhir.add(*_responses(qr_at, 4))
+    fake_fhir.next_when_full = True
+    amended = qr_at("r2", _at(9), version="2", status="amended")
+
+    def arrival(seen: Seen) -> None:
+        if seen.params.get("_getpagesoffset") == ["4"]:
+            fake_fhir.add(amended)
+
+    fake_fhir.on_arrival = arrival
     report = _run(tmp_path, built, concurrency=3)
     assert report.ok and report.tally.written == 5
-    assert server.sent[-1] == ["r2"]
+    assert _sent(fake_fhir)[-1] == ["r2"]
     superseded = [
         e["resource"]
-        for e in server.bundles[-1]["entry"]
+        for e in fake_fhir.posted[-1]["entry"]
         if e["request"]["method"] == "PUT" and e["resource"]["resourceType"] == "DocumentReference"
     ]
     assert [n["status"] for n in superseded] == ["superseded"], "the earlier note is replaced"
@@ -209,9 +142,8 @@ def test_an_amendment_waits_for_its_earlier_version_to_be_recorded(tmp_path, bui
         assert ("r2", "1") in versions and ("r2", "2") in versions
 
 
-@responses.activate
-def test_dry_run_shows_each_bundle_it_would_post(tmp_path, built, qr):
-    PagedServer(responses.mock, _pages(qr, [2, 1]))
+def test_dry_run_shows_each_bundle_it_would_post(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(*_responses(qr_at, 3))
     seen: list[dict] = []
     settings = load_settings({"server": BASE}, env={})
     options = SyncOptions(
@@ -222,6 +154,7 @@ def test_dry_run_shows_each_bundle_it_would_post(tmp_path, built, qr):
     assert [_sent_ids(b) for b in seen] == [["r0", "r1"], ["r2"]]
     devices = [e for e in seen[0]["entry"] if e["resource"]["resourceType"] == "Device"]
     assert len(devices) == 1
+    assert fake_fhir.writes() == []
 
 
 def test_transaction_bundle_sends_shared_entries_once():

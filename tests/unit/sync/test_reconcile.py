@@ -1,33 +1,22 @@
-"""sync --reconcile: uncertain writes settled by searching for the note (mocked server)."""
+"""sync --reconcile: uncertain writes settled by searching for the note (the in-memory
+server, tests/fakefhir.py)."""
 
 from __future__ import annotations
 
-import json
 import random
-import re
 from pathlib import Path
 
 import pytest
-import responses
 
 from rejection_fhir.ehr.writeback import DERIVED_SYSTEM, derived_id
 from rejection_fhir.fhir.client import FhirClient, RetryPolicy
 from rejection_fhir.sync.reconcile import reconcile_state
 from rejection_fhir.sync.state import LedgerEntry, SyncState
-
-BASE = "https://ehr.test/fhir"
-OUTCOME = {
-    "resourceType": "OperationOutcome",
-    "issue": [{"severity": "error", "code": "not-supported"}],
-}
+from tests.fakefhir import BASE, Seen
 
 
-def _bundle(*resources):
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [{"resource": r} for r in resources],
-    }
+def _by_identifier(seen: Seen) -> bool:
+    return seen.method == "GET" and seen.path == "DocumentReference" and "identifier" in seen.params
 
 
 @pytest.fixture
@@ -48,9 +37,13 @@ def _client() -> FhirClient:
     )
 
 
-def _note(rid: str, nid: str, *, marker_only: bool = False) -> dict:
+def _note(rid: str, nid: str, *, marker_only: bool = False, patient: str = "p") -> dict:
     key = derived_id(BASE, rid, "1", "note")
-    note = {"resourceType": "DocumentReference", "id": nid}
+    note = {
+        "resourceType": "DocumentReference",
+        "id": nid,
+        "subject": {"reference": f"Patient/{patient}"},
+    }
     if marker_only:
         note["description"] = f"note {key}"
     else:
@@ -58,61 +51,44 @@ def _note(rid: str, nid: str, *, marker_only: bool = False) -> dict:
     return note
 
 
-@responses.activate
-def test_found_by_identifier_becomes_written_absent_becomes_absent(state) -> None:
-    def search(request):
-        if derived_id(BASE, "a", "1", "note").replace("/", "%2F") in request.url:
-            return 200, {}, json.dumps(_bundle(_note("a", "n1")))
-        return 200, {}, json.dumps(_bundle())
-
-    responses.add_callback(
-        responses.GET, re.compile(rf"{BASE}/DocumentReference\?.*"), callback=search
-    )
+def test_found_by_identifier_becomes_written_absent_becomes_absent(state, fake_fhir) -> None:
+    fake_fhir.add(_note("a", "n1"), _note("x", "n2"))
     client = _client()
     report = reconcile_state(state, client, client, BASE)
     assert len(report.found) == 1 and len(report.absent) == 1
     assert state.seen(BASE, "a", "1").outcome == "written"
     assert state.seen(BASE, "a", "1").resources == ["DocumentReference/n1"]
     assert state.seen(BASE, "b", "1").outcome == "absent"
+    assert all("identifier" in p for p in fake_fhir.searched("DocumentReference"))
 
 
-@responses.activate
-def test_refused_identifier_search_falls_back_to_the_patients_notes(state) -> None:
-    responses.add(
-        responses.GET,
-        re.compile(rf"{BASE}/DocumentReference\?identifier=.*"),
-        json=OUTCOME,
-        status=400,
-    )
+def test_refused_identifier_search_falls_back_to_the_patients_notes(state, fake_fhir) -> None:
+    fake_fhir.fail(400, when=_by_identifier)
     for rid in ("a", "b"):
-        responses.add(
-            responses.GET,
-            f"{BASE}/QuestionnaireResponse/{rid}",
-            json={
+        fake_fhir.add(
+            {
                 "resourceType": "QuestionnaireResponse",
                 "id": rid,
                 "subject": {"reference": f"Patient/p{rid}"},
-            },
+            }
         )
-    responses.add(
-        responses.GET,
-        re.compile(rf"{BASE}/DocumentReference\?patient=pa"),
-        json=_bundle(_note("a", "n1", marker_only=True), _note("x", "n2")),
-    )
-    responses.add(
-        responses.GET,
-        re.compile(rf"{BASE}/DocumentReference\?patient=pb"),
-        json=_bundle(_note("x", "n3")),
+    fake_fhir.add(
+        _note("a", "n1", marker_only=True, patient="pa"),
+        _note("x", "n2", patient="pa"),
+        _note("x", "n3", patient="pb"),
     )
     client = _client()
     report = reconcile_state(state, client, client, BASE)
     assert [w.split("/")[1] for w in report.found] == ["a"]
     assert [w.split("/")[1] for w in report.absent] == ["b"]
+    assert [p.get("patient") for p in fake_fhir.searched("DocumentReference")][-2:] == [
+        ["pa"],
+        ["pb"],
+    ]
 
 
-@responses.activate
-def test_no_search_possible_stays_uncertain(state) -> None:
-    responses.add(responses.GET, re.compile(rf"{BASE}/DocumentReference\?.*"), status=503)
+def test_no_search_possible_stays_uncertain(state, fake_fhir) -> None:
+    fake_fhir.fail(503, when=lambda seen: seen.path == "DocumentReference")
     client = _client()
     report = reconcile_state(state, client, client, BASE)
     assert len(report.still_uncertain) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,49 +42,48 @@ def _only_error(folder: Path):
     return findings[0]
 
 
-def test_missing_field(folder):
-    _write(
-        folder,
+@dataclass(frozen=True)
+class Mistake:
+    """A worksheet with one mistake (the items after ``HEADER``) and the one error it gets:
+    ``expect`` its fields (``file`` by name), ``says`` parts of its message."""
+
+    body: str
+    expect: dict[str, object]
+    says: tuple[str, ...] = ()
+    header: str = HEADER
+
+
+MISTAKES = {
+    "missing_field": Mistake(
         """\
         items:
           - linkId: what
             type: text
-    """,
-    )
-    f = _only_error(folder)
-    assert (Path(f.file).name, f.line, f.column) == ("broken.yaml", 9, 5)
-    assert f.message == "missing required field 'text' in item 'what'; add it"
-
-
-def test_missing_top_level_field(folder):
-    _write(
-        folder,
+        """,
+        {
+            "file": "broken.yaml",
+            "line": 9,
+            "column": 5,
+            "message": "missing required field 'text' in item 'what'; add it",
+        },
+    ),
+    "missing_top_level_field": Mistake(
         "items:\n  - {linkId: a, type: text, text: A}\n",
+        {"line": 1},
+        ("missing required field 'purpose'",),
         header=HEADER.replace("purpose: Testing.\n", ""),
-    )
-    f = _only_error(folder)
-    assert f.line == 1 and "missing required field 'purpose'" in f.message
-
-
-def test_duplicate_link_id(folder):
-    _write(
-        folder,
+    ),
+    "duplicate_link_id": Mistake(
         """\
         items:
           - {linkId: feeling, type: text, text: One}
           - {linkId: other, type: text, text: Two}
           - {linkId: feeling, type: string, text: Three}
-    """,
-    )
-    f = _only_error(folder)
-    assert f.line == 11 and f.rule == "que-2"
-    assert "linkId 'feeling' is used twice" in f.message
-    assert f.location == "feeling"
-
-
-def test_enable_when_pointing_to_unknown_item(folder):
-    _write(
-        folder,
+        """,
+        {"line": 11, "rule": "que-2", "location": "feeling"},
+        ("linkId 'feeling' is used twice",),
+    ),
+    "enable_when_pointing_to_unknown_item": Mistake(
         """\
         items:
           - {linkId: kind, type: string, text: Kind}
@@ -92,17 +92,11 @@ def test_enable_when_pointing_to_unknown_item(folder):
             text: Specify
             enableWhen:
               - {question: kinds, operator: "=", answer: other}
-    """,
-    )
-    f = _only_error(folder)
-    assert (f.line, f.rule) == (14, "enablewhen-unknown")
-    assert "'kinds', which is not an item" in f.message
-    assert f.location == "kind-other"
-
-
-def test_enable_when_pointing_to_a_later_item(folder):
-    _write(
-        folder,
+        """,
+        {"line": 14, "rule": "enablewhen-unknown", "location": "kind-other"},
+        ("'kinds', which is not an item",),
+    ),
+    "enable_when_pointing_to_a_later_item": Mistake(
         """\
         items:
           - linkId: first
@@ -111,15 +105,10 @@ def test_enable_when_pointing_to_a_later_item(folder):
             enableWhen:
               - {question: second, operator: exists, answer: true}
           - {linkId: second, type: boolean, text: Second}
-    """,
-    )
-    f = _only_error(folder)
-    assert f.rule == "enablewhen-order" and f.line == 13
-
-
-def test_enable_when_answer_of_the_wrong_type(folder):
-    _write(
-        folder,
+        """,
+        {"rule": "enablewhen-order", "line": 13},
+    ),
+    "enable_when_answer_of_the_wrong_type": Mistake(
         """\
         items:
           - {linkId: score, type: integer, text: Score}
@@ -128,16 +117,11 @@ def test_enable_when_answer_of_the_wrong_type(folder):
             text: Why so high?
             enableWhen:
               - {question: score, operator: ">", answer: "seven"}
-    """,
-    )
-    f = _only_error(folder)
-    assert f.rule == "enablewhen-type"
-    assert "'score' is an integer item, so the answer must be answerInteger" in f.message
-
-
-def test_enable_when_code_not_among_options(folder):
-    _write(
-        folder,
+        """,
+        {"rule": "enablewhen-type"},
+        ("'score' is an integer item, so the answer must be answerInteger",),
+    ),
+    "enable_when_code_not_among_options": Mistake(
         """\
         items:
           - {linkId: kind, type: choice, text: Kind, valueSet: rejection-kind}
@@ -146,96 +130,82 @@ def test_enable_when_code_not_among_options(folder):
             text: Specify
             enableWhen:
               - {question: kind, operator: "=", answer: otherwise}
-    """,
-    )
-    f = _only_error(folder)
-    assert (
-        f.rule == "enablewhen-code"
-        and "'otherwise' is not one of the options of 'kind'" in f.message
-    )
-
-
-def test_wrong_type(folder):
-    _write(
-        folder,
+        """,
+        {"rule": "enablewhen-code"},
+        ("'otherwise' is not one of the options of 'kind'",),
+    ),
+    "wrong_type": Mistake(
         """\
         items:
           - linkId: intensity
             type: integer
             text: How strong?
             max: ten
-    """,
-    )
-    f = _only_error(folder)
-    assert (f.line, f.column) == (12, 5)
-    assert f.message == "'max' of item 'intensity' should be a number, not text"
-
-
-def test_unknown_field_suggests_the_right_one(folder):
-    _write(
-        folder,
+        """,
+        {
+            "line": 12,
+            "column": 5,
+            "message": "'max' of item 'intensity' should be a number, not text",
+        },
+    ),
+    "unknown_field_suggests_the_right_one": Mistake(
         """\
         items:
           - {linkId: a, type: text, text: A, requird: true}
-    """,
-    )
-    f = _only_error(folder)
-    assert "unknown field 'requird'; did you mean 'required'?" in f.message
-
-
-def test_yaml_syntax_error(folder):
-    _write(
-        folder,
+        """,
+        {},
+        ("unknown field 'requird'; did you mean 'required'?",),
+    ),
+    "yaml_syntax_error": Mistake(
         """\
         items:
           - linkId: a
             type: text
             text: "unclosed
-    """,
-    )
-    f = _only_error(folder)
-    assert f.rule == "yaml-syntax" and Path(f.file).name == "broken.yaml" and f.line is not None
-    assert f.message.startswith("YAML syntax error")
-
-
-def test_duplicate_yaml_key(folder):
-    _write(
-        folder,
+        """,
+        {"rule": "yaml-syntax", "file": "broken.yaml"},
+        ("YAML syntax error",),
+    ),
+    "duplicate_yaml_key": Mistake(
         """\
         items:
           - linkId: a
             type: text
             text: A
             text: B
-    """,
-    )
-    f = _only_error(folder)
-    assert (f.rule, f.line) == ("yaml-duplicate-key", 12)
-
-
-def test_unknown_answer_code_and_value_set(folder):
-    _write(
-        folder,
+        """,
+        {"rule": "yaml-duplicate-key", "line": 12},
+    ),
+    "unknown_answer_code_and_value_set": Mistake(
         """\
         items:
           - {linkId: kind, type: choice, text: Kind, valueSet: rejection-kinds}
-    """,
-    )
-    f = _only_error(folder)
-    assert f.rule == "unknown-valueset" and "'rejection-kinds' is not defined" in f.message
-
-
-def test_display_item_takes_no_answers(folder):
-    _write(
-        folder,
+        """,
+        {"rule": "unknown-valueset"},
+        ("'rejection-kinds' is not defined",),
+    ),
+    "display_item_takes_no_answers": Mistake(
         """\
         items:
           - {linkId: note, type: display, text: Read this, required: true}
           - {linkId: a, type: text, text: A}
-    """,
-    )
+        """,
+        {"rule": "que-6"},
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES.values(), ids=MISTAKES.keys())
+def test_one_mistake_gives_one_error_at_its_place(folder, mistake):
+    _write(folder, mistake.body, header=mistake.header)
     f = _only_error(folder)
-    assert f.rule == "que-6"
+    assert Path(f.file).name == "broken.yaml" and f.line is not None, "file:line, always"
+    got = {k: Path(f.file).name if k == "file" else getattr(f, k) for k in mistake.expect}
+    assert got == mistake.expect
+    for part in mistake.says:
+        assert part in f.message
+    if mistake.expect.get("rule") == "yaml-syntax":
+        assert f.message.startswith("YAML syntax error")
 
 
 def test_build_writes_nothing_when_any_source_is_invalid(folder, tmp_path_factory):
