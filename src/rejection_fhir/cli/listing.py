@@ -29,7 +29,7 @@ def list_cmd(source_dir: Path | None, base_url: str | None, fmt: str, as_json: b
     import json
     from dataclasses import asdict
 
-    from rejection_fhir.commands.catalog import list_worksheets
+    from rejection_fhir.commands.listing import list_worksheets
 
     if as_json:
         click.echo("warning: --json is deprecated and will be removed; use --format json", err=True)

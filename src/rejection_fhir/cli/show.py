@@ -32,7 +32,7 @@ def show_cmd(
       rejection-fhir show rejection-log --format json > RejectionLog.json
     """
     from rejection_fhir import jsonio
-    from rejection_fhir.commands.catalog import outline, show_worksheet
+    from rejection_fhir.commands.show import outline, show_worksheet
 
     if as_json:
         click.echo("warning: --json is deprecated and will be removed; use --format json", err=True)

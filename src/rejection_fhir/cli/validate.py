@@ -86,7 +86,7 @@ def validate_cmd(
     from rejection_fhir.errors import ExitCode
 
     if against:
-        from rejection_fhir.commands.guard import GUARD_RULES
+        from rejection_fhir.worksheet.guard import GUARD_RULES
 
         only_guard = all(f.rule in GUARD_RULES for f in failing)
         sys.exit(ExitCode.VERSION_GUARD if only_guard else ExitCode.FINDINGS)

@@ -1,5 +1,5 @@
 """``rejection-fhir validate``: schema, FHIR structure, que-* invariants, SDC and our rules,
-and with ``--against REF`` the version guard (:mod:`rejection_fhir.commands.guard`)."""
+and with ``--against REF`` the version guard (:mod:`rejection_fhir.worksheet.guard`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from rejection_fhir.commands import guard
 from rejection_fhir.errors import SourceError, UsageError
 from rejection_fhir.findings import Finding
-from rejection_fhir.worksheet import package, project
+from rejection_fhir.worksheet import guard, package, project
 from rejection_fhir.worksheet.source import PROJECT_FILE
 
 

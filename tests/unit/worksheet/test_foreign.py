@@ -14,7 +14,7 @@ from rejection_fhir.commands.validate import validate
 from rejection_fhir.errors import ExitCode, SourceError
 from rejection_fhir.worksheet import foreign
 from tests.conftest import QUESTIONNAIRES
-from tests.unit.commands.test_guard import ContentRepo
+from tests.unit.worksheet.test_guard import ContentRepo
 
 FORM = "weekly-check-in.json"
 

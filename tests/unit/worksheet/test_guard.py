@@ -17,9 +17,9 @@ import pytest
 import responses
 
 from rejection_fhir.cli import main
-from rejection_fhir.commands import guard
 from rejection_fhir.commands.validate import validate
 from rejection_fhir.errors import ExitCode
+from rejection_fhir.worksheet import guard
 from tests.conftest import QUESTIONNAIRES
 from tests.unit.test_findings_formats import parse_github
 
