@@ -79,7 +79,7 @@ def test_publish_and_sync_on_hapi_leak_nothing(
             capsys,
             caplog,
             "sync",
-            "--source",
+            "--source-server",
             hapi,
             "--since",
             since.replace("+00:00", "Z"),

@@ -89,7 +89,7 @@ def test_sync_with_mutated_responses(
                 result = run_cli(
                     [
                         "sync",
-                        "--source",
+                        "--source-server",
                         BASE,
                         "--state",
                         str(tmp_path / f"state{case}.sqlite3"),

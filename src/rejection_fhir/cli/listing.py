@@ -9,13 +9,13 @@ import click
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     format_option,
-    source_option,
     source_or_default,
+    worksheets_option,
 )
 
 
 @click.command("list")
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 @format_option(["text", "json"], "json: machine-readable, one object per worksheet.")
 @click.option("--json", "as_json", is_flag=True, help="Deprecated: use --format json.")

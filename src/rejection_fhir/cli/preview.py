@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default
+from rejection_fhir.cli.options import BASE_URL_OPTION, source_or_default, worksheets_option
 
 
 @click.command("preview")
@@ -25,7 +25,7 @@ from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or
     help="First fetch LHC-Forms (pinned version, checksum checked) from npm into your cache "
     "folder; needed once.",
 )
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 def preview_cmd(
     name: str | None,

@@ -9,14 +9,14 @@ import click
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     format_option,
-    source_option,
     source_or_default,
+    worksheets_option,
 )
 
 
 @click.command("show")
 @click.argument("name")
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 @format_option(["outline", "json"], "json: the built Questionnaire.")
 @click.option("--json", "as_json", is_flag=True, help="Deprecated: use --format json.")

@@ -12,8 +12,10 @@ import click
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     built_worksheets,
+    deprecated_alias,
     server_options,
     settings_from,
+    takes_deprecated_alias,
     worksheet_folder_option,
 )
 
@@ -55,15 +57,18 @@ def _after(since: str | None, until: str | None) -> None:
 
 @click.command("sync")
 @click.option(
-    "--source",
+    "--source-server",
     "source_server",
     default=None,
-    help="FHIR server holding the responses (default: --server / RFHIR_SERVER).",
+    callback=takes_deprecated_alias,
+    help="FHIR server holding the responses (default: --server / RFHIR_SERVER). "
+    "(formerly --source, deprecated)",
 )
+@deprecated_alias("--source", "--source-server", "source_server")
 @click.option(
     "--target",
     default=None,
-    help="EHR FHIR server to write to (default: the source). Env: RFHIR_TARGET.",
+    help="EHR FHIR server to write to (default: the source server). Env: RFHIR_TARGET.",
 )
 @click.option(
     "--since",

@@ -26,7 +26,7 @@ def require_server(settings: Settings) -> str:
 
     raise ConfigError(
         "no FHIR server configured",
-        hint=f'pass --source (or --server), set RFHIR_SERVER, or put server = "https://..." '
+        hint=f'pass --source-server (or --server), set RFHIR_SERVER, or put server = "https://..." '
         f"in {CONFIG_FILENAME}",
     )
 
