@@ -13,7 +13,7 @@ import pytest
 import responses
 
 from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.synthetic import ResponseFactory
+from rejection_fhir.worksheet.synthetic import ResponseFactory
 from tests.conftest import QUESTIONNAIRES
 from tests.fuzz.conftest import SEED, assert_clean_exit, count, rng_for, run_cli, tag
 from tests.fuzz.mutator import Mutator

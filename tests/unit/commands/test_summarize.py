@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rejection_fhir.cli import main
-from rejection_fhir.synthetic import ResponseFactory
+from rejection_fhir.worksheet.synthetic import ResponseFactory
 
 DATA = Path(__file__).parents[2] / "data"
 
