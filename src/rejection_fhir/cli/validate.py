@@ -86,8 +86,8 @@ def validate_cmd(
     from rejection_fhir.errors import ExitCode
 
     if against:
-        from rejection_fhir.worksheet.guard import GUARD_RULES
+        from rejection_fhir.commands.validate import only_the_guard_failed
 
-        only_guard = all(f.rule in GUARD_RULES for f in failing)
+        only_guard = only_the_guard_failed(failing)
         sys.exit(ExitCode.VERSION_GUARD if only_guard else ExitCode.FINDINGS)
     sys.exit(ExitCode.FINDINGS)

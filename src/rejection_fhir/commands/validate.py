@@ -152,3 +152,9 @@ def validate(
         findings,
         key=lambda f: (f.file, f.rule not in ROOT_CAUSES, f.line or 0, f.column or 0, f.rule),
     )
+
+
+def only_the_guard_failed(failing: Sequence[Finding]) -> bool:
+    """Whether every failing finding is the version guard's: ``validate`` then exits with
+    VERSION_GUARD (a content change needs a new version) rather than FINDINGS."""
+    return bool(failing) and all(f.rule in guard.GUARD_RULES for f in failing)
