@@ -22,7 +22,14 @@ def run(*, say: Any = print, repeat: int = 3) -> list[Row]:
         for _ in range(repeat):
             builds.append(
                 cpu_of(
-                    [*command(), "build", "--source", str(QUESTIONNAIRES), "--out", str(out / "o")],
+                    [
+                        *command(),
+                        "build",
+                        "--worksheets",
+                        str(QUESTIONNAIRES),
+                        "--out",
+                        str(out / "o"),
+                    ],
                     cwd=REPO,
                 )
             )

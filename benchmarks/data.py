@@ -27,7 +27,7 @@ def responses(
     questionnaires: Sequence[Mapping[str, Any]], count: int, *, seed: int
 ) -> Iterator[dict[str, Any]]:
     """``count`` valid responses spread over the Questionnaires and fifty clients."""
-    from rejection_fhir.synthetic import ResponseFactory
+    from rejection_fhir.worksheet.synthetic import ResponseFactory
 
     subjects = [f"Patient/bench-{n}" for n in range(50)]
     for n, qr in enumerate(ResponseFactory(seed).many(questionnaires, subjects, count)):

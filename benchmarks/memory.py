@@ -47,7 +47,7 @@ def run(
                     str(path),
                     "--format",
                     "json",
-                    "--source",
+                    "--worksheets",
                     str(QUESTIONNAIRES),
                 ]
             )

@@ -42,7 +42,7 @@ def _worker(
         "-m",
         "rejection_fhir",
         "sync",
-        "--source",
+        "--source-server",
         server,
         "--state",
         state,

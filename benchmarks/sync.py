@@ -48,7 +48,7 @@ class Bench:
     def __init__(self, server: str, questionnaires: Sequence[Mapping[str, Any]], seed: int):
         from rejection_fhir import settings as settings_module
         from rejection_fhir.settings import load_settings
-        from rejection_fhir.synthetic import ResponseFactory
+        from rejection_fhir.worksheet.synthetic import ResponseFactory
 
         self.server = server
         self.questionnaires = questionnaires
@@ -67,7 +67,7 @@ class Bench:
 
     def load(self, count: int) -> World:
         """``count`` fresh responses from five fresh patients; ``since`` precedes them all."""
-        from rejection_fhir.synthetic import patient
+        from rejection_fhir.worksheet.synthetic import patient
 
         self.loads += 1
         subjects = []

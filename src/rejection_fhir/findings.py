@@ -2,6 +2,10 @@
 
 A finding names where the problem is in words the reader can act on: the file and
 line for authors, the linkId for clinicians and integration engineers.
+
+Top level, as ``errors``: both the worksheet checks (``worksheet/``) and the generic
+response checks (``response/``) report findings, and neither package may import the
+other's way, so the type lives below both.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from rejection_fhir.commands.build import build_all
 from rejection_fhir.errors import ExitCode
 from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.settings import load_settings, make_client
-from rejection_fhir.synthetic import ResponseFactory, patient
+from rejection_fhir.worksheet.synthetic import ResponseFactory, patient
 from tests.conftest import QUESTIONNAIRES, unavailable
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ def test_publish_and_sync_on_hapi_leak_nothing(
             capsys,
             caplog,
             "sync",
-            "--source",
+            "--source-server",
             hapi,
             "--since",
             since.replace("+00:00", "Z"),

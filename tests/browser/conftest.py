@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from rejection_fhir.errors import ConfigError
-from rejection_fhir.preview import PreviewServer, resolve_lforms_dir, serve
+from rejection_fhir.preview.page import resolve_lforms_dir
+from rejection_fhir.preview.server import PreviewServer, serve
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"

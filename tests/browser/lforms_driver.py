@@ -44,7 +44,7 @@ from urllib.parse import quote
 
 from playwright.sync_api import Locator, Page, expect
 
-from rejection_fhir.preview import FORM_CONTAINER_ID
+from rejection_fhir.preview.page import FORM_CONTAINER_ID
 
 #: Seconds a step may take before the driver gives up; the whole form renders in ~1 s here.
 STEP_TIMEOUT_MS = 15_000

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from rejection_fhir.preview import LFORMS_FILES, serve
+from rejection_fhir.preview.page import LFORMS_FILES
+from rejection_fhir.preview.server import serve
 
 pytestmark = pytest.mark.browser
 
@@ -94,7 +95,7 @@ def test_run_preview_prints_the_url_serves_and_stops_on_ctrl_c(
     source = tmp_path / "q.json"
     source.write_text(json.dumps(harness_questionnaire))
     script = (
-        "import json, sys; from rejection_fhir.preview import run_preview; "
+        "import json, sys; from rejection_fhir.preview.server import run_preview; "
         "run_preview([json.load(open(sys.argv[1]))], 'BrowserHarness', 0)"
     )
     env = {**os.environ, "RFHIR_LFORMS_DIR": str(lforms_dir)}

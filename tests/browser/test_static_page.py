@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rejection_fhir.errors import ConfigError
-from rejection_fhir.preview import resolve_lforms_dir
+from rejection_fhir.preview.page import resolve_lforms_dir
 from tests.browser import lforms_driver as lf
 from tests.browser.conftest import DATA, REPO, _unavailable
 

@@ -32,7 +32,7 @@ from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.scoring import safety_alerts, score_response
 from rejection_fhir.settings import Settings
 from rejection_fhir.sync.state import SyncState
-from rejection_fhir.synthetic import ResponseFactory, patient
+from rejection_fhir.worksheet.synthetic import ResponseFactory, patient
 
 JsonDict = dict[str, Any]
 KINDS = ("DocumentReference", "Observation", "Flag", "Provenance")

@@ -28,7 +28,14 @@ def test_validate_and_build_on_mutated_forms(tmp_path: Path) -> None:
             args = ["validate", "--format", rng.choice(["text", "json", "github"]), str(folder)]
             allowed = {0, 1, 10}
         else:
-            args = ["build", "--package", "--source", str(folder), "--out", str(tmp_path / "out")]
+            args = [
+                "build",
+                "--package",
+                "--worksheets",
+                str(folder),
+                "--out",
+                str(tmp_path / "out"),
+            ]
             allowed = {0, 3}
         assert_clean_exit(run_cli(args), tag(name, case), allowed=allowed)
         count(name)

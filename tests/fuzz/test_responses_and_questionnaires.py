@@ -25,8 +25,8 @@ from rejection_fhir.response import (
     validate_response,
 )
 from rejection_fhir.scoring.clinical import clinical_summary
-from rejection_fhir.synthetic import ResponseFactory
 from rejection_fhir.worksheet.rules import Issue, check_questionnaire
+from rejection_fhir.worksheet.synthetic import ResponseFactory
 from tests.fuzz.conftest import SEED, count, rng_for, tag
 from tests.fuzz.mutator import Mutator
 from tests.unit.response.conftest import load

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rejection_fhir.synthetic import ResponseFactory
+from rejection_fhir.worksheet.synthetic import ResponseFactory
 from tests.fuzz.conftest import SEED, assert_clean_exit, count, rng_for, run_cli, tag
 from tests.fuzz.mutator import Mutator, dumps
 from tests.unit.response.conftest import load

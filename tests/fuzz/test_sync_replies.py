@@ -13,7 +13,7 @@ import pytest
 import responses
 
 from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.synthetic import ResponseFactory
+from rejection_fhir.worksheet.synthetic import ResponseFactory
 from tests.conftest import QUESTIONNAIRES
 from tests.fuzz.conftest import SEED, assert_clean_exit, count, rng_for, run_cli, tag
 from tests.fuzz.mutator import Mutator
@@ -89,7 +89,7 @@ def test_sync_with_mutated_responses(
                 result = run_cli(
                     [
                         "sync",
-                        "--source",
+                        "--source-server",
                         BASE,
                         "--state",
                         str(tmp_path / f"state{case}.sqlite3"),

@@ -108,7 +108,7 @@ def test_build_cli_writes_nothing_when_a_source_is_bad(tmp_path: Path, existing:
         folder = _folder(tmp_path, target, text)
         if target != "_project.yaml":
             (folder / "_project.yaml").write_text(SOURCES["_project.yaml"], encoding="utf-8")
-        result = run_cli(["build", "--source", str(folder), "--out", str(out)])
+        result = run_cli(["build", "--worksheets", str(folder), "--out", str(out)])
         where = tag(name, case)
         assert_clean_exit(result, where, allowed={0, 3, 4})
         leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
@@ -136,7 +136,7 @@ def test_validate_and_build_refuse_a_50_mb_source(tmp_path: Path) -> None:
     assert_clean_exit(result, tag(name, "validate"), allowed={1})
     assert "MB" in result.out
     out = tmp_path / "out"
-    result = run_cli(["build", "--source", str(folder), "--out", str(out)])
+    result = run_cli(["build", "--worksheets", str(folder), "--out", str(out)])
     assert_clean_exit(result, tag(name, "build"), allowed={3})
     assert not out.exists()
     count(name, 2)

@@ -11,7 +11,7 @@ from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
 from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.sync.run import SyncOptions, sync
-from rejection_fhir.synthetic import ResponseFactory, patient
+from rejection_fhir.worksheet.synthetic import ResponseFactory, patient
 
 pytestmark = pytest.mark.integration
 

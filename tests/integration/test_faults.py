@@ -309,7 +309,7 @@ def test_publish_that_gives_up_says_so_and_a_later_run_completes(
 def test_a_plain_create_is_not_retried_blindly(fhir_server, direct):
     """The one non-idempotent write the client has (seed's plain POST): an answer lost after
     the commit is reported, not retried into a second copy."""
-    from rejection_fhir.synthetic import patient
+    from rejection_fhir.worksheet.synthetic import patient
 
     marker = f"fault-{uuid.uuid4().hex[:10]}"
     with FaultProxy(fhir_server, FaultPlan([Rule("drop", "POST", "Patient", nth=())])) as proxy:

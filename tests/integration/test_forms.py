@@ -17,7 +17,7 @@ from rejection_fhir.commands.validate import validate
 from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.sync.run import SyncOptions, sync
-from rejection_fhir.synthetic import patient
+from rejection_fhir.worksheet.synthetic import patient
 
 pytestmark = pytest.mark.integration
 

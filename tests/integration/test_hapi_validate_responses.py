@@ -23,7 +23,7 @@ import pytest
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.response import Finding, QuestionnaireIndex, validate_response
 from rejection_fhir.response.answers import split_path
-from rejection_fhir.synthetic import ResponseFactory
+from rejection_fhir.worksheet.synthetic import ResponseFactory
 from tests.conftest import QUESTIONNAIRES, REPO
 from tests.integration.fhir_paths import hapi_issues, link_id_on
 from tests.integration.response_mutations import mutate

@@ -91,7 +91,7 @@ def _start(shard: Shard, source: str, state: str, world: World, repo: Path) -> W
         "-m",
         "rejection_fhir",
         "sync",
-        "--source",
+        "--source-server",
         source,
         "--state",
         state,

@@ -15,7 +15,7 @@ from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.scoring import safety_alerts, score_response
 from rejection_fhir.sync.run import SyncOptions, sync
-from rejection_fhir.synthetic import ResponseFactory, patient
+from rejection_fhir.worksheet.synthetic import ResponseFactory, patient
 
 pytestmark = pytest.mark.integration
 

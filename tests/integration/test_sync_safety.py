@@ -11,7 +11,7 @@ from rejection_fhir.commands.publish import publish
 from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
 from rejection_fhir.scoring import PHQ9
 from rejection_fhir.sync.run import SyncOptions, sync
-from rejection_fhir.synthetic import patient
+from rejection_fhir.worksheet.synthetic import patient
 
 pytestmark = pytest.mark.integration
 

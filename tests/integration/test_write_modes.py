@@ -35,7 +35,7 @@ from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.reconcile import reconcile_state
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
 from rejection_fhir.sync.state import SyncState
-from rejection_fhir.synthetic import ResponseFactory, patient
+from rejection_fhir.worksheet.synthetic import ResponseFactory, patient
 from tests.faults.proxy import FaultPlan, FaultProxy, Rule
 from tests.faults.scenario import RESPONSES, WORLD_SEED, new_base, proxied
 from tests.faults.table import record_row

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default, status
+from rejection_fhir.cli.options import BASE_URL_OPTION, source_or_default, status, worksheets_option
 
 
 @click.command("build")
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 @click.option(
     "--out",
@@ -39,7 +39,7 @@ def build_cmd(
 
     \b
     Example:
-      rejection-fhir build --source questionnaires --out out
+      rejection-fhir build --worksheets questionnaires --out out
     """
     from rejection_fhir.commands.build import build
     from rejection_fhir.findings import format_text

@@ -9,13 +9,13 @@ import click
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     format_option,
-    source_option,
     source_or_default,
+    worksheets_option,
 )
 
 
 @click.command("list")
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 @format_option(["text", "json"], "json: machine-readable, one object per worksheet.")
 @click.option("--json", "as_json", is_flag=True, help="Deprecated: use --format json.")
@@ -29,7 +29,7 @@ def list_cmd(source_dir: Path | None, base_url: str | None, fmt: str, as_json: b
     import json
     from dataclasses import asdict
 
-    from rejection_fhir.commands.catalog import list_worksheets
+    from rejection_fhir.commands.listing import list_worksheets
 
     if as_json:
         click.echo("warning: --json is deprecated and will be removed; use --format json", err=True)

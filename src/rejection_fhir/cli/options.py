@@ -18,25 +18,111 @@ if TYPE_CHECKING:
     from click.decorators import FC
 
 
-def worksheet_folder_option(flag: str) -> Callable[[FC], FC]:
-    """``flag``: the folder of worksheet sources, given to the command as ``source_dir``."""
+#: The worksheet folder's environment variable, and the one it replaces (still read, with a
+#: warning, for one release: "source" also named a FHIR server and a YAML file).
+WORKSHEETS_ENV = "RFHIR_WORKSHEETS"
+DEPRECATED_WORKSHEETS_ENV = "RFHIR_SOURCE"
+
+
+def deprecation_warning(ctx: click.Context, old: str, new: str) -> None:
+    """Say once per run on stderr that ``old`` (a flag or variable) is now ``new``."""
+    said = ctx.find_root().meta.setdefault("rejection_fhir.deprecated", set())
+    if old not in said:
+        said.add(old)
+        click.echo(
+            f"warning: {old} is deprecated and will be removed in the next release; use {new}",
+            err=True,
+        )
+
+
+def deprecated_alias(old: str, new: str, name: str, **option: Any) -> Callable[[FC], FC]:
+    """``old``: the former spelling of the option ``new`` (whose parameter is ``name``),
+    kept for one release.  Hidden from --help; given, it warns on stderr naming ``new`` and
+    its value goes to ``name`` unless ``new`` itself was given on the command line.
+
+    ``new`` must be declared with ``callback=takes_deprecated_alias``; ``option`` is the
+    rest of its declaration (the type), so both spellings read a value the same way.
+    """
+
+    def remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None or ctx.resilient_parsing:
+            return
+        deprecation_warning(ctx, old, new)
+        # Given on the command line, this is processed before ``new`` unless ``new`` was
+        # given too (then the new spelling wins): ``new``'s callback takes the value.
+        ctx.meta[f"rejection_fhir.alias.{name}"] = value
+
+    return click.option(
+        old,
+        f"deprecated_{name}",
+        hidden=True,
+        expose_value=False,
+        default=None,
+        callback=remember,
+        help=f"Deprecated: use {new}.",
+        **option,
+    )
+
+
+def takes_deprecated_alias(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """The callback of an option with a :func:`deprecated_alias`: the alias's value when
+    this option was not itself given on the command line."""
+    from click.core import ParameterSource
+
+    name = str(param.name)
+    source = ctx.get_parameter_source(name)
+    key = f"rejection_fhir.alias.{name}"
+    if source is not ParameterSource.COMMANDLINE and key in ctx.meta:
+        return ctx.meta[key]
+    return value
+
+
+def _worksheets_from_env(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    import os
+
+    from click.core import ParameterSource
+
+    value = takes_deprecated_alias(ctx, param, value)
+    if (
+        ctx.get_parameter_source(str(param.name)) is ParameterSource.ENVIRONMENT
+        and f"rejection_fhir.alias.{param.name}" not in ctx.meta
+        and not os.environ.get(WORKSHEETS_ENV)
+        and not ctx.resilient_parsing
+    ):
+        deprecation_warning(ctx, DEPRECATED_WORKSHEETS_ENV, WORKSHEETS_ENV)
+    return value
+
+
+def worksheet_folder_option(flag: str, *deprecated: str) -> Callable[[FC], FC]:
+    """``flag``: the folder of worksheet sources, given to the command as ``source_dir``;
+    ``deprecated``: former spellings, still taken for one release (see
+    :func:`deprecated_alias`)."""
 
     def decorate(f: FC) -> FC:
         from pathlib import Path
 
+        kind = click.Path(file_okay=False, path_type=Path)
+        for old in deprecated:
+            f = deprecated_alias(old, flag, "source_dir", type=kind)(f)
+        formerly = f" (formerly {', '.join(deprecated)}, deprecated)" if deprecated else ""
         return click.option(
             flag,
             "source_dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="RFHIR_SOURCE",
+            type=kind,
+            # RFHIR_SOURCE still works for one release, with a warning.
+            envvar=[WORKSHEETS_ENV, DEPRECATED_WORKSHEETS_ENV],
             default=None,
-            help="Folder of worksheet sources (default: ./questionnaires, else the bundled worksheets). Env: RFHIR_SOURCE.",
+            callback=_worksheets_from_env,
+            help="Folder of worksheet sources (default: ./questionnaires, else the bundled "
+            f"worksheets). Env: {WORKSHEETS_ENV}.{formerly}",
         )(f)
 
     return decorate
 
 
-source_option = worksheet_folder_option("--source")
+#: ``--worksheets DIR``, the worksheet folder; ``--source`` was its name before "source" also
+#: meant a FHIR server (``sync --source-server``).
+worksheets_option = worksheet_folder_option("--worksheets", "--source")
 
 
 BASE_URL_OPTION = click.option(
@@ -168,7 +254,7 @@ def bundled_source_dir() -> str:
 
 
 def announce_default_source() -> None:
-    """Say on stderr which worksheets a command without --source reads: ./questionnaires,
+    """Say on stderr which worksheets a command without --worksheets reads: ./questionnaires,
     or (said always, as it surprises) the bundled ones."""
     import os.path
 
@@ -177,5 +263,5 @@ def announce_default_source() -> None:
     else:
         status(
             "note: no ./questionnaires here; using the worksheets bundled with rejection-fhir "
-            f"({bundled_source_dir()}); pass a folder (--source DIR) for your own"
+            f"({bundled_source_dir()}); pass a folder (--worksheets DIR) for your own"
         )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
-from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or_default
+from rejection_fhir.cli.options import BASE_URL_OPTION, source_or_default, worksheets_option
 
 
 @click.command("preview")
@@ -26,7 +25,7 @@ from rejection_fhir.cli.options import BASE_URL_OPTION, source_option, source_or
     help="First fetch LHC-Forms (pinned version, checksum checked) from npm into your cache "
     "folder; needed once.",
 )
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 def preview_cmd(
     name: str | None,
@@ -46,20 +45,15 @@ def preview_cmd(
     Example:
       rejection-fhir preview rejection-log --install-lforms --open
     """
-    from rejection_fhir.commands.build import build_all
-    from rejection_fhir.preview import LFORMS_FILES, folder_stamp, run_preview
+    from rejection_fhir.cli.options import status
+    from rejection_fhir.commands.preview import preview
 
-    if install_lforms:
-        from rejection_fhir.cli.options import status
-        from rejection_fhir.lforms_install import LFORMS_VERSION, install
-
-        status(f"LHC-Forms {LFORMS_VERSION} in {install(tuple(LFORMS_FILES))}")
-
-    folder = source_or_default(source_dir)
-
-    def load() -> list[dict[str, Any]]:
-        return build_all(folder, base_url=base_url)[0].questionnaires
-
-    run_preview(
-        load(), name, port, open_browser=open_browser, reload=(load, lambda: folder_stamp(folder))
+    preview(
+        source_or_default(source_dir),
+        name,
+        port=port,
+        open_browser=open_browser,
+        base_url=base_url,
+        install=install_lforms,
+        status=status,
     )

@@ -11,13 +11,13 @@ from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     server_options,
     settings_from,
-    source_option,
     source_or_default,
+    worksheets_option,
 )
 
 
 @click.command("publish")
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 @server_options
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")

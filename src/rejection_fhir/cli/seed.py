@@ -12,7 +12,7 @@ from rejection_fhir.cli.options import (
     built_worksheets,
     server_options,
     settings_from,
-    source_option,
+    worksheets_option,
 )
 
 
@@ -37,7 +37,7 @@ from rejection_fhir.cli.options import (
     is_flag=True,
     help="Allow a server that is not on this machine (test servers only).",
 )
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 @server_options
 def seed_cmd(

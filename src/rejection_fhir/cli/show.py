@@ -9,14 +9,14 @@ import click
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     format_option,
-    source_option,
     source_or_default,
+    worksheets_option,
 )
 
 
 @click.command("show")
 @click.argument("name")
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 @format_option(["outline", "json"], "json: the built Questionnaire.")
 @click.option("--json", "as_json", is_flag=True, help="Deprecated: use --format json.")
@@ -32,7 +32,7 @@ def show_cmd(
       rejection-fhir show rejection-log --format json > RejectionLog.json
     """
     from rejection_fhir import jsonio
-    from rejection_fhir.commands.catalog import outline, show_worksheet
+    from rejection_fhir.commands.show import outline, show_worksheet
 
     if as_json:
         click.echo("warning: --json is deprecated and will be removed; use --format json", err=True)

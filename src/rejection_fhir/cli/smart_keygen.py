@@ -31,29 +31,8 @@ def smart_keygen_cmd(out_dir: Path, alg: str) -> None:
     Example:
       rejection-fhir smart-keygen --out keys --alg ES384
     """
-    import json
-    import os
+    from rejection_fhir.commands.smart_keygen import smart_keygen
 
-    from rejection_fhir.errors import UsageError, output_error
-    from rejection_fhir.fhir.smart import generate_key_pair
-
-    pair = generate_key_pair(alg)
-    key_path, jwks_path = out_dir / "smart-key.pem", out_dir / "jwks.json"
-    if key_path.exists():
-        raise UsageError(f"{key_path} exists; refusing to overwrite a private key")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise output_error(out_dir, exc, what="cannot write the key pair") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pair.private_pem)
-        jwks_path.write_text(json.dumps(pair.jwks, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        # Half a key pair is no use: leave neither file behind.
-        key_path.unlink(missing_ok=True)
-        jwks_path.unlink(missing_ok=True)
-        raise output_error(out_dir, exc, what="cannot write the key pair") from None
-    click.echo(f"wrote {key_path} (private, mode 0600) and {jwks_path} (public)")
-    click.echo(f"key id (kid): {pair.kid}, algorithm {pair.algorithm}")
+    keys = smart_keygen(out_dir, alg)
+    click.echo(f"wrote {keys.private_key} (private, mode 0600) and {keys.jwks} (public)")
+    click.echo(f"key id (kid): {keys.kid}, algorithm {keys.algorithm}")

@@ -15,8 +15,8 @@ from rejection_fhir.cli.options import (
     format_option,
     server_options,
     settings_from,
-    source_option,
     status,
+    worksheets_option,
 )
 
 
@@ -33,7 +33,7 @@ from rejection_fhir.cli.options import (
 @click.option(
     "--fetch-questionnaires", is_flag=True, help="Fetch unknown Questionnaires from --server."
 )
-@source_option
+@worksheets_option
 @BASE_URL_OPTION
 @server_options
 def summarize_cmd(

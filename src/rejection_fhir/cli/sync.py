@@ -12,8 +12,10 @@ import click
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
     built_worksheets,
+    deprecated_alias,
     server_options,
     settings_from,
+    takes_deprecated_alias,
     worksheet_folder_option,
 )
 
@@ -55,15 +57,18 @@ def _after(since: str | None, until: str | None) -> None:
 
 @click.command("sync")
 @click.option(
-    "--source",
+    "--source-server",
     "source_server",
     default=None,
-    help="FHIR server holding the responses (default: --server / RFHIR_SERVER).",
+    callback=takes_deprecated_alias,
+    help="FHIR server holding the responses (default: --server / RFHIR_SERVER). "
+    "(formerly --source, deprecated)",
 )
+@deprecated_alias("--source", "--source-server", "source_server")
 @click.option(
     "--target",
     default=None,
-    help="EHR FHIR server to write to (default: the source). Env: RFHIR_TARGET.",
+    help="EHR FHIR server to write to (default: the source server). Env: RFHIR_TARGET.",
 )
 @click.option(
     "--since",
@@ -198,9 +203,9 @@ def sync_cmd(
     Example:
       rejection-fhir sync --server https://forms.example/fhir --target https://ehr.example/fhir --dry-run
     """
-    from rejection_fhir.errors import ExitCode
+    from rejection_fhir.commands import sync as command
     from rejection_fhir.response.render import render_text
-    from rejection_fhir.sync.run import SyncOptions, sync
+    from rejection_fhir.sync.run import SyncOptions
 
     _after(since, until)
     settings = settings_from(
@@ -210,16 +215,7 @@ def sync_cmd(
         write_mode=write_mode,
         **{k: v for k, v in server.items() if k != "server"},
     )
-    if not settings.server:
-        from rejection_fhir.errors import ConfigError
-        from rejection_fhir.settings import CONFIG_FILENAME
-
-        # The same code as publish and report: no server is a configuration problem.
-        raise ConfigError(
-            "no FHIR server configured",
-            hint=f'pass --source (or --server), set RFHIR_SERVER, or put server = "https://..." '
-            f"in {CONFIG_FILENAME}",
-        )
+    command.require_server(settings)
     if reconcile:
         _reconcile(settings, state_path, wait)
         return
@@ -256,7 +252,9 @@ def sync_cmd(
                 bar.update(n)
 
     try:
-        report = sync(settings, options, questionnaires, progress=progress, on_total=on_total)
+        report = command.sync(
+            settings, options, questionnaires, progress=progress, on_total=on_total
+        )
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -271,34 +269,17 @@ def sync_cmd(
         click.echo(f"failed   {problem.response}: {problem.message}", err=True)
     for problem in report.uncertain:
         click.echo(f"uncertain {problem.response}: {problem.message}", err=True)
-    t = report.tally
-    verb = "would write" if dry_run else "written"
-    click.echo(
-        f"{'dry run: ' if dry_run else ''}fetched {t.fetched}, {verb} {t.written} ({t.resources} resources), "
-        f"unchanged {t.unchanged}, rejected {t.rejected}, failed {t.failed}, not ours {t.skipped}"
-        + (f", uncertain {t.uncertain} (settle with sync --reconcile)" if t.uncertain else "")
-        + (
-            ", left out (the server does not take them): "
-            + ", ".join(f"{n} {kind}" for kind, n in sorted(t.left_out.items()))
-            if t.left_out
-            else ""
-        )
-    )
-    if report.failed:
-        sys.exit(ExitCode.SERVER_REFUSED)
-    if report.rejected:
-        sys.exit(ExitCode.FINDINGS)
-    if report.uncertain:
-        sys.exit(ExitCode.UNCERTAIN)
+    click.echo(command.tally_line(report))
+    code = command.exit_code(report)
+    if code is not None:
+        sys.exit(code)
 
 
 def _reconcile(settings: Any, state_path: str | None, wait: float) -> None:
+    from rejection_fhir.commands.sync import reconcile
     from rejection_fhir.errors import ExitCode
-    from rejection_fhir.sync.reconcile import reconcile
 
-    report = reconcile(
-        settings, settings.server, target_base=settings.target, state_path=state_path, wait=wait
-    )
+    report = reconcile(settings, state_path=state_path, wait=wait)
     for where in report.found:
         click.echo(f"found    {where}: its note is on the server; recorded as written")
     for where in report.absent:

@@ -1,8 +1,8 @@
 """``rejection-fhir validate``: what pre-commit hooks run on every commit.
 
 An unchanged worksheet is answered from the result cache; on that path this module
-imports only ``rejection_fhir.validate_cache`` (and ``rejection_fhir.findings`` when there
-is something to print), not even pathlib: keep it so.
+imports only ``rejection_fhir.worksheet.validate_cache`` (and ``rejection_fhir.findings``
+when there is something to print), not even pathlib: keep it so.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def validate_cmd(
     Example:
       rejection-fhir validate questionnaires --against origin/main --format github
     """
-    from rejection_fhir import validate_cache
     from rejection_fhir.cli.options import announce_default_source, detail, status
+    from rejection_fhir.worksheet import validate_cache
 
     if paths:
         for path in paths:
@@ -86,8 +86,8 @@ def validate_cmd(
     from rejection_fhir.errors import ExitCode
 
     if against:
-        from rejection_fhir.commands.guard import GUARD_RULES
+        from rejection_fhir.commands.validate import only_the_guard_failed
 
-        only_guard = all(f.rule in GUARD_RULES for f in failing)
+        only_guard = only_the_guard_failed(failing)
         sys.exit(ExitCode.VERSION_GUARD if only_guard else ExitCode.FINDINGS)
     sys.exit(ExitCode.FINDINGS)

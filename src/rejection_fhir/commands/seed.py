@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 from rejection_fhir import settings as settings_module
 from rejection_fhir.errors import ConfigError
 from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.synthetic import ResponseFactory, encounter, patient
+from rejection_fhir.worksheet.synthetic import ResponseFactory, encounter, patient
 
 #: The local test server's test-only access header (servers/profiles/README.md).
 TEST_ACCESS_HEADER = "X-Rfhir-Test-Access"

@@ -1,5 +1,5 @@
 """``rejection-fhir validate``: schema, FHIR structure, que-* invariants, SDC and our rules,
-and with ``--against REF`` the version guard (:mod:`rejection_fhir.commands.guard`)."""
+and with ``--against REF`` the version guard (:mod:`rejection_fhir.worksheet.guard`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from rejection_fhir.commands import guard
 from rejection_fhir.errors import SourceError, UsageError
 from rejection_fhir.findings import Finding
-from rejection_fhir.worksheet import package, project
+from rejection_fhir.worksheet import guard, package, project
 from rejection_fhir.worksheet.source import PROJECT_FILE
 
 
@@ -153,3 +152,9 @@ def validate(
         findings,
         key=lambda f: (f.file, f.rule not in ROOT_CAUSES, f.line or 0, f.column or 0, f.rule),
     )
+
+
+def only_the_guard_failed(failing: Sequence[Finding]) -> bool:
+    """Whether every failing finding is the version guard's: ``validate`` then exits with
+    VERSION_GUARD (a content change needs a new version) rather than FINDINGS."""
+    return bool(failing) and all(f.rule in guard.GUARD_RULES for f in failing)

@@ -279,7 +279,7 @@ def choose_strategy(caps: ServerCapabilities, evidence: Evidence | None = None) 
             Degradation(
                 "publish",
                 "Questionnaires cannot be created here: publish them to a forms server and "
-                "give sync that server as --source, or have the EHR load them",
+                "give sync that server as --source-server, or have the EHR load them",
             )
         )
     elif publish is PublishMode.SEARCH_THEN_CREATE:

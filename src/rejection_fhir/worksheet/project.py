@@ -84,7 +84,7 @@ def load(directory: Path, *, salvage: bool = False) -> tuple[WorksheetSet | None
     if not directory.is_dir():
         raise ConfigError(
             f"{directory}: no such folder of worksheets",
-            hint="pass --source DIR or run from the content repository",
+            hint="pass --worksheets DIR or run from the content repository",
         )
     project_path = directory / PROJECT_FILE
     if not project_path.is_file():

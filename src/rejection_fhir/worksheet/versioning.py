@@ -54,7 +54,7 @@ Version rules (semantic versions, ``MAJOR.MINOR.PATCH[-pre]``):
   promises nothing.
 
 Pure: plain dicts in, a :class:`Change` out.  The edge that loads the old build and turns
-a :class:`Change` into findings is :mod:`rejection_fhir.commands.guard`.
+a :class:`Change` into findings is :mod:`rejection_fhir.worksheet.guard`.
 """
 
 from __future__ import annotations

@@ -58,22 +58,22 @@ def test_usage_error_exits_two(capsys, tmp_path):
 
 
 def test_build_failure_exits_with_source_code_and_no_traceback(capsys, broken, tmp_path):
-    code, _, err = run(capsys, "build", "--source", str(broken), "--out", str(tmp_path / "out"))
+    code, _, err = run(capsys, "build", "--worksheets", str(broken), "--out", str(tmp_path / "out"))
     assert code == 3
     assert "Traceback" not in err and "bad.yaml:10:5" in err
     assert not (tmp_path / "out").exists()
 
 
 def test_list_and_show(capsys, repo):
-    code, out, _ = run(capsys, "list", "--source", str(repo / "questionnaires"))
+    code, out, _ = run(capsys, "list", "--worksheets", str(repo / "questionnaires"))
     assert code == 0 and len(out.strip().splitlines()) == 9 and "core-beliefs" in out
-    code, out, _ = run(capsys, "show", "core-beliefs", "--source", str(repo / "questionnaires"))
+    code, out, _ = run(capsys, "show", "core-beliefs", "--worksheets", str(repo / "questionnaires"))
     assert code == 0 and "strength-before (integer) [required]" in out
     code, out, _ = run(
-        capsys, "show", "core-beliefs", "--json", "--source", str(repo / "questionnaires")
+        capsys, "show", "core-beliefs", "--json", "--worksheets", str(repo / "questionnaires")
     )
     assert json.loads(out)["resourceType"] == "Questionnaire"
-    code, _, err = run(capsys, "show", "nope", "--source", str(repo / "questionnaires"))
+    code, _, err = run(capsys, "show", "nope", "--worksheets", str(repo / "questionnaires"))
     assert code == 2 and "known worksheets: core-beliefs" in err
 
 

@@ -38,7 +38,7 @@ def run_process(*args: str, stdout=subprocess.PIPE, stdin=None, input=None, cwd=
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
 def test_build_into_an_unwritable_folder_names_it(capsys, repo):
     code, _, err = run(
-        capsys, "build", "--source", str(repo / "questionnaires"), "--out", "/proc/nope"
+        capsys, "build", "--worksheets", str(repo / "questionnaires"), "--out", "/proc/nope"
     )
     assert code == ExitCode.OUTPUT
     assert "/proc/nope" in err and "internal error" not in err and "Traceback" not in err
@@ -48,7 +48,7 @@ def test_build_under_a_file_names_it_and_writes_nothing(capsys, repo, tmp_path):
     blocker = tmp_path / "FILE"
     blocker.write_text("keep me\n")
     code, _, err = run(
-        capsys, "build", "--source", str(repo / "questionnaires"), "--out", str(blocker / "sub")
+        capsys, "build", "--worksheets", str(repo / "questionnaires"), "--out", str(blocker / "sub")
     )
     assert code == ExitCode.OUTPUT
     assert str(blocker) in err and "not a directory" in err.lower()
@@ -66,7 +66,7 @@ def test_build_under_a_file_names_it_and_writes_nothing(capsys, repo, tmp_path):
 )
 def test_a_full_disk_on_stdout_is_reported_as_such(args, repo):
     with open("/dev/full", "w") as full:
-        done = run_process(*args, "--source", str(repo / "questionnaires"), stdout=full)
+        done = run_process(*args, "--worksheets", str(repo / "questionnaires"), stdout=full)
     assert done.returncode == ExitCode.OUTPUT, done.stderr
     assert "standard output" in done.stderr and "No space left" in done.stderr
     assert "internal error" not in done.stderr
@@ -78,7 +78,7 @@ def test_a_full_disk_on_stdout_is_reported_as_such(args, repo):
 def test_summarize_stdin_accepts_a_pretty_printed_json_document(capsys, monkeypatch, repo):
     pretty = json.dumps(json.loads((DATA / "qr-rejection-log.json").read_text()), indent=2)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(pretty.encode())))
-    code, out, err = run(capsys, "summarize", "--source", str(repo / "questionnaires"), "-")
+    code, out, err = run(capsys, "summarize", "--worksheets", str(repo / "questionnaires"), "-")
     assert code == 0, err
     assert "not valid JSON" not in err and "summarised 1 response(s)" in err and out.strip()
 
@@ -86,14 +86,19 @@ def test_summarize_stdin_accepts_a_pretty_printed_json_document(capsys, monkeypa
 def test_summarize_stdin_that_is_neither_gives_one_message_with_the_hint(capsys, monkeypatch, repo):
     broken = "{\n" + '  "resourceType": "QuestionnaireResponse",\n' * 5 + "  oops\n}\n"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(broken.encode())))
-    code, _, err = run(capsys, "summarize", "--source", str(repo / "questionnaires"), "-")
+    code, _, err = run(capsys, "summarize", "--worksheets", str(repo / "questionnaires"), "-")
     assert code == ExitCode.INPUT
     assert err.count("not valid JSON") == 1 and "NDJSON" in err
 
 
 def test_build_says_what_it_built_on_stderr_and_keeps_stdout_for_data(capsys, repo, tmp_path):
     code, out, err = run(
-        capsys, "build", "--source", str(repo / "questionnaires"), "--out", str(tmp_path / "out")
+        capsys,
+        "build",
+        "--worksheets",
+        str(repo / "questionnaires"),
+        "--out",
+        str(tmp_path / "out"),
     )
     sources = len(list((repo / "questionnaires").glob("[!_]*.*")))  # worksheets and forms
     assert code == 0 and out == "" and f"built {sources} Questionnaires" in err
@@ -104,9 +109,9 @@ def test_build_says_what_it_built_on_stderr_and_keeps_stdout_for_data(capsys, re
 
 def test_show_suggests_the_closest_worksheet_name_and_takes_the_fhir_name(capsys, repo):
     source = str(repo / "questionnaires")
-    code, _, err = run(capsys, "show", "rejection-lgo", "--source", source)
+    code, _, err = run(capsys, "show", "rejection-lgo", "--worksheets", source)
     assert code == ExitCode.USAGE and "did you mean 'rejection-log'" in err
-    code, out, _ = run(capsys, "show", "RejectionLog", "--source", source)
+    code, out, _ = run(capsys, "show", "RejectionLog", "--worksheets", source)
     assert code == 0 and "(rejection-log " in out
 
 
@@ -126,7 +131,7 @@ def test_quiet_keeps_stderr_for_problems_only(capsys, repo, tmp_path):
     code, out, err = run(capsys, "validate", "-q", str(repo / "questionnaires"))
     assert code == 0 and out == "" and err == ""
     code, _, err = run(
-        capsys, "-q", "build", "--source", str(repo / "questionnaires"), "--out", str(tmp_path)
+        capsys, "-q", "build", "--worksheets", str(repo / "questionnaires"), "--out", str(tmp_path)
     )
     assert code == 0 and err == ""
 
@@ -141,10 +146,10 @@ def test_outside_a_content_repository_the_bundled_worksheets_are_announced(tmp_p
 
 def test_list_takes_format_json_and_json_still_works_with_a_warning(capsys, repo):
     source = str(repo / "questionnaires")
-    code, out, err = run(capsys, "list", "--format", "json", "--source", source)
+    code, out, err = run(capsys, "list", "--format", "json", "--worksheets", source)
     sources = len(list((repo / "questionnaires").glob("[!_]*.*")))  # worksheets and forms
     assert code == 0 and len(json.loads(out)) == sources and "deprecated" not in err
-    code, old_out, err = run(capsys, "list", "--json", "--source", source)
+    code, old_out, err = run(capsys, "list", "--json", "--worksheets", source)
     assert code == 0 and json.loads(old_out) == json.loads(out)
     assert "--json is deprecated" in err and "--format json" in err
 

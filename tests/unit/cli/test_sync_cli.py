@@ -18,7 +18,7 @@ def _sync(capsys, tmp_path, repo, *extra):
         main(
             [
                 "sync",
-                "--source",
+                "--source-server",
                 BASE,
                 "--state",
                 str(tmp_path / "s.sqlite3"),
@@ -66,7 +66,7 @@ def test_a_plain_sync_writes_the_state_where_help_says(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RFHIR_STATE", raising=False)
     try:
-        main(["sync", "--source", BASE, "--worksheets", str(repo / "questionnaires")])
+        main(["sync", "--source-server", BASE, "--worksheets", str(repo / "questionnaires")])
     except SystemExit as exc:
         assert exc.code in (0, None)
     written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]

@@ -20,8 +20,8 @@ import yaml
 
 from rejection_fhir.errors import ExitCode
 from tests.conftest import QUESTIONNAIRES, REPO
-from tests.unit.commands.test_guard import GIT_ENV
 from tests.unit.test_findings_formats import parse_github
+from tests.unit.worksheet.test_guard import GIT_ENV
 
 BIN = Path(sys.executable).parent
 

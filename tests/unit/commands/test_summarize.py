@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rejection_fhir.cli import main
-from rejection_fhir.synthetic import ResponseFactory
+from rejection_fhir.worksheet.synthetic import ResponseFactory
 
 DATA = Path(__file__).parents[2] / "data"
 
@@ -38,7 +38,7 @@ def test_ndjson_bundle_and_single_file(capsys, tmp_path, built, repo):
     code, out, err = run(
         capsys,
         "summarize",
-        "--source",
+        "--worksheets",
         str(repo / "questionnaires"),
         "--format",
         "json",
@@ -58,7 +58,9 @@ def test_bad_ndjson_line_is_named_and_the_rest_is_summarised(capsys, tmp_path, r
     path.write_text(
         json.dumps(json.loads(qr)) + "\n{not json\n" + json.dumps(json.loads(qr)) + "\n"
     )
-    code, out, err = run(capsys, "summarize", "--source", str(repo / "questionnaires"), str(path))
+    code, out, err = run(
+        capsys, "summarize", "--worksheets", str(repo / "questionnaires"), str(path)
+    )
     assert code == 10
     assert f"{path}:2: not valid JSON" in err
     assert out.count("Rejection log\n=====") == 2
@@ -73,7 +75,7 @@ def test_unknown_questionnaire_gets_a_generic_summary_and_a_warning(capsys, tmp_
     code, out, err = run(
         capsys,
         "summarize",
-        "--source",
+        "--worksheets",
         str(repo / "questionnaires"),
         "--format",
         "markdown",
@@ -88,7 +90,7 @@ def test_markup_in_answers_is_escaped_in_xhtml(capsys, repo):
     code, out, _ = run(
         capsys,
         "summarize",
-        "--source",
+        "--worksheets",
         str(repo / "questionnaires"),
         "--format",
         "xhtml",
@@ -142,7 +144,7 @@ def test_out_of_range_and_wrong_type_answers_warn_but_are_summarised(capsys, tmp
         + "\n"
     )
     code, out, err = run(
-        capsys, "summarize", "--source", str(repo / "questionnaires"),
+        capsys, "summarize", "--worksheets", str(repo / "questionnaires"),
         "--questionnaire", str(q), str(responses),
     )  # fmt: skip
     assert code == 0, err
@@ -160,7 +162,7 @@ def test_a_questionnaire_file_no_response_uses_is_named(capsys, tmp_path, repo):
     responses = tmp_path / "r.json"
     responses.write_text(json.dumps(_foreign_response()))
     code, _, err = run(
-        capsys, "summarize", "--source", str(repo / "questionnaires"),
+        capsys, "summarize", "--worksheets", str(repo / "questionnaires"),
         "--questionnaire", str(q), str(responses),
     )  # fmt: skip
     assert code == 0

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rejection_fhir import lforms_install
 from rejection_fhir.errors import ConfigError
-from rejection_fhir.preview import LFORMS_FILES, default_lforms_dir, resolve_lforms_dir
+from rejection_fhir.preview import lforms_install
+from rejection_fhir.preview.page import LFORMS_FILES, default_lforms_dir, resolve_lforms_dir
 
 REPO = Path(__file__).resolve().parents[3]
 

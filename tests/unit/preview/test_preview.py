@@ -17,19 +17,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rejection_fhir.errors import ConfigError, ExitCode, InputError, UsageError
-from rejection_fhir.preview import (
+from rejection_fhir.preview.page import (
     LFORMS_DIR_ENV,
     LFORMS_FILES,
     LFORMS_SCRIPTS,
-    make_preview_app,
     render_index_page,
     render_questionnaire_page,
     resolve_lforms_dir,
-    run_preview,
     script_json,
-    serve,
     worksheet_name,
 )
+from rejection_fhir.preview.server import make_preview_app, run_preview, serve
 
 HOSTILE_TITLE = '</script><script>alert("x")</script> & <b>bold</b>'
 
@@ -274,7 +272,7 @@ def test_run_preview_takes_the_worksheet_name_and_suggests_for_a_typo() -> None:
 
 
 def test_pages_are_rebuilt_when_the_sources_change(lforms_dir: Path) -> None:
-    from rejection_fhir.preview import make_reloading_app
+    from rejection_fhir.preview.server import make_reloading_app
 
     current = {"title": "First title", "stamp": 1, "loads": 0}
 
@@ -293,7 +291,7 @@ def test_pages_are_rebuilt_when_the_sources_change(lforms_dir: Path) -> None:
 
 def test_a_source_that_no_longer_builds_is_shown_not_fatal(lforms_dir: Path) -> None:
     from rejection_fhir.errors import SourceError
-    from rejection_fhir.preview import make_reloading_app
+    from rejection_fhir.preview.server import make_reloading_app
 
     state = {"broken": False, "stamp": 1}
 
@@ -313,7 +311,7 @@ def test_a_source_that_no_longer_builds_is_shown_not_fatal(lforms_dir: Path) -> 
 def test_the_folder_stamp_changes_when_a_yaml_file_is_edited(tmp_path: Path) -> None:
     import os
 
-    from rejection_fhir.preview import folder_stamp
+    from rejection_fhir.preview.server import folder_stamp
 
     source = tmp_path / "rejection-log.yaml"
     source.write_text("a: 1\n")

@@ -8,7 +8,7 @@ import pytest
 
 from rejection_fhir.response.answers import NO_VALUE, resolve_response, value_of
 from rejection_fhir.response.summary import generic_summary
-from rejection_fhir.synthetic import ResponseFactory
+from rejection_fhir.worksheet.synthetic import ResponseFactory
 
 
 def _link_ids(items, found=None):

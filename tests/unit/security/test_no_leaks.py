@@ -225,7 +225,7 @@ def test_publish_leaks_nothing(
     monkeypatch.setenv("RFHIR_RETRY_BUDGET", "1")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         Hostile(mock, status)
-        result = run("publish", "--source", str(QUESTIONNAIRES))
+        result = run("publish", "--worksheets", str(QUESTIONNAIRES))
     assert_no_secret(result)
     if status != 200:
         assert result.code != ExitCode.OK and result.err.count("error:") == 1

@@ -14,7 +14,7 @@ from rejection_fhir.commands.validate import validate
 from rejection_fhir.errors import ExitCode, SourceError
 from rejection_fhir.worksheet import foreign
 from tests.conftest import QUESTIONNAIRES
-from tests.unit.commands.test_guard import ContentRepo
+from tests.unit.worksheet.test_guard import ContentRepo
 
 FORM = "weekly-check-in.json"
 
@@ -218,7 +218,7 @@ def test_show_reads_a_form_whose_group_has_no_text(folder, capsys):
     (folder / FORM).write_text(json.dumps(form, indent=2), encoding="utf-8")
     assert [f for f in validate([folder]) if f.severity == "error"] == []
     with pytest.raises(SystemExit) as caught:
-        main(["show", "weekly-check-in", "--source", str(folder)])
+        main(["show", "weekly-check-in", "--worksheets", str(folder)])
         raise SystemExit(0)
     assert caught.value.code in (0, None)
     assert "  week (group): \n    mood (choice)" in capsys.readouterr().out

@@ -149,7 +149,7 @@ def test_without_a_package_block_build_says_what_to_add(tmp_path):
 
 def test_cli_writes_the_package(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
-        main(["build", "--source", str(QUESTIONNAIRES), "--out", str(tmp_path), "--package"])
+        main(["build", "--worksheets", str(QUESTIONNAIRES), "--out", str(tmp_path), "--package"])
         raise SystemExit(0)
     assert caught.value.code in (0, None)
     assert (tmp_path / TGZ).is_file() and (tmp_path / "package" / ".index.json").is_file()

@@ -109,7 +109,7 @@ def test_an_edit_to_a_form_made_elsewhere_is_seen(tmp_path, folder):
 
 
 def _stats(package) -> list[str]:
-    from rejection_fhir.validate_cache import _code_stats
+    from rejection_fhir.worksheet.validate_cache import _code_stats
 
     return _code_stats(str(package))
 
@@ -165,11 +165,11 @@ def test_the_installed_package_keys_on_its_schemas_and_worksheets():
     assert os.path.join("data", "schemas", "worksheet.schema.json") in lines
     assert os.path.join("data", "questionnaires", "_project.yaml") in lines
     assert os.path.join("cli", "validate.py") in lines
-    assert "validate_cache.py" in lines
+    assert os.path.join("worksheet", "validate_cache.py") in lines
 
 
 def _stats_of_package() -> list[str]:
-    from rejection_fhir.validate_cache import _code_stats
+    from rejection_fhir.worksheet.validate_cache import _code_stats
 
     return _code_stats()
 
@@ -196,5 +196,5 @@ def test_a_clean_answer_from_the_cache_imports_little(tmp_path, folder):
     _validate(tmp_path, path)  # fill the cache
     baseline = _modules(tmp_path, f"import sys, click\n{MODULES}")
     extra = _modules(tmp_path, RUN + MODULES, "validate", path) - baseline
-    assert "rejection_fhir.validate_cache" in extra  # the probe did run
+    assert "rejection_fhir.worksheet.validate_cache" in extra  # the probe did run
     assert extra & {"pathlib", "hashlib", "_hashlib", "json", "rejection_fhir.findings"} == set()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from rejection_fhir.response.conformance import validate_response
-from rejection_fhir.synthetic import ResponseFactory
+from rejection_fhir.worksheet.synthetic import ResponseFactory
 
 
 def test_synthetic_responses_are_valid_and_cover_every_questionnaire(built):

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -17,9 +18,9 @@ import pytest
 import responses
 
 from rejection_fhir.cli import main
-from rejection_fhir.commands import guard
 from rejection_fhir.commands.validate import validate
 from rejection_fhir.errors import ExitCode
+from rejection_fhir.worksheet import guard
 from tests.conftest import QUESTIONNAIRES
 from tests.unit.test_findings_formats import parse_github
 
@@ -115,44 +116,95 @@ def test_no_change_reports_nothing(repo):
     assert (code, found) == (0, [])
 
 
-def test_compatible_change_needs_a_patch(repo):
-    repo.edit(LOG, "  A short record", "  A brief record")
-    repo.commit("description reworded")
+@dataclass(frozen=True)
+class Scenario:
+    """One change to the rejection log, committed, and what the guard says against HEAD~1."""
+
+    #: (old, new) text replacements in the worksheet.
+    edits: tuple[tuple[str, str], ...]
+    #: The version committed with the change (None: left at 1.0.0).
+    version: str | None
+    rule: str
+    #: Text on the line the finding points at.
+    line_text: str
+    #: What the message says.
+    says: tuple[str, ...]
+    #: The finding's location: an item's linkId or the field changed.
+    location: str
+    #: The version the message asks for: committing it clears the guard (None: no fix).
+    fix: str | None = None
+    #: What the information finding says once fixed, compared with the first commit.
+    since: str | None = None
+
+
+SCENARIOS = {
+    "compatible change needs a patch": Scenario(
+        edits=(("  A short record", "  A brief record"),),
+        version=None,
+        rule="version-unchanged",
+        line_text="description:",
+        says=("description changed", "a compatible change, which needs a patch version"),
+        location="description",
+        fix="1.0.1",
+        since="compatible change since HEAD~2",
+    ),
+    "reworded text needs a minor version": Scenario(
+        edits=(("text: When did it happen?", "text: When did this happen?"),),
+        version="1.0.1",
+        rule="version-too-small",
+        line_text="text: When did this happen?",
+        says=("item 'when': text reworded", "1.0.1 is not enough after 1.0.0"),
+        location="when",
+        fix="1.1.0",
+    ),
+    "removed item is breaking and needs a major version": Scenario(
+        edits=(("  - linkId: when\n    type: date\n    text: When did it happen?\n", ""),),
+        version="1.1.0",
+        rule="version-too-small",
+        # The item is gone: the finding points at the version to change.
+        line_text="version: 1.1.0",
+        says=("item 'when' removed", "a breaking change, which needs a major version"),
+        location="when",
+        fix="2.0.0",
+        since="breaking change since HEAD~2",
+    ),
+    "version going backwards is an error even without a change": Scenario(
+        edits=(),
+        version="0.9.0",
+        rule="version-backwards",
+        line_text="version: 0.9.0",
+        says=("0.9.0 here, 1.0.0 at HEAD~1",),
+        location="version",
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_each_class_of_change_and_its_bump(repo, scenario):
+    for old, new in scenario.edits:
+        repo.edit(LOG, old, new)
+    if scenario.version is not None:
+        repo.bump(LOG, "1.0.0", scenario.version)
+    repo.commit("the change")
     code, found = repo.guard_json("--against", "HEAD~1")
     assert code == ExitCode.VERSION_GUARD
     (f,) = found
-    assert f["rule"] == "version-unchanged"
+    assert f["rule"] == scenario.rule
     assert f["file"] == "questionnaires/rejection-log.yaml"
-    assert f["line"] == repo.line_of(LOG, "description:")
-    assert "description changed" in f["message"]
-    assert "a compatible change, which needs a patch version" in f["message"]
-    assert f["message"].endswith("set version: 1.0.1")
-
-    repo.bump(LOG, "1.0.0", "1.0.1")
-    repo.commit("bump")
+    assert f["location"] == scenario.location
+    assert f["line"] == repo.line_of(LOG, scenario.line_text)
+    for words in scenario.says:
+        assert words in f["message"]
+    if scenario.fix is None:
+        return
+    assert f["message"].endswith(f"set version: {scenario.fix}")
+    repo.bump(LOG, scenario.version or "1.0.0", scenario.fix)
+    repo.commit("the bump it asks for")
     code, found = repo.guard_json("--against", "HEAD~2")
     assert code == 0
     assert [f["rule"] for f in found] == ["version-change"]
-    assert "compatible change since HEAD~2" in found[0]["message"]
-
-
-def test_reworded_text_needs_a_minor_version(repo):
-    repo.edit(LOG, "text: When did it happen?", "text: When did this happen?")
-    repo.bump(LOG, "1.0.0", "1.0.1")
-    repo.commit("reworded, patch bump")
-    code, found = repo.guard_json("--against", "HEAD~1")
-    assert code == ExitCode.VERSION_GUARD
-    (f,) = found
-    assert f["rule"] == "version-too-small"
-    assert f["location"] == "when"
-    assert f["line"] == repo.line_of(LOG, "text: When did this happen?")
-    assert "item 'when': text reworded" in f["message"]
-    assert "1.0.1 is not enough after 1.0.0" in f["message"]
-    assert f["message"].endswith("set version: 1.1.0")
-
-    repo.bump(LOG, "1.0.1", "1.1.0")
-    repo.commit("minor bump")
-    assert repo.guard_json("--against", "HEAD~2")[0] == 0
+    if scenario.since is not None:
+        assert scenario.since in found[0]["message"]
 
 
 def test_added_option_in_the_shared_terminology_flags_the_worksheet_using_it(repo):
@@ -173,25 +225,6 @@ def test_added_option_in_the_shared_terminology_flags_the_worksheet_using_it(rep
     assert f["message"].endswith("set version: 1.1.0")
 
 
-def test_removed_item_is_breaking_and_needs_a_major_version(repo):
-    repo.edit(LOG, "  - linkId: when\n    type: date\n    text: When did it happen?\n", "")
-    repo.bump(LOG, "1.0.0", "1.1.0")
-    repo.commit("drop the date")
-    code, found = repo.guard_json("--against", "HEAD~1")
-    assert code == ExitCode.VERSION_GUARD
-    (f,) = found
-    assert f["rule"] == "version-too-small"
-    assert f["location"] == "when"
-    assert "item 'when' removed" in f["message"]
-    assert "a breaking change, which needs a major version" in f["message"]
-    assert f["message"].endswith("set version: 2.0.0")
-    repo.bump(LOG, "1.1.0", "2.0.0")
-    repo.commit("major")
-    code, found = repo.guard_json("--against", "HEAD~2")
-    assert code == 0
-    assert "breaking change since HEAD~2" in found[0]["message"]
-
-
 def test_changed_type_and_required_added_are_breaking(repo):
     repo.edit(
         LOG,
@@ -206,17 +239,6 @@ def test_changed_type_and_required_added_are_breaking(repo):
     assert any("item 'when': now required" in m for m in messages)
     at = repo.line_of(LOG, "type: dateTime")
     assert {f["line"] for f in found} == {at, at + 2}
-
-
-def test_version_going_backwards_is_an_error_even_without_a_change(repo):
-    repo.bump(LOG, "1.0.0", "0.9.0")
-    repo.commit("oops")
-    code, found = repo.guard_json("--against", "HEAD~1")
-    assert code == ExitCode.VERSION_GUARD
-    (f,) = found
-    assert f["rule"] == "version-backwards"
-    assert f["line"] == 2
-    assert "0.9.0 here, 1.0.0 at HEAD~1" in f["message"]
 
 
 def test_removed_and_new_worksheets(repo):

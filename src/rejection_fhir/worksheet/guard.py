@@ -1,4 +1,7 @@
-"""``rejection-fhir validate --against REF``: the version guard's edge.
+"""The version guard: the edge of ``rejection-fhir validate --against REF``.
+
+Project-specific (it builds worksheets), so it lives next to :mod:`.versioning`, not in
+``commands/``: :mod:`rejection_fhir.commands.validate` calls it.
 
 Loads what the worksheets were at REF, pairs each built Questionnaire with its earlier
 self, lets :mod:`rejection_fhir.worksheet.versioning` classify the change, and reports a

@@ -31,7 +31,8 @@ except ImportError:  # pragma: no cover - a Python built without its own hashes
 if TYPE_CHECKING:
     from rejection_fhir.findings import Finding
 
-_PACKAGE = os.path.dirname(os.path.realpath(__file__))
+#: The package folder: this module is in its worksheet/ folder.
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 _FORMAT = 2
 _CODE = (".py", ".json", ".yaml")
 _SOURCES = (".yaml", ".yml")
