@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import click
 import pytest
-import responses
 
 from rejection_fhir.cli import cli
+from tests.fakefhir import BASE
 from tests.unit.cli.running import run
 from tests.unit.cli.test_sync_cli import _sync
-from tests.unit.sync.test_run import BASE, DATA, FakeServer, _copy
 
 #: Every command that reads the worksheet folder.
 FOLDER_COMMANDS = ["build", "list", "preview", "publish", "seed", "show", "summarize", "sync"]
@@ -113,12 +112,8 @@ def test_old_environment_variable_still_works_and_warns(capsys, repo, monkeypatc
     assert old_err.splitlines().count(WARN_ENV) == 1
 
 
-@responses.activate
-def test_sync_source_still_names_the_server_and_warns(capsys, tmp_path, repo):
-    import json
-
-    qr = json.loads((DATA / "qr-rejection-log.json").read_text())
-    FakeServer(responses.mock, [_copy(qr, "r0", "2026-11-20T10:00:00Z")])
+def test_sync_source_still_names_the_server_and_warns(capsys, tmp_path, repo, qr_at, fake_fhir):
+    fake_fhir.add(qr_at("r0", "2026-11-20T10:00:00Z"))
     (tmp_path / "new").mkdir()
     (tmp_path / "old").mkdir()
     code, new_out, new_err = _sync(capsys, tmp_path / "new", repo)
