@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 
-from rejection_fhir.ehr.writeback import WritePlan
+from rejection_fhir.ehr.entries import WritePlan
 
 #: Always kept: without the note the sync has nothing to write.
 NOTE = "DocumentReference"
