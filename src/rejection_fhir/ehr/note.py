@@ -5,18 +5,26 @@ its narrative), safety alerts first and scores with their bands
 (:func:`rejection_fhir.scoring.clinical.clinical_summary`), so it says everything a
 clinician needs even where nothing else can be written.  An amended version's note
 ``replaces`` the earlier one, which is updated to ``superseded`` under ``If-Match``.
+
+Where the server takes only some content types (its statement says so: Epic takes notes
+as ``text/plain`` only), :func:`render_note` writes only those of ours it takes, or the
+plain-text rendering (same content, alerts first) when it takes neither Markdown nor
+XHTML.  Where it takes no Flag, :func:`mark_safety_alert` puts the alert in the note's
+title too.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rejection_fhir.ehr.entries import ResponseVersion, create_once, identifier, urn
 from rejection_fhir.fhir import bundle
+from rejection_fhir.response.render import render_markdown, render_text, render_xhtml
+from rejection_fhir.response.summary import Summary
 
 JsonDict = dict[str, Any]
 
@@ -30,11 +38,52 @@ NOTE_CATEGORY = {
 }
 
 
+MARKDOWN = "text/markdown; charset=utf-8"
+XHTML = "application/xhtml+xml; charset=utf-8"
+PLAIN = "text/plain; charset=utf-8"
+
+
 @dataclass(frozen=True)
 class Note:
     title: str
     markdown: str
     xhtml: str
+    #: The plain-text rendering (``render_text``), written where the server takes only that.
+    text: str = ""
+    #: The attachments written, as content types, in this order (see :func:`note_formats`).
+    formats: tuple[str, ...] = (MARKDOWN, XHTML)
+
+    def rendering(self, content_type: str) -> str:
+        return {MARKDOWN: self.markdown, XHTML: self.xhtml, PLAIN: self.text}[content_type]
+
+
+def _bare(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def note_formats(accepted: Collection[str] | None) -> tuple[str, ...]:
+    """Which renderings to attach, given the content types the server takes (None: not
+    stated, so both of ours).  Ours that it takes, else plain text if it takes that; when it
+    takes none of the three, ours all the same: the server refuses the note, and the run
+    says why (``check-server``'s degradation, the refusal's message)."""
+    if accepted is None:
+        return (MARKDOWN, XHTML)
+    taken = {_bare(t) for t in accepted}
+    ours = tuple(t for t in (MARKDOWN, XHTML) if _bare(t) in taken)
+    if ours:
+        return ours
+    if _bare(PLAIN) in taken:
+        return (PLAIN,)
+    return (MARKDOWN, XHTML)
+
+
+def render_note(summary: Summary, accepted: Collection[str] | None = None) -> Note:
+    """The note for a clinical summary (alerts first, scores with their bands), in the
+    renderings the server takes; the plain text is rendered only when it is written."""
+    title = summary.title + (f" ({summary.authored[:10]})" if summary.authored else "")
+    formats = note_formats(accepted)
+    text = render_text(summary) if PLAIN in formats else ""
+    return Note(title, render_markdown(summary), render_xhtml(summary), text, formats)
 
 
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -90,10 +139,7 @@ def note_entry(
                 "target": {"reference": f"DocumentReference/{previous_note['id']}"},
             }
         ]
-    document["content"] = [
-        _attachment("text/markdown; charset=utf-8", note.markdown, note.title),
-        _attachment("application/xhtml+xml; charset=utf-8", note.xhtml, note.title),
-    ]
+    document["content"] = [_attachment(t, note.rendering(t), note.title) for t in note.formats]
     context: JsonDict = {
         "related": [{"reference": response.reference, "display": "Source questionnaire response"}]
     }
@@ -121,3 +167,37 @@ def supersede_entry(note: Mapping[str, Any]) -> JsonDict | None:
     meta = note.get("meta")
     version_id = meta.get("versionId") if isinstance(meta, Mapping) else None
     return bundle.update("DocumentReference", note["id"], superseded, version_id=version_id)
+
+
+#: Put before the note's title where no Flag can be written.  Why the title: it is what
+#: EHRs list notes by (Oracle Health's DocumentReference create takes ``description`` as
+#: "the human-readable description (title)", https://docs.oracle.com/en/industries/health/
+#: millennium-platform-apis/mfrap/op-documentreference-post.html), while the other levers
+#: are closed: ``docStatus`` stays ``final`` (Oracle's create "only supports final", and
+#: ``preliminary`` would tell a reader the note is incomplete, not urgent), ``category``
+#: stays ``clinical-note`` (the only code of US Core's
+#: us-core-documentreference-category, which servers validate against) and ``type`` stays
+#: the LOINC code EHRs map to a note type.  The note's text already begins with the alert.
+SAFETY_TITLE_PREFIX = "SAFETY ALERT: "
+
+
+def is_note_create(entry: Mapping[str, Any]) -> bool:
+    """The entry creating the note (not the update of the note it supersedes)."""
+    return bool(
+        entry["resource"].get("resourceType") == "DocumentReference"
+        and entry["request"].get("method") == "POST"
+    )
+
+
+def mark_safety_alert(entry: Mapping[str, Any]) -> JsonDict:
+    """The note's create entry with :data:`SAFETY_TITLE_PREFIX` before its title
+    (``description`` and each attachment's title); a copy, the entry is left as it was."""
+    resource = dict(entry["resource"])
+    title = str(resource.get("description", ""))
+    if not title.startswith(SAFETY_TITLE_PREFIX):
+        resource["description"] = SAFETY_TITLE_PREFIX + title
+    resource["content"] = [
+        {**content, "attachment": {**content["attachment"], "title": resource["description"]}}
+        for content in resource.get("content", [])
+    ]
+    return {**entry, "resource": resource}

@@ -47,9 +47,9 @@ from typing import Any
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.ehr.extract import observation_values
+from rejection_fhir.ehr.note import render_note
 from rejection_fhir.ehr.restrict import restrict_plan
 from rejection_fhir.ehr.writeback import (
-    Note,
     ResponseVersion,
     WritePlan,
     plan_writes,
@@ -73,7 +73,6 @@ from rejection_fhir.response.questionnaire import (
     QuestionnaireIndex,
     split_canonical,
 )
-from rejection_fhir.response.render import render_markdown, render_xhtml
 from rejection_fhir.response.summary import Summary
 from rejection_fhir.scoring.clinical import clinical_summary
 from rejection_fhir.sync.executors import ExecMode, WriteExecutor, WriteSetup, write_setup
@@ -352,8 +351,7 @@ class _Run:
         resolved = resolve_response(qr, compiled)
         ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
         previous = self.previous_note(rid, version)
-        title = summary.title + (f" ({summary.authored[:10]})" if summary.authored else "")
-        note = Note(title, render_markdown(summary), render_xhtml(summary))
+        note = render_note(summary, self.executor.setup.note_types)
         extra = [
             *score_entries(qr, ref, clinical.scores),
             *safety_entries(qr, ref, clinical.alerts, task=self.options.safety_task),
