@@ -16,6 +16,7 @@ title too.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 from rejection_fhir.ehr.entries import ResponseVersion, create_once, identifier, urn
 from rejection_fhir.fhir import bundle
 from rejection_fhir.response.render import render_markdown, render_text, render_xhtml
-from rejection_fhir.response.summary import Summary
+from rejection_fhir.response.summary import Line, Summary
 
 JsonDict = dict[str, Any]
 
@@ -102,6 +103,26 @@ def _attachment(content_type: str, text: str, title: str) -> JsonDict:
             "title": title,
         }
     }
+
+
+#: What the alert-only note says instead of the answers (see :func:`alert_only`).
+NOT_SUMMARISED = (
+    "This response did not pass validation, so it is not summarised into the record; only "
+    "its safety alert is, as this server takes no Flag. Open the response itself in the "
+    "system it was completed in."
+)
+
+
+def alert_only(summary: Summary) -> Summary:
+    """The summary of a rejected response cut to its safety alerts and its header: the
+    note that carries the alert where no Flag can be written.  Its answers and scores are
+    left out, as for any rejected response (they did not pass validation)."""
+    return dataclasses.replace(
+        summary,
+        highlights=(Line("Not summarised", (NOT_SUMMARISED,)),),
+        sections=(),
+        scores=(),
+    )
 
 
 def note_entry(

@@ -21,7 +21,8 @@ imports them from the module that defines them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from rejection_fhir.ehr.entries import (
@@ -40,10 +41,20 @@ from rejection_fhir.ehr.flag import (
     SUICIDAL_THOUGHTS,
     safety_entries,
 )
-from rejection_fhir.ehr.note import LOINC, NOTE_CATEGORY, NOTE_TYPE, Note, note_entry
+from rejection_fhir.ehr.note import (
+    LOINC,
+    NOTE_CATEGORY,
+    NOTE_TYPE,
+    Note,
+    alert_only,
+    note_entry,
+    render_note,
+)
 from rejection_fhir.ehr.note import supersede_entry as supersede_entry
 from rejection_fhir.ehr.observations import SURVEY, score_entries, value_entries
 from rejection_fhir.ehr.provenance import DEVICE_SYSTEM, provenance_entry, tool_device_entry
+from rejection_fhir.ehr.restrict import restrict_plan
+from rejection_fhir.scoring.clinical import ClinicalSummary
 
 JsonDict = dict[str, Any]
 
@@ -63,6 +74,7 @@ __all__ = [
     "ResponseVersion",
     "WritePlan",
     "derived_id",
+    "plan_safety_only",
     "plan_writes",
     "rebased",
     "safety_entries",
@@ -114,6 +126,40 @@ def plan_writes(
     plan.entries.append(provenance_entry(response, plan.written, recorded, device))
     plan.written.append(plan.entries[-1]["fullUrl"])
     return plan
+
+
+def plan_safety_only(
+    qr: Mapping[str, Any],
+    response: ResponseVersion,
+    clinical: ClinicalSummary,
+    *,
+    recorded: str,
+    writable: Collection[str] | None,
+    note_types: Collection[str] | None = None,
+    task: bool = False,
+) -> tuple[WritePlan, Counter[str]]:
+    """The writes for a rejected response that raised a safety alert: its Flag (and Task),
+    never a summary of answers that did not pass validation.
+
+    On a server that takes no Flag (``writable`` without it) the alert goes in a note of
+    its own instead (:func:`rejection_fhir.ehr.note.alert_only`, keyed as the version's
+    note), so that it still reaches a clinician.  The plan is cut to ``writable`` (None:
+    not restricted); what was left out is returned with it.
+    """
+    note = None
+    if writable is not None and "Flag" not in writable:
+        note = render_note(alert_only(clinical.summary), note_types)
+    plan = plan_writes(
+        qr,
+        response,
+        note,
+        (),
+        recorded=recorded,
+        extra=safety_entries(qr, response, clinical.alerts, task=task),
+    )
+    if writable is None:
+        return plan, Counter()
+    return restrict_plan(plan, writable)
 
 
 def version_checked(plan: WritePlan) -> list[str]:

@@ -52,6 +52,7 @@ from rejection_fhir.ehr.restrict import restrict_plan
 from rejection_fhir.ehr.writeback import (
     ResponseVersion,
     WritePlan,
+    plan_safety_only,
     plan_writes,
     rebased,
     safety_entries,
@@ -391,14 +392,16 @@ class _Run:
         if not clinical.alerts:
             return None
         ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
-        plan = plan_writes(
+        plan, left_out = plan_safety_only(
             qr,
             ref,
-            None,
-            (),
+            clinical,
             recorded=self.recorded,
-            extra=safety_entries(qr, ref, clinical.alerts, task=self.options.safety_task),
+            writable=self.writable,
+            note_types=self.executor.setup.note_types,
+            task=self.options.safety_task,
         )
+        self.report.tally.left_out.update(left_out)
         last_updated = _meta(qr).get("lastUpdated")
         return _Prepared(
             qr, ref, canonical, plan, clinical.summary, last_updated, rejection=rejection

@@ -11,6 +11,7 @@ from rejection_fhir.ehr.extract import observation_values
 from rejection_fhir.ehr.flag import safety_entries
 from rejection_fhir.ehr.note import (
     MARKDOWN,
+    NOT_SUMMARISED,
     PLAIN,
     SAFETY_TITLE_PREFIX,
     XHTML,
@@ -19,7 +20,7 @@ from rejection_fhir.ehr.note import (
 )
 from rejection_fhir.ehr.observations import score_entries
 from rejection_fhir.ehr.restrict import restrict_plan
-from rejection_fhir.ehr.writeback import ResponseVersion, plan_writes
+from rejection_fhir.ehr.writeback import ResponseVersion, plan_safety_only, plan_writes
 from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.scoring.clinical import clinical_summary
 
@@ -174,3 +175,49 @@ def test_refused_score_observations_leave_the_score_in_the_note(questionnaire) -
     assert not [e for e in kept.entries if e["resource"]["resourceType"] == "Observation"]
     for rendering in _texts(_note(kept)).values():
         assert "PHQ-9 score" in rendering and "10 (Moderate depression (10-14))" in rendering
+
+
+def _rejected(questionnaire):
+    """A PHQ-9 response with item 9 positive whose item 1 is not an answer option."""
+    qr = phq9(questionnaire, [1, 1, 2, 1, 0, 1, 0, 1, 1])
+    qr["item"][0]["answer"] = [{"valueCoding": {"system": LOINC, "code": "LA0000-0"}}]
+    return qr, clinical_summary(qr, questionnaire)
+
+
+def test_a_rejected_response_keeps_its_flag_where_flags_are_taken(questionnaire) -> None:
+    qr, clinical = _rejected(questionnaire)
+    ref = ResponseVersion("https://ehr.test/fhir", "r1", "1")
+    unrestricted, left_out = plan_safety_only(qr, ref, clinical, recorded=RECORDED, writable=None)
+    assert not left_out
+    assert [e["resource"]["resourceType"] for e in unrestricted.entries] == [
+        "Device",
+        "Flag",
+        "Provenance",
+    ]
+    kept, left_out = plan_safety_only(
+        qr, ref, clinical, recorded=RECORDED, writable=("Flag", "Provenance")
+    )
+    assert [e["resource"]["resourceType"] for e in kept.entries] == ["Flag", "Provenance"]
+    assert left_out == {"Device": 1}
+
+
+def test_without_a_flag_a_rejected_response_gets_an_alert_only_note(questionnaire) -> None:
+    qr, clinical = _rejected(questionnaire)
+    ref = ResponseVersion("https://ehr.test/fhir", "r1", "1")
+    plan, left_out = plan_safety_only(
+        qr, ref, clinical, recorded=RECORDED, writable=("Provenance",), note_types=("text/plain",)
+    )
+    assert left_out == {"Device": 1, "Flag": 1}
+    assert [e["resource"]["resourceType"] for e in plan.entries] == [
+        "DocumentReference",
+        "Provenance",
+    ]
+    note = _note(plan)
+    assert note["description"].startswith(SAFETY_TITLE_PREFIX)
+    assert note["identifier"][0]["value"].endswith("/r1/1/note")  # the version's note key
+    (text,) = _texts(note).values()
+    assert text.startswith("!! ALERT: SAFETY")
+    assert NOT_SUMMARISED.split(",")[0] in " ".join(text.split())
+    # Answers and scores that did not pass validation stay out of the record.
+    assert "Little interest" not in text and "PHQ-9 score" not in text
+    assert plan.written == [e["fullUrl"] for e in plan.entries]

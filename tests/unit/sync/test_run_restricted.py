@@ -121,3 +121,22 @@ def test_an_epic_like_server_gets_plain_text_notes_carrying_what_was_left_out(
         assert sum(n.startswith(said) for n in report.notes) == 1, (said, report.notes)
     assert report.tally.left_out["Flag"] == 1
     assert report.tally.left_out["Observation"] == 2
+
+
+@responses.activate
+def test_a_rejected_response_alert_reaches_an_epic_like_server_as_a_note(
+    tmp_path, built, phq9
+) -> None:
+    rejected = phq9([1, 1, 2, 1, 0, 1, 0, 1, 1])
+    rejected["item"][0]["answer"] = [{"valueCoding": {"system": LOINC, "code": "LA0000-0"}}]
+    server = FakeServer(responses.mock, [_copy(rejected, "bad", "2026-11-20T10:00:00Z")])
+    responses.replace(responses.GET, f"{BASE}/metadata", json=_statement())
+    report = _run(tmp_path, built)
+    assert report.tally.rejected == 1 and report.tally.failed == 0
+    kinds = [e["resource"]["resourceType"] for t in server.transactions for e in t["entry"]]
+    assert kinds == ["DocumentReference", "Provenance"]  # no Flag, no Device sent
+    note = _notes(server)["bad"]
+    assert note["description"].startswith(SAFETY_TITLE_PREFIX)
+    text = base64.b64decode(note["content"][0]["attachment"]["data"]).decode()
+    assert text.startswith("!! ALERT: SAFETY") and "PHQ-9 score" not in text
+    assert report.tally.left_out["Flag"] == 1
