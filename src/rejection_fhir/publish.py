@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlencode
+
+from rejection_fhir.fhir import bundle
 
 JsonDict = dict[str, Any]
 Action = Literal["create", "unchanged", "update", "conflict", "retire"]
@@ -54,29 +55,17 @@ class PublishPlan:
         entries = []
         for step in self.writes:
             if step.action == "create":
-                request = {
-                    "method": "POST",
-                    "url": step.resource_type,
-                    "ifNoneExist": urlencode({"url": step.url, "version": step.version}),
-                }
                 entries.append(
-                    {
-                        "fullUrl": f"urn:uuid:{_uuid(step)}",
-                        "resource": dict(step.resource),
-                        "request": request,
-                    }
+                    bundle.conditional_create(
+                        f"urn:uuid:{_uuid(step)}",
+                        dict(step.resource),
+                        {"url": step.url, "version": step.version},
+                    )
                 )
             else:
                 resource = {**step.resource, "id": step.server_id}
-                request = {"method": "PUT", "url": f"{step.resource_type}/{step.server_id}"}
-                entries.append(
-                    {
-                        "fullUrl": f"{step.resource_type}/{step.server_id}",
-                        "resource": resource,
-                        "request": request,
-                    }
-                )
-        return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+                entries.append(bundle.update(step.resource_type, str(step.server_id), resource))
+        return bundle.transaction(entries)
 
 
 def _uuid(step: Step) -> str:

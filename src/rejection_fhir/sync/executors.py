@@ -47,13 +47,14 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl
 
-from rejection_fhir.ehr.writeback import WritePlan
+from rejection_fhir.ehr.entries import WritePlan
+from rejection_fhir.ehr.note import PLAIN, note_formats
 from rejection_fhir.errors import (
     FhirServerError,
     RejectionFhirError,
     ServerUnavailableError,
 )
-from rejection_fhir.fhir.capabilities import parse_capability_statement
+from rejection_fhir.fhir.capabilities import note_requirements, parse_capability_statement
 from rejection_fhir.fhir.client import (
     RETRYABLE_STATUSES,
     EntryResult,
@@ -106,6 +107,8 @@ class WriteSetup:
     #: Lines for the run's output, said once per run.
     notes: tuple[str, ...] = ()
     strategy: Strategy | None = None
+    #: Content types the server takes for the note (None: not stated), see ehr.note.
+    note_types: tuple[str, ...] | None = None
 
 
 def write_setup(client: FhirClient, write_mode: str = "auto") -> WriteSetup:
@@ -149,7 +152,10 @@ def _setup(statement: Mapping[str, Any], write_mode: str) -> WriteSetup:
             "ledger-only: plain creates, each sent once; a create whose answer is lost is "
             "recorded as uncertain (settle with sync --reconcile)"
         )
-    return WriteSetup(mode, version_check, limit, tuple(notes), strategy)
+    note_types = note_requirements(caps).content_types if caps.resources else None
+    if note_formats(note_types) == (PLAIN,):
+        notes.append("notes as text/plain: the server takes no Markdown or XHTML")
+    return WriteSetup(mode, version_check, limit, tuple(notes), strategy, note_types)
 
 
 # ------------------------------------------------------------------------ pure helpers

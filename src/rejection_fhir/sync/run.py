@@ -47,11 +47,12 @@ from typing import Any
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.ehr.extract import observation_values
+from rejection_fhir.ehr.note import render_note
 from rejection_fhir.ehr.restrict import restrict_plan
 from rejection_fhir.ehr.writeback import (
-    Note,
     ResponseVersion,
     WritePlan,
+    plan_safety_only,
     plan_writes,
     rebased,
     safety_entries,
@@ -73,7 +74,6 @@ from rejection_fhir.response.questionnaire import (
     QuestionnaireIndex,
     split_canonical,
 )
-from rejection_fhir.response.render import render_markdown, render_xhtml
 from rejection_fhir.response.summary import Summary
 from rejection_fhir.scoring.clinical import clinical_summary
 from rejection_fhir.sync.executors import ExecMode, WriteExecutor, WriteSetup, write_setup
@@ -352,8 +352,7 @@ class _Run:
         resolved = resolve_response(qr, compiled)
         ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
         previous = self.previous_note(rid, version)
-        title = summary.title + (f" ({summary.authored[:10]})" if summary.authored else "")
-        note = Note(title, render_markdown(summary), render_xhtml(summary))
+        note = render_note(summary, self.executor.setup.note_types)
         extra = [
             *score_entries(qr, ref, clinical.scores),
             *safety_entries(qr, ref, clinical.alerts, task=self.options.safety_task),
@@ -393,14 +392,16 @@ class _Run:
         if not clinical.alerts:
             return None
         ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
-        plan = plan_writes(
+        plan, left_out = plan_safety_only(
             qr,
             ref,
-            None,
-            (),
+            clinical,
             recorded=self.recorded,
-            extra=safety_entries(qr, ref, clinical.alerts, task=self.options.safety_task),
+            writable=self.writable,
+            note_types=self.executor.setup.note_types,
+            task=self.options.safety_task,
         )
+        self.report.tally.left_out.update(left_out)
         last_updated = _meta(qr).get("lastUpdated")
         return _Prepared(
             qr, ref, canonical, plan, clinical.summary, last_updated, rejection=rejection

@@ -1,0 +1,142 @@
+"""The sync on an Epic-like statement: notes as text/plain, no Flag, no Observations.
+
+What the server leaves out is carried in the note (the alert first and in its title, the
+scores with their bands) and said once per run, however many responses."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import responses
+
+from rejection_fhir.ehr.note import SAFETY_TITLE_PREFIX
+from tests.unit.sync.test_run import (
+    BASE,
+    FakeServer,
+    _copy,
+    _run,
+    summaries,  # noqa: F401  (autouse fixture)
+)
+
+LOINC = "http://loinc.org"
+ANSWERS = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
+
+
+def _statement() -> dict:
+    def resource(kind: str, documentation: str | None = None) -> dict:
+        out = {
+            "type": kind,
+            "interaction": [{"code": "create"}, {"code": "search-type"}],
+            "conditionalCreate": True,
+            "searchParam": [{"name": "_lastUpdated", "type": "date"}],
+        }
+        if documentation:
+            out["documentation"] = documentation
+        return out
+
+    return {
+        "resourceType": "CapabilityStatement",
+        "fhirVersion": "4.0.1",
+        "software": {"name": "Some EHR"},
+        "rest": [
+            {
+                "mode": "server",
+                "interaction": [{"code": "transaction"}],
+                "resource": [
+                    resource("QuestionnaireResponse"),
+                    # As the epic-like profile's interceptor states it (servers/profiles).
+                    resource("DocumentReference", "Content types accepted: text/plain."),
+                    resource("Provenance"),
+                ],
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def phq9(built):
+    q = next(q for q in built.questionnaires if q["id"] == "phq-9")
+
+    def make(values):
+        return {
+            "resourceType": "QuestionnaireResponse",
+            "questionnaire": f"{q['url']}|{q['version']}",
+            "status": "completed",
+            "authored": "2026-11-20T10:00:00Z",
+            "subject": {"reference": "Patient/p1"},
+            "item": [
+                {
+                    "linkId": f"phq9-{i}",
+                    "answer": [{"valueCoding": {"system": LOINC, "code": ANSWERS[v]}}],
+                }
+                for i, v in enumerate(values, start=1)
+            ],
+        }
+
+    return make
+
+
+def _notes(server):
+    return {
+        e["resource"]["context"]["related"][0]["reference"].rsplit("/", 1)[1]: e["resource"]
+        for t in server.transactions
+        for e in t["entry"]
+        if e["resource"]["resourceType"] == "DocumentReference"
+    }
+
+
+@responses.activate
+def test_an_epic_like_server_gets_plain_text_notes_carrying_what_was_left_out(
+    tmp_path, built, phq9
+) -> None:
+    server = FakeServer(
+        responses.mock,
+        [
+            _copy(phq9([1, 1, 2, 1, 0, 1, 0, 1, 1]), "alert", "2026-11-20T10:00:00Z"),
+            _copy(phq9([2, 2, 1, 1, 1, 1, 1, 1, 0]), "quiet", "2026-11-20T11:00:00Z"),
+        ],
+    )
+    responses.replace(responses.GET, f"{BASE}/metadata", json=_statement())
+    report = _run(tmp_path, built)
+    assert report.ok and report.tally.written == 2
+
+    kinds = {e["resource"]["resourceType"] for t in server.transactions for e in t["entry"]}
+    assert kinds == {"DocumentReference", "Provenance"}
+    notes = _notes(server)
+    for note in notes.values():
+        (content,) = note["content"]
+        assert content["attachment"]["contentType"] == "text/plain; charset=utf-8"
+    alert_text = base64.b64decode(notes["alert"]["content"][0]["attachment"]["data"]).decode()
+    assert alert_text.startswith("!! ALERT: SAFETY")
+    assert "PHQ-9 score: 8 (Mild depression (5-9))" in alert_text
+    assert notes["alert"]["description"].startswith(SAFETY_TITLE_PREFIX)
+    assert notes["alert"]["docStatus"] == "final"
+    quiet_text = base64.b64decode(notes["quiet"]["content"][0]["attachment"]["data"]).decode()
+    assert "PHQ-9 score: 10 (Moderate depression (10-14))" in quiet_text
+    assert not notes["quiet"]["description"].startswith(SAFETY_TITLE_PREFIX)
+
+    # Said once per run, not per response; the tally counts what was left out.
+    for said in ("notes as text/plain", "left out: no Flag", "left out: no Observation"):
+        assert sum(n.startswith(said) for n in report.notes) == 1, (said, report.notes)
+    assert report.tally.left_out["Flag"] == 1
+    assert report.tally.left_out["Observation"] == 2
+
+
+@responses.activate
+def test_a_rejected_response_alert_reaches_an_epic_like_server_as_a_note(
+    tmp_path, built, phq9
+) -> None:
+    rejected = phq9([1, 1, 2, 1, 0, 1, 0, 1, 1])
+    rejected["item"][0]["answer"] = [{"valueCoding": {"system": LOINC, "code": "LA0000-0"}}]
+    server = FakeServer(responses.mock, [_copy(rejected, "bad", "2026-11-20T10:00:00Z")])
+    responses.replace(responses.GET, f"{BASE}/metadata", json=_statement())
+    report = _run(tmp_path, built)
+    assert report.tally.rejected == 1 and report.tally.failed == 0
+    kinds = [e["resource"]["resourceType"] for t in server.transactions for e in t["entry"]]
+    assert kinds == ["DocumentReference", "Provenance"]  # no Flag, no Device sent
+    note = _notes(server)["bad"]
+    assert note["description"].startswith(SAFETY_TITLE_PREFIX)
+    text = base64.b64decode(note["content"][0]["attachment"]["data"]).decode()
+    assert text.startswith("!! ALERT: SAFETY") and "PHQ-9 score" not in text
+    assert report.tally.left_out["Flag"] == 1
