@@ -8,19 +8,20 @@ from __future__ import annotations
 import base64
 
 import pytest
-import responses
 
 from rejection_fhir.ehr.note import SAFETY_TITLE_PREFIX
 from tests.unit.sync.test_run import (
-    BASE,
-    FakeServer,
-    _copy,
     _run,
     summaries,  # noqa: F401  (autouse fixture)
 )
 
 LOINC = "http://loinc.org"
 ANSWERS = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
+
+
+def _at(qr: dict, rid: str, updated: str) -> dict:
+    """``qr`` as the server holds it (id, version, lastUpdated)."""
+    return {**qr, "id": rid, "meta": {"versionId": "1", "lastUpdated": updated}}
 
 
 def _statement() -> dict:
@@ -80,28 +81,25 @@ def phq9(built):
 def _notes(server):
     return {
         e["resource"]["context"]["related"][0]["reference"].rsplit("/", 1)[1]: e["resource"]
-        for t in server.transactions
+        for t in server.committed
         for e in t["entry"]
         if e["resource"]["resourceType"] == "DocumentReference"
     }
 
 
-@responses.activate
 def test_an_epic_like_server_gets_plain_text_notes_carrying_what_was_left_out(
-    tmp_path, built, phq9
+    tmp_path, built, phq9, fake_fhir
 ) -> None:
-    server = FakeServer(
-        responses.mock,
-        [
-            _copy(phq9([1, 1, 2, 1, 0, 1, 0, 1, 1]), "alert", "2026-11-20T10:00:00Z"),
-            _copy(phq9([2, 2, 1, 1, 1, 1, 1, 1, 0]), "quiet", "2026-11-20T11:00:00Z"),
-        ],
+    server = fake_fhir
+    server.add(
+        _at(phq9([1, 1, 2, 1, 0, 1, 0, 1, 1]), "alert", "2026-11-20T10:00:00Z"),
+        _at(phq9([2, 2, 1, 1, 1, 1, 1, 1, 0]), "quiet", "2026-11-20T11:00:00Z"),
     )
-    responses.replace(responses.GET, f"{BASE}/metadata", json=_statement())
+    server.statement = _statement()
     report = _run(tmp_path, built)
     assert report.ok and report.tally.written == 2
 
-    kinds = {e["resource"]["resourceType"] for t in server.transactions for e in t["entry"]}
+    kinds = {e["resource"]["resourceType"] for t in server.committed for e in t["entry"]}
     assert kinds == {"DocumentReference", "Provenance"}
     notes = _notes(server)
     for note in notes.values():
@@ -123,17 +121,17 @@ def test_an_epic_like_server_gets_plain_text_notes_carrying_what_was_left_out(
     assert report.tally.left_out["Observation"] == 2
 
 
-@responses.activate
 def test_a_rejected_response_alert_reaches_an_epic_like_server_as_a_note(
-    tmp_path, built, phq9
+    tmp_path, built, phq9, fake_fhir
 ) -> None:
     rejected = phq9([1, 1, 2, 1, 0, 1, 0, 1, 1])
     rejected["item"][0]["answer"] = [{"valueCoding": {"system": LOINC, "code": "LA0000-0"}}]
-    server = FakeServer(responses.mock, [_copy(rejected, "bad", "2026-11-20T10:00:00Z")])
-    responses.replace(responses.GET, f"{BASE}/metadata", json=_statement())
+    server = fake_fhir
+    server.add(_at(rejected, "bad", "2026-11-20T10:00:00Z"))
+    server.statement = _statement()
     report = _run(tmp_path, built)
     assert report.tally.rejected == 1 and report.tally.failed == 0
-    kinds = [e["resource"]["resourceType"] for t in server.transactions for e in t["entry"]]
+    kinds = [e["resource"]["resourceType"] for t in server.committed for e in t["entry"]]
     assert kinds == ["DocumentReference", "Provenance"]  # no Flag, no Device sent
     note = _notes(server)["bad"]
     assert note["description"].startswith(SAFETY_TITLE_PREFIX)
