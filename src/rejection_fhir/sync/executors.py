@@ -10,7 +10,8 @@ sends those entries the way the server allows (:class:`ExecMode`):
   the entries of a transaction holding conditional entries (Medplum: 8), the entries go in
   chunks of at most that many, each atomic on its own.  Entries that reference others
   (Provenance) go in a later chunk than what they reference, with the ``urn:uuid:``
-  references replaced by what the earlier chunks answered.  A response counts as written
+  references replaced by what the earlier chunks answered; the chunks of one stage go up
+  to :data:`CHUNKS_IN_FLIGHT` at once.  A response counts as written
   (the ledger) only when every chunk holding its entries committed: :meth:`execute` returns
   only then, and a failure part-way leaves the ledger as it was; the rerun replays the
   committed chunks as no-ops (every entry is conditional).
@@ -114,6 +115,8 @@ _FROM_STRATEGY = {
 
 #: Times a batch entry refused with a transient status is sent again.
 BATCH_ENTRY_RETRIES = 3
+#: Chunks of one stage (transactions under an entry limit, batches) sent at once.
+CHUNKS_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
@@ -473,8 +476,25 @@ class WriteExecutor:
             self._send(entries, resolved)  # one transaction: the server resolves the urns
             return resolved
         for stage in stages(entries):
-            for chunk in _chunks(stage, limit):
-                self._send([_resolved_entry(e, resolved, self.setup) for e in chunk], resolved)
+            chunks = [
+                [_resolved_entry(e, resolved, self.setup) for e in chunk]
+                for chunk in _chunks(stage, limit)
+            ]
+            if len(chunks) == 1:
+                self._send(chunks[0], resolved)
+                continue
+            # A stage's chunks reference only earlier stages: up to CHUNKS_IN_FLIGHT at
+            # once.  A failure raises once all have ended; the ledger records nothing, and
+            # the rerun replays the committed ones as no-ops (every entry is conditional).
+            answers: list[dict[str, str]] = [{} for _ in chunks]
+            with ThreadPoolExecutor(
+                min(CHUNKS_IN_FLIGHT, len(chunks)), thread_name_prefix="rfhir-chunk"
+            ) as pool:
+                sent = [pool.submit(self._send, c, a) for c, a in zip(chunks, answers, strict=True)]
+                for future in sent:
+                    future.result()
+            for answer in answers:
+                resolved.update(answer)
         return resolved
 
     def _send(self, entries: list[JsonDict], resolved: dict[str, str]) -> None:

@@ -20,6 +20,7 @@ from rejection_fhir.ehr.writeback import Note, ResponseVersion, plan_writes
 from rejection_fhir.errors import FhirServerError
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.sync.executors import (
+    CHUNKS_IN_FLIGHT,
     ExecMode,
     WriteExecutor,
     WriteSetup,
@@ -587,3 +588,40 @@ def test_ledger_only_records_a_failed_response_uncertain_when_later_ones_were_cr
     assert first.uncertain is not None and first.uncertain.startswith("not written")
     assert first.refs == [] and second.uncertain is None and second.refs
     assert sent.count(("POST", "DocumentReference")) == 1
+
+
+@responses.activate
+def test_the_chunks_of_one_stage_go_at_once_and_stages_in_order() -> None:
+    """Chunks that reference only earlier stages are sent together (up to
+    CHUNKS_IN_FLIGHT); a stage starts only once every chunk of the one before answered."""
+    server = Server(responses.mock)
+    lock = threading.Lock()
+    gauge = {"now": 0, "peak": 0}
+    log: list[tuple[str, set[str]]] = []
+    answer = server.bundle
+
+    def bundle(request: Any) -> Any:
+        kinds = {e["resource"]["resourceType"] for e in json.loads(request.body)["entry"]}
+        with lock:
+            gauge["now"] += 1
+            gauge["peak"] = max(gauge["peak"], gauge["now"])
+            log.append(("start", kinds))
+        time.sleep(0.02)
+        with lock:
+            got = answer(request)
+            gauge["now"] -= 1
+            log.append(("end", kinds))
+        return got
+
+    responses.replace(responses.POST, BASE, body="")
+    responses.remove(responses.POST, BASE)
+    responses.add_callback(responses.POST, BASE, callback=bundle)
+    plans = [_plan(f"r{n}") for n in range(6)]
+    done = _executor(ExecMode.TRANSACTION, max_entries=3).execute(plans)
+    assert all(len(r.refs) == 4 for r in done.results)
+    assert 1 < gauge["peak"] <= CHUNKS_IN_FLIGHT
+    first_provenance = next(i for i, (what, k) in enumerate(log) if "Provenance" in k)
+    assert all(what == "end" or "Provenance" in k for what, k in log[first_provenance:])
+    assert sum(1 for what, _ in log[:first_provenance] if what == "start") == sum(
+        1 for what, _ in log[:first_provenance] if what == "end"
+    )
