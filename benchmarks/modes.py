@@ -7,7 +7,7 @@ server (transactions) and Medplum's router (transactions in chunks of at most 8 
    as a patient portal would post them; test access where the profile refuses them);
 2. ``sync`` runs with its defaults for that server (the write mode and read mode the
    server's statement gives; up to 8 requests in flight for single requests, 2 pages of
-   transactions in flight, the chunks of a stage up to 4 at once) while every HTTP request
+   transactions in flight, their chunks one after another) while every HTTP request
    it sends is captured (method, URL, headers, body, when it started and ended), retries
    included;
 3. **the ceiling**: ``curl`` sends those very requests again, with the same concurrency:

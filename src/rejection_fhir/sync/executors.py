@@ -10,8 +10,8 @@ sends those entries the way the server allows (:class:`ExecMode`):
   the entries of a transaction holding conditional entries (Medplum: 8), the entries go in
   chunks of at most that many, each atomic on its own.  Entries that reference others
   (Provenance) go in a later chunk than what they reference, with the ``urn:uuid:``
-  references replaced by what the earlier chunks answered; the chunks of one stage go up
-  to :data:`CHUNKS_IN_FLIGHT` at once.  A response counts as written
+  references replaced by what the earlier chunks answered; the chunks of one stage go one
+  after another, or ``WriteSetup.chunks_in_flight`` at once.  A response counts as written
   (the ledger) only when every chunk holding its entries committed: :meth:`execute` returns
   only then, and a failure part-way leaves the ledger as it was; the rerun replays the
   committed chunks as no-ops (every entry is conditional).
@@ -115,8 +115,6 @@ _FROM_STRATEGY = {
 
 #: Times a batch entry refused with a transient status is sent again.
 BATCH_ENTRY_RETRIES = 3
-#: Chunks of one stage (transactions under an entry limit, batches) sent at once.
-CHUNKS_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
@@ -132,6 +130,10 @@ class WriteSetup:
     strategy: Strategy | None = None
     #: Single-request modes: requests in flight at most (the AIMD window's cap).
     in_flight: int = DEFAULT_IN_FLIGHT
+    #: Chunks of one stage (transactions under an entry limit, batches) sent at once.  One
+    #: by default: Medplum's router, the server that caps entries, dropped connections and
+    #: let transactions time out (60 s) with 4 of its strict transactions at once.
+    chunks_in_flight: int = 1
 
 
 def write_setup(client: FhirClient, write_mode: str = "auto") -> WriteSetup:
@@ -480,15 +482,15 @@ class WriteExecutor:
                 [_resolved_entry(e, resolved, self.setup) for e in chunk]
                 for chunk in _chunks(stage, limit)
             ]
-            if len(chunks) == 1:
-                self._send(chunks[0], resolved)
+            if len(chunks) == 1 or self.setup.chunks_in_flight <= 1:
+                for chunk in chunks:
+                    self._send(chunk, resolved)
                 continue
-            # A stage's chunks reference only earlier stages: up to CHUNKS_IN_FLIGHT at
-            # once.  A failure raises once all have ended; the ledger records nothing, and
+            # A stage's chunks reference only earlier stages: several may go at once.  A failure raises once all have ended; the ledger records nothing, and
             # the rerun replays the committed ones as no-ops (every entry is conditional).
             answers: list[dict[str, str]] = [{} for _ in chunks]
             with ThreadPoolExecutor(
-                min(CHUNKS_IN_FLIGHT, len(chunks)), thread_name_prefix="rfhir-chunk"
+                min(self.setup.chunks_in_flight, len(chunks)), thread_name_prefix="rfhir-chunk"
             ) as pool:
                 sent = [pool.submit(self._send, c, a) for c, a in zip(chunks, answers, strict=True)]
                 for future in sent:

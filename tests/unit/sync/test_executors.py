@@ -20,7 +20,6 @@ from rejection_fhir.ehr.writeback import Note, ResponseVersion, plan_writes
 from rejection_fhir.errors import FhirServerError
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.sync.executors import (
-    CHUNKS_IN_FLIGHT,
     ExecMode,
     WriteExecutor,
     WriteSetup,
@@ -592,8 +591,8 @@ def test_ledger_only_records_a_failed_response_uncertain_when_later_ones_were_cr
 
 @responses.activate
 def test_the_chunks_of_one_stage_go_at_once_and_stages_in_order() -> None:
-    """Chunks that reference only earlier stages are sent together (up to
-    CHUNKS_IN_FLIGHT); a stage starts only once every chunk of the one before answered."""
+    """With ``chunks_in_flight``, chunks that reference only earlier stages are sent
+    together; a stage starts only once every chunk of the one before answered."""
     server = Server(responses.mock)
     lock = threading.Lock()
     gauge = {"now": 0, "peak": 0}
@@ -617,9 +616,9 @@ def test_the_chunks_of_one_stage_go_at_once_and_stages_in_order() -> None:
     responses.remove(responses.POST, BASE)
     responses.add_callback(responses.POST, BASE, callback=bundle)
     plans = [_plan(f"r{n}") for n in range(6)]
-    done = _executor(ExecMode.TRANSACTION, max_entries=3).execute(plans)
+    done = _executor(ExecMode.TRANSACTION, max_entries=3, chunks_in_flight=3).execute(plans)
     assert all(len(r.refs) == 4 for r in done.results)
-    assert 1 < gauge["peak"] <= CHUNKS_IN_FLIGHT
+    assert 1 < gauge["peak"] <= 3
     first_provenance = next(i for i, (what, k) in enumerate(log) if "Provenance" in k)
     assert all(what == "end" or "Provenance" in k for what, k in log[first_provenance:])
     assert sum(1 for what, _ in log[:first_provenance] if what == "start") == sum(
