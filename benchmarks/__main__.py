@@ -3,7 +3,9 @@
 Exits 1 when a goal is not met.  The sync goals need the HAPI server: it is found or
 started through ``tests.hapi_server.ensure_server()`` (``RFHIR_HAPI_PORT`` picks the
 port, ``RFHIR_TEST_SERVER`` another server); the scale part runs HAPI on PostgreSQL
-(``scripts/postgres``).  ``--quick`` uses smaller data for a trial
+(``scripts/postgres``); the modes part runs every EHR profile of that HAPI server and
+Medplum's router (``tests.medplum_server.ensure_server()``, ``RFHIR_MEDPLUM_PORT``).
+``--quick`` uses smaller data for a trial
 run; its figures are noisier.
 """
 
@@ -15,11 +17,11 @@ import sys
 import time
 from collections.abc import Callable
 
-from benchmarks import build, memory, scale, startup, summarize
+from benchmarks import build, memory, modes, scale, startup, summarize
 from benchmarks import sync as sync_bench
 from benchmarks.report import Row, table
 
-PARTS = ("summarize", "memory", "sync", "startup", "build", "scale")
+PARTS = ("summarize", "memory", "sync", "startup", "build", "scale", "modes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
             count=120 if quick else 400,
             shards=2,
             rounds=1 if quick else 2,
+            say=say,
+        ),
+        "modes": lambda: modes.run(
+            worksheets(f"https://bench.rejection-fhir.org/{args.seed}/modes/fhir"),
+            seed=args.seed,
+            patients=2 if quick else 4,
+            rounds=2 if quick else 3,  # nine responses a round per patient
+            repeats=1 if quick else 2,
             say=say,
         ),
     }

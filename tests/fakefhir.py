@@ -60,7 +60,7 @@ CONTROL = {"_count", "_sort", "_total", "_format", "_elements", "_summary"}
 DATES = {"_lastUpdated": ("meta", "lastUpdated"), "authored": ("authored",)}
 TOKENS = {"identifier", "_tag", "category", "type", "status", "code"}
 REFERENCES = {"subject", "patient"}
-STRINGS = {"url", "version"}
+STRINGS = {"url", "version", "_id"}
 
 JsonDict = dict[str, Any]
 Answer = tuple[int, dict[str, str], str]
@@ -527,7 +527,7 @@ class FakeFhir:
             wanted = value if "/" in value else f"Patient/{value}"
             return reference == wanted
         if name in STRINGS:
-            return resource.get(name) == value
+            return resource.get("id" if name == "_id" else name) == value
         raise Refused(400, "not-supported", f"unknown search parameter {name}")
 
     @staticmethod

@@ -21,7 +21,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -340,4 +342,98 @@ def test_medplum_publish_in_chunks_then_again_changes_nothing(repo, medplum_serv
         assert again.counts() == {"unchanged": len(built.resources)}
     finally:
         for questionnaire in built.questionnaires:
+            unregister_summarizer(questionnaire["url"])
+
+
+# --------------------------------------------- concurrent single requests on a profile
+
+
+def _overlap(exchanges: list[Any]) -> int:
+    """Most requests in flight at once, from when the proxy began and finished each."""
+    edges = sorted([(e.started, 1) for e in exchanges] + [(e.finished, -1) for e in exchanges])
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+@pytest.mark.parametrize("fault", ("none", "429"))
+def test_oracle_like_concurrent_ledger_only_writes_give_no_duplicates(
+    fault, repo, fhir_server, tmp_path
+):
+    """oracle-like takes neither transactions nor conditional creates: ledger-only, plain
+    POSTs, several responses in flight (sync.concurrency).  With or without 429s from the
+    server (the window halves, the refused POST is sent again: the server did not take it),
+    every response gets exactly one note, nothing is uncertain, and a rerun that polls the
+    patients the ledger knows (``--patients-from ledger``) finds them all and writes nothing."""
+    from rejection_fhir.cli.options import built_worksheets
+    from rejection_fhir.commands.seed import TEST_ACCESS_HEADER, seed
+    from rejection_fhir.ehr.writeback import derived_id
+
+    profile = f"{fhir_server}/oracle-like"
+    base = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"
+    questionnaires = built_worksheets(None, base)
+    register_worksheets(questionnaires)
+    try:
+        direct = load_settings({"server": profile}, env={})
+        seeded = [seed(direct, questionnaires, rounds=2, seed_value=n) for n in range(2)]
+        patients = tmp_path / "patients.txt"
+        patients.write_text("\n".join(s.patient for s in seeded), encoding="utf-8")
+        responses = [ref.split("/")[1] for s in seeded for ref in s.responses]
+        rules = [] if fault == "none" else [Rule("429", "POST", "DocumentReference", nth=(2, 3, 9))]
+        state = tmp_path / "state.sqlite3"
+        with FaultProxy(profile, FaultPlan(rules)) as proxy:
+            options = SyncOptions(source=proxy.base_url, state_path=state, patients_file=patients)
+            first = sync(proxied(proxy), options, questionnaires)
+            # The rerun polls the patients the ledger knows (their responses, found by _id)
+            again = sync(
+                proxied(proxy),
+                replace(options, patients_file=None, patients_from="ledger"),
+                questionnaires,
+            )
+            exchanges = proxy.record()
+            source_base = proxied(proxy).server
+        assert source_base is not None
+        assert first.ok and again.ok, (first.failed[:2], first.uncertain[:2])
+        assert first.tally.written == len(responses) and first.tally.uncertain == 0
+        assert again.tally.written == 0 and again.tally.unchanged == len(responses)
+        posts = [e for e in exchanges if e.method == "POST" and e.forwarded]
+        assert _overlap(posts) > 1, "the writes went one at a time"
+        if fault == "429":
+            assert len([e for e in exchanges if e.fault == "429"]) == 3
+        with settings_module.make_client(direct) as client:
+            notes: list[str] = []
+            for s in seeded:
+                found = client.request(
+                    "GET",
+                    "DocumentReference",
+                    params={"patient": s.patient.split("/")[1], "_count": "500"},
+                    headers={TEST_ACCESS_HEADER: "all"},
+                ).body
+                assert found is not None
+                notes += [
+                    str(e["resource"]) + str(e["resource"].get("identifier"))
+                    for e in found.get("entry") or []
+                ]
+        ours = Counter()
+        for rid in responses:
+            key = derived_id(source_base, rid, "1", "note")
+            ours[rid] = sum(1 for text in notes if key in text)
+        duplicates = sum(n - 1 for n in ours.values() if n > 1)
+        losses = sum(1 for n in ours.values() if n == 0)
+        record_row(
+            f"write-modes/oracle-like/ledger-only-concurrent/{fault}",
+            stage="write-modes",
+            faults={"429": 3} if fault == "429" else {},
+            duplicates=duplicates,
+            losses=losses,
+            server="hapi oracle-like",
+            write_mode="ledger-only, concurrent",
+            fault=fault,
+            uncertain=0,
+        )
+        assert duplicates == 0 and losses == 0, ours
+    finally:
+        for questionnaire in questionnaires:
             unregister_summarizer(questionnaire["url"])

@@ -156,6 +156,13 @@ def _after(since: str | None, until: str | None) -> None:
     help="Per-patient polling: the id of a Group whose Patient members to read.",
 )
 @click.option(
+    "--patients-from",
+    type=click.Choice(["ledger"]),
+    default=None,
+    help="Per-patient polling: also the patients whose responses were synced before (the "
+    "ledger's; see docs/ehr-modes.md).",
+)
+@click.option(
     "--reconcile",
     is_flag=True,
     help="Settle writes recorded as uncertain (ledger-only mode) by searching the EHR for "
@@ -186,6 +193,7 @@ def sync_cmd(
     read_mode: str,
     patients_file: Path | None,
     patients_group: str | None,
+    patients_from: str | None,
     reconcile: bool,
     show_summaries: bool,
     safety_task: bool,
@@ -235,6 +243,7 @@ def sync_cmd(
         read_mode=read_mode,
         patients_file=patients_file,
         patients_group=patients_group,
+        patients_from=patients_from,
     )
     questionnaires = built_worksheets(source_dir, base_url)
     bar: Any = None

@@ -10,7 +10,8 @@ sends those entries the way the server allows (:class:`ExecMode`):
   the entries of a transaction holding conditional entries (Medplum: 8), the entries go in
   chunks of at most that many, each atomic on its own.  Entries that reference others
   (Provenance) go in a later chunk than what they reference, with the ``urn:uuid:``
-  references replaced by what the earlier chunks answered.  A response counts as written
+  references replaced by what the earlier chunks answered; the chunks of one stage go one
+  after another, or ``WriteSetup.chunks_in_flight`` at once.  A response counts as written
   (the ledger) only when every chunk holding its entries committed: :meth:`execute` returns
   only then, and a failure part-way leaves the ledger as it was; the rerun replays the
   committed chunks as no-ops (every entry is conditional).
@@ -29,27 +30,46 @@ sends those entries the way the server allows (:class:`ExecMode`):
 
 Version checks on the superseded note: ``If-Match`` (the planned ``ifMatch``),
 ``If-Unmodified-Since`` (the note's ``meta.lastUpdated``) or none.
+
+Single requests keep several responses in flight (:mod:`rejection_fhir.sync.concurrency`):
+each response's writes go one after another, up to ``WriteSetup.in_flight`` requests at
+once, a window that halves on 429 and grows back on success.  The tool's Device is
+written once, by the first response, before the others start (two conditional creates at
+once could both create it), and reused for the rest of the run.  Results come back in plan
+order and cover a prefix of the plans: the run records a response only when all its writes
+committed, and never one after a response that failed.  A response written after the one
+that failed is kept for the caller's next :meth:`WriteExecutor.execute` of the rest (sent
+again it would be a no-op in the conditional modes, a duplicate in ledger-only).  When the
+run must stop there (the server unavailable, credentials refused) in ledger-only mode, the
+failed response is recorded *uncertain* ("not written"), so that the responses after it,
+already created, are recorded too and never sent twice; ``sync --reconcile`` finds it
+absent and the next run writes it.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.utils import format_datetime
 from enum import StrEnum
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from rejection_fhir.ehr.entries import WritePlan
 from rejection_fhir.ehr.note import PLAIN, note_formats
 from rejection_fhir.errors import (
+    AuthError,
     FhirServerError,
     RejectionFhirError,
     ServerUnavailableError,
@@ -61,6 +81,7 @@ from rejection_fhir.fhir.client import (
     FhirClient,
     _entry_from_response,
 )
+from rejection_fhir.sync.concurrency import DEFAULT_IN_FLIGHT, AimdWindow
 from rejection_fhir.sync.strategy import (
     Strategy,
     VersionCheck,
@@ -71,6 +92,7 @@ from rejection_fhir.sync.strategy import (
 
 log = logging.getLogger("rejection_fhir.sync")
 JsonDict = dict[str, Any]
+T = TypeVar("T")
 
 
 class ExecMode(StrEnum):
@@ -109,6 +131,12 @@ class WriteSetup:
     strategy: Strategy | None = None
     #: Content types the server takes for the note (None: not stated), see ehr.note.
     note_types: tuple[str, ...] | None = None
+    #: Single-request modes: requests in flight at most (the AIMD window's cap).
+    in_flight: int = DEFAULT_IN_FLIGHT
+    #: Chunks of one stage (transactions under an entry limit, batches) sent at once.  One
+    #: by default: Medplum's router, the server that caps entries, dropped connections and
+    #: let transactions time out (60 s) with 4 of its strict transactions at once.
+    chunks_in_flight: int = 1
 
 
 def write_setup(client: FhirClient, write_mode: str = "auto") -> WriteSetup:
@@ -285,6 +313,17 @@ class WriteExecutor:
         self.setup = setup
         self.on_bundle = on_bundle
         self._sleep = sleep
+        #: Requests in flight in the single-request modes (see concurrency).
+        self.window = AimdWindow(setup.in_flight)
+        # Single requests are sent by a shallow copy of the client (same session, same
+        # credentials) that leaves 429 to the window: it must see every 429 to halve.
+        self._writer = copy.copy(client)
+        self._writer.retry = replace(client.retry, statuses=client.retry.statuses - {429})
+        self._lock = threading.Lock()
+        #: The tool's Device as written by this run (fullUrl -> Type/id), reused.
+        self._device: dict[str, str] = {}
+        #: Plans written after one that failed, for the next execute of the rest.
+        self._later: dict[int, tuple[WritePlan, PlanResult]] = {}
 
     @property
     def mode(self) -> ExecMode:
@@ -296,29 +335,144 @@ class WriteExecutor:
         if self.mode in (ExecMode.TRANSACTION, ExecMode.BATCH):
             written = self._bundles(plans)
             return Executed([PlanResult(_refs(plan, written)) for plan in plans])
+        return self._execute_singles(list(plans))
+
+    # -- single requests, several responses in flight ---------------------------------
+
+    def _execute_singles(self, plans: list[WritePlan]) -> Executed:
+        stop = threading.Event()
+
+        def attempt(plan: WritePlan) -> _Outcome | None:
+            if stop.is_set():
+                return None  # not started: an earlier response failed
+            outcome = self._attempt(plan)
+            if outcome[1] is not None:
+                stop.set()
+            return outcome
+
+        outcomes: list[_Outcome | None] = []
+        rest = plans
+        if plans and not self._device_known() and _has_device(plans[0]):
+            # The first response writes the tool's Device alone; the others reuse it.
+            outcomes.append(attempt(plans[0]))
+            rest = plans[1:]
+        if self.window.cap <= 1 or len(rest) <= 1:
+            outcomes.extend(attempt(plan) for plan in rest)
+        else:
+            with ThreadPoolExecutor(
+                min(self.window.cap, len(rest)), thread_name_prefix="rfhir-write"
+            ) as pool:
+                # Started in plan order (the pool's queue is FIFO), so the responses not
+                # started after a failure are the last ones.
+                outcomes.extend(pool.map(attempt, rest))
+        return self._in_order(plans, outcomes)
+
+    def _in_order(
+        self, plans: Sequence[WritePlan], outcomes: Sequence[_Outcome | None]
+    ) -> Executed:
+        """The results for the prefix of plans that is done; see the module docstring."""
         done = Executed()
-        for plan in plans:
-            resolved: dict[str, str] = {}
-            try:
-                self._singles(plan, resolved)
-            except UncertainWrite as exc:
-                done.results.append(PlanResult(_refs(plan, resolved), uncertain=exc.message))
+        first_error: RejectionFhirError | None = None
+        for i, outcome in enumerate(outcomes):
+            if outcome is None:
+                done.error = done.error or first_error
+                break
+            result, error = outcome
+            if done.error is not None:
+                if error is None:
+                    self._later[id(plans[i])] = (plans[i], result)
                 continue
-            except RejectionFhirError as exc:
-                if self.mode is ExecMode.LEDGER_ONLY and _refs(plan, resolved):
-                    # Part of this response's writes exist and plain creates cannot be
-                    # repeated: say so rather than write them twice on the next run.
-                    done.results.append(
-                        PlanResult(
-                            _refs(plan, resolved),
-                            uncertain=f"written in part before the server refused: {exc}",
-                        )
+            if error is None:
+                done.results.append(result)
+                continue
+            first_error = first_error or error
+            if (
+                self.mode is ExecMode.LEDGER_ONLY
+                and _stops_run(error)
+                and any(o is not None and o[1] is None for o in outcomes[i + 1 :])
+            ):
+                done.results.append(
+                    PlanResult(
+                        result.refs,
+                        uncertain=(
+                            f"not written ({error.message.splitlines()[0]}); recorded so that "
+                            "the responses written after it at the same time are not sent "
+                            "twice: sync --reconcile finds it absent and the next run writes it"
+                        ),
                     )
-                    continue
-                done.error = exc
-                return done
-            done.results.append(PlanResult(_refs(plan, resolved)))
+                )
+                continue
+            done.error = error
         return done
+
+    def _attempt(self, plan: WritePlan) -> _Outcome:
+        """One response's writes: its result, and the error that stopped them if any."""
+        with self._lock:
+            kept = self._later.pop(id(plan), None)
+            device = dict(self._device)
+        if kept is not None and kept[0] is plan:
+            return kept[1], None
+        resolved: dict[str, str] = device
+        try:
+            self._singles(plan, resolved)
+        except UncertainWrite as exc:
+            return PlanResult(_refs(plan, resolved), uncertain=exc.message), None
+        except RejectionFhirError as exc:
+            if self.mode is ExecMode.LEDGER_ONLY and _refs(plan, resolved):
+                # Part of this response's writes exist and plain creates cannot be
+                # repeated: say so rather than write them twice on the next run.
+                return (
+                    PlanResult(
+                        _refs(plan, resolved),
+                        uncertain=f"written in part before the server refused: {exc}",
+                    ),
+                    None,
+                )
+            return PlanResult(_refs(plan, resolved)), exc
+        return PlanResult(_refs(plan, resolved)), None
+
+    def _device_known(self) -> bool:
+        with self._lock:
+            return bool(self._device) or self.mode in (ExecMode.LEDGER_ONLY, ExecMode.PUT)
+
+    def _call(self, send: Callable[[], T]) -> T:
+        """One request inside the window; a 429 halves the window and is sent again after
+        the server's Retry-After (or the client's backoff): the server did not act on it."""
+        tries = 0
+        while True:
+            slot = self.window.acquire()
+            try:
+                answer = send()
+            except FhirServerError as exc:
+                if exc.status != 429:
+                    self.window.failed(slot)
+                    raise
+                self.window.throttled(slot)
+                tries += 1
+                if tries > self.client.retry.retries:
+                    raise ServerUnavailableError(
+                        f"{exc.message.splitlines()[0]} (gave up after {tries} attempts)",
+                        status=429,
+                        hint="the server is overloaded; try again later",
+                    ) from None
+                after = getattr(exc, "retry_after", None)
+                wait = (
+                    float(after)
+                    if isinstance(after, int | float)
+                    else self.client.retry.backoff(tries, _RNG)
+                )
+                log.warning(
+                    "429 Too Many Requests: %d request(s) in flight allowed now; retry in %.1f s",
+                    self.window.limit,
+                    wait,
+                )
+                self._sleep(wait)
+                continue
+            except BaseException:
+                self.window.failed(slot)
+                raise
+            self.window.succeeded(slot)
+            return answer
 
     # -- transaction and batch ------------------------------------------------------
 
@@ -330,8 +484,25 @@ class WriteExecutor:
             self._send(entries, resolved)  # one transaction: the server resolves the urns
             return resolved
         for stage in stages(entries):
-            for chunk in _chunks(stage, limit):
-                self._send([_resolved_entry(e, resolved, self.setup) for e in chunk], resolved)
+            chunks = [
+                [_resolved_entry(e, resolved, self.setup) for e in chunk]
+                for chunk in _chunks(stage, limit)
+            ]
+            if len(chunks) == 1 or self.setup.chunks_in_flight <= 1:
+                for chunk in chunks:
+                    self._send(chunk, resolved)
+                continue
+            # A stage's chunks reference only earlier stages: several may go at once.  A failure raises once all have ended; the ledger records nothing, and
+            # the rerun replays the committed ones as no-ops (every entry is conditional).
+            answers: list[dict[str, str]] = [{} for _ in chunks]
+            with ThreadPoolExecutor(
+                min(self.setup.chunks_in_flight, len(chunks)), thread_name_prefix="rfhir-chunk"
+            ) as pool:
+                sent = [pool.submit(self._send, c, a) for c, a in zip(chunks, answers, strict=True)]
+                for future in sent:
+                    future.result()
+            for answer in answers:
+                resolved.update(answer)
         return resolved
 
     def _send(self, entries: list[JsonDict], resolved: dict[str, str]) -> None:
@@ -390,10 +561,15 @@ class WriteExecutor:
                     # tool by display only.
                     dropped.add(entry["fullUrl"])
                     continue
+                if entry["fullUrl"] in resolved:
+                    continue  # the tool's Device, written by an earlier response
                 sent = _resolved_entry(entry, resolved, self.setup, dropped)
                 got = self._one(sent)
                 if got is not None and got.resource_type and got.id:
                     resolved[entry["fullUrl"]] = f"{got.resource_type}/{got.id}"
+                    if entry["resource"].get("resourceType") == "Device":
+                        with self._lock:
+                            self._device[entry["fullUrl"]] = resolved[entry["fullUrl"]]
 
     def _one(self, entry: JsonDict) -> EntryResult | None:
         request = entry["request"]
@@ -406,16 +582,22 @@ class WriteExecutor:
         criteria = key.split("?", 1)[1]
         if self.mode is ExecMode.CONDITIONAL:
             if request["method"] == "POST":
-                return self.client.conditional_create(resource, criteria, sensitive=True)
-            return self.client.conditional_update(resource, criteria, sensitive=True)
+                return self._call(
+                    lambda: self._writer.conditional_create(resource, criteria, sensitive=True)
+                )
+            return self._call(
+                lambda: self._writer.conditional_update(resource, criteria, sensitive=True)
+            )
         if self.mode is ExecMode.PUT:
-            return self.client.update({**resource, "id": client_id(key)}, sensitive=True)
+            return self._call(
+                lambda: self._writer.update({**resource, "id": client_id(key)}, sensitive=True)
+            )
         if self.mode is ExecMode.SEARCH_THEN_CREATE:
             return self._search_then_create(
                 rtype, resource, criteria, update=request["method"] == "PUT"
             )
         try:
-            return self.client.create(resource, sensitive=True)
+            return self._call(lambda: self._writer.create(resource, sensitive=True))
         except ServerUnavailableError as exc:
             if _answer_lost(exc):
                 raise UncertainWrite(
@@ -428,7 +610,7 @@ class WriteExecutor:
         self, rtype: str, resource: JsonDict, criteria: str, *, update: bool
     ) -> EntryResult:
         for attempt in range(1, BATCH_ENTRY_RETRIES + 2):
-            found = list(self.client.search(rtype, parse_qsl(criteria)))
+            found = self._call(lambda: list(self._writer.search(rtype, parse_qsl(criteria))))
             if len(found) > 1:
                 raise FhirServerError(
                     f"{rtype}: {len(found)} resources carry one of our keys; cannot tell "
@@ -439,10 +621,11 @@ class WriteExecutor:
             if found:
                 match = found[0]
                 if update:  # a conditional update: the one match is updated in place
-                    return self.client.update({**resource, "id": match["id"]}, sensitive=True)
+                    body = {**resource, "id": match["id"]}
+                    return self._call(partial(self._writer.update, body, sensitive=True))
                 return EntryResult(200, resource_type=rtype, id=str(match.get("id")))
             try:
-                return self.client.create(resource, sensitive=True)
+                return self._call(lambda: self._writer.create(resource, sensitive=True))
             except ServerUnavailableError as exc:
                 # Refused for now (429, 503) or the answer lost: the create may have landed.
                 # Our key tells, so look again before creating again, never blindly.
@@ -468,10 +651,35 @@ class WriteExecutor:
             since = _http_date(resource.get("meta", {}).get("lastUpdated"))
             if since:
                 headers["If-Unmodified-Since"] = since
-        response = self.client.request(
-            "PUT", request["url"], body=resource, headers=headers, idempotent=True, sensitive=True
+        response = self._call(
+            lambda: self._writer.request(
+                "PUT",
+                request["url"],
+                body=resource,
+                headers=headers,
+                idempotent=True,
+                sensitive=True,
+            )
         )
         return _entry_from_response(response)
+
+
+_Outcome = tuple[PlanResult, RejectionFhirError | None]
+
+
+def _has_device(plan: WritePlan) -> bool:
+    return any(e["resource"].get("resourceType") == "Device" for e in plan.entries)
+
+
+def _stops_run(exc: RejectionFhirError) -> bool:
+    """The run stops on this error (as :func:`rejection_fhir.sync.run._refused` decides):
+    the server unavailable or overloaded, credentials refused, a 5xx.  A 4xx refusal of
+    this content does not: the run goes on with the responses after it."""
+    return not (
+        isinstance(exc, FhirServerError)
+        and not isinstance(exc, ServerUnavailableError | AuthError)
+        and (exc.status or 0) < 500
+    )
 
 
 def _http_date(value: object) -> str | None:

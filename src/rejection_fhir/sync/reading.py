@@ -13,8 +13,12 @@ in each (docs/read-modes.md):
 - ``per-patient`` (Oracle Health: ``QuestionnaireResponse`` searchable only by ``_id`` or
   ``patient``): every response of each listed patient, every run; no cursor (the ledger
   skips what was handled), so amendments are always seen.  The patients come from a list
-  file (``--patients FILE``, one ``Patient/id`` or id per line) or a Group
-  (``--patients-group ID``: its ``member.entity`` references).
+  file (``--patients FILE``, one ``Patient/id`` or id per line), a Group
+  (``--patients-group ID``: its ``member.entity`` references), or the patients the sync
+  already knows (``--patients-from ledger``: the subjects of the responses this source's
+  ledger holds, found by ``_id``; :func:`ledger_patients`).  Given together, the lists are
+  joined: the ledger knows only patients with a response already synced, so a new
+  patient's first response needs the file or the Group.
 - ``bulk-export`` (``sync --bulk``, :mod:`rejection_fhir.sync.bulk`): ``$export`` with
   ``_since={cursor}``; the cursor is the export's ``transactionTime``.
 """
@@ -27,10 +31,15 @@ from typing import Any
 
 from rejection_fhir.errors import ConfigError, InputError
 from rejection_fhir.fhir.client import FhirClient
+from rejection_fhir.sync.state import StateStore
 
 JsonDict = dict[str, Any]
 
 READ_MODES = ("auto", "_lastUpdated", "authored", "per-patient", "bulk-export")
+#: Where ``--patients-from`` takes the patients to poll from.
+PATIENT_SOURCES = ("ledger",)
+#: Response ids per ``_id`` search when looking up the ledger's patients.
+ID_CHUNK = 50
 
 
 def _responses(bundle: Mapping[str, Any]) -> list[JsonDict]:
@@ -109,5 +118,63 @@ def group_patients(source: FhirClient, group_id: str) -> list[str]:
         raise ConfigError(
             f"Group/{group_id} lists no Patient members: nothing to poll",
             hint="give the Group of the clinic's patients, or --patients FILE",
+        )
+    return list(dict.fromkeys(out))
+
+
+def ledger_patients(source: FhirClient, state: StateStore, source_base: str) -> list[str]:
+    """The patients whose responses the ledger holds for ``source_base`` (any outcome:
+    written, rejected, uncertain, absent), read from the responses themselves: the ledger
+    keeps response ids, so their subjects are looked up with ``_id`` searches of
+    :data:`ID_CHUNK` ids each (``_id`` is a search even Oracle Health allows).  A response
+    deleted since, or whose subject is not a Patient, adds nobody."""
+    ids = sorted({entry.response_id for entry in state.entries(source_base)})
+    out: list[str] = []
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        params = {"_id": ",".join(chunk), "_count": str(len(chunk))}
+        for qr in source.search("QuestionnaireResponse", params):
+            subject = qr.get("subject")
+            reference = subject.get("reference") if isinstance(subject, Mapping) else None
+            if isinstance(reference, str) and reference.startswith("Patient/"):
+                out.append(reference.split("/", 1)[1])
+    return list(dict.fromkeys(out))
+
+
+def patient_list(
+    source: FhirClient,
+    state: StateStore,
+    source_base: str,
+    *,
+    patients_file: Path | None = None,
+    patients_group: str | None = None,
+    patients_from: str | None = None,
+) -> list[str]:
+    """The patients to poll: the file's, the Group's and the ledger's, joined in that order."""
+    out: list[str] = []
+    if patients_file is not None:
+        out += read_patient_list(patients_file)
+    if patients_group is not None:
+        out += group_patients(source, patients_group)
+    if patients_from == "ledger":
+        known = ledger_patients(source, state, source_base)
+        if not known and not out:
+            raise ConfigError(
+                f"the ledger holds no response from {source_base} yet, so it knows no "
+                "patients to poll",
+                hint="give the first run --patients FILE or --patients-group GROUP_ID; "
+                "later runs find those patients in the ledger",
+            )
+        out += known
+    elif patients_from is not None:
+        raise ConfigError(
+            f"--patients-from {patients_from!r}: unknown source of patients",
+            hint=f"use one of: {', '.join(PATIENT_SOURCES)}",
+        )
+    if not out:
+        raise ConfigError(
+            "this server finds responses only per patient: sync needs the list of patients",
+            hint="give --patients FILE (one Patient id per line), --patients-group GROUP_ID, "
+            "or --patients-from ledger (the patients whose responses were synced before)",
         )
     return list(dict.fromkeys(out))

@@ -169,6 +169,8 @@ class SyncOptions:
     #: Per-patient polling: a file of Patient ids, or a Group whose members to poll.
     patients_file: Path | None = None
     patients_group: str | None = None
+    #: Per-patient polling: also the patients the ledger knows (``"ledger"``).
+    patients_from: str | None = None
 
 
 def _object(value: object) -> Mapping[str, Any]:
@@ -689,7 +691,7 @@ def _read_mode(options: SyncOptions, source: FhirClient) -> str:
     is fetched once per client)."""
     if options.read_mode != "auto":
         return options.read_mode
-    if options.patients_file is not None or options.patients_group is not None:
+    if options.patients_file or options.patients_group or options.patients_from:
         return "per-patient"
     from rejection_fhir.fhir.capabilities import parse_capability_statement
     from rejection_fhir.sync.strategy import ReadMode, choose_strategy
@@ -710,19 +712,6 @@ def _read_mode(options: SyncOptions, source: FhirClient) -> str:
             hint="run check-server for what it allows",
         )
     return read.value
-
-
-def _patients(options: SyncOptions, source: FhirClient) -> list[str]:
-    from rejection_fhir.sync.reading import group_patients, read_patient_list
-
-    if options.patients_file is not None:
-        return read_patient_list(options.patients_file)
-    if options.patients_group is not None:
-        return group_patients(source, options.patients_group)
-    raise ConfigError(
-        "this server finds responses only per patient: sync needs the list of patients",
-        hint="give --patients FILE (one Patient id per line) or --patients-group GROUP_ID",
-    )
 
 
 def instant(text: str) -> datetime:
@@ -881,9 +870,16 @@ def sync(
                     run.page(page, move_cursor=False)
                 run.finish(cursor=options.until or newest)
             elif read == "per-patient":
-                from rejection_fhir.sync.reading import patient_pages
+                from rejection_fhir.sync.reading import patient_list, patient_pages
 
-                patients = _patients(options, source)
+                patients = patient_list(
+                    source,
+                    state,
+                    options.source,
+                    patients_file=options.patients_file,
+                    patients_group=options.patients_group,
+                    patients_from=options.patients_from,
+                )
                 report.notes.append(
                     f"reading per patient: every response of {len(patients)} patient(s), "
                     "the ledger skips what was handled"

@@ -5,10 +5,14 @@ transient entry refusals)."""
 from __future__ import annotations
 
 import random
+import re
+import threading
+import time
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import responses
 
 from rejection_fhir.ehr.extract import ExtractedValue
 from rejection_fhir.ehr.writeback import Note, ResponseVersion, plan_writes
@@ -303,3 +307,208 @@ def test_search_then_create_waits_out_a_503_and_searches_again(fake_fhir) -> Non
     assert len(posts) == 2 and len(searches) == 2  # searched again before the retry
     (made,) = fake_fhir.all("DocumentReference")
     assert result is not None and result.id == made["id"]
+
+
+# ------------------------------------------- single requests: several responses in flight
+
+
+def _note_of(request: Any) -> str | None:
+    """Which response a written note belongs to (its derived identifier names it)."""
+    body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
+    found = re.search(r"QuestionnaireResponse/(r\d+)", body)
+    return found.group(1) if found else None
+
+
+def _counting_server(
+    rsps: responses.RequestsMock, answer: Any = None
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Single writes answered after a short pause, counting requests in flight at once.
+    ``answer(request)`` may answer instead (a 429, a failure) or return None."""
+    sent: list[tuple[str, str]] = []
+    gauge = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+    counter = iter(range(1, 10_000))
+
+    def write(request: Any) -> tuple[int, dict[str, str], str]:
+        with lock:
+            gauge["now"] += 1
+            gauge["peak"] = max(gauge["peak"], gauge["now"])
+        try:
+            time.sleep(0.01)  # long enough for the others to pile up
+            special = answer(request) if answer is not None else None
+            if special is not None:
+                return special  # type: ignore[no-any-return]
+            rtype = urlsplit(request.url).path.rsplit("/fhir/", 1)[1].split("/")[0]
+            with lock:
+                sent.append((request.method, rtype))
+                rid = str(next(counter))
+            return 201, {"Location": f"{BASE}/{rtype}/{rid}/_history/1"}, "{}"
+        finally:
+            with lock:
+                gauge["now"] -= 1
+
+    rsps.add_callback(responses.POST, re.compile(rf"{BASE}/\w+$"), callback=write)
+    rsps.add_callback(responses.PUT, re.compile(rf"{BASE}/\w+.*"), callback=write)
+    return sent, gauge
+
+
+def _plans(n: int, values: int = 1) -> list[Any]:
+    return [_plan(f"r{i}", values=values) for i in range(n)]
+
+
+@responses.activate
+def test_single_requests_keep_several_responses_in_flight_within_the_cap() -> None:
+    sent, gauge = _counting_server(responses.mock)
+    executor = _executor(ExecMode.CONDITIONAL, in_flight=3)
+    done = executor.execute(_plans(9))
+    assert done.error is None and len(done.results) == 9
+    assert all(len(r.refs) == 3 for r in done.results)  # note, Observation, Provenance
+    assert 1 < gauge["peak"] <= 3
+    assert sent.count(("POST", "Device")) == 1  # the first response writes it, alone
+    again = executor.execute(_plans(2))  # the run's next page reuses it
+    assert again.error is None and sent.count(("POST", "Device")) == 1
+
+
+@responses.activate
+def test_a_429_halves_the_window_and_the_write_is_sent_again_once() -> None:
+    refused = {"n": 0}
+
+    def answer(request: Any) -> Any:
+        if urlsplit(request.url).path.endswith("/Observation") and refused["n"] < 3:
+            refused["n"] += 1
+            return 429, {"Retry-After": "1"}, ""
+        return None
+
+    sent, _ = _counting_server(responses.mock, answer)
+    sleeps = Sleeps()
+    executor = WriteExecutor(_client(), WriteSetup(ExecMode.CONDITIONAL), sleep=sleeps)
+    done = executor.execute(_plans(8))
+    assert done.error is None and len(done.results) == 8
+    assert executor.window.decreases >= 1 and executor.window.limit < 8
+    assert len(sleeps) == 3  # one wait per 429, before sending it again
+    # every Observation written exactly once, although three were refused first
+    assert sent.count(("PUT", "Observation")) == 8
+
+
+@responses.activate
+def test_ledger_only_sends_a_429_again_it_was_not_taken() -> None:
+    refused = {"n": 0}
+
+    def answer(request: Any) -> Any:
+        if refused["n"] == 0:
+            refused["n"] += 1
+            return 429, {}, ""
+        return None
+
+    sent, _ = _counting_server(responses.mock, answer)
+    done = _executor(ExecMode.LEDGER_ONLY).execute(_plans(3, values=0))
+    assert done.error is None and [r.uncertain for r in done.results] == [None] * 3
+    assert sent.count(("POST", "DocumentReference")) == 3
+
+
+@responses.activate
+def test_results_come_in_plan_order_whatever_order_the_writes_finish() -> None:
+    later_done = threading.Event()
+
+    def answer(request: Any) -> Any:
+        if _note_of(request) == "r1":
+            later_done.wait(5)  # r1's note finishes after everything of r2
+        elif _note_of(request) == "r2" and "Provenance" in request.url:
+            later_done.set()
+        return None
+
+    _counting_server(responses.mock, answer)
+    done = _executor(ExecMode.PUT, in_flight=4).execute(_plans(3, values=0))
+    assert later_done.is_set()
+    assert done.error is None
+    assert [r.refs[0].split("/")[0] for r in done.results] == ["DocumentReference"] * 3
+    ids = [r.refs for r in done.results]
+    assert len({tuple(x) for x in ids}) == 3
+
+
+@responses.activate
+def test_nothing_after_a_failed_response_is_recorded_and_its_writes_are_kept() -> None:
+    """r0 is refused while r1 is written: the results stop before r0 (the cursor stays
+    before it); r1's writes are kept for the rest's next execute, not sent again."""
+    r1_done = threading.Event()
+
+    def answer(request: Any) -> Any:
+        if _note_of(request) == "r0":
+            r1_done.wait(5)
+            return 400, {}, ""
+        if _note_of(request) == "r1" and "Provenance" in request.url:
+            r1_done.set()
+        return None
+
+    sent, _ = _counting_server(responses.mock, answer)
+    executor = _executor(ExecMode.PUT, in_flight=4)
+    plans = _plans(2, values=0)
+    done = executor.execute(plans)
+    assert done.results == [] and isinstance(done.error, FhirServerError)
+    writes = len(sent)
+    rest = executor.execute(plans[1:])  # what the run does after a refused response
+    assert rest.error is None and len(rest.results) == 1 and rest.results[0].refs
+    assert len(sent) == writes  # kept, not written twice
+
+
+@responses.activate
+def test_ledger_only_records_a_failed_response_uncertain_when_later_ones_were_created() -> None:
+    """Plain creates cannot be sent again: when the run must stop at r0 (the server
+    unavailable) while r1 was created meanwhile, r0 is recorded uncertain ("not written")
+    so that r1 is recorded too and never posted twice."""
+    r1_done = threading.Event()
+
+    def answer(request: Any) -> Any:
+        if _note_of(request) == "r0":
+            r1_done.wait(5)
+            return 503, {}, ""
+        if _note_of(request) == "r1" and "Provenance" in request.url:
+            r1_done.set()
+        return None
+
+    sent, _ = _counting_server(responses.mock, answer)
+    done = _executor(ExecMode.LEDGER_ONLY, in_flight=4).execute(_plans(2, values=0))
+    assert done.error is None
+    first, second = done.results
+    assert first.uncertain is not None and first.uncertain.startswith("not written")
+    assert first.refs == [] and second.uncertain is None and second.refs
+    assert sent.count(("POST", "DocumentReference")) == 1
+
+
+def test_the_chunks_of_one_stage_go_at_once_and_stages_in_order(fake_fhir) -> None:
+    """With ``chunks_in_flight``, chunks that reference only earlier stages are sent
+    together; a stage starts only once every chunk of the one before answered."""
+    lock = threading.Lock()
+    gauge = {"now": 0, "peak": 0}
+    log: list[tuple[str, set[str]]] = []
+
+    def kinds(seen: Any) -> set[str]:
+        return {e["resource"]["resourceType"] for e in seen.body["entry"]}
+
+    def arrive(seen: Any) -> None:
+        if seen.method != "POST" or not isinstance(seen.body, dict):
+            return
+        with lock:
+            gauge["now"] += 1
+            gauge["peak"] = max(gauge["peak"], gauge["now"])
+            log.append(("start", kinds(seen)))
+        time.sleep(0.02)  # long enough for the other chunks of the stage to arrive
+
+    def commit(seen: Any) -> None:
+        if seen.method != "POST" or not isinstance(seen.body, dict):
+            return
+        with lock:
+            gauge["now"] -= 1
+            log.append(("end", kinds(seen)))
+
+    fake_fhir.on_arrival = arrive
+    fake_fhir.on_commit = commit
+    plans = [_plan(f"r{n}") for n in range(6)]
+    done = _executor(ExecMode.TRANSACTION, max_entries=3, chunks_in_flight=3).execute(plans)
+    assert all(len(r.refs) == 4 for r in done.results)
+    assert 1 < gauge["peak"] <= 3
+    first_provenance = next(i for i, (what, k) in enumerate(log) if "Provenance" in k)
+    assert all(what == "end" or "Provenance" in k for what, k in log[first_provenance:])
+    assert sum(1 for what, _ in log[:first_provenance] if what == "start") == sum(
+        1 for what, _ in log[:first_provenance] if what == "end"
+    )
