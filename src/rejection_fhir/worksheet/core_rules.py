@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
+from rejection_fhir.fhir.json import as_list as _list
 from rejection_fhir.worksheet.rules import Issue, link_id_at
 
 PUBLICATION_STATUS = ("draft", "active", "retired", "unknown")
@@ -54,11 +55,6 @@ def _shown(value: Any, limit: int = 80) -> str:
     """A value quoted in a message, cut short: forms made elsewhere may hold anything."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
-
-
-def _list(value: Any) -> list[Any]:
-    """A JSON array, or nothing: content from a server or an old ref may be malformed."""
-    return value if isinstance(value, list) else []
 
 
 @cache

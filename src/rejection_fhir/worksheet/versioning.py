@@ -59,12 +59,17 @@ a :class:`Change` into findings is :mod:`rejection_fhir.commands.guard`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rejection_fhir.publish import same_value
+from rejection_fhir.fhir.json import SERVER_MANAGED, same_value
+from rejection_fhir.fhir.json import as_list as _list
+from rejection_fhir.fhir.semver import BUMPS as _BUMPS
+from rejection_fhir.fhir.semver import Bump as Bump
+from rejection_fhir.fhir.semver import Version as Version
+from rejection_fhir.fhir.semver import bump_between as bump_between
+from rejection_fhir.fhir.semver import parse_version as parse_version
 from rejection_fhir.worksheet.build import (
     CALCULATED_EXPRESSION,
     ENTRY_FORMAT,
@@ -78,10 +83,8 @@ from rejection_fhir.worksheet.build import (
 )
 
 Kind = Literal["none", "compatible", "needs-new-version", "breaking"]
-Bump = Literal["none", "patch", "minor", "major"]
 
 KINDS: tuple[Kind, ...] = ("none", "compatible", "needs-new-version", "breaking")
-_BUMPS: tuple[Bump, ...] = ("none", "patch", "minor", "major")
 #: The bump each class needs from a released version ``>= 1.0.0``.
 REQUIRED_BUMP: Mapping[Kind, Bump] = {
     "none": "none",
@@ -90,8 +93,6 @@ REQUIRED_BUMP: Mapping[Kind, Bump] = {
     "breaking": "major",
 }
 
-#: Elements the server owns or may add; never part of the content.
-SERVER_MANAGED = frozenset({"id", "meta", "text"})
 #: Resource-level elements whose change leaves every earlier response valid and meaning
 #: the same: descriptive metadata.
 METADATA = frozenset(
@@ -138,50 +139,7 @@ _ITEM_HANDLED = frozenset(
     }
 )
 
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+.*)?$")
-
-
-# --- Semantic versions ---------------------------------------------------------------------
-
-
-def _list(value: Any) -> list[Any]:
-    """A JSON array, or nothing: content from a server or an old ref may be malformed."""
-    return value if isinstance(value, list) else []
-
-
-@dataclass(frozen=True)
-class Version:
-    major: int
-    minor: int
-    patch: int
-    prerelease: tuple[int | str, ...] = ()
-
-    def __str__(self) -> str:
-        pre = "-" + ".".join(str(p) for p in self.prerelease) if self.prerelease else ""
-        return f"{self.major}.{self.minor}.{self.patch}{pre}"
-
-    def _key(self) -> tuple[Any, ...]:
-        # Semver precedence: a pre-release sorts before its release; numeric identifiers
-        # sort numerically and before alphanumeric ones.
-        pre = tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in self.prerelease)
-        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre)
-
-    def __lt__(self, other: Version) -> bool:
-        return self._key() < other._key()
-
-    def __le__(self, other: Version) -> bool:
-        return self._key() <= other._key()
-
-
-def parse_version(text: object) -> Version | None:
-    """``1.2.3`` or ``1.2.3-rc.1`` (build metadata ignored); None for anything else."""
-    if not isinstance(text, str):
-        return None
-    match = _SEMVER.match(text.strip())
-    if not match:
-        return None
-    pre = tuple(int(p) if p.isdigit() else p for p in (match.group(4) or "").split(".") if p)
-    return Version(int(match.group(1)), int(match.group(2)), int(match.group(3)), pre)
+# --- Version rules (semantic versions: rejection_fhir.fhir.semver) --------------------------
 
 
 def required_bump(kind: Kind, old: Version) -> Bump:
@@ -207,17 +165,6 @@ def next_version(old: Version, kind: Kind) -> Version:
     if bump == "minor":
         return Version(old.major, old.minor + 1, 0)
     return Version(old.major, old.minor, old.patch + 1)
-
-
-def bump_between(old: Version, new: Version) -> Bump:
-    """Which part grew from ``old`` to ``new`` (``none`` when only a pre-release part did)."""
-    if new.major != old.major:
-        return "major"
-    if new.minor != old.minor:
-        return "minor"
-    if new.patch != old.patch:
-        return "patch"
-    return "none"
 
 
 # --- What changed ----------------------------------------------------------------------------
