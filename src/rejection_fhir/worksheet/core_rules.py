@@ -23,30 +23,13 @@ from functools import cache
 from typing import Any
 
 from rejection_fhir.fhir.json import as_list as _list
-from rejection_fhir.worksheet.rules import Issue, link_id_at
-
-PUBLICATION_STATUS = ("draft", "active", "retired", "unknown")
-ITEM_TYPES = (
-    "group",
-    "display",
-    "question",
-    "boolean",
-    "decimal",
-    "integer",
-    "date",
-    "dateTime",
-    "time",
-    "string",
-    "text",
-    "url",
-    "choice",
-    "open-choice",
-    "attachment",
-    "reference",
-    "quantity",
+from rejection_fhir.fhir.r4 import (
+    ENABLE_BEHAVIORS,
+    ENABLE_WHEN_OPERATORS,
+    ITEM_TYPES,
+    PUBLICATION_STATUS,
 )
-ENABLE_WHEN_OPERATORS = ("exists", "=", "!=", ">", "<", ">=", "<=")
-ENABLE_BEHAVIORS = ("all", "any")
+from rejection_fhir.worksheet.rules import Issue, link_id_at
 
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 

@@ -13,66 +13,25 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from rejection_fhir.findings import Severity
-from rejection_fhir.worksheet.build import (
+from rejection_fhir.fhir.r4 import (
+    ANSWER_EXPRESSION,
+    ANSWER_OPTION_TYPES,
     CALCULATED_EXPRESSION,
+    CANDIDATE_EXPRESSION,
+    ENABLE_WHEN_ANSWER,
     ENTRY_FORMAT,
     ITEM_CONTROL,
     MAX_VALUE,
     MIN_VALUE,
     OBSERVATION_EXTRACT,
     SLIDER_STEP,
+    TYPES_WITH_MAX_LENGTH,
     UNIT,
 )
+from rejection_fhir.findings import Severity
 
-JsonDict = dict[str, Any]
-
-#: What enableWhen.answer[x] must be for each type of the item it looks at (R4 semantics).
-ENABLE_WHEN_ANSWER = {
-    "boolean": {"answerBoolean"},
-    "decimal": {"answerDecimal", "answerInteger"},
-    "integer": {"answerInteger"},
-    "date": {"answerDate"},
-    "dateTime": {"answerDateTime"},
-    "time": {"answerTime"},
-    "string": {"answerString"},
-    "text": {"answerString"},
-    "url": {"answerString"},
-    "choice": {"answerCoding"},
-    "open-choice": {"answerCoding", "answerString"},
-    "quantity": {"answerQuantity"},
-    "reference": {"answerReference"},
-    "attachment": set(),
-}
 CHOICE_CONTROLS = {"radio-button", "check-box", "drop-down", "autocomplete", "list", "lookup"}
 NUMERIC_CONTROLS = {"slider", "spinner"}
-SIMPLE_TYPES_WITH_MAX_LENGTH = {
-    "boolean",
-    "decimal",
-    "integer",
-    "string",
-    "text",
-    "url",
-    "open-choice",
-}
-ANSWER_OPTION_TYPES = {
-    "choice",
-    "open-choice",
-    "decimal",
-    "integer",
-    "date",
-    "dateTime",
-    "time",
-    "string",
-    "quantity",
-}
-#: SDC: options computed at run time, which count as options.
-ANSWER_EXPRESSION = (
-    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-answerExpression"
-)
-CANDIDATE_EXPRESSION = (
-    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-candidateExpression"
-)
 _NAME_RE = re.compile(r"^[A-Z]([A-Za-z0-9_]){0,254}$")
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 
@@ -359,7 +318,7 @@ def _check_item(
         )
     if item_type in {"group", "display"} and any(k.startswith("initial") for k in item):
         issue("que-8", "groups and display items cannot have initial values")
-    if "maxLength" in item and item_type not in SIMPLE_TYPES_WITH_MAX_LENGTH:
+    if "maxLength" in item and item_type not in TYPES_WITH_MAX_LENGTH:
         issue(
             "que-10",
             f"maxLength is only allowed on simple text and number items, not on {item_type}",
@@ -469,7 +428,7 @@ def _check_enable_when(
             issue("que-7", "with operator 'exists' the answer must be true or false", at=path)
         return
     target_type = str(target.get("type"))
-    allowed = ENABLE_WHEN_ANSWER.get(target_type, set())
+    allowed = ENABLE_WHEN_ANSWER.get(target_type, frozenset[str]())
     if target_type in {"group", "display"}:
         issue(
             "enablewhen-type",

@@ -65,12 +65,7 @@ from typing import Any, Literal
 
 from rejection_fhir.fhir.json import SERVER_MANAGED, same_value
 from rejection_fhir.fhir.json import as_list as _list
-from rejection_fhir.fhir.semver import BUMPS as _BUMPS
-from rejection_fhir.fhir.semver import Bump as Bump
-from rejection_fhir.fhir.semver import Version as Version
-from rejection_fhir.fhir.semver import bump_between as bump_between
-from rejection_fhir.fhir.semver import parse_version as parse_version
-from rejection_fhir.worksheet.build import (
+from rejection_fhir.fhir.r4 import (
     CALCULATED_EXPRESSION,
     ENTRY_FORMAT,
     ITEM_CONTROL,
@@ -81,6 +76,11 @@ from rejection_fhir.worksheet.build import (
     SLIDER_STEP,
     UNIT,
 )
+from rejection_fhir.fhir.semver import BUMPS as _BUMPS
+from rejection_fhir.fhir.semver import Bump as Bump
+from rejection_fhir.fhir.semver import Version as Version
+from rejection_fhir.fhir.semver import bump_between as bump_between
+from rejection_fhir.fhir.semver import parse_version as parse_version
 
 Kind = Literal["none", "compatible", "needs-new-version", "breaking"]
 
