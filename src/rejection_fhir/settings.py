@@ -51,7 +51,6 @@ setting, add a :class:`Settings` field and one :data:`_FIELDS` row.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import stat
@@ -67,6 +66,9 @@ from rejection_fhir.errors import ConfigError
 from rejection_fhir.fhir.auth import BasicAuth, BearerAuth, Secret
 from rejection_fhir.fhir.client import FhirClient, RetryPolicy, Timeouts
 from rejection_fhir.fhir.smart import DEFAULT_SCOPE, SmartBackendAuth, load_private_key
+from rejection_fhir.fhir.urls import check_server_url as check_server_url
+from rejection_fhir.fhir.urls import is_loopback as is_loopback
+from rejection_fhir.fhir.urls import plain_http_off_loopback, same_origin
 
 log = logging.getLogger("rejection_fhir.settings")
 
@@ -415,49 +417,6 @@ def _abs(path: Path, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-# --------------------------------------------------------------------------- URL policy
-
-
-def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_server_url(url: str, *, insecure: bool = False, what: str = "server URL") -> str:
-    """Return *url* without a trailing slash, or raise ConfigError.
-
-    Plain ``http://`` is allowed to loopback addresses only, unless *insecure*: tokens and
-    clients' answers must not cross a network unencrypted by accident.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"{what} {url!r} is not an http(s) URL",
-            hint="give the FHIR base, e.g. https://fhir.example.org/fhir",
-        )
-    if parts.username or parts.password:
-        raise ConfigError(
-            f"{what} must not carry credentials (user:password@host)",
-            hint="use RFHIR_BASIC_USER and RFHIR_BASIC_PASSWORD_FILE",
-        )
-    if parts.query or parts.fragment:
-        raise ConfigError(f"{what} must not carry a query or fragment; give only the FHIR base")
-    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
-        raise ConfigError(
-            f"refusing plain http:// to {parts.hostname}: tokens and clients' answers would "
-            "cross the network unencrypted",
-            hint="use https://, or pass --insecure (RFHIR_INSECURE=1) for a lab server on a "
-            "network you trust",
-        )
-    return url.strip().rstrip("/")
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -610,11 +569,6 @@ def _check_credentials(values: Mapping[str, Any], sources: Mapping[str, str], pr
 # --------------------------------------------------------------------------- the seam
 
 
-def _same_origin(left: str, right: str) -> bool:
-    a, b = urlsplit(left), urlsplit(right)
-    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
-
-
 def make_client(settings: Settings, *, server: str | None = None) -> FhirClient:
     """Create the :class:`FhirClient` for *server* (default: ``settings.server``).
 
@@ -639,7 +593,7 @@ def make_client(settings: Settings, *, server: str | None = None) -> FhirClient:
     url = check_server_url(url, insecure=settings.insecure)
     use_target = bool(
         settings.target
-        and _same_origin(url, settings.target)
+        and same_origin(url, settings.target)
         and (settings.target_token or settings.target_basic_user)
     )
     token = settings.target_token if use_target else settings.token
@@ -652,11 +606,7 @@ def make_client(settings: Settings, *, server: str | None = None) -> FhirClient:
         auth = BasicAuth(user, password)
     elif not use_target and settings.smart_client_id and settings.smart_private_key_file:
         auth = _smart_auth(settings, url)
-    if (
-        auth is not None
-        and urlsplit(url).scheme == "http"
-        and not is_loopback(urlsplit(url).hostname or "")
-    ):
+    if auth is not None and plain_http_off_loopback(url):
         log.warning("sending credentials over plain http to %s (insecure)", urlsplit(url).hostname)
     return FhirClient(
         url,

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.auth import AuthBase
@@ -50,6 +50,9 @@ from rejection_fhir.errors import (
 )
 from rejection_fhir.fhir.auth import auth_scheme, redact
 from rejection_fhir.fhir.outcome import format_outcome, is_operation_outcome, redact_outcome
+from rejection_fhir.fhir.urls import check_base_url
+from rejection_fhir.fhir.urls import origin as _origin
+from rejection_fhir.fhir.urls import strip_query_values as _strip_query_values
 
 log = logging.getLogger("rejection_fhir.fhir")
 
@@ -298,40 +301,6 @@ def version_from_etag(etag: str | None) -> str | None:
     return version or None
 
 
-def _strip_query_values(url: str | None) -> str:
-    """Keep a URL's path and parameter names; drop values (they may identify a patient)."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. a malformed [IPv6] host in a server's Location
-        return _shown(url.split("?", 1)[0])
-    names = []
-    for name, _value in parse_qsl(parts.query, keep_blank_values=True):
-        if name not in names:
-            names.append(name)
-    query = "&".join(f"{name}=..." for name in names)
-    if parts.scheme:
-        return _shown(urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")))
-    return _shown(parts.path + (f"?{query}" if query else ""))
-
-
-#: Control, bidi-override and other invisible characters a hostile server could put in a URL.
-_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-
-def _shown(url: str, limit: int = 300) -> str:
-    """A URL from a server as it may appear in a message: visible characters, bounded."""
-    url = _UNSHOWN.sub("", url)
-    return url if len(url) <= limit else url[: limit - 3] + "..."
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    default_port = 443 if parts.scheme == "https" else 80
-    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default_port
-
-
 def _params_list(params: SearchParams | None) -> list[tuple[str, str]]:
     if params is None:
         return []
@@ -406,18 +375,7 @@ class FhirClient:
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"FHIR server URL {_strip_query_values(base_url)!r} is not an http(s) URL",
-                hint="give the server's FHIR base, e.g. https://fhir.example.org/fhir",
-            )
-        if parts.query or parts.fragment:
-            raise ConfigError(
-                "FHIR server URL must not carry a query or fragment",
-                hint="give only the FHIR base, e.g. https://fhir.example.org/fhir",
-            )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url)
         self.timeouts = timeouts
         self.retry = retry
         self._auth = auth
