@@ -29,7 +29,7 @@ from rejection_fhir.fhir.r4 import (
     ITEM_TYPES,
     PUBLICATION_STATUS,
 )
-from rejection_fhir.worksheet.rules import Issue, link_id_at
+from rejection_fhir.worksheet.issue import Issue, link_id_at
 
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 

@@ -8,8 +8,7 @@ the caller maps it back to a file and line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
@@ -29,6 +28,9 @@ from rejection_fhir.fhir.r4 import (
     UNIT,
 )
 from rejection_fhir.findings import Severity
+from rejection_fhir.worksheet.core_rules import check_core
+from rejection_fhir.worksheet.issue import Issue as Issue
+from rejection_fhir.worksheet.issue import link_id_at as link_id_at
 
 CHOICE_CONTROLS = {"radio-button", "check-box", "drop-down", "autocomplete", "list", "lookup"}
 NUMERIC_CONTROLS = {"slider", "spinner"}
@@ -38,16 +40,6 @@ _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.
 
 def _a(word: str) -> str:
     return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
-
-
-@dataclass(frozen=True)
-class Issue:
-    rule: str
-    severity: Severity
-    message: str
-    link_id: str | None = None
-    #: FHIR element path, e.g. ``item[2].item[0].enableWhen[0]``.
-    path: str = ""
 
 
 def _walk(items: Any, path: str = "item") -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -120,8 +112,6 @@ def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
     from pydantic import ValidationError
 
     # What the models let through (codes of required bindings, empty arrays, URIs, ext-1).
-    from rejection_fhir.worksheet.core_rules import check_core
-
     issues = check_core(resource)
     try:
         _r4b_questionnaire().model_validate(dict(resource))
@@ -136,20 +126,6 @@ def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
                 )
             )
     return issues
-
-
-def link_id_at(resource: Mapping[str, Any], loc: Sequence[Any]) -> str | None:
-    """The linkId of the deepest item on an element path, for mapping back to the source."""
-    node: Any = resource
-    link_id = None
-    for part in loc:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            break
-        if isinstance(node, Mapping) and isinstance(node.get("linkId"), str):
-            link_id = node["linkId"]
-    return link_id
 
 
 # --- Rules -------------------------------------------------------------------------------
