@@ -20,6 +20,16 @@ What it guarantees, so callers (publish, sync, validate) need not:
 
 Paths are relative to the base URL: ``client.read("Questionnaire", "abc")`` fetches
 ``<base>/Questionnaire/abc``.
+
+The parts live beside it: the wire (JSON codec, paths, reading an answer, error messages)
+in :mod:`~rejection_fhir.fhir.transport`, the retry policy in
+:mod:`~rejection_fhir.fhir.retry`, the answers as values in
+:mod:`~rejection_fhir.fhir.results`, URL rules in :mod:`~rejection_fhir.fhir.urls`.  Every
+name callers imported from here before that split is still importable from here.
+
+Why over 600 lines: :class:`FhirClient` is the public API (reads, searches, writes,
+transactions, operations), one documented method per REST interaction, used by every
+command and from threads; splitting the class itself would scatter that API.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -36,37 +47,36 @@ import requests
 from requests.auth import AuthBase
 
 from rejection_fhir.errors import (
-    AuthError,
     ConfigError,
     FhirServerError,
     InputError,
     ServerUnavailableError,
 )
 from rejection_fhir.fhir.auth import auth_scheme, redact
-from rejection_fhir.fhir.outcome import format_outcome, is_operation_outcome, redact_outcome
+from rejection_fhir.fhir.outcome import is_operation_outcome
 from rejection_fhir.fhir.results import EntryResult as EntryResult
 from rejection_fhir.fhir.results import FhirResponse as FhirResponse
 from rejection_fhir.fhir.results import TransactionResult as TransactionResult
-from rejection_fhir.fhir.results import entry_from_bundle, entry_from_response, next_link
+from rejection_fhir.fhir.results import entry_from_response, next_link, transaction_result
 from rejection_fhir.fhir.results import parse_location as parse_location
 from rejection_fhir.fhir.results import parse_status as parse_status
 from rejection_fhir.fhir.results import version_from_etag as version_from_etag
 from rejection_fhir.fhir.retry import RETRYABLE_STATUSES as RETRYABLE_STATUSES
+from rejection_fhir.fhir.retry import Attempts, version_checked
 from rejection_fhir.fhir.retry import RetryPolicy as RetryPolicy
 from rejection_fhir.fhir.retry import is_retry_safe as is_retry_safe
 from rejection_fhir.fhir.retry import parse_retry_after as parse_retry_after
-from rejection_fhir.fhir.retry import version_checked
 from rejection_fhir.fhir.transport import (
     FHIR_JSON,
     USER_AGENT,
     CutOffBody,
     SearchParams,
-    auth_challenge_error,
     check_id,
     check_type,
     condition,
     describe_transport_error,
     dumps,
+    error_for,
     listed,
     params_list,
     parse_body,
@@ -89,6 +99,34 @@ _status_line = status_line
 
 _DEFAULT_TIMEOUTS = Timeouts()
 _DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass
+class _Send:
+    """One request as it goes on the wire, the same for every attempt."""
+
+    method: str
+    url: str
+    #: The path as messages show it: parameter names, never their values.
+    where: str
+    pairs: list[tuple[str, str]]
+    headers: dict[str, str]
+    data: bytes | None
+    idempotent: bool
+    sensitive: bool
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """An attempt without a usable answer, for the retry policy to rule on."""
+
+    failure: str
+    may_retry: bool
+    status: int | None = None
+    raw: requests.Response | None = None
+    retry_after: float | None = None
+    #: What to tell the user if we give up on it.
+    hint: str | None = None
 
 
 class FhirClient:
@@ -291,17 +329,7 @@ class FhirClient:
         ``if_none_exist`` is a query string (``"url=...&version=1.0.0"``) or search params.
         Several matches give 412, raised with a hint to remove the duplicates.
         """
-        path = resource_path(resource, need_id=False)
-        response = self.request(
-            "POST",
-            path,
-            body=resource,
-            headers={"If-None-Exist": condition(if_none_exist)},
-            idempotent=True,
-            sensitive=sensitive,
-            retry_conflict=True,
-        )
-        return entry_from_response(response)
+        return self._conditional_write("POST", resource, if_none_exist, sensitive=sensitive)
 
     def update(
         self,
@@ -328,10 +356,32 @@ class FhirClient:
         sensitive: bool = False,
     ) -> EntryResult:
         """``PUT [type]?criteria``: update the one match, or create when none matches."""
+        return self._conditional_write("PUT", resource, criteria, sensitive=sensitive)
+
+    def _conditional_write(
+        self,
+        method: Literal["POST", "PUT"],
+        resource: Mapping[str, Any],
+        criteria: str | SearchParams,
+        *,
+        sensitive: bool,
+    ) -> EntryResult:
+        """The one home of both conditional writes: the criteria go into If-None-Exist
+        (create) or the URL (update); either is safe to repeat, and a 409 from a racing
+        identical write is retried (see ``request(retry_conflict=)``)."""
         resource_type = resource_path(resource, need_id=False)
-        path = f"{resource_type}?{condition(criteria)}"
+        if method == "POST":
+            path, headers = resource_type, {"If-None-Exist": condition(criteria)}
+        else:
+            path, headers = f"{resource_type}?{condition(criteria)}", {}
         response = self.request(
-            "PUT", path, body=resource, idempotent=True, sensitive=sensitive, retry_conflict=True
+            method,
+            path,
+            body=resource,
+            headers=headers,
+            idempotent=True,
+            sensitive=sensitive,
+            retry_conflict=True,
         )
         return entry_from_response(response)
 
@@ -432,149 +482,150 @@ class FhirClient:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
         pairs = params_list(params)
         where = label or self._display(url, [name for name, _ in pairs])
-        send_headers = dict(headers or {})
-        data: bytes | None = None
+        send = _Send(method, url, where, pairs, dict(headers or {}), None, idempotent, sensitive)
         if body is not None:
-            try:
-                data = dumps(body)
-            except (TypeError, ValueError):
-                # orjson stops at 255 levels and refuses NaN keys and the like; such content
-                # came from somewhere (a server's resource) and cannot go anywhere as JSON.
-                raise InputError(
-                    f"{method} {where}: the content cannot be sent as JSON (nested too deeply "
-                    "or holding a value JSON cannot carry)",
-                    hint="a resource read from a server holds something no FHIR resource does; "
-                    "find and fix it there",
-                ) from None
-            send_headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
+            send.data = self._encode(body, method, where)
+            send.headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
 
-        started = self._clock()
-        attempt = 0
+        attempts = Attempts(self.retry, clock=self._clock, rng=self._rng)
         while True:
-            attempt += 1
-            raw: requests.Response | None = None
-            status: int | None = None
-            retry_after: float | None = None
-            gave_up_hint: str | None = None
-            sent_at = self._clock()
-            try:
-                raw = self._session.request(
-                    method,
-                    url,
-                    params=pairs or None,
-                    data=data,
-                    headers=send_headers,
-                    timeout=(self.timeouts.connect, self.timeouts.read),
-                    verify=self._verify,
-                    # A redirected POST turns into a GET; better to say so than to follow.
-                    allow_redirects=method in ("GET", "HEAD"),
-                )
-            except requests.exceptions.ConnectTimeout:
-                # The connection never opened, so the request never reached the server.
-                failure = f"could not connect within {self.timeouts.connect:g} s (connect timeout)"
-                may_retry = True
-            except requests.exceptions.SSLError:
-                raise ServerUnavailableError(
-                    f"{method} {where}: TLS handshake with {urlsplit(url).hostname} failed "
-                    "(certificate not trusted, expired, or for another host)",
-                    hint="for a server with a private CA set ca_bundle / RFHIR_CA_BUNDLE to "
-                    "the CA's PEM file; TLS verification is never switched off",
-                ) from None
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                failure = describe_transport_error(exc, self.timeouts)
-                may_retry = idempotent
-            except requests.exceptions.RequestException as exc:
-                # Redirect loops, unreadable encodings...: not transient.  Never str(exc):
-                # requests quotes the full URL, query values included.
-                raise FhirServerError(
-                    f"{method} {where} failed: {type(exc).__name__}",
-                    hint=f"check the server URL {self.base_url}",
-                ) from None
-            except UnicodeError:
-                # requests decodes a redirect's Location even when not following it.
-                raise FhirServerError(
-                    f"{method} {where} failed: the server answered with a header that is not "
-                    "valid text (a redirect to an unreadable Location)",
-                    hint=f"check the server URL {self.base_url}",
-                ) from None
-            else:
-                elapsed = self._clock() - sent_at
-                log.debug("%s %s -> %d in %.3f s", method, where, raw.status_code, elapsed)
-                if raw.status_code in self.retry.statuses or (
-                    retry_conflict and raw.status_code == 409
-                ):
-                    status = raw.status_code
-                    failure = status_line(raw)
-                    may_retry = idempotent
-                    if status == 409:
-                        gave_up_hint = (
-                            "another client kept writing the same resources at the same "
-                            "time; run again when it is done"
-                        )
-                    retry_after = parse_retry_after(
-                        raw.headers.get("Retry-After"), now=self._wall_clock()
-                    )
-                else:
-                    try:
-                        return self._finish(raw, method, where, sensitive, outcome_ok)
-                    except CutOffBody as exc:
-                        # A success whose JSON stops short was cut off on its way to us
-                        # (FHIR servers do not send half a resource).  The server did act,
-                        # so this is a lost answer: safe to ask again only if repeating the
-                        # request cannot apply it twice, like a dropped connection.
-                        failure = exc.message.removeprefix(f"{method} {where} ")
-                        may_retry = idempotent
-                        raw = None
-                        gave_up_hint = (
-                            "answers keep arriving cut off: something between here and the "
-                            "server (a proxy, a gateway) may be truncating them"
-                        )
-
-            if not may_retry:
-                raise self._unsafe_to_retry(method, where, failure, status, raw, sensitive)
-            if attempt > self.retry.retries:
-                raise self._gave_up(
-                    method,
-                    where,
-                    failure,
-                    status,
-                    attempt,
-                    started,
-                    raw,
-                    sensitive,
-                    hint=gave_up_hint,
-                )
-            delay = (
-                retry_after if retry_after is not None else self.retry.backoff(attempt, self._rng)
+            attempts.begin()
+            answer = self._attempt(send, outcome_ok=outcome_ok, retry_conflict=retry_conflict)
+            if isinstance(answer, FhirResponse):
+                return answer
+            verdict, delay = attempts.after_failure(
+                may_retry=answer.may_retry, retry_after=answer.retry_after
             )
-            if self._clock() - started + delay > self.retry.budget:
+            if verdict == "unsafe":
+                raise self._unsafe_to_retry(
+                    method, where, answer.failure, answer.status, answer.raw, sensitive
+                )
+            if verdict != "retry":
+                note = None
+                if verdict == "over-budget":
+                    note = (
+                        f"a retry would wait {delay:.1f} s more, past the "
+                        f"{self.retry.budget:g} s retry budget"
+                    )
                 raise self._gave_up(
                     method,
                     where,
-                    failure,
-                    status,
-                    attempt,
-                    started,
-                    raw,
+                    answer.failure,
+                    answer.status,
+                    attempts.count,
+                    attempts.started,
+                    answer.raw,
                     sensitive,
-                    note=f"a retry would wait {delay:.1f} s more, past the "
-                    f"{self.retry.budget:g} s retry budget",
-                    hint=gave_up_hint,
+                    note=note,
+                    hint=answer.hint,
                 )
             log.warning(
                 "%s %s: %s; retry %d/%d in %.1f s",
                 method,
                 where,
-                failure,
-                attempt,
+                answer.failure,
+                attempts.count,
                 self.retry.retries,
                 delay,
             )
             self._sleep(delay)
+
+    def _encode(self, body: Mapping[str, Any], method: str, where: str) -> bytes:
+        try:
+            return dumps(body)
+        except (TypeError, ValueError):
+            # orjson stops at 255 levels and refuses NaN keys and the like; such content
+            # came from somewhere (a server's resource) and cannot go anywhere as JSON.
+            raise InputError(
+                f"{method} {where}: the content cannot be sent as JSON (nested too deeply "
+                "or holding a value JSON cannot carry)",
+                hint="a resource read from a server holds something no FHIR resource does; "
+                "find and fix it there",
+            ) from None
+
+    def _attempt(
+        self, send: _Send, *, outcome_ok: bool, retry_conflict: bool
+    ) -> FhirResponse | _Failure:
+        """Send once: a usable answer, a failure the retry policy rules on, or an exception
+        for what no retry can fix (TLS, redirect loops, unreadable headers, 4xx errors)."""
+        method, where, url = send.method, send.where, send.url
+        sent_at = self._clock()
+        try:
+            raw = self._session.request(
+                method,
+                url,
+                params=send.pairs or None,
+                data=send.data,
+                headers=send.headers,
+                timeout=(self.timeouts.connect, self.timeouts.read),
+                verify=self._verify,
+                # A redirected POST turns into a GET; better to say so than to follow.
+                allow_redirects=method in ("GET", "HEAD"),
+            )
+        except requests.exceptions.ConnectTimeout:
+            # The connection never opened, so the request never reached the server.
+            failure = f"could not connect within {self.timeouts.connect:g} s (connect timeout)"
+            return _Failure(failure, may_retry=True)
+        except requests.exceptions.SSLError:
+            raise ServerUnavailableError(
+                f"{method} {where}: TLS handshake with {urlsplit(url).hostname} failed "
+                "(certificate not trusted, expired, or for another host)",
+                hint="for a server with a private CA set ca_bundle / RFHIR_CA_BUNDLE to "
+                "the CA's PEM file; TLS verification is never switched off",
+            ) from None
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            failure = describe_transport_error(exc, self.timeouts)
+            return _Failure(failure, may_retry=send.idempotent)
+        except requests.exceptions.RequestException as exc:
+            # Redirect loops, unreadable encodings...: not transient.  Never str(exc):
+            # requests quotes the full URL, query values included.
+            raise FhirServerError(
+                f"{method} {where} failed: {type(exc).__name__}",
+                hint=f"check the server URL {self.base_url}",
+            ) from None
+        except UnicodeError:
+            # requests decodes a redirect's Location even when not following it.
+            raise FhirServerError(
+                f"{method} {where} failed: the server answered with a header that is not "
+                "valid text (a redirect to an unreadable Location)",
+                hint=f"check the server URL {self.base_url}",
+            ) from None
+        elapsed = self._clock() - sent_at
+        log.debug("%s %s -> %d in %.3f s", method, where, raw.status_code, elapsed)
+        status = raw.status_code
+        if status in self.retry.statuses or (retry_conflict and status == 409):
+            return _Failure(
+                status_line(raw),
+                may_retry=send.idempotent,
+                status=status,
+                raw=raw,
+                retry_after=parse_retry_after(
+                    raw.headers.get("Retry-After"), now=self._wall_clock()
+                ),
+                hint=(
+                    "another client kept writing the same resources at the same time; run "
+                    "again when it is done"
+                )
+                if status == 409
+                else None,
+            )
+        try:
+            return self._finish(raw, method, where, send.sensitive, outcome_ok)
+        except CutOffBody as exc:
+            # A success whose JSON stops short was cut off on its way to us (FHIR servers
+            # do not send half a resource).  The server did act, so this is a lost answer:
+            # safe to ask again only if repeating the request cannot apply it twice, like
+            # a dropped connection.
+            return _Failure(
+                exc.message.removeprefix(f"{method} {where} "),
+                may_retry=send.idempotent,
+                hint="answers keep arriving cut off: something between here and the server "
+                "(a proxy, a gateway) may be truncating them",
+            )
 
     # ------------------------------------------------------------------ internals
 
@@ -612,26 +663,9 @@ class FhirClient:
             retry_conflict=safe and kind == "transaction" and not version_checked(bundle),
         )
         answer = self._require_body(response, "POST", label)
-        expected = f"{kind}-response"
-        if answer.get("resourceType") != "Bundle" or answer.get("type") != expected:
-            raise FhirServerError(
-                f"POST {label}: the server answered a "
-                f"{shown_kind(answer.get('resourceType'))}/{shown_kind(answer.get('type'))}, not a {expected} "
-                "Bundle",
-                status=response.status,
-            )
-        answered = [e for e in listed(answer.get("entry")) if isinstance(e, Mapping)]
-        if len(answered) != len(requests_sent):
-            raise FhirServerError(
-                f"POST {label}: the server answered {len(answered)} entries for "
-                f"{len(requests_sent)} sent; cannot tell which result belongs to which entry",
-                status=response.status,
-            )
-        entries = tuple(
-            entry_from_bundle(sent, redact(got, self._auth))
-            for sent, got in zip(requests_sent, answered, strict=True)
+        return transaction_result(
+            answer, requests_sent, kind, label=label, status=response.status, auth=self._auth
         )
-        return TransactionResult(bundle=answer, entries=entries)
 
     def _finish(
         self,
@@ -675,76 +709,16 @@ class FhirClient:
         error_class: type[FhirServerError] | None = None,
         note: str | None = None,
     ) -> FhirServerError:
-        status = raw.status_code
-        headline = f"{method} {where} failed: {status_line(raw)}"
-        if note:
-            headline += f" ({note})"
-        outcome, body_note = read_error_body(raw)
-        outcome = redact(outcome, self._auth)  # servers have quoted the Authorization header
-        lines = [headline]
-        if body_note:
-            lines.append(f"  {body_note}")
-        if outcome is not None:
-            issues = format_outcome(outcome, withhold_diagnostics=sensitive)
-            if issues:
-                lines.append(issues)
-            if sensitive:
-                outcome = redact_outcome(outcome)
-        if error_class is None:
-            if status in (401, 403):
-                error_class = AuthError
-            elif status in self.retry.statuses:
-                error_class = ServerUnavailableError
-            else:
-                error_class = FhirServerError
-        hint = self._hint(status, method, where, raw)
-        return error_class("\n".join(lines), status=status, outcome=outcome, hint=hint)
-
-    def _hint(self, status: int, method: str, where: str, raw: requests.Response) -> str | None:
-        if status == 401:
-            challenge = auth_challenge_error(raw.headers.get("WWW-Authenticate"))
-            said = f" (server says: {challenge})" if challenge else ""
-            if self._auth is None:
-                return (
-                    f"the server requires authentication{said}; set RFHIR_TOKEN_FILE (bearer "
-                    "token) or RFHIR_BASIC_USER with RFHIR_BASIC_PASSWORD_FILE"
-                )
-            return (
-                f"the server rejected the {auth_scheme(self._auth)} credentials{said}; check "
-                "RFHIR_TOKEN / RFHIR_TOKEN_FILE (a token may have expired) or the basic user "
-                "and password"
-            )
-        if status == 403:
-            return (
-                f"the credentials were accepted but may not {method} {where.split('?')[0]}; "
-                "ask the server's administrator for the needed access (e.g. a write scope)"
-            )
-        if status == 404:
-            return (
-                "no such resource or endpoint; check the id, and that the server URL is the "
-                "FHIR base (it usually ends in /fhir)"
-            )
-        if status == 405:
-            return f"the server does not allow {method} here; it may be read-only"
-        if status == 409:
-            return "the resource changed on the server meanwhile (or another run raced); run again"
-        if status == 410:
-            return "the resource was deleted on the server"
-        if status == 412 and "$" in where:
-            return "the operation's preconditions failed (HAPI answers $validate findings this way)"
-        if status == 412:
-            return (
-                "a conditional request matched more than one resource (or an If-Match version "
-                "is stale); search the server with the same criteria, remove the duplicates, "
-                "then run again"
-            )
-        if status == 422:
-            return "the server's validator rejected the content; fix the issues listed above"
-        if 300 <= status < 400:
-            target = raw.headers.get("Location")
-            where_to = f" to {strip_query_values(target)}" if target else ""
-            return f"the server redirected{where_to}; set the server URL to the final FHIR base"
-        return None
+        return error_for(
+            raw,
+            method,
+            where,
+            sensitive=sensitive,
+            auth=self._auth,
+            unavailable=self.retry.statuses,
+            error_class=error_class,
+            note=note,
+        )
 
     def _unsafe_to_retry(
         self,

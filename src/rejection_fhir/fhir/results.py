@@ -7,14 +7,17 @@ Pure: plain dicts and headers in, frozen dataclasses out.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from requests.auth import AuthBase
+
 from rejection_fhir.errors import FhirServerError
+from rejection_fhir.fhir.auth import redact
 from rejection_fhir.fhir.outcome import format_outcome, is_operation_outcome, redact_outcome
-from rejection_fhir.fhir.transport import listed
+from rejection_fhir.fhir.transport import listed, shown_kind
 from rejection_fhir.fhir.urls import strip_query_values
 
 _LOCATION = re.compile(
@@ -233,3 +236,36 @@ def entry_from_bundle(sent: Mapping[str, Any], got: Mapping[str, Any]) -> EntryR
         request_method=request.get("method"),
         request_url=request.get("url"),
     )
+
+
+def transaction_result(
+    answer: dict[str, Any],
+    sent: Sequence[Mapping[str, Any]],
+    kind: Literal["transaction", "batch"],
+    *,
+    label: str,
+    status: int,
+    auth: AuthBase | None,
+) -> TransactionResult:
+    """A transaction-response or batch-response read against the entries sent, in order;
+    raises :class:`FhirServerError` when the answer cannot be matched to them."""
+    expected = f"{kind}-response"
+    if answer.get("resourceType") != "Bundle" or answer.get("type") != expected:
+        raise FhirServerError(
+            f"POST {label}: the server answered a "
+            f"{shown_kind(answer.get('resourceType'))}/{shown_kind(answer.get('type'))}, "
+            f"not a {expected} Bundle",
+            status=status,
+        )
+    answered = [e for e in listed(answer.get("entry")) if isinstance(e, Mapping)]
+    if len(answered) != len(sent):
+        raise FhirServerError(
+            f"POST {label}: the server answered {len(answered)} entries for "
+            f"{len(sent)} sent; cannot tell which result belongs to which entry",
+            status=status,
+        )
+    entries = tuple(
+        entry_from_bundle(request, redact(got, auth))
+        for request, got in zip(sent, answered, strict=True)
+    )
+    return TransactionResult(bundle=answer, entries=entries)

@@ -18,11 +18,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
 
 from rejection_fhir import __version__
-from rejection_fhir.errors import FhirServerError
-from rejection_fhir.fhir.outcome import is_operation_outcome
+from rejection_fhir.errors import AuthError, FhirServerError, ServerUnavailableError
+from rejection_fhir.fhir.auth import auth_scheme, redact
+from rejection_fhir.fhir.outcome import format_outcome, is_operation_outcome, redact_outcome
+from rejection_fhir.fhir.urls import strip_query_values
 
 FHIR_JSON = "application/fhir+json"
 USER_AGENT = f"rejection-fhir/{__version__}"
@@ -251,3 +254,97 @@ def auth_challenge_error(header: str | None) -> str | None:
         return None
     match = re.search(r'error="?([A-Za-z_]+)"?', header)
     return match.group(1) if match else None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_for(
+    raw: requests.Response,
+    method: str,
+    where: str,
+    *,
+    sensitive: bool,
+    auth: AuthBase | None,
+    unavailable: frozenset[int],
+    error_class: type[FhirServerError] | None = None,
+    note: str | None = None,
+) -> FhirServerError:
+    """One exception for a failed answer: the status line, what the body held instead of
+    an OperationOutcome (never the body itself), the outcome's issues (diagnostics withheld
+    when ``sensitive``), credentials masked, and a hint.  401/403 raise :class:`AuthError`,
+    ``unavailable`` statuses :class:`ServerUnavailableError`."""
+    status = raw.status_code
+    headline = f"{method} {where} failed: {status_line(raw)}"
+    if note:
+        headline += f" ({note})"
+    outcome, body_note = read_error_body(raw)
+    outcome = redact(outcome, auth)  # servers have quoted the Authorization header
+    lines = [headline]
+    if body_note:
+        lines.append(f"  {body_note}")
+    if outcome is not None:
+        issues = format_outcome(outcome, withhold_diagnostics=sensitive)
+        if issues:
+            lines.append(issues)
+        if sensitive:
+            outcome = redact_outcome(outcome)
+    if error_class is None:
+        if status in (401, 403):
+            error_class = AuthError
+        elif status in unavailable:
+            error_class = ServerUnavailableError
+        else:
+            error_class = FhirServerError
+    hint = hint_for(status, method, where, raw, auth)
+    return error_class("\n".join(lines), status=status, outcome=outcome, hint=hint)
+
+
+def hint_for(
+    status: int, method: str, where: str, raw: requests.Response, auth: AuthBase | None
+) -> str | None:
+    """What the user can do about a failed answer, or None."""
+    if status == 401:
+        challenge = auth_challenge_error(raw.headers.get("WWW-Authenticate"))
+        said = f" (server says: {challenge})" if challenge else ""
+        if auth is None:
+            return (
+                f"the server requires authentication{said}; set RFHIR_TOKEN_FILE (bearer "
+                "token) or RFHIR_BASIC_USER with RFHIR_BASIC_PASSWORD_FILE"
+            )
+        return (
+            f"the server rejected the {auth_scheme(auth)} credentials{said}; check "
+            "RFHIR_TOKEN / RFHIR_TOKEN_FILE (a token may have expired) or the basic user "
+            "and password"
+        )
+    if status == 403:
+        return (
+            f"the credentials were accepted but may not {method} {where.split('?')[0]}; "
+            "ask the server's administrator for the needed access (e.g. a write scope)"
+        )
+    if status == 404:
+        return (
+            "no such resource or endpoint; check the id, and that the server URL is the "
+            "FHIR base (it usually ends in /fhir)"
+        )
+    if status == 405:
+        return f"the server does not allow {method} here; it may be read-only"
+    if status == 409:
+        return "the resource changed on the server meanwhile (or another run raced); run again"
+    if status == 410:
+        return "the resource was deleted on the server"
+    if status == 412 and "$" in where:
+        return "the operation's preconditions failed (HAPI answers $validate findings this way)"
+    if status == 412:
+        return (
+            "a conditional request matched more than one resource (or an If-Match version "
+            "is stale); search the server with the same criteria, remove the duplicates, "
+            "then run again"
+        )
+    if status == 422:
+        return "the server's validator rejected the content; fix the issues listed above"
+    if 300 <= status < 400:
+        target = raw.headers.get("Location")
+        where_to = f" to {strip_query_values(target)}" if target else ""
+        return f"the server redirected{where_to}; set the server URL to the final FHIR base"
+    return None
