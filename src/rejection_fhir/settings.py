@@ -47,13 +47,17 @@ the config file are relative to the file's directory.
 The config file may hold further tables (``[sync]``, ``[publish]`` ...) for other parts of
 the tool; they are kept as plain data in :attr:`Settings.sections`.  To add a top-level
 setting, add a :class:`Settings` field and one :data:`_FIELDS` row.
+
+Reading one value (numbers, flags, paths, the state location, secret files) is
+:mod:`rejection_fhir.config_values`; the URL rules (http(s) bases, plain http only to
+loopback unless ``--insecure``) are :mod:`rejection_fhir.fhir.urls`, re-exported here as
+:func:`check_server_url` and :func:`is_loopback`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +66,13 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from rejection_fhir.config_values import count as _count
+from rejection_fhir.config_values import flag as _flag
+from rejection_fhir.config_values import nonempty_text as _text
+from rejection_fhir.config_values import number as _number
+from rejection_fhir.config_values import path as _path
+from rejection_fhir.config_values import read_secret_file as _read_secret_file
+from rejection_fhir.config_values import state as _state
 from rejection_fhir.errors import ConfigError
 from rejection_fhir.fhir.auth import BasicAuth, BearerAuth, Secret
 from rejection_fhir.fhir.client import FhirClient, RetryPolicy, Timeouts
@@ -121,47 +132,6 @@ class Settings:
 # --------------------------------------------------------------------------- parsing
 
 
-def _text(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} must be a non-empty string")
-    return value.strip()
-
-
-def _number(value: object, where: str) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a number of seconds, not {value!r}")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a number of seconds, not {value!r}") from None
-    if not number > 0:
-        raise ConfigError(f"{where} must be more than 0 seconds, not {value!r}")
-    return number
-
-
-def _count(value: object, where: str) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a whole number, not {value!r}")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"{where} must be a whole number, not {value!r}") from None
-    if number < 0:
-        raise ConfigError(f"{where} cannot be negative")
-    return number
-
-
-def _flag(value: object, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{where} must be true or false, not {value!r}")
-
-
 #: ``write_mode`` values; :class:`rejection_fhir.sync.executors.ExecMode` has the others.
 WRITE_MODES = (
     "auto",
@@ -180,25 +150,6 @@ def _write_mode(value: object, where: str) -> str:
         raise ConfigError(
             f"write mode {value!r} (from {where}) is not one of: {', '.join(WRITE_MODES)}",
             hint="leave it at auto to use what the server's CapabilityStatement says",
-        )
-    return text
-
-
-def _path(value: object, where: str) -> Path:
-    return Path(_text(value, where)).expanduser()
-
-
-def _state(value: object, where: str) -> Path | str:
-    """A state file, or a PostgreSQL URL without a password (it would show in ``ps``)."""
-    text = _text(value, where)
-    if not text.startswith(("postgresql://", "postgres://")):
-        return Path(text).expanduser()
-    parts = urlsplit(text)
-    if parts.password or "password=" in parts.query:
-        raise ConfigError(
-            f"the sync state URL from {where} carries a password; it would show in the "
-            "process list and shell history",
-            hint="put the password in PGPASSFILE (~/.pgpass) or PGPASSWORD instead",
         )
     return text
 
@@ -355,31 +306,6 @@ def _read_config(path: Path, how: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- secrets
-
-
-def _read_secret_file(path: Path, where: str) -> Secret:
-    try:
-        info = path.stat()
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"secret file {path} (from {where}) does not exist") from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read secret file {path} (from {where}): {exc.strerror}"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"secret file {path} (from {where}) is not UTF-8 text") from None
-    value = text.strip()
-    if not value:
-        raise ConfigError(f"secret file {path} (from {where}) is empty")
-    if "\n" in value:
-        raise ConfigError(
-            f"secret file {path} (from {where}) has more than one line; it must hold only "
-            "the secret"
-        )
-    if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("secret file %s is readable by other users; chmod 600 it", path)
-    return Secret(value)
 
 
 def _resolve_secret(
