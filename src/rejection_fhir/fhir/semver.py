@@ -55,6 +55,18 @@ def parse_version(text: object) -> Version | None:
     return Version(int(match.group(1)), int(match.group(2)), int(match.group(3)), pre)
 
 
+def is_semver(text: object) -> bool:
+    """``MAJOR.MINOR.PATCH[-pre]`` exactly, as a version must be written in a worksheet:
+    no build metadata (it would not change precedence, so two "versions" would collide) and
+    no surrounding whitespace."""
+    return (
+        isinstance(text, str)
+        and "+" not in text
+        and text == text.strip()
+        and parse_version(text) is not None
+    )
+
+
 def is_older(candidate: object, current: object) -> bool:
     """``candidate`` sorts before ``current``; False when either is not a semantic version."""
     a, b = parse_version(candidate), parse_version(current)

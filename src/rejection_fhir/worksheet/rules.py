@@ -27,6 +27,7 @@ from rejection_fhir.fhir.r4 import (
     TYPES_WITH_MAX_LENGTH,
     UNIT,
 )
+from rejection_fhir.fhir.semver import is_semver
 from rejection_fhir.findings import Severity
 from rejection_fhir.worksheet.core_rules import check_core
 from rejection_fhir.worksheet.issue import Issue as Issue
@@ -35,7 +36,6 @@ from rejection_fhir.worksheet.issue import link_id_at as link_id_at
 CHOICE_CONTROLS = {"radio-button", "check-box", "drop-down", "autocomplete", "list", "lookup"}
 NUMERIC_CONTROLS = {"slider", "spinner"}
 _NAME_RE = re.compile(r"^[A-Z]([A-Za-z0-9_]){0,254}$")
-_SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 
 
 def _a(word: str) -> str:
@@ -161,7 +161,7 @@ def check_questionnaire(
             )
         )
     version = q.get("version")
-    if not isinstance(version, str) or not _SEMVER_RE.match(version):
+    if not is_semver(version):
         add(
             Issue(
                 "semver",

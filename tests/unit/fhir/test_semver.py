@@ -40,3 +40,21 @@ def test_bump_between() -> None:
     assert bump_between(v("1.2.3"), v("1.3.0")) == "minor"  # type: ignore[arg-type]
     assert bump_between(v("1.2.3"), v("1.2.4")) == "patch"  # type: ignore[arg-type]
     assert bump_between(v("1.2.3-rc.1"), v("1.2.3")) == "none"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("1.0.0", True),
+        ("0.1.0-rc.1", True),
+        ("1.0.0+build", False),  # same precedence as 1.0.0: two versions would collide
+        (" 1.0.0", False),
+        ("1.0", False),
+        ("01.0.0", False),
+        (None, False),
+    ],
+)
+def test_is_semver_as_a_worksheet_version_must_be_written(text: object, ok: bool) -> None:
+    from rejection_fhir.fhir.semver import is_semver
+
+    assert is_semver(text) is ok
