@@ -11,24 +11,15 @@ Pure modules (no third-party imports, cheap to import from anywhere):
 HTTP: :class:`FhirClient` (:mod:`~rejection_fhir.fhir.client`) and the pieces its callers
 need.  Create clients with :func:`rejection_fhir.settings.make_client`, not directly: that
 is the seam tests swap.  The names below are loaded on first use, so that importing a pure
-module of this package does not import ``requests``.
+module of this package does not import ``requests``; there is deliberately no
+``TYPE_CHECKING`` import of them either: the mypyc build (``setup.py``), which compiles
+modules that import :mod:`~rejection_fhir.fhir.r4`, would then type-check the client
+without ``requests``' stubs.  Import them from their modules for precise types.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from rejection_fhir.fhir.auth import BasicAuth, BearerAuth, Secret
-    from rejection_fhir.fhir.client import (
-        EntryResult,
-        FhirClient,
-        FhirResponse,
-        RetryPolicy,
-        Timeouts,
-        TransactionResult,
-        is_retry_safe,
-    )
+from typing import Any
 
 _LAZY = {
     "BasicAuth": "auth",
