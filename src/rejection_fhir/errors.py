@@ -141,10 +141,6 @@ class LeaseLostError(StateBusyError):
     """
 
 
-class VersionGuardError(RejectionFhirError):
-    exit_code = ExitCode.VERSION_GUARD
-
-
 class OutputError(RejectionFhirError):
     """An output cannot be written: the message names the path and the system's reason."""
 

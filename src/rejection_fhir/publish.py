@@ -8,18 +8,15 @@ the plan refuses it (unless forced) and suggests the next version.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rejection_fhir.fhir import bundle
+from rejection_fhir.fhir.json import SERVER_MANAGED, JsonDict, same_value
+from rejection_fhir.fhir.semver import is_older, parse_version
 
-JsonDict = dict[str, Any]
 Action = Literal["create", "unchanged", "update", "conflict", "retire"]
-
-#: Elements the server owns or may add; everything else must match what we built.
-SERVER_MANAGED = frozenset({"id", "meta", "text"})
 
 
 @dataclass(frozen=True)
@@ -80,20 +77,6 @@ def _comparable(resource: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k not in SERVER_MANAGED}
 
 
-def same_value(a: Any, b: Any) -> bool:
-    """Equal as FHIR JSON.  Numbers compare by value: a server may send 1.0 back for 1
-    (decimal round trip), and booleans are never numbers."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return float(a) == float(b)
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 def differences(
     built: Mapping[str, Any], existing: Mapping[str, Any], limit: int = 5
 ) -> tuple[str, ...]:
@@ -129,14 +112,11 @@ def _item_differences(built: Sequence[Any], existing: Sequence[Any]) -> list[str
     return diffs
 
 
-_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
-
-
 def suggest_versions(version: str) -> str:
-    match = _SEMVER.match(version)
-    if not match:
+    parsed = parse_version(version)
+    if parsed is None:
         return "a new version"
-    major, minor, patch = (int(x) for x in match.groups())
+    major, minor, patch = parsed.major, parsed.minor, parsed.patch
     return f"{major}.{minor}.{patch + 1} for wording fixes, {major}.{minor + 1}.0 for additions, or {major + 1}.0.0 for breaking changes"
 
 
@@ -178,7 +158,7 @@ def plan_publish(
             if (
                 old.get("version") != version
                 and old.get("status") != "retired"
-                and _older(old.get("version"), version)
+                and is_older(old.get("version"), version)
             ):
                 retired = {k: v for k, v in old.items() if k != "meta"}
                 retired["status"] = "retired"
@@ -186,10 +166,3 @@ def plan_publish(
                     Step("retire", rtype, url, str(old.get("version")), retired, old.get("id"))
                 )
     return plan
-
-
-def _older(candidate: Any, current: str) -> bool:
-    a, b = _SEMVER.match(str(candidate)), _SEMVER.match(current)
-    if not a or not b:
-        return False
-    return tuple(int(x) for x in a.groups()) < tuple(int(x) for x in b.groups())

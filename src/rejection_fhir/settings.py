@@ -47,14 +47,17 @@ the config file are relative to the file's directory.
 The config file may hold further tables (``[sync]``, ``[publish]`` ...) for other parts of
 the tool; they are kept as plain data in :attr:`Settings.sections`.  To add a top-level
 setting, add a :class:`Settings` field and one :data:`_FIELDS` row.
+
+Reading one value (numbers, flags, paths, the state location, secret files) is
+:mod:`rejection_fhir.config_values`; the URL rules (http(s) bases, plain http only to
+loopback unless ``--insecure``) are :mod:`rejection_fhir.fhir.urls`, re-exported here as
+:func:`check_server_url` and :func:`is_loopback`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -63,10 +66,20 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from rejection_fhir.config_values import count as _count
+from rejection_fhir.config_values import flag as _flag
+from rejection_fhir.config_values import nonempty_text as _text
+from rejection_fhir.config_values import number as _number
+from rejection_fhir.config_values import path as _path
+from rejection_fhir.config_values import read_secret_file as _read_secret_file
+from rejection_fhir.config_values import state as _state
 from rejection_fhir.errors import ConfigError
 from rejection_fhir.fhir.auth import BasicAuth, BearerAuth, Secret
 from rejection_fhir.fhir.client import FhirClient, RetryPolicy, Timeouts
 from rejection_fhir.fhir.smart import DEFAULT_SCOPE, SmartBackendAuth, load_private_key
+from rejection_fhir.fhir.urls import check_server_url as check_server_url
+from rejection_fhir.fhir.urls import is_loopback as is_loopback
+from rejection_fhir.fhir.urls import plain_http_off_loopback, same_origin
 
 log = logging.getLogger("rejection_fhir.settings")
 
@@ -119,47 +132,6 @@ class Settings:
 # --------------------------------------------------------------------------- parsing
 
 
-def _text(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} must be a non-empty string")
-    return value.strip()
-
-
-def _number(value: object, where: str) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a number of seconds, not {value!r}")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a number of seconds, not {value!r}") from None
-    if not number > 0:
-        raise ConfigError(f"{where} must be more than 0 seconds, not {value!r}")
-    return number
-
-
-def _count(value: object, where: str) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a whole number, not {value!r}")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"{where} must be a whole number, not {value!r}") from None
-    if number < 0:
-        raise ConfigError(f"{where} cannot be negative")
-    return number
-
-
-def _flag(value: object, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{where} must be true or false, not {value!r}")
-
-
 #: ``write_mode`` values; :class:`rejection_fhir.sync.executors.ExecMode` has the others.
 WRITE_MODES = (
     "auto",
@@ -178,25 +150,6 @@ def _write_mode(value: object, where: str) -> str:
         raise ConfigError(
             f"write mode {value!r} (from {where}) is not one of: {', '.join(WRITE_MODES)}",
             hint="leave it at auto to use what the server's CapabilityStatement says",
-        )
-    return text
-
-
-def _path(value: object, where: str) -> Path:
-    return Path(_text(value, where)).expanduser()
-
-
-def _state(value: object, where: str) -> Path | str:
-    """A state file, or a PostgreSQL URL without a password (it would show in ``ps``)."""
-    text = _text(value, where)
-    if not text.startswith(("postgresql://", "postgres://")):
-        return Path(text).expanduser()
-    parts = urlsplit(text)
-    if parts.password or "password=" in parts.query:
-        raise ConfigError(
-            f"the sync state URL from {where} carries a password; it would show in the "
-            "process list and shell history",
-            hint="put the password in PGPASSFILE (~/.pgpass) or PGPASSWORD instead",
         )
     return text
 
@@ -355,31 +308,6 @@ def _read_config(path: Path, how: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- secrets
 
 
-def _read_secret_file(path: Path, where: str) -> Secret:
-    try:
-        info = path.stat()
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"secret file {path} (from {where}) does not exist") from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read secret file {path} (from {where}): {exc.strerror}"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"secret file {path} (from {where}) is not UTF-8 text") from None
-    value = text.strip()
-    if not value:
-        raise ConfigError(f"secret file {path} (from {where}) is empty")
-    if "\n" in value:
-        raise ConfigError(
-            f"secret file {path} (from {where}) has more than one line; it must hold only "
-            "the secret"
-        )
-    if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("secret file %s is readable by other users; chmod 600 it", path)
-    return Secret(value)
-
-
 def _resolve_secret(
     spec: _SecretField,
     cli: Mapping[str, Any],
@@ -413,49 +341,6 @@ def _resolve_secret(
 
 def _abs(path: Path, base: Path) -> Path:
     return path if path.is_absolute() else base / path
-
-
-# --------------------------------------------------------------------------- URL policy
-
-
-def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_server_url(url: str, *, insecure: bool = False, what: str = "server URL") -> str:
-    """Return *url* without a trailing slash, or raise ConfigError.
-
-    Plain ``http://`` is allowed to loopback addresses only, unless *insecure*: tokens and
-    clients' answers must not cross a network unencrypted by accident.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"{what} {url!r} is not an http(s) URL",
-            hint="give the FHIR base, e.g. https://fhir.example.org/fhir",
-        )
-    if parts.username or parts.password:
-        raise ConfigError(
-            f"{what} must not carry credentials (user:password@host)",
-            hint="use RFHIR_BASIC_USER and RFHIR_BASIC_PASSWORD_FILE",
-        )
-    if parts.query or parts.fragment:
-        raise ConfigError(f"{what} must not carry a query or fragment; give only the FHIR base")
-    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
-        raise ConfigError(
-            f"refusing plain http:// to {parts.hostname}: tokens and clients' answers would "
-            "cross the network unencrypted",
-            hint="use https://, or pass --insecure (RFHIR_INSECURE=1) for a lab server on a "
-            "network you trust",
-        )
-    return url.strip().rstrip("/")
 
 
 # --------------------------------------------------------------------------- loading
@@ -610,11 +495,6 @@ def _check_credentials(values: Mapping[str, Any], sources: Mapping[str, str], pr
 # --------------------------------------------------------------------------- the seam
 
 
-def _same_origin(left: str, right: str) -> bool:
-    a, b = urlsplit(left), urlsplit(right)
-    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
-
-
 def make_client(settings: Settings, *, server: str | None = None) -> FhirClient:
     """Create the :class:`FhirClient` for *server* (default: ``settings.server``).
 
@@ -639,7 +519,7 @@ def make_client(settings: Settings, *, server: str | None = None) -> FhirClient:
     url = check_server_url(url, insecure=settings.insecure)
     use_target = bool(
         settings.target
-        and _same_origin(url, settings.target)
+        and same_origin(url, settings.target)
         and (settings.target_token or settings.target_basic_user)
     )
     token = settings.target_token if use_target else settings.token
@@ -652,11 +532,7 @@ def make_client(settings: Settings, *, server: str | None = None) -> FhirClient:
         auth = BasicAuth(user, password)
     elif not use_target and settings.smart_client_id and settings.smart_private_key_file:
         auth = _smart_auth(settings, url)
-    if (
-        auth is not None
-        and urlsplit(url).scheme == "http"
-        and not is_loopback(urlsplit(url).hostname or "")
-    ):
+    if auth is not None and plain_http_off_loopback(url):
         log.warning("sending credentials over plain http to %s (insecure)", urlsplit(url).hostname)
     return FhirClient(
         url,

@@ -63,6 +63,22 @@ def test_retire_old_versions():
     assert tx["entry"][1]["request"]["url"] == "Questionnaire/5"
 
 
+def test_a_release_retires_its_own_pre_releases_and_nothing_newer():
+    # Semver precedence (one rule for publish and the version guard): 1.1.0-rc.1 < 1.1.0,
+    # so publishing 1.1.0 retires its release candidate; a later pre-release is not older.
+    url = _q()["url"]
+    held = [
+        _on_server(_q("1.1.0-rc.1"), rid="7"),
+        _on_server(_q("1.1.0-rc.10"), rid="8"),
+        _on_server(_q("1.2.0-rc.1"), rid="9"),
+    ]
+    plan = plan_publish([_q("1.1.0")], {}, other_versions={("Questionnaire", url): held})
+    assert [(s.action, s.version) for s in plan.steps if s.action == "retire"] == [
+        ("retire", "1.1.0-rc.1"),
+        ("retire", "1.1.0-rc.10"),
+    ]
+
+
 def test_suggested_versions():
     assert (
         suggest_versions("1.2.3")

@@ -46,6 +46,7 @@ from requests.auth import AuthBase
 from rejection_fhir import __version__
 from rejection_fhir.errors import AuthError, ConfigError, ServerUnavailableError
 from rejection_fhir.fhir.auth import Secret
+from rejection_fhir.fhir.urls import is_loopback
 
 log = logging.getLogger("rejection_fhir.fhir.smart")
 
@@ -166,8 +167,7 @@ def _require_https_or_loopback(url: str, what: str) -> str:
         host = (parts.hostname or "").lower()
     except ValueError:
         raise ConfigError(f"{what} is not a valid URL") from None
-    loopback = host in ("localhost", "::1") or host.startswith("127.")
-    if parts.scheme == "https" or (parts.scheme == "http" and loopback):
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):
         return url
     raise ConfigError(f"{what} {_public(url)} is not an https URL")
 

@@ -65,6 +65,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from rejection_fhir.errors import RejectionFhirError
+from rejection_fhir.fhir import r4
 from rejection_fhir.findings import Severity
 from rejection_fhir.response.enablewhen import Chain, EnableWhenEvaluator, Frame, root_chain
 from rejection_fhir.response.questionnaire import (
@@ -88,7 +89,7 @@ from rejection_fhir.response.values import (
 
 __all__ = ["Finding", "Severity", "answer_findings", "has_errors", "validate_response"]
 
-_STATUSES: Final = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
+_STATUSES: Final = frozenset(r4.QUESTIONNAIRE_RESPONSE_STATUS)
 _REQUIRED_WHEN: Final = frozenset({"completed", "amended"})
 _CLOCK_SKEW: Final = timedelta(minutes=5)
 _STRING_KEYS: Final = frozenset({"valueString", "valueUri"})

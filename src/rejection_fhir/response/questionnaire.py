@@ -18,18 +18,17 @@ from decimal import Decimal
 from typing import Any, Final
 
 from rejection_fhir.errors import InputError, VersionConflictError
+from rejection_fhir.fhir import r4
 from rejection_fhir.response.values import display_value, to_decimal
 
-EXT_UNIT: Final = "http://hl7.org/fhir/StructureDefinition/questionnaire-unit"
-EXT_MIN_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/minValue"
-EXT_MAX_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/maxValue"
-EXT_MIN_LENGTH: Final = "http://hl7.org/fhir/StructureDefinition/minLength"
-EXT_ORDINAL_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
-EXT_ITEM_WEIGHT: Final = "http://hl7.org/fhir/StructureDefinition/itemWeight"
-EXT_CO_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/iso21090-CO-value"
-EXT_ENABLE_WHEN_EXPRESSION: Final = (
-    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-enableWhenExpression"
-)
+EXT_UNIT: Final = r4.UNIT
+EXT_MIN_VALUE: Final = r4.MIN_VALUE
+EXT_MAX_VALUE: Final = r4.MAX_VALUE
+EXT_MIN_LENGTH: Final = r4.MIN_LENGTH
+EXT_ORDINAL_VALUE: Final = r4.ORDINAL_VALUE
+EXT_ITEM_WEIGHT: Final = r4.ITEM_WEIGHT
+EXT_CO_VALUE: Final = r4.CO_VALUE
+EXT_ENABLE_WHEN_EXPRESSION: Final = r4.ENABLE_WHEN_EXPRESSION
 #: Score extensions in order of preference: R5's name, R4's name, the pre-R4 name.
 WEIGHT_EXTENSIONS: Final = (EXT_ITEM_WEIGHT, EXT_ORDINAL_VALUE, EXT_CO_VALUE)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from rejection_fhir.fhir.json import as_list as _list
 from rejection_fhir.scoring.instruments import (
     FREQUENCY_LL358_3,
     GAD7,
@@ -115,11 +116,6 @@ class QuestionnaireTable:
     phq9_signal: str = ""
     #: The Questionnaire's canonical url, if any.
     url: str | None = None
-
-
-def _list(value: Any) -> list[Any]:
-    """A JSON array, or nothing: mutated or malformed input may put anything there."""
-    return value if isinstance(value, list) else []
 
 
 def _walk(items: Any) -> Iterator[Mapping[str, Any]]:

@@ -15,24 +15,22 @@ from urllib.parse import urlencode
 
 from rejection_fhir import FHIR_VERSION
 
+# The extension URLs live in the bottom layer (one home); re-exported for callers that
+# import them from here.
+from rejection_fhir.fhir.r4 import CALCULATED_EXPRESSION as CALCULATED_EXPRESSION
+from rejection_fhir.fhir.r4 import ENTRY_FORMAT as ENTRY_FORMAT
+from rejection_fhir.fhir.r4 import ITEM_CONTROL as ITEM_CONTROL
+from rejection_fhir.fhir.r4 import ITEM_CONTROL_SYSTEM as ITEM_CONTROL_SYSTEM
+from rejection_fhir.fhir.r4 import MAX_VALUE as MAX_VALUE
+from rejection_fhir.fhir.r4 import MIN_VALUE as MIN_VALUE
+from rejection_fhir.fhir.r4 import OBSERVATION_EXTRACT as OBSERVATION_EXTRACT
+from rejection_fhir.fhir.r4 import ORDINAL_VALUE as ORDINAL_VALUE
+from rejection_fhir.fhir.r4 import SLIDER_STEP as SLIDER_STEP
+from rejection_fhir.fhir.r4 import UCUM as UCUM
+from rejection_fhir.fhir.r4 import UNIT as UNIT
+
 JsonDict = dict[str, Any]
 
-EXT = "http://hl7.org/fhir/StructureDefinition"
-SDC_EXT = "http://hl7.org/fhir/uv/sdc/StructureDefinition"
-ITEM_CONTROL = f"{EXT}/questionnaire-itemControl"
-ITEM_CONTROL_SYSTEM = "http://hl7.org/fhir/questionnaire-item-control"
-MIN_VALUE = f"{EXT}/minValue"
-MAX_VALUE = f"{EXT}/maxValue"
-SLIDER_STEP = f"{EXT}/questionnaire-sliderStepValue"
-UNIT = f"{EXT}/questionnaire-unit"
-ENTRY_FORMAT = f"{EXT}/entryFormat"
-ORDINAL_VALUE = f"{EXT}/ordinalValue"
-OBSERVATION_EXTRACT = f"{SDC_EXT}/sdc-questionnaire-observationExtract"
-CALCULATED_EXPRESSION = f"{SDC_EXT}/sdc-questionnaire-calculatedExpression"
-#: Not claimed in meta.profile: most EHR servers carry no SDC package, and HAPI's $validate
-#: reports a profile it cannot resolve as an error.  The SDC extensions are used all the same.
-SDC_QUESTIONNAIRE_PROFILE = f"{SDC_EXT}/sdc-questionnaire|3.0.0"
-UCUM = "http://unitsofmeasure.org"
 M49 = "http://unstats.un.org/unsd/methods/m49/m49.htm"
 
 #: enableWhen.answer[x] for each type of the item the condition looks at.

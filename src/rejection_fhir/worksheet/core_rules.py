@@ -22,30 +22,14 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from rejection_fhir.worksheet.rules import Issue, link_id_at
-
-PUBLICATION_STATUS = ("draft", "active", "retired", "unknown")
-ITEM_TYPES = (
-    "group",
-    "display",
-    "question",
-    "boolean",
-    "decimal",
-    "integer",
-    "date",
-    "dateTime",
-    "time",
-    "string",
-    "text",
-    "url",
-    "choice",
-    "open-choice",
-    "attachment",
-    "reference",
-    "quantity",
+from rejection_fhir.fhir.json import as_list as _list
+from rejection_fhir.fhir.r4 import (
+    ENABLE_BEHAVIORS,
+    ENABLE_WHEN_OPERATORS,
+    ITEM_TYPES,
+    PUBLICATION_STATUS,
 )
-ENABLE_WHEN_OPERATORS = ("exists", "=", "!=", ">", "<", ">=", "<=")
-ENABLE_BEHAVIORS = ("all", "any")
+from rejection_fhir.worksheet.issue import Issue, link_id_at
 
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
@@ -54,11 +38,6 @@ def _shown(value: Any, limit: int = 80) -> str:
     """A value quoted in a message, cut short: forms made elsewhere may hold anything."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
-
-
-def _list(value: Any) -> list[Any]:
-    """A JSON array, or nothing: content from a server or an old ref may be malformed."""
-    return value if isinstance(value, list) else []
 
 
 @cache

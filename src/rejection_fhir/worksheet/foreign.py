@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rejection_fhir.errors import SourceError
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.findings import Finding, Severity
 from rejection_fhir.worksheet.source import (
     MAX_SOURCE_BYTES,
@@ -34,8 +35,6 @@ from rejection_fhir.worksheet.source import (
     Source,
     _display,
 )
-
-JsonDict = dict[str, Any]
 
 #: Server bookkeeping a form exported from a server carries; not part of its content.
 _SERVER_META = ("versionId", "lastUpdated", "source")

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from rejection_fhir import FHIR_VERSION
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.findings import Finding
 from rejection_fhir.worksheet.build import M49
-
-JsonDict = dict[str, Any]
 
 #: The package id when _project.yaml names none.
 DEFAULT_NAME = "rejection-fhir.worksheets"

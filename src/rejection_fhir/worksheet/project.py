@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rejection_fhir.errors import ConfigError, SourceError
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.findings import Finding
 from rejection_fhir.worksheet import build, foreign, rules
 from rejection_fhir.worksheet.source import (
@@ -25,8 +26,6 @@ from rejection_fhir.worksheet.source import (
     read_source,
     walk_items,
 )
-
-JsonDict = dict[str, Any]
 
 
 def default_source_dir() -> Path:

@@ -8,87 +8,38 @@ the caller maps it back to a file and line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from rejection_fhir.findings import Severity
-from rejection_fhir.worksheet.build import (
+from rejection_fhir.fhir.r4 import (
+    ANSWER_EXPRESSION,
+    ANSWER_OPTION_TYPES,
     CALCULATED_EXPRESSION,
+    CANDIDATE_EXPRESSION,
+    ENABLE_WHEN_ANSWER,
     ENTRY_FORMAT,
     ITEM_CONTROL,
     MAX_VALUE,
     MIN_VALUE,
     OBSERVATION_EXTRACT,
     SLIDER_STEP,
+    TYPES_WITH_MAX_LENGTH,
     UNIT,
 )
+from rejection_fhir.fhir.semver import is_semver
+from rejection_fhir.findings import Severity
+from rejection_fhir.worksheet.core_rules import check_core
+from rejection_fhir.worksheet.issue import Issue as Issue
+from rejection_fhir.worksheet.issue import link_id_at as link_id_at
 
-JsonDict = dict[str, Any]
-
-#: What enableWhen.answer[x] must be for each type of the item it looks at (R4 semantics).
-ENABLE_WHEN_ANSWER = {
-    "boolean": {"answerBoolean"},
-    "decimal": {"answerDecimal", "answerInteger"},
-    "integer": {"answerInteger"},
-    "date": {"answerDate"},
-    "dateTime": {"answerDateTime"},
-    "time": {"answerTime"},
-    "string": {"answerString"},
-    "text": {"answerString"},
-    "url": {"answerString"},
-    "choice": {"answerCoding"},
-    "open-choice": {"answerCoding", "answerString"},
-    "quantity": {"answerQuantity"},
-    "reference": {"answerReference"},
-    "attachment": set(),
-}
 CHOICE_CONTROLS = {"radio-button", "check-box", "drop-down", "autocomplete", "list", "lookup"}
 NUMERIC_CONTROLS = {"slider", "spinner"}
-SIMPLE_TYPES_WITH_MAX_LENGTH = {
-    "boolean",
-    "decimal",
-    "integer",
-    "string",
-    "text",
-    "url",
-    "open-choice",
-}
-ANSWER_OPTION_TYPES = {
-    "choice",
-    "open-choice",
-    "decimal",
-    "integer",
-    "date",
-    "dateTime",
-    "time",
-    "string",
-    "quantity",
-}
-#: SDC: options computed at run time, which count as options.
-ANSWER_EXPRESSION = (
-    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-answerExpression"
-)
-CANDIDATE_EXPRESSION = (
-    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-candidateExpression"
-)
 _NAME_RE = re.compile(r"^[A-Z]([A-Za-z0-9_]){0,254}$")
-_SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 
 
 def _a(word: str) -> str:
     return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
-
-
-@dataclass(frozen=True)
-class Issue:
-    rule: str
-    severity: Severity
-    message: str
-    link_id: str | None = None
-    #: FHIR element path, e.g. ``item[2].item[0].enableWhen[0]``.
-    path: str = ""
 
 
 def _walk(items: Any, path: str = "item") -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -161,8 +112,6 @@ def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
     from pydantic import ValidationError
 
     # What the models let through (codes of required bindings, empty arrays, URIs, ext-1).
-    from rejection_fhir.worksheet.core_rules import check_core
-
     issues = check_core(resource)
     try:
         _r4b_questionnaire().model_validate(dict(resource))
@@ -177,20 +126,6 @@ def check_structure(resource: Mapping[str, Any]) -> list[Issue]:
                 )
             )
     return issues
-
-
-def link_id_at(resource: Mapping[str, Any], loc: Sequence[Any]) -> str | None:
-    """The linkId of the deepest item on an element path, for mapping back to the source."""
-    node: Any = resource
-    link_id = None
-    for part in loc:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            break
-        if isinstance(node, Mapping) and isinstance(node.get("linkId"), str):
-            link_id = node["linkId"]
-    return link_id
 
 
 # --- Rules -------------------------------------------------------------------------------
@@ -226,7 +161,7 @@ def check_questionnaire(
             )
         )
     version = q.get("version")
-    if not isinstance(version, str) or not _SEMVER_RE.match(version):
+    if not is_semver(version):
         add(
             Issue(
                 "semver",
@@ -359,7 +294,7 @@ def _check_item(
         )
     if item_type in {"group", "display"} and any(k.startswith("initial") for k in item):
         issue("que-8", "groups and display items cannot have initial values")
-    if "maxLength" in item and item_type not in SIMPLE_TYPES_WITH_MAX_LENGTH:
+    if "maxLength" in item and item_type not in TYPES_WITH_MAX_LENGTH:
         issue(
             "que-10",
             f"maxLength is only allowed on simple text and number items, not on {item_type}",
@@ -469,7 +404,7 @@ def _check_enable_when(
             issue("que-7", "with operator 'exists' the answer must be true or false", at=path)
         return
     target_type = str(target.get("type"))
-    allowed = ENABLE_WHEN_ANSWER.get(target_type, set())
+    allowed = ENABLE_WHEN_ANSWER.get(target_type, frozenset[str]())
     if target_type in {"group", "display"}:
         issue(
             "enablewhen-type",

@@ -14,9 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.worksheet.build import MAX_VALUE, MIN_VALUE
-
-JsonDict = dict[str, Any]
 
 PHRASES: dict[str, tuple[str, ...]] = {
     "what-happened": (

@@ -134,6 +134,42 @@ def test_discovered_plain_http_endpoint_on_another_host_is_refused(key_file: Pat
         auth.token()
 
 
+@pytest.mark.parametrize(
+    ("token_url", "allowed"),
+    [
+        ("http://127.0.0.1:8080/token", True),
+        ("http://localhost/token", True),
+        ("http://[::1]/token", True),
+        ("http://[0:0:0:0:0:0:0:1]/token", True),
+        # A name that merely starts with "127." resolves wherever its owner likes: the old
+        # test here (host.startswith("127.")) let plain http go to it.
+        ("http://127.0.0.1.attacker.example/token", False),
+        ("http://127.example.org/token", False),
+        ("http://auth.example/token", False),
+        ("https://auth.example/token", True),
+    ],
+)
+def test_plain_http_token_urls_follow_the_clients_loopback_rule(
+    key_file: Path, token_url: str, allowed: bool
+) -> None:
+    from urllib.parse import urlsplit
+
+    from rejection_fhir.fhir.urls import check_server_url, is_loopback
+
+    host = urlsplit(token_url).hostname or ""
+    # The client's rule (settings' check_server_url) and SMART's default check agree.
+    assert allowed == (token_url.startswith("https://") or is_loopback(host))
+    if allowed:
+        check_server_url(token_url)
+        make_auth(key_file, token_url=token_url)
+    else:
+        with pytest.raises(ConfigError, match="refusing plain http"):
+            check_server_url(token_url)
+        with pytest.raises(ConfigError, match="not an https URL") as caught:
+            make_auth(key_file, token_url=token_url)
+        assert caught.value.exit_code == ExitCode.CONFIG
+
+
 @responses.activate
 def test_one_token_serves_many_requests_until_it_nearly_expires(key_file: Path) -> None:
     clock = Clock()

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from rejection_fhir.fhir.r4 import MAX_VALUE, MIN_VALUE, ORDINAL_VALUE, UNIT
 from rejection_fhir.worksheet import versioning
-from rejection_fhir.worksheet.build import MAX_VALUE, MIN_VALUE, ORDINAL_VALUE, UNIT
 from rejection_fhir.worksheet.versioning import classify, next_version, parse_version
 
 
