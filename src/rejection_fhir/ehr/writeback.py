@@ -231,6 +231,11 @@ def plan_writes(
     }
     if isinstance(authored, str):
         context["period"] = {"start": authored}
+    encounter = qr.get("encounter")
+    if response.same_server and isinstance(encounter, Mapping) and encounter.get("reference"):
+        # The visit the response belongs to; EHRs that file notes against a visit (Epic)
+        # refuse a note without one.
+        context["encounter"] = [{"reference": encounter["reference"]}]
     document["context"] = context
     note_url = _urn(note_key)
     plan.entries.append(

@@ -136,6 +136,8 @@ class Strategy:
     #: Observation categories the server takes (None: not restricted by what it says).
     observation_categories: tuple[str, ...] | None
     degradations: tuple[Degradation, ...]
+    #: The only content types a note may carry (None: not restricted by what it says).
+    note_content_types: tuple[str, ...] | None = None
 
     @property
     def can_publish(self) -> bool:
@@ -370,8 +372,8 @@ def choose_strategy(caps: ServerCapabilities, evidence: Evidence | None = None) 
             Degradation(
                 "write",
                 "no conditional create and no identifier search: only the local ledger keeps "
-                "writes from being repeated; a crash between a write and the ledger can "
-                "duplicate a note",
+                "writes from being repeated; a write whose answer is lost, or a crash while it "
+                "is in flight, leaves it uncertain until sync --reconcile settles it",
             )
         )
     if limit is not None and (
@@ -442,4 +444,5 @@ def choose_strategy(caps: ServerCapabilities, evidence: Evidence | None = None) 
         writable=writable,
         observation_categories=categories,
         degradations=tuple(out),
+        note_content_types=note_requirements(caps).content_types,
     )

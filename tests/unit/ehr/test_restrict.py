@@ -49,3 +49,26 @@ def test_the_note_is_kept_even_if_not_listed() -> None:
     kept, left_out = restrict_plan(_plan(), ())
     assert _kinds(kept) == ["DocumentReference"]
     assert left_out["Provenance"] == 1
+
+
+def _note_types(plan):
+    note = plan.entries[[*_kinds(plan)].index("DocumentReference")]["resource"]
+    return [c["attachment"]["contentType"] for c in note["content"]]
+
+
+def test_a_plain_text_only_server_gets_the_markdown_as_text_plain() -> None:
+    plan = _plan()
+    kept, _ = restrict_plan(plan, ("Provenance",), ("text/plain",))
+    assert _note_types(kept) == ["text/plain; charset=utf-8"]
+    note = kept.entries[0]["resource"]
+    markdown = plan.entries[[*_kinds(plan)].index("DocumentReference")]["resource"]["content"][0]
+    assert note["content"][0]["attachment"]["data"] == markdown["attachment"]["data"]
+    assert _note_types(plan) == [  # the plan itself is left as it was
+        "text/markdown; charset=utf-8",
+        "application/xhtml+xml; charset=utf-8",
+    ]
+
+
+def test_accepted_content_types_keep_only_those_attachments() -> None:
+    kept, _ = restrict_plan(_plan(), ("Provenance",), ("application/xhtml+xml",))
+    assert _note_types(kept) == ["application/xhtml+xml; charset=utf-8"]
