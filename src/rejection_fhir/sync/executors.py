@@ -408,15 +408,21 @@ class WriteExecutor:
             return self._search_then_create(
                 rtype, resource, criteria, update=request["method"] == "PUT"
             )
-        try:
-            return self.client.create(resource, sensitive=True)
-        except ServerUnavailableError as exc:
-            if _answer_lost(exc):
-                raise UncertainWrite(
-                    f"POST {rtype}: the answer was lost after sending "
-                    f"({exc.message.splitlines()[0]}); not retried"
-                ) from None
-            raise
+        for attempt in range(1, BATCH_ENTRY_RETRIES + 2):
+            try:
+                return self.client.create(resource, sensitive=True)
+            except ServerUnavailableError as exc:
+                if _answer_lost(exc):
+                    raise UncertainWrite(
+                        f"POST {rtype}: the answer was lost after sending "
+                        f"({exc.message.splitlines()[0]}); not retried"
+                    ) from None
+                if attempt > BATCH_ENTRY_RETRIES:
+                    raise
+                # 429/503/408: the server says it did not take it, so sending it again
+                # cannot write it twice; back off first.
+                self._sleep(self.client.retry.backoff(attempt, _RNG))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _search_then_create(
         self, rtype: str, resource: JsonDict, criteria: str, *, update: bool

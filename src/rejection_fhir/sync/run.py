@@ -882,9 +882,7 @@ def sync(
                 )
                 # How the note itself must be written there (plain text, a visit).
                 report.notes.extend(
-                    f"note: {d.message}"
-                    for d in setup.strategy.degradations
-                    if d.topic == "DocumentReference"
+                    d.message for d in setup.strategy.degradations if d.topic == "DocumentReference"
                 )
             run = _Run(
                 options,
