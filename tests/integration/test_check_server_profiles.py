@@ -40,6 +40,8 @@ NO_QUESTIONNAIRE = "Questionnaires cannot be created here"
 NO_NOTE_UPDATE = "DocumentReference cannot be updated"
 LEDGER = "only the local ledger keeps writes from being repeated"
 BULK = "responses come from a Bulk Data $export (sync --bulk), not a search"
+AUTHORED = "responses are found by authored date, not _lastUpdated"
+NO_VERSION_CHECK = "no If-Match or If-Unmodified-Since: the old note is marked superseded"
 ENCOUNTER = "the note must reference an existing Encounter"
 VITALS_ONLY = "Observation only of category vital-signs, not survey"
 #: What a profile that takes nothing but the note (and Observations) cannot do.
@@ -90,25 +92,26 @@ class Expected:
 EXPECTED: dict[str, Expected] = {
     "epic-like": Expected(
         publish="none",
-        read="bulk-export",
+        # Epic's statement lists QuestionnaireResponse search by authored
+        read="authored",
         write="create-with-ledger",
-        version_check="none",
+        version_check="none",  # notes can be updated, but with no If-Match
         max_conditional_entries=None,
         writable=("DocumentReference",),
         observation_categories=["vital-signs"],
         write_modes=write_modes(),
         searches={
             "_lastUpdated": (False, "refused"),
-            "authored": (False, "refused"),
+            "authored": (True, "works"),
             "patient": (True, "works"),
         },
         export=["Group"],
         note={"requiresEncounter": True, "contentTypes": ["text/plain"]},
         degradations=(
             NO_QUESTIONNAIRE,
-            BULK,
+            AUTHORED,
             LEDGER,
-            NO_NOTE_UPDATE,
+            NO_VERSION_CHECK,
             ENCOUNTER,
             "the note is accepted only as text/plain",
             VITALS_ONLY,
@@ -189,7 +192,7 @@ EXPECTED: dict[str, Expected] = {
         note={"requiresEncounter": None, "contentTypes": None},
         degradations=(
             NO_QUESTIONNAIRE,
-            "responses are found by authored date, not _lastUpdated",
+            AUTHORED,
             LEDGER,
             NO_NOTE_UPDATE,
             VITALS_ONLY,

@@ -138,7 +138,10 @@ def seed(
         for week in range(rounds):
             for i, questionnaire in enumerate(questionnaires):
                 when = start + timedelta(weeks=week, hours=i)
-                responses.append(factory.response(questionnaire, subject=subject, authored=when))
+                response = factory.response(questionnaire, subject=subject, authored=when)
+                # Filled in during the visit: the note sync writes is filed against it.
+                response["encounter"] = {"reference": f"Encounter/{visit_id}"}
+                responses.append(response)
         if _takes_transactions(capabilities):
             entries = [
                 {"resource": qr, "request": {"method": "POST", "url": "QuestionnaireResponse"}}

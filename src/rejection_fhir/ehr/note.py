@@ -166,6 +166,11 @@ def note_entry(
     }
     if isinstance(authored, str):
         context["period"] = {"start": authored}
+    encounter = qr.get("encounter")
+    if response.same_server and isinstance(encounter, Mapping) and encounter.get("reference"):
+        # The visit the response belongs to; EHRs that file notes against a visit (Epic)
+        # refuse a note without one.
+        context["encounter"] = [{"reference": encounter["reference"]}]
     document["context"] = context
     return create_once(key, document)
 

@@ -596,15 +596,21 @@ class WriteExecutor:
             return self._search_then_create(
                 rtype, resource, criteria, update=request["method"] == "PUT"
             )
-        try:
-            return self._call(lambda: self._writer.create(resource, sensitive=True))
-        except ServerUnavailableError as exc:
-            if _answer_lost(exc):
-                raise UncertainWrite(
-                    f"POST {rtype}: the answer was lost after sending "
-                    f"({exc.message.splitlines()[0]}); not retried"
-                ) from None
-            raise
+        for attempt in range(1, BATCH_ENTRY_RETRIES + 2):
+            try:
+                # A 429 is resent inside the window (_call); a 503 or 408 says the server did
+                # not take the create either, so sending it again cannot write it twice.
+                return self._call(lambda: self._writer.create(resource, sensitive=True))
+            except ServerUnavailableError as exc:
+                if _answer_lost(exc):
+                    raise UncertainWrite(
+                        f"POST {rtype}: the answer was lost after sending "
+                        f"({exc.message.splitlines()[0]}); not retried"
+                    ) from None
+                if attempt > BATCH_ENTRY_RETRIES or exc.status == 429:
+                    raise
+                self._sleep(self.client.retry.backoff(attempt, _RNG))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _search_then_create(
         self, rtype: str, resource: JsonDict, criteria: str, *, update: bool

@@ -231,6 +231,18 @@ class _Page:
     move_cursor: bool
     ids: frozenset[str]
     commit: Future[_Committed] | None = None
+    #: ledger-only: the responses recorded "in flight" before their plain creates were sent.
+    intents: list[LedgerEntry] = field(default_factory=list)
+
+
+#: The finding code of a ledger-only write recorded before it was sent: a run killed before
+#: it recorded the answer leaves the response uncertain (settled by ``sync --reconcile``),
+#: never written twice by the next run.
+IN_FLIGHT = "in-flight"
+
+
+def _in_flight(entry: LedgerEntry) -> bool:
+    return entry.outcome == "uncertain" and any(f.get("code") == IN_FLIGHT for f in entry.findings)
 
 
 def transaction_bundle(plans: Iterable[WritePlan]) -> tuple[JsonDict, dict[str, int]]:
@@ -329,10 +341,18 @@ class _Run:
         version = response_version(qr)
         seen = self.state.seen(self.options.source, rid, version)
         # "absent": sync --reconcile found an uncertain write never landed; write it now.
+        where = f"QuestionnaireResponse/{rid}/_history/{version}"
+        if seen is not None and _in_flight(seen):
+            # An earlier run stopped while its plain creates were in flight: they may have
+            # landed.  Said on every run until sync --reconcile settles it.
+            self.report.tally.uncertain += 1
+            self.report.uncertain.append(
+                Problem(where, seen.findings[-1]["message"] + "; settle with sync --reconcile")
+            )
+            return None
         if seen is not None and seen.outcome != "absent":
             self.report.tally.unchanged += 1
             return None
-        where = f"QuestionnaireResponse/{rid}/_history/{version}"
         compiled = self.questionnaire_for(qr)
         findings = [
             {"severity": f.severity, "path": f.path, "code": f.code, "message": f.message}
@@ -557,6 +577,30 @@ class _Run:
                 self.on_transaction(transaction_bundle(p.plan for p in prepared)[0])
             return
         page = _Page(rejected, newest, move_cursor, ids)
+        if prepared and self.executor.mode is ExecMode.LEDGER_ONLY:
+            # Plain creates cannot be repeated safely: recorded as in flight before they are
+            # sent, so that a run killed before it records their answers leaves them
+            # uncertain instead of writing them again.
+            page.intents = [
+                LedgerEntry(
+                    self.options.source,
+                    p.ref.id,
+                    p.ref.version,
+                    "uncertain",
+                    p.questionnaire,
+                    [],
+                    [
+                        {
+                            "severity": "warning",
+                            "code": IN_FLIGHT,
+                            "message": "a run stopped while this response's writes were in "
+                            "flight; they may have landed",
+                        }
+                    ],
+                )
+                for p in prepared
+            ]
+            self.state.record(page.intents)
         if prepared:
             page.commit = self._start(prepared)
         self.pending.append(page)
@@ -625,8 +669,15 @@ class _Run:
         cursor = (self.blocked_at or page.newest) if page.move_cursor else None
         if cursor is not None:
             self.report.cursor_after = cursor
+        # In flight but not sent, or refused: known not written, so the next run writes them.
+        settled = {(e.response_id, e.response_version) for e in committed.ledger}
+        absent = [
+            replace(i, outcome="absent", findings=[])
+            for i in page.intents
+            if (i.response_id, i.response_version) not in settled
+        ]
         self.state.record(
-            [*page.rejected, *committed.ledger],
+            [*page.rejected, *absent, *committed.ledger],
             cursor=(self.options.source, cursor) if cursor else None,
         )
 
@@ -815,6 +866,10 @@ def sync(
                     for d in setup.strategy.degradations
                     if d.topic in ("Observation", "Flag", "Provenance", "Device")
                     or (d.topic == "Task" and options.safety_task)
+                )
+                # How the note itself must be written there (plain text, a visit).
+                report.notes.extend(
+                    d.message for d in setup.strategy.degradations if d.topic == "DocumentReference"
                 )
             run = _Run(
                 options,

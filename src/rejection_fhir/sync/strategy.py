@@ -370,8 +370,8 @@ def choose_strategy(caps: ServerCapabilities, evidence: Evidence | None = None) 
             Degradation(
                 "write",
                 "no conditional create and no identifier search: only the local ledger keeps "
-                "writes from being repeated; a crash between a write and the ledger can "
-                "duplicate a note",
+                "writes from being repeated; a write whose answer is lost, or a crash while it "
+                "is in flight, leaves it uncertain until sync --reconcile settles it",
             )
         )
     if limit is not None and (

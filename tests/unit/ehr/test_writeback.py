@@ -190,3 +190,14 @@ def test_other_server_gets_absolute_references(qr, questionnaire):
         doc["context"]["related"][0]["reference"]
         == "http://pms.example/fhir/QuestionnaireResponse/rl-1"
     )
+
+
+def test_the_note_is_filed_against_the_responses_visit(qr, questionnaire):
+    """EHRs that file notes against a visit (Epic) refuse a note without one."""
+    (note,) = _by_type(
+        _plan({**qr, "encounter": {"reference": "Encounter/v1"}}, questionnaire),
+        "DocumentReference",
+    )
+    assert note["resource"]["context"]["encounter"] == [{"reference": "Encounter/v1"}]
+    (note,) = _by_type(_plan(qr, questionnaire), "DocumentReference")
+    assert "encounter" not in note["resource"]["context"]

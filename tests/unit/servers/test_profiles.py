@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 
 PROFILES_DIR = Path(__file__).resolve().parents[3] / "servers" / "profiles"
+EPIC_STATEMENT = (
+    Path(__file__).resolve().parents[2] / "data" / "capabilities" / "epic-r4-sandbox-may-2026.json"
+)
 NAMES = ["athena-like", "canvas-like", "epic-like", "medplum-like", "oracle-like"]
 
 INTERACTIONS = {
@@ -191,6 +194,27 @@ def test_epic_like() -> None:
         rule.get("conditionalCreate") or rule.get("conditionalUpdate") for rule in r.values()
     )
     assert p["bulkExport"]["levels"] == ["Group"]
+    # What Epic's own statement lists (tests/data/capabilities/epic-r4-sandbox-may-2026.json)
+    assert "authored" in r["QuestionnaireResponse"]["searchParams"]
+    assert "update" in r["DocumentReference"]["interactions"]
+    assert "update" in r["Observation"]["interactions"]
+
+
+def test_epic_like_takes_no_more_than_epics_statement_lists() -> None:
+    """Every interaction and search parameter of epic-like is in Epic's saved statement."""
+    statement = json.loads(EPIC_STATEMENT.read_text())
+    listed = {
+        r["type"]: (
+            {i["code"] for i in r.get("interaction", [])},
+            {s["name"] for s in r.get("searchParam", [])},
+        )
+        for r in statement["rest"][0]["resource"]
+    }
+    for rtype, rule in load("epic-like")["resources"].items():
+        interactions, params = listed[rtype]
+        for interaction in rule["interactions"]:
+            assert interaction in interactions, (rtype, interaction)
+        assert set(rule.get("searchParams", [])) <= params, rtype
 
 
 def test_oracle_like() -> None:
@@ -202,6 +226,7 @@ def test_oracle_like() -> None:
     assert r["QuestionnaireResponse"]["searchParams"] == ["_id", "patient"]
     assert r["Questionnaire"]["interactions"] == ["read", "search-type"]
     assert r["Observation"]["writableCategories"] == ["vital-signs", "laboratory"]
+    assert "update" in r["Observation"]["interactions"]  # Oracle's 'Update an observation'
     assert "create" in r["Provenance"]["interactions"] and "Flag" not in r
     assert p["bulkExport"]["since"] is True
 

@@ -235,6 +235,33 @@ def test_ledger_only_stops_on_an_unavailable_server_before_writing(fake_fhir) ->
     assert fake_fhir.all("DocumentReference") == []
 
 
+@responses.activate
+def test_ledger_only_backs_off_on_429_and_sends_the_create_again() -> None:
+    """429 says the server did not take it: sending it again cannot write it twice."""
+    responses.add(
+        responses.POST, f"{BASE}/DocumentReference", status=429, headers={"Retry-After": "1"}
+    )
+    responses.add(
+        responses.POST,
+        f"{BASE}/DocumentReference",
+        status=201,
+        headers={"Location": f"{BASE}/DocumentReference/n1/_history/1"},
+        body="{}",
+    )
+    responses.add(
+        responses.POST,
+        f"{BASE}/Provenance",
+        status=201,
+        headers={"Location": f"{BASE}/Provenance/p1/_history/1"},
+        body="{}",
+    )
+    executor = _executor(ExecMode.LEDGER_ONLY)
+    done = executor.execute([_plan("a", values=0)])
+    assert done.error is None and [r.uncertain for r in done.results] == [None]
+    assert len(executor._sleep) == 1  # type: ignore[arg-type]  # backed off once
+    assert len(responses.calls) == 3  # the note twice (429, then 201), the Provenance once
+
+
 @pytest.mark.parametrize(
     ("check", "header", "absent"),
     [

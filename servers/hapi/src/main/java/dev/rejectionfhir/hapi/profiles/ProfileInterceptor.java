@@ -120,6 +120,10 @@ public final class ProfileInterceptor {
 			return; // only reachable when honoured: preHandled refuses it otherwise
 		}
 		Profile.ResourceRule rule = rules.profile().resource(resource.fhirType());
+		if (rule != null && rule.conditionalUpdate()
+				&& request.getConditionalUrl(RestOperationTypeEnum.UPDATE) != null) {
+			return; // a conditional update (PUT Type?criteria) creates when nothing matches: FHIR's rule
+		}
 		if (rule != null && !rule.updateCreate()) {
 			throw refusal(new ProfileRules.Refusal("unsupported-interaction", rules.profile().name() + " (imitating "
 					+ rules.profile().imitates() + "): " + resource.fhirType()

@@ -93,6 +93,26 @@ class ProfileRulesTest {
 		assertEquals("transaction", kind(epic.checkBundle(tx, NO_ENCOUNTERS)));
 	}
 
+	static ProfileRules.Request update(org.hl7.fhir.r4.model.Resource resource, String ifMatch) {
+		return new ProfileRules.Request("update", resource.fhirType(), false, null, Map.of(), ifMatch, null, resource);
+	}
+
+	@Test
+	void epicTakesWhatEpicsStatementLists() throws Exception {
+		// Epic's saved statement (tests/data/capabilities/epic-r4-sandbox-may-2026.json):
+		// QuestionnaireResponse search by authored; DocumentReference and Observation update.
+		ProfileRules epic = rules("epic-like");
+		assertEquals("allowed", kind(epic.check(
+				search("QuestionnaireResponse", Map.of("authored", List.of("ge2026-01-01"))), NO_ENCOUNTERS)));
+		assertEquals("allowed", kind(epic.check(update(note("text/plain", "Encounter/1"), null), ENCOUNTER_1)));
+		assertEquals("allowed", kind(epic.check(update(observation("vital-signs"), null), NO_ENCOUNTERS)));
+		// An update still keeps the content rules and takes no If-Match.
+		assertEquals("content", kind(epic.check(update(note("text/markdown", "Encounter/1"), null), ENCOUNTER_1)));
+		assertEquals("content", kind(epic.check(update(observation("survey"), null), NO_ENCOUNTERS)));
+		assertEquals("version-header", kind(epic.check(update(note("text/plain", "Encounter/1"), "W/\"1\""), ENCOUNTER_1)));
+		assertEquals("unsupported-interaction", kind(epic.check(update(new QuestionnaireResponse(), null), NO_ENCOUNTERS)));
+	}
+
 	@Test
 	void oracleSearchesResponsesOnlyByIdOrPatientAndBatchesOnlyProvenance() throws Exception {
 		ProfileRules oracle = rules("oracle-like");
