@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rejection_fhir.fhir import bundle
-
-JsonDict = dict[str, Any]
+from rejection_fhir.fhir.json import JsonDict
 
 #: Identifier/tag system for everything the sync derives.  Values are opaque but stable.
 DERIVED_SYSTEM = "https://rejection-fhir.org/fhir/sid/derived"

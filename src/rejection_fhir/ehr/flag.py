@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rejection_fhir.ehr.entries import ResponseVersion, create_once, identifier, subject_of
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.scoring.model import SafetyAlert
-
-JsonDict = dict[str, Any]
 
 #: Flag.code of a positive PHQ-9 item 9: SNOMED CT 6471006 |Suicidal thoughts (finding)|
 #: (synonym "suicidal ideation"; mapped to ICD-10-CM R45.851 "Suicidal ideations"), the

@@ -24,10 +24,9 @@ from typing import Any
 
 from rejection_fhir.ehr.entries import ResponseVersion, create_once, identifier, urn
 from rejection_fhir.fhir import bundle
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.response.render import render_markdown, render_text, render_xhtml
 from rejection_fhir.response.summary import Line, Summary
-
-JsonDict = dict[str, Any]
 
 LOINC = "http://loinc.org"
 #: LOINC 74465-6 "Questionnaire response Document".

@@ -14,9 +14,8 @@ from typing import Any
 
 from rejection_fhir.ehr.entries import ResponseVersion, identifier, keep_updated, subject_of
 from rejection_fhir.ehr.extract import ExtractedValue
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.scoring.model import Score
-
-JsonDict = dict[str, Any]
 
 SURVEY = {
     "system": "http://terminology.hl7.org/CodeSystem/observation-category",

@@ -9,13 +9,11 @@ create searches ``_tag``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from rejection_fhir import __version__
 from rejection_fhir.ehr.entries import DERIVED_SYSTEM, ResponseVersion, urn
 from rejection_fhir.fhir import bundle
-
-JsonDict = dict[str, Any]
+from rejection_fhir.fhir.json import JsonDict
 
 DEVICE_SYSTEM = "https://rejection-fhir.org/fhir/sid/device"
 

@@ -54,9 +54,8 @@ from rejection_fhir.ehr.note import supersede_entry as supersede_entry
 from rejection_fhir.ehr.observations import SURVEY, score_entries, value_entries
 from rejection_fhir.ehr.provenance import DEVICE_SYSTEM, provenance_entry, tool_device_entry
 from rejection_fhir.ehr.restrict import restrict_plan
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.scoring.clinical import ClinicalSummary
-
-JsonDict = dict[str, Any]
 
 __all__ = [
     "DERIVED_SYSTEM",

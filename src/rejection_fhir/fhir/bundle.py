@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-JsonDict = dict[str, Any]
+from rejection_fhir.fhir.json import JsonDict
 
 __all__ = ["batch", "conditional_create", "conditional_update", "transaction", "update"]
 

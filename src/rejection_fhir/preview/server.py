@@ -7,7 +7,6 @@ reach it.  Requests are dictionary lookups, so no request path reaches the file 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 import threading
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from rejection_fhir.errors import RejectionFhirError, UsageError
+from rejection_fhir.fhir.urls import is_loopback
 from rejection_fhir.preview.page import (
     HTML,
     LFORMS_FILES,
@@ -36,17 +36,13 @@ from rejection_fhir.preview.page import (
 
 
 def _is_loopback_host(host_header: str) -> bool:
+    """The Host header names this machine (fhir.urls.is_loopback, after the port)."""
     host = host_header.strip()
     if host.startswith("["):  # [::1]:port
         host = host[1:].split("]", 1)[0]
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host.lower() == "localhost." or is_loopback(host)
 
 
 def _text(status: HTTPStatus, message: str) -> PreviewResponse:

@@ -32,9 +32,9 @@ import requests
 
 from rejection_fhir.errors import FhirServerError, ServerUnavailableError
 from rejection_fhir.fhir.client import FhirClient, parse_retry_after
+from rejection_fhir.fhir.json import JsonDict
 
 log = logging.getLogger("rejection_fhir.sync.bulk")
-JsonDict = dict[str, Any]
 
 NDJSON = "application/fhir+ndjson"
 

@@ -81,6 +81,7 @@ from rejection_fhir.fhir.client import (
     FhirClient,
     _entry_from_response,
 )
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.sync.concurrency import DEFAULT_IN_FLIGHT, AimdWindow
 from rejection_fhir.sync.strategy import (
     Strategy,
@@ -91,7 +92,6 @@ from rejection_fhir.sync.strategy import (
 )
 
 log = logging.getLogger("rejection_fhir.sync")
-JsonDict = dict[str, Any]
 T = TypeVar("T")
 
 

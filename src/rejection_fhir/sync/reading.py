@@ -31,9 +31,8 @@ from typing import Any
 
 from rejection_fhir.errors import ConfigError, InputError
 from rejection_fhir.fhir.client import FhirClient
+from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.sync.state import StateStore
-
-JsonDict = dict[str, Any]
 
 READ_MODES = ("auto", "_lastUpdated", "authored", "per-patient", "bulk-export")
 #: Where ``--patients-from`` takes the patients to poll from.

@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from rejection_fhir import FHIR_VERSION
+from rejection_fhir.fhir import bundle
+from rejection_fhir.fhir.json import JsonDict
 
 # The extension URLs live in the bottom layer (one home); re-exported for callers that
 # import them from here.
@@ -28,8 +29,6 @@ from rejection_fhir.fhir.r4 import ORDINAL_VALUE as ORDINAL_VALUE
 from rejection_fhir.fhir.r4 import SLIDER_STEP as SLIDER_STEP
 from rejection_fhir.fhir.r4 import UCUM as UCUM
 from rejection_fhir.fhir.r4 import UNIT as UNIT
-
-JsonDict = dict[str, Any]
 
 M49 = "http://unstats.un.org/unsd/methods/m49/m49.htm"
 
@@ -408,19 +407,13 @@ def transaction_bundle(resources: Sequence[Mapping[str, Any]]) -> JsonDict:
     for resource in resources:
         key = f"{resource['url']}|{resource['version']}"
         entries.append(
-            {
-                "fullUrl": f"urn:uuid:{uuid.uuid5(_BUNDLE_NS, key)}",
-                "resource": resource,
-                "request": {
-                    "method": "POST",
-                    "url": resource["resourceType"],
-                    "ifNoneExist": urlencode(
-                        {"url": resource["url"], "version": resource["version"]}
-                    ),
-                },
-            }
+            bundle.conditional_create(
+                f"urn:uuid:{uuid.uuid5(_BUNDLE_NS, key)}",
+                dict(resource),
+                {"url": resource["url"], "version": resource["version"]},
+            )
         )
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    return bundle.transaction(entries)
 
 
 def file_name(resource: Mapping[str, Any]) -> str:

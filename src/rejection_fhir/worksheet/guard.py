@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rejection_fhir.errors import InputError, UsageError
+from rejection_fhir.fhir.json import JsonDict, as_list
 from rejection_fhir.findings import Finding, Severity
 from rejection_fhir.worksheet import foreign, project
 from rejection_fhir.worksheet.source import (
@@ -46,14 +47,6 @@ from rejection_fhir.worksheet.versioning import (
     parse_version,
     required_bump,
 )
-
-JsonDict = dict[str, Any]
-
-
-def _list(value: Any) -> list[Any]:
-    """A JSON array, or nothing: content from a server or an old ref may be malformed."""
-    return value if isinstance(value, list) else []
-
 
 #: Rules the guard reports; ``validate`` exits with VERSION_GUARD when only these fail.
 GUARD_RULES = frozenset(
@@ -195,7 +188,7 @@ def _build_old(old_dir: Path, shown: Path, label: str, *, base_url: str | None) 
 
 def resources_in(value: Any) -> list[Any]:
     if isinstance(value, Mapping) and value.get("resourceType") == "Bundle":
-        return [e.get("resource") for e in _list(value.get("entry")) if isinstance(e, Mapping)]
+        return [e.get("resource") for e in as_list(value.get("entry")) if isinstance(e, Mapping)]
     return [value]
 
 
@@ -301,7 +294,7 @@ def _yaml_path(source: Source, link_id: str | None, element: str) -> JsonPath:
         return (element,) if element in source.data else ("version",)
     paths = {
         item["linkId"]: path
-        for path, item in walk_items(_list(source.data.get("items")))
+        for path, item in walk_items(as_list(source.data.get("items")))
         if isinstance(item.get("linkId"), str)
     }
     path: JsonPath
