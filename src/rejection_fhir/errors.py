@@ -42,7 +42,8 @@ class ExitCode(IntEnum):
     INPUT = 10
     #: A content change needs a new version (version guard).
     VERSION_GUARD = 11
-    #: ``check-server``: the server cannot do what sync needs (find responses, write the note).
+    #: ``check-server`` / ``sync``: the server cannot do what sync needs (find responses,
+    #: write the note); sync stops before writing anything.
     SERVER_CANNOT = 12
     #: ``sync``: a write's answer was lost where nothing can tell whether it landed
     #: (ledger-only mode); recorded as uncertain, settled by ``sync --reconcile``.
@@ -172,6 +173,13 @@ def output_error(path: object, exc: OSError, *, what: str = "cannot write") -> O
         f"{path}: {what} ({reason})",
         hint=hints.get(exc.errno or 0, "choose another output path"),
     )
+
+
+class ServerCannotError(RejectionFhirError):
+    """What the server states rules out the job (no note can be written); nothing was
+    written.  The same verdict, and exit code, as ``check-server``'s."""
+
+    exit_code = ExitCode.SERVER_CANNOT
 
 
 class FormsNotAcceptedError(RejectionFhirError):

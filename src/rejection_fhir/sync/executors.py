@@ -72,6 +72,7 @@ from rejection_fhir.errors import (
     AuthError,
     FhirServerError,
     RejectionFhirError,
+    ServerCannotError,
     ServerUnavailableError,
 )
 from rejection_fhir.fhir.capabilities import note_requirements, parse_capability_statement
@@ -159,7 +160,7 @@ def _setup(statement: Mapping[str, Any], write_mode: str) -> WriteSetup:
         version_check = strategy.version_check
         auto = _FROM_STRATEGY.get(strategy.write, ExecMode.TRANSACTION)
         if strategy.write is WriteMode.NONE and write_mode == "auto":
-            raise FhirServerError(
+            raise ServerCannotError(
                 f"{caps.software or 'this server'} does not take DocumentReference creates: "
                 "the sync cannot write its notes there",
                 hint="run check-server for what the server allows, or set write_mode",

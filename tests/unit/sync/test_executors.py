@@ -16,7 +16,7 @@ import responses
 
 from rejection_fhir.ehr.extract import ExtractedValue
 from rejection_fhir.ehr.writeback import Note, ResponseVersion, plan_writes
-from rejection_fhir.errors import FhirServerError
+from rejection_fhir.errors import ExitCode, FhirServerError, ServerCannotError
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.sync.executors import (
     ExecMode,
@@ -324,6 +324,15 @@ def test_setup_from_a_statement() -> None:
     # a statement that lists nothing keeps today's transaction
     empty = _setup({"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}, "auto")
     assert empty.mode is ExecMode.TRANSACTION and empty.notes == ()
+
+
+def test_a_server_that_takes_no_note_stops_sync_with_check_servers_exit_code() -> None:
+    """athenahealth takes no DocumentReference over FHIR: the same verdict (exit 12) as
+    check-server, before anything is written."""
+    statement = _statement("athenaOne", interaction=[{"code": "read"}, {"code": "search-type"}])
+    with pytest.raises(ServerCannotError, match="does not take DocumentReference") as raised:
+        _setup(statement, "auto")
+    assert raised.value.exit_code is ExitCode.SERVER_CANNOT
 
 
 def test_search_then_create_waits_out_a_503_and_searches_again(fake_fhir) -> None:
