@@ -61,3 +61,11 @@ def built():
     result, findings = build_all(QUESTIONNAIRES)
     assert not [f for f in findings if f.severity == "error"]
     return result
+
+
+@pytest.fixture(scope="session")
+def catalog(built):
+    """The catalog of the project's worksheets (summarizers, value sets, report measures)."""
+    from rejection_fhir.worksheet.catalog import catalog_from_build
+
+    return catalog_from_build(built)

@@ -6,7 +6,7 @@ PDF/PNG output live in :mod:`rejection_fhir.commands.report`.
 """
 
 from rejection_fhir.report.model import (
-    MEASURES,
+    INSTRUMENT_MEASURES,
     Band,
     Chart,
     FlagItem,
@@ -25,7 +25,7 @@ from rejection_fhir.report.page import render_html
 from rejection_fhir.report.svg import chart_svg
 
 __all__ = [
-    "MEASURES",
+    "INSTRUMENT_MEASURES",
     "Band",
     "Block",
     "Chart",

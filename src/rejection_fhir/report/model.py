@@ -33,7 +33,6 @@ from rejection_fhir.report.notes import (
 )
 from rejection_fhir.scoring.instruments import GAD7, PHQ9, Instrument
 
-CODING_SYSTEM = "https://rejection-fhir.org/fhir/CodeSystem/coping-with-rejection"
 #: Observation statuses that carry a usable result (R4 ObservationStatus).
 USABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 #: A note's markdown larger than this is cut: a report is read, not an archive.
@@ -109,100 +108,30 @@ def _instrument_measure(instrument: Instrument, what: str, order: int) -> Measur
     )
 
 
-def _scale(
-    code: str, title: str, description: str, better: str, order: int, series_label: str = "Item"
-) -> Measure:
-    return Measure(
-        CODING_SYSTEM,
-        code,
-        title,
-        description,
-        0.0,
-        10.0,
-        (0.0, 2.0, 4.0, 6.0, 8.0, 10.0),
-        "Rating (0–10)",
-        better=better,
-        order=order,
-        series_label=series_label,
-    )
-
-
-def _percent(code: str, title: str, description: str, order: int) -> Measure:
-    return Measure(
-        CODING_SYSTEM,
-        code,
-        title,
-        description,
-        0.0,
-        100.0,
-        (0.0, 25.0, 50.0, 75.0, 100.0),
-        "Belief strength (%)",
-        unit="%",
-        order=order,
-    )
-
-
-#: The trended answers the worksheets write (questionnaires/*.yaml ``observation: true``)
-#: and the two instruments' total scores, in the order a clinician reads them.
-MEASURES: tuple[Measure, ...] = (
+#: The two instruments' total scores (LOINC), charted whatever the worksheets.  The
+#: worksheets' own trended answers are coded in the CodeSystem the clinic built, so their
+#: measures come from :mod:`rejection_fhir.worksheet.measures`, keyed on its url, and are
+#: given to :func:`build_report` by the caller (the catalog).
+INSTRUMENT_MEASURES: tuple[Measure, ...] = (
     _instrument_measure(PHQ9, "Depression symptoms over the last two weeks", 1),
     _instrument_measure(GAD7, "Anxiety symptoms over the last two weeks", 2),
-    _scale(
-        "worth-impact",
-        "Impact on sense of worth",
-        "Rejection log: how much the rejection feels like it says about their worth "
-        "(0 = nothing, 10 = everything)",
-        "lower",
-        10,
-    ),
-    _percent(
-        "belief-strength-before",
-        "Core belief strength, before the worksheet",
-        "Core beliefs: how strongly the core belief was held before working through it",
-        11,
-    ),
-    _percent(
-        "belief-strength-after",
-        "Core belief strength, after the worksheet",
-        "Core beliefs: how strongly the core belief was held after working through it",
-        12,
-    ),
-    _scale(
-        "emotion-intensity",
-        "Emotion intensity after rejection",
-        "Rejection log: intensity of each emotion named (0 = not at all, 10 = strongest)",
-        "lower",
-        13,
-        "Emotion",
-    ),
-    _scale(
-        "feeling-intensity",
-        "Intensity of named feelings",
-        "Validate emotions: intensity of each feeling named (0 = not at all, 10 = strongest)",
-        "",
-        14,
-        "Feeling",
-    ),
-    _scale(
-        "hopefulness",
-        "Hopefulness",
-        "Reframe and redirect: hopefulness about what is possible now (0–10)",
-        "higher",
-        15,
-    ),
-    _scale(
-        "self-kindness",
-        "Self-kindness",
-        "Self-compassion: how kind they are being to themselves (0–10)",
-        "higher",
-        16,
-    ),
 )
-_MEASURES_BY_CODE = {(m.system, m.code): m for m in MEASURES}
+
+MeasureTable = Mapping[tuple[str, str], Measure]
 
 
-def measure_for(system: str, code: str) -> Measure | None:
-    return _MEASURES_BY_CODE.get((system, code))
+def measure_table(measures: Iterable[Measure] = ()) -> dict[tuple[str, str], Measure]:
+    """(system, code) -> measure: the instruments', then ``measures`` (which win)."""
+    return {(m.system, m.code): m for m in (*INSTRUMENT_MEASURES, *measures)}
+
+
+_INSTRUMENTS_BY_CODE = measure_table()
+
+
+def measure_for(
+    system: str, code: str, table: MeasureTable = _INSTRUMENTS_BY_CODE
+) -> Measure | None:
+    return table.get((system, code))
 
 
 def band_for(measure: Measure, value: float) -> Band | None:
@@ -507,7 +436,9 @@ def _nice_step(raw: float) -> float:
     return float(10 * magnitude)
 
 
-def _charts(observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tally) -> list[Chart]:
+def _charts(
+    observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tally, table: MeasureTable
+) -> list[Chart]:
     grouped: dict[tuple[str, str], list[Point]] = {}
     titles: dict[tuple[str, str], str] = {}
     for observation in tally.of_patient(observations, "Observation", "an Observation", patient):
@@ -536,7 +467,7 @@ def _charts(observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tal
         key = (_text(coding.get("system")), _text(coding.get("code")))
         if not key[1]:
             key = ("", _text(concept.get("text")) or "Unnamed measure")
-        measure = measure_for(*key)
+        measure = table.get(key)
         titles.setdefault(key, _text(concept.get("text")) or _text(coding.get("display")))
         band = band_for(measure, value) if measure is not None else None
         interpretation = _interpretation(observation) or (band.label if band else "")
@@ -545,7 +476,7 @@ def _charts(observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tal
 
     charts = []
     for key, points in grouped.items():
-        measure = measure_for(*key)
+        measure = table.get(key)
         values = [p.value for p in points]
         if measure is None:
             measure = _generic_measure(key[0], key[1], titles[key] or key[1], values)
@@ -791,15 +722,18 @@ def build_report(
     generated_at: datetime,
     server: str | None = None,
     patient_resource: Mapping[str, Any] | None = None,
+    measures: Iterable[Measure] = (),
 ) -> Report:
     """The report for *patient* (``id`` or ``Patient/id``) from what the server returned.
 
     ``patient_resource`` (the Patient as read from the server) gives the name and birth
-    date shown beside the id; a Patient with another id is ignored.
+    date shown beside the id; a Patient with another id is ignored.  ``measures`` title
+    and scale the worksheets' trended answers (``Catalog.measures``: keyed on the CodeSystem
+    the worksheets were built with); the instruments' scores need none.
     """
     reference = patient_reference(patient)
     tally = _Tally()
-    charts = _charts(_unique(observations), reference, tally)
+    charts = _charts(_unique(observations), reference, tally, measure_table(measures))
     safety, other = _flags(_unique(flags), reference, tally)
     notes = _notes(_unique(documents), reference, tally)
     charts = _mark_flagged(charts, safety)

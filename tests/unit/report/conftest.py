@@ -9,7 +9,8 @@ import pytest
 from rejection_fhir.report import Report, build_report
 from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.response.worksheets import register_worksheets
-from tests.unit.report.records import Clinic, course_of_care, of_type
+from rejection_fhir.worksheet.measures import worksheet_measures
+from tests.unit.report.records import CODES, Clinic, course_of_care, of_type
 
 GENERATED = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
@@ -34,7 +35,7 @@ def report_of(resources, patient: str = "p1", **kw) -> Report:
         documents=of_type(resources, "DocumentReference"),
         flags=of_type(resources, "Flag"),
         generated_at=GENERATED,
-        **kw,
+        **{"measures": worksheet_measures(CODES), **kw},
     )
 
 

@@ -69,6 +69,8 @@ class Clinic:
 
     def __init__(self, questionnaires: Sequence[Mapping[str, Any]], patient: str = "p1") -> None:
         self.index = QuestionnaireIndex(questionnaires)
+        #: Worksheet name -> its url, whatever canonical base it was built with.
+        self.urls = {q["url"].rsplit("/", 1)[1]: q["url"] for q in questionnaires}
         self.patient = patient
         self.ids = itertools.count(1)
         self.resources: list[JsonDict] = []
@@ -80,7 +82,7 @@ class Clinic:
             "id": rid,
             "meta": {"versionId": "1", "lastUpdated": authored},
             # The version as built: a worksheet's version moves with its content.
-            "questionnaire": self.index.compiled(f"{CANON}/{name}").canonical,
+            "questionnaire": self.index.compiled(self.urls[name]).canonical,
             "status": "completed",
             "subject": {"reference": f"Patient/{self.patient}"},
             "author": {"reference": f"Patient/{self.patient}"},
