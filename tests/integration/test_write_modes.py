@@ -29,13 +29,12 @@ from rejection_fhir import settings as settings_module
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
 from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.reconcile import reconcile_state
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
 from rejection_fhir.sync.state import SyncState
 from rejection_fhir.synthetic import ResponseFactory, patient
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from tests.faults.proxy import FaultPlan, FaultProxy, Rule
 from tests.faults.scenario import RESPONSES, WORLD_SEED, new_base, proxied
 from tests.faults.table import record_row
@@ -84,7 +83,7 @@ def run_round(proxy: FaultProxy, world: World, state: Path, mode: str) -> SyncRe
     options = SyncOptions(
         source=proxy.base_url, state_path=state, batch_size=BATCH, write_mode=mode
     )
-    return sync(proxied(proxy), options, world.built.questionnaires)
+    return sync(proxied(proxy), options, catalog_from_build(world.built))
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -201,7 +200,6 @@ def _medplum_world(repo: Path, client: FhirClient, responses: int) -> World:
     conditional transaction is itself above Medplum's limit)."""
     base = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"
     built, _ = build_all(repo / "questionnaires", base_url=base)
-    register_worksheets(built.questionnaires)
     for resource in built.resources:
         client.create({k: v for k, v in resource.items() if k != "id"})
     subjects = []
@@ -222,47 +220,43 @@ def test_medplum_chunked_transactions_succeed_under_faults_and_replay_writes_not
     settings = load_settings({"server": medplum_server}, env={})
     with settings_module.make_client(settings) as client:
         world = _medplum_world(repo, client, responses=8)
-        try:
-            bundles: list[int] = []
-            rules = [] if fault == "none" else [Rule(fault, "POST", "", nth=(1, 3))]
-            with FaultProxy(medplum_server, FaultPlan(rules)) as proxy:
-                for attempt in ("first", "replay"):
-                    if attempt == "replay":
-                        proxy.rearm()
-                    state = tmp_path / f"{attempt}.sqlite3"  # a fresh ledger: all again
-                    seed_cursor(state, proxy.base_url, world.since)
-                    options = SyncOptions(source=proxy.base_url, state_path=state, batch_size=20)
-                    report = sync(
-                        proxied(proxy),
-                        options,
-                        world.built.questionnaires,
-                        on_transaction=lambda b: bundles.append(len(b["entry"])),
-                    )
-                    assert report.ok, report.failed[:2]
-                    assert report.tally.written == 8
-                    assert any("chunks" in note for note in report.notes)
-                injected = proxy.injected()
-            notes = _notes(client, world)
-            duplicates = sum(n - 1 for n in notes.values() if n > 1)
-            record_row(
-                f"write-modes/medplum/transaction-chunked/{fault}",
-                stage="write-modes",
-                faults=proxy.tally(),
-                duplicates=duplicates,
-                losses=8 - len(notes),
-                server="medplum",
-                write_mode="transaction (chunks of 8)",
-                fault=f"{fault}, then a full replay",
-                uncertain=0,
-            )
-            # one batch of 8 responses plans well over 8 conditional entries
-            assert max(bundles) <= 8 and len(bundles) > 4
-            assert len(notes) == 8 and duplicates == 0
-            if fault != "none":
-                assert len(injected) == 2, describe(injected)
-        finally:
-            for questionnaire in world.built.questionnaires:
-                unregister_summarizer(questionnaire["url"])
+        bundles: list[int] = []
+        rules = [] if fault == "none" else [Rule(fault, "POST", "", nth=(1, 3))]
+        with FaultProxy(medplum_server, FaultPlan(rules)) as proxy:
+            for attempt in ("first", "replay"):
+                if attempt == "replay":
+                    proxy.rearm()
+                state = tmp_path / f"{attempt}.sqlite3"  # a fresh ledger: all again
+                seed_cursor(state, proxy.base_url, world.since)
+                options = SyncOptions(source=proxy.base_url, state_path=state, batch_size=20)
+                report = sync(
+                    proxied(proxy),
+                    options,
+                    catalog_from_build(world.built),
+                    on_transaction=lambda b: bundles.append(len(b["entry"])),
+                )
+                assert report.ok, report.failed[:2]
+                assert report.tally.written == 8
+                assert any("chunks" in note for note in report.notes)
+            injected = proxy.injected()
+        notes = _notes(client, world)
+        duplicates = sum(n - 1 for n in notes.values() if n > 1)
+        record_row(
+            f"write-modes/medplum/transaction-chunked/{fault}",
+            stage="write-modes",
+            faults=proxy.tally(),
+            duplicates=duplicates,
+            losses=8 - len(notes),
+            server="medplum",
+            write_mode="transaction (chunks of 8)",
+            fault=f"{fault}, then a full replay",
+            uncertain=0,
+        )
+        # one batch of 8 responses plans well over 8 conditional entries
+        assert max(bundles) <= 8 and len(bundles) > 4
+        assert len(notes) == 8 and duplicates == 0
+        if fault != "none":
+            assert len(injected) == 2, describe(injected)
 
 
 # ------------------------------------------------------------------ kill -9 per write mode
@@ -333,11 +327,7 @@ def test_medplum_publish_in_chunks_then_again_changes_nothing(repo, medplum_serv
     base = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"
     built, _ = build_all(repo / "questionnaires", base_url=base)
     assert len(built.resources) > 8
-    try:
-        first = publish(repo / "questionnaires", settings, base_url=base)
-        assert first.counts() == {"create": len(built.resources)}
-        again = publish(repo / "questionnaires", settings, base_url=base)
-        assert again.counts() == {"unchanged": len(built.resources)}
-    finally:
-        for questionnaire in built.questionnaires:
-            unregister_summarizer(questionnaire["url"])
+    first = publish(repo / "questionnaires", settings, base_url=base)
+    assert first.counts() == {"create": len(built.resources)}
+    again = publish(repo / "questionnaires", settings, base_url=base)
+    assert again.counts() == {"unchanged": len(built.resources)}

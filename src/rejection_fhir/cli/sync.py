@@ -11,7 +11,7 @@ import click
 
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
-    built_worksheets,
+    built_catalog,
     server_options,
     settings_from,
     worksheet_folder_option,
@@ -240,7 +240,7 @@ def sync_cmd(
         patients_file=patients_file,
         patients_group=patients_group,
     )
-    questionnaires = built_worksheets(source_dir, base_url)
+    catalog = built_catalog(source_dir, base_url)
     bar: Any = None
     progress = None
     on_total = None
@@ -256,7 +256,7 @@ def sync_cmd(
                 bar.update(n)
 
     try:
-        report = sync(settings, options, questionnaires, progress=progress, on_total=on_total)
+        report = sync(settings, options, catalog, progress=progress, on_total=on_total)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -28,7 +28,7 @@ from rejection_fhir.response.questionnaire import QuestionnaireIndex, split_cano
 from rejection_fhir.response.render import render_json, render_markdown, render_text, render_xhtml
 from rejection_fhir.response.summary import Summary
 from rejection_fhir.scoring.clinical import clinical_summary
-from rejection_fhir.scoring.tables import register_value_sets
+from rejection_fhir.worksheet.catalog import Catalog
 
 JsonDict = dict[str, Any]
 
@@ -143,13 +143,21 @@ def _unpack(resource: Any, where: str, problems: list[str]) -> Iterator[tuple[st
         )
 
 
-def load_questionnaire_files(paths: Sequence[Path]) -> list[JsonDict]:
-    return [q for _, found in questionnaires_by_file(paths) for q in found]
+@dataclass
+class QuestionnaireFiles:
+    """What ``--questionnaire`` files hold: Questionnaires file by file (to say which file
+    no response used), and every Questionnaire and ValueSet, for
+    :meth:`~rejection_fhir.worksheet.catalog.Catalog.with_resources`."""
+
+    by_file: list[tuple[Path, list[JsonDict]]] = field(default_factory=list)
+    resources: list[JsonDict] = field(default_factory=list)
 
 
-def questionnaires_by_file(paths: Sequence[Path]) -> list[tuple[Path, list[JsonDict]]]:
-    """The Questionnaires of each file (a Questionnaire or a Bundle), file by file."""
-    by_file: list[tuple[Path, list[JsonDict]]] = []
+def read_questionnaire_files(paths: Sequence[Path]) -> QuestionnaireFiles:
+    """The Questionnaires of each file (a Questionnaire or a Bundle), file by file, and
+    the ValueSets beside them."""
+    files = QuestionnaireFiles()
+    by_file = files.by_file
     for path in paths:
         found: list[JsonDict] = []
         by_file.append((path, found))
@@ -178,10 +186,10 @@ def questionnaires_by_file(paths: Sequence[Path]) -> list[tuple[Path, list[JsonD
         value_sets = [
             r for r in resources if isinstance(r, dict) and r.get("resourceType") == "ValueSet"
         ]
-        register_value_sets(value_sets)
+        files.resources.extend([*found, *value_sets])
         if value_sets and not found:
             by_file.pop()  # a file of ValueSets only is used for its weights, not "unused"
-    return by_file
+    return files
 
 
 def unused_files(by_file: Sequence[tuple[Path, list[JsonDict]]], used: set[int]) -> list[str]:
@@ -212,7 +220,7 @@ def _canonical(questionnaire: JsonDict) -> str:
 
 def summarize_files(
     paths: Sequence[Path],
-    index: QuestionnaireIndex,
+    catalog: Catalog,
     write: Callable[[str], object],
     *,
     fmt: str = "text",
@@ -220,10 +228,14 @@ def summarize_files(
 ) -> SummarizeReport:
     """Summarise every response in ``paths``, writing each rendering as it is made.
 
-    ``fetch(canonical)`` may return Questionnaires from a server for canonicals the index
-    lacks; without it, such responses get a summary built from their own texts.
+    ``catalog`` gives the Questionnaires (the built worksheets, and any ``--questionnaire``
+    files: :meth:`Catalog.with_resources`), the worksheets' summarizers and the ValueSets
+    weights may come from.  ``fetch(canonical)`` may return Questionnaires from a server
+    for canonicals the catalog lacks; without it, such responses get a summary built from
+    their own texts.
     """
     render = RENDERERS[fmt]
+    index = QuestionnaireIndex(catalog.questionnaires)
     report = SummarizeReport()
     missing: set[str] = set()
     for path in paths:
@@ -244,7 +256,14 @@ def summarize_files(
                 # Another version of the same url lends its items to scores and safety.
                 fallback = index.compiled(split_canonical(canonical)[0])
             try:
-                write(render(clinical_summary(response, compiled, fallback=fallback).summary))
+                clinical = clinical_summary(
+                    response,
+                    compiled,
+                    fallback=fallback,
+                    summarizers=catalog.summarizers,
+                    value_sets=catalog.value_sets,
+                )
+                write(render(clinical.summary))
             except InputError as exc:
                 report.problems.append(f"{where}: {exc.message}")
                 continue

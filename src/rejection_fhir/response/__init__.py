@@ -40,12 +40,11 @@ from rejection_fhir.response.summary import (
     Line,
     Section,
     Summarizer,
+    Summarizers,
     Summary,
     generic_summary,
-    register_summarizer,
-    registered_summarizer,
     summarize,
-    unregister_summarizer,
+    summarizer_for,
 )
 
 __all__ = [
@@ -66,13 +65,12 @@ __all__ = [
     "Section",
     "Severity",
     "Summarizer",
+    "Summarizers",
     "Summary",
     "compile_questionnaire",
     "generic_summary",
     "has_errors",
     "narrative",
-    "register_summarizer",
-    "registered_summarizer",
     "render_json",
     "render_markdown",
     "render_text",
@@ -80,6 +78,6 @@ __all__ = [
     "resolve_response",
     "split_canonical",
     "summarize",
-    "unregister_summarizer",
+    "summarizer_for",
     "validate_response",
 ]

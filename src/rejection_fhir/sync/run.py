@@ -84,6 +84,7 @@ from rejection_fhir.sync.state import (
     open_state,
     window_shard,
 )
+from rejection_fhir.worksheet.catalog import Catalog
 
 log = logging.getLogger("rejection_fhir.sync")
 JsonDict = dict[str, Any]
@@ -251,6 +252,7 @@ class _Run:
     def __init__(
         self,
         options: SyncOptions,
+        catalog: Catalog,
         index: QuestionnaireIndex,
         source: FhirClient,
         target: FhirClient,
@@ -262,6 +264,7 @@ class _Run:
         setup: WriteSetup | None = None,
     ) -> None:
         self.options = options
+        self.catalog = catalog
         setup = setup or WriteSetup(ExecMode.TRANSACTION)
         self.executor = WriteExecutor(target, setup, on_bundle=on_transaction)
         #: What the server takes (None: not restricted by what it says).
@@ -347,7 +350,12 @@ class _Run:
             )
             return self.safety_only(qr, rid, version, canonical, compiled, rejection) or rejection
         assert compiled is not None  # validate_response reports an unresolvable Questionnaire
-        clinical = clinical_summary(qr, compiled)
+        clinical = clinical_summary(
+            qr,
+            compiled,
+            summarizers=self.catalog.summarizers,
+            value_sets=self.catalog.value_sets,
+        )
         summary = clinical.summary
         resolved = resolve_response(qr, compiled)
         ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
@@ -389,7 +397,13 @@ class _Run:
         fallback = None
         if compiled is None:
             fallback = self.index.compiled(split_canonical(canonical)[0])
-        clinical = clinical_summary(qr, compiled, fallback=fallback)
+        clinical = clinical_summary(
+            qr,
+            compiled,
+            fallback=fallback,
+            summarizers=self.catalog.summarizers,
+            value_sets=self.catalog.value_sets,
+        )
         if not clinical.alerts:
             return None
         ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
@@ -771,7 +785,7 @@ def _refused(exc: BaseException) -> bool:
 def sync(
     settings: settings_module.Settings,
     options: SyncOptions,
-    questionnaires: Sequence[Mapping[str, Any]],
+    catalog: Catalog,
     *,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int | None], None] | None = None,
@@ -780,14 +794,17 @@ def sync(
 ) -> SyncReport:
     """Run one sync.  Raises StateBusyError if another sync holds the state file.
 
+    ``catalog`` gives the Questionnaires to sync (the built worksheets), their
+    summarizers and the ValueSets weights may come from.
+
     ``on_transaction`` sees each transaction Bundle just before it is posted (in a dry
     run, each Bundle that would be posted); it must not change it.
     """
-    index = QuestionnaireIndex(questionnaires)
+    index = QuestionnaireIndex(catalog.questionnaires)
     if not options.prefixes:
         bases = {
             q["url"].rsplit("/Questionnaire/", 1)[0] + "/Questionnaire/"
-            for q in questionnaires
+            for q in catalog.questionnaires
             if "url" in q
         }
         options = replace(options, prefixes=tuple(sorted(bases)))
@@ -828,6 +845,7 @@ def sync(
                 )
             run = _Run(
                 options,
+                catalog,
                 index,
                 source,
                 target,

@@ -7,8 +7,6 @@ import datetime as dt
 import pytest
 
 from rejection_fhir.report import Report, build_report
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.worksheet.measures import worksheet_measures
 from tests.unit.report.records import CODES, Clinic, course_of_care, of_type
 
@@ -17,10 +15,7 @@ GENERATED = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def worksheets(built):
-    register_worksheets(built.questionnaires)
-    yield built.questionnaires
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
+    return built.questionnaires
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.response.questionnaire import QuestionnaireIndex
 from rejection_fhir.response.render import render_markdown, render_xhtml
 from rejection_fhir.scoring.clinical import clinical_summary
+from rejection_fhir.worksheet.catalog import catalog_of
 
 SOURCE = "http://127.0.0.1:9999/fhir"
 CANON = "https://rejection-fhir.org/fhir/Questionnaire"
@@ -69,6 +70,7 @@ class Clinic:
 
     def __init__(self, questionnaires: Sequence[Mapping[str, Any]], patient: str = "p1") -> None:
         self.index = QuestionnaireIndex(questionnaires)
+        self.catalog = catalog_of(questionnaires)
         #: Worksheet name -> its url, whatever canonical base it was built with.
         self.urls = {q["url"].rsplit("/", 1)[1]: q["url"] for q in questionnaires}
         self.patient = patient
@@ -91,7 +93,7 @@ class Clinic:
         }
         compiled = self.index.for_response(qr)
         assert compiled is not None, name
-        clinical = clinical_summary(qr, compiled)
+        clinical = clinical_summary(qr, compiled, summarizers=self.catalog.summarizers)
         summary = clinical.summary
         ref = ResponseVersion(SOURCE, rid, "1")
         title = summary.title + f" ({authored[:10]})"

@@ -21,8 +21,6 @@ from markdown_it import MarkdownIt
 
 from rejection_fhir.report import build_report, render_html
 from rejection_fhir.response import Line, Section, Summary, render_markdown, render_xhtml, summarize
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from tests.unit.report.records import Clinic, answer, code, integer, of_type, text
 
 PAYLOADS = [
@@ -287,10 +285,7 @@ def test_markdown_round_trips_any_text_as_plain_text(
 
 @pytest.fixture
 def worksheets(built: Any) -> Any:
-    register_worksheets(built.questionnaires)
-    yield built.questionnaires
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
+    return built.questionnaires
 
 
 def _records(worksheets: Any, words: str) -> list[dict[str, Any]]:

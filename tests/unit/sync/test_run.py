@@ -11,11 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.settings import DEFAULT_STATE_PATH, load_settings
 from rejection_fhir.sync.run import SyncOptions, sync
 from rejection_fhir.sync.state import SyncState, window_shard
+from rejection_fhir.worksheet.catalog import catalog_from_build
 
 BASE = "http://127.0.0.1:9999/fhir"
 DATA = Path(__file__).parents[2] / "data"
@@ -94,14 +93,6 @@ def qr():
     return json.loads((DATA / "qr-rejection-log.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def summaries(built):
-    register_worksheets(built.questionnaires)
-    yield
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
-
-
 def _copy(qr, rid, updated, **changes):
     out = copy.deepcopy(qr)
     out["id"] = rid
@@ -114,7 +105,7 @@ def _run(tmp_path, built, **kw):
     kw.setdefault("state_path", tmp_path / "state.sqlite3")
     settings = load_settings({"server": BASE}, env={})
     options = SyncOptions(source=BASE, **kw)
-    return sync(settings, options, built.questionnaires, recorded=RECORDED)
+    return sync(settings, options, catalog_from_build(built), recorded=RECORDED)
 
 
 @responses.activate

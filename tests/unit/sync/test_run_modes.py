@@ -16,7 +16,6 @@ from tests.unit.sync.test_run import (
     FakeServer,
     _copy,
     _run,
-    summaries,  # noqa: F401  (autouse fixture)
 )
 
 
