@@ -91,5 +91,7 @@ def summarize_cmd(
     for problem in [*report.problems, *unused_files(given.by_file, report.used)]:
         click.echo(f"warning: {problem}", err=True)
     status(f"summarised {report.summarised} response(s)")
-    if any("not valid JSON" in p or "expected a FHIR resource" in p for p in report.problems):
-        raise InputError("some input could not be read; see the warnings above")
+    if report.unreadable:
+        raise InputError(
+            f"{report.unreadable} part(s) of the input could not be read; see the warnings above"
+        )

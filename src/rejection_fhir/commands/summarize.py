@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,15 +57,48 @@ READER_WARNINGS = frozenset(
 )
 
 
+class ProblemKind(Enum):
+    """What kind of problem a warning is: the CLI picks its exit code from this."""
+
+    #: Input that could not be read: not valid JSON, or JSON that is not an object.
+    UNREADABLE = "unreadable"
+    #: A resource that is not a QuestionnaireResponse (skipped).
+    NOT_A_RESPONSE = "not-a-response"
+    #: The response's Questionnaire was not found (summarised from its own texts).
+    QUESTIONNAIRE_NOT_FOUND = "questionnaire-not-found"
+    #: A response that could not be summarised (e.g. not a QuestionnaireResponse inside).
+    NOT_SUMMARISED = "not-summarised"
+    #: A conformance finding that changes how the summary reads (:data:`READER_WARNINGS`).
+    READER_WARNING = "reader-warning"
+    #: A ``--questionnaire`` file that no response used.
+    UNUSED_FILE = "unused-file"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One warning beside the summaries: its kind, and the message a person reads."""
+
+    kind: ProblemKind
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass
 class SummarizeReport:
     summarised: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     #: ``id()`` of every Questionnaire resource a response was summarised against.
     used: set[int] = field(default_factory=set)
 
+    @property
+    def unreadable(self) -> int:
+        """How many parts of the input could not be read (the command then fails)."""
+        return sum(1 for p in self.problems if p.kind is ProblemKind.UNREADABLE)
 
-def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonDict]]:
+
+def read_responses(path: Path, problems: list[Problem]) -> Iterator[tuple[str, JsonDict]]:
     """(where, response) for every QuestionnaireResponse in the file; bad parts → problems."""
     loads = orjson.loads  # several times faster than json.loads on the summarize hot path
     name = "<stdin>" if str(path) == "-" else str(path)
@@ -85,7 +119,10 @@ def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonD
                         yield from _whole_document(raw, stream, name, exc, problems)
                         return
                     problems.append(
-                        f"{name}:{number}: not valid JSON ({str(exc).splitlines()[0][:120]}); skipped this line"
+                        Problem(
+                            ProblemKind.UNREADABLE,
+                            f"{name}:{number}: not valid JSON ({str(exc).splitlines()[0][:120]}); skipped this line",
+                        )
                     )
                     continue
                 first = False
@@ -107,7 +144,7 @@ def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonD
 
 
 def _whole_document(
-    first: bytes, rest: IO[bytes], name: str, line_error: ValueError, problems: list[str]
+    first: bytes, rest: IO[bytes], name: str, line_error: ValueError, problems: list[Problem]
 ) -> Iterator[tuple[str, JsonDict]]:
     """The first line is not a JSON value: read the input as one JSON document (a response,
     a Bundle or an array, pretty-printed), or fail once with a hint, not once per line."""
@@ -124,12 +161,14 @@ def _whole_document(
     yield from _unpack(resource, name, problems)
 
 
-def _unpack(resource: Any, where: str, problems: list[str]) -> Iterator[tuple[str, JsonDict]]:
+def _unpack(resource: Any, where: str, problems: list[Problem]) -> Iterator[tuple[str, JsonDict]]:
     if isinstance(resource, list):
         for i, item in enumerate(resource):
             yield from _unpack(item, f"{where}[{i}]", problems)
     elif not isinstance(resource, dict):
-        problems.append(f"{where}: expected a FHIR resource (a JSON object)")
+        problems.append(
+            Problem(ProblemKind.UNREADABLE, f"{where}: expected a FHIR resource (a JSON object)")
+        )
     elif resource.get("resourceType") == "Bundle":
         for i, entry in enumerate(resource.get("entry") or []):
             inner = entry.get("resource") if isinstance(entry, Mapping) else None
@@ -139,7 +178,10 @@ def _unpack(resource: Any, where: str, problems: list[str]) -> Iterator[tuple[st
         yield where, resource
     elif resource.get("resourceType") != "Questionnaire":
         problems.append(
-            f"{where}: a {str(resource.get('resourceType'))[:40]!r}, not a QuestionnaireResponse; skipped"
+            Problem(
+                ProblemKind.NOT_A_RESPONSE,
+                f"{where}: a {str(resource.get('resourceType'))[:40]!r}, not a QuestionnaireResponse; skipped",
+            )
         )
 
 
@@ -192,20 +234,28 @@ def read_questionnaire_files(paths: Sequence[Path]) -> QuestionnaireFiles:
     return files
 
 
-def unused_files(by_file: Sequence[tuple[Path, list[JsonDict]]], used: set[int]) -> list[str]:
+def unused_files(by_file: Sequence[tuple[Path, list[JsonDict]]], used: set[int]) -> list[Problem]:
     """A warning for each ``--questionnaire`` file no response was summarised against."""
     problems = []
     for path, questionnaires in by_file:
         if any(id(q) in used for q in questionnaires):
             continue
         if not questionnaires:
-            problems.append(f"{path}: holds no Questionnaire; the file was not used")
+            problems.append(
+                Problem(
+                    ProblemKind.UNUSED_FILE,
+                    f"{path}: holds no Questionnaire; the file was not used",
+                )
+            )
             continue
         names = ", ".join(_canonical(q) for q in questionnaires[:5])
         more = f" and {len(questionnaires) - 5} more" if len(questionnaires) > 5 else ""
         problems.append(
-            f"{path}: no response named its Questionnaire ({names}{more}); the file was not "
-            "used (check the url and version the responses name)"
+            Problem(
+                ProblemKind.UNUSED_FILE,
+                f"{path}: no response named its Questionnaire ({names}{more}); the file was "
+                "not used (check the url and version the responses name)",
+            )
         )
     return problems
 
@@ -249,7 +299,10 @@ def summarize_files(
                 if compiled is None:
                     missing.add(canonical)
                     report.problems.append(
-                        f"{where}: Questionnaire {canonical[:200]} not found; summarised from the response's own texts"
+                        Problem(
+                            ProblemKind.QUESTIONNAIRE_NOT_FOUND,
+                            f"{where}: Questionnaire {canonical[:200]} not found; summarised from the response's own texts",
+                        )
                     )
             fallback = None
             if compiled is None and isinstance(canonical, str) and not canonical.startswith("#"):
@@ -265,14 +318,19 @@ def summarize_files(
                 )
                 write(render(clinical.summary))
             except InputError as exc:
-                report.problems.append(f"{where}: {exc.message}")
+                report.problems.append(
+                    Problem(ProblemKind.NOT_SUMMARISED, f"{where}: {exc.message}")
+                )
                 continue
             report.summarised += 1
             if compiled is not None:
                 report.used.add(id(compiled.source))
                 # Findings quote identifiers and numbers, never the client's words.
                 report.problems.extend(
-                    f"{where}: {f.path or '(response)'}: {f.message} [{f.code}]"
+                    Problem(
+                        ProblemKind.READER_WARNING,
+                        f"{where}: {f.path or '(response)'}: {f.message} [{f.code}]",
+                    )
                     for f in answer_findings(response, compiled)
                     if f.code in READER_WARNINGS
                 )
