@@ -31,12 +31,12 @@ COMPILED = (
     "response/render.py",
     "response/summary.py",
     "response/values.py",
-    "response/worksheets.py",
     "scoring/clinical.py",
     "scoring/model.py",
     "scoring/safety.py",
     "scoring/score.py",
     "scoring/tables.py",
+    "worksheet/summaries.py",
 )
 
 

@@ -42,8 +42,8 @@ from rejection_fhir.response import (
     summarize,
     validate_response,
 )
-from rejection_fhir.response.worksheets import worksheet_summarizers
 from rejection_fhir.worksheet.catalog import catalog_from_build
+from rejection_fhir.worksheet.summaries import worksheet_summarizers
 from tests.browser import lforms_driver as lf
 from tests.browser.conftest import ARTIFACTS
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from rejection_fhir.report.model import Measure
 from rejection_fhir.response.summary import Summarizer, summarizer_for
-from rejection_fhir.response.worksheets import worksheet_summarizers
 from rejection_fhir.scoring.tables import value_set_index
 from rejection_fhir.worksheet.measures import worksheet_measures
+from rejection_fhir.worksheet.summaries import worksheet_summarizers
 
 if TYPE_CHECKING:
     from rejection_fhir.worksheet.project import BuildResult

@@ -9,7 +9,7 @@ import pytest
 
 from rejection_fhir.response.render import render_text, render_xhtml
 from rejection_fhir.response.summary import summarize as summarize_with
-from rejection_fhir.response.worksheets import worksheet_summarizers
+from rejection_fhir.worksheet.summaries import worksheet_summarizers
 
 DATA = Path(__file__).parents[2] / "data"
 CS = "https://rejection-fhir.org/fhir/CodeSystem/coping-with-rejection"
