@@ -7,8 +7,8 @@ PDF/PNG output live in :mod:`rejection_fhir.commands.report`.
 
 from rejection_fhir.report.model import (
     INSTRUMENT_MEASURES,
-    Band,
     Chart,
+    ChartBand,
     FlagItem,
     Measure,
     Point,
@@ -26,9 +26,9 @@ from rejection_fhir.report.svg import chart_svg
 
 __all__ = [
     "INSTRUMENT_MEASURES",
-    "Band",
     "Block",
     "Chart",
+    "ChartBand",
     "FlagItem",
     "Measure",
     "Point",

@@ -49,8 +49,9 @@ _FHIR_DATETIME = re.compile(
 
 
 @dataclass(frozen=True)
-class Band:
-    """A shaded stretch of a chart's y axis: ``low`` (inclusive) to ``high`` (exclusive,
+class ChartBand:
+    """A shaded stretch of a chart's y axis (drawn from an instrument's
+    :class:`~rejection_fhir.scoring.instruments.Band`, its cut-point): ``low`` (inclusive) to ``high`` (exclusive,
     or the axis maximum for the last band)."""
 
     low: float
@@ -74,18 +75,20 @@ class Measure:
     unit: str = ""
     #: "lower" or "higher" is better, or "" when neither is (e.g. belief strength).
     better: str = ""
-    bands: tuple[Band, ...] = ()
+    bands: tuple[ChartBand, ...] = ()
     order: int = 100
     #: Column heading for the instance when a chart has several lines ("Emotion").
     series_label: str = "Item"
 
 
-def _instrument_bands(instrument: Instrument) -> tuple[Band, ...]:
+def _instrument_bands(instrument: Instrument) -> tuple[ChartBand, ...]:
     top = float(instrument.max_weight * len(instrument.items))
     lows = [float(b.low) for b in instrument.bands]
     highs = [*lows[1:], top]
     return tuple(
-        Band(low, high, b.interpretation.code, b.interpretation.code.replace("-", " ").capitalize())
+        ChartBand(
+            low, high, b.interpretation.code, b.interpretation.code.replace("-", " ").capitalize()
+        )
         for low, high, b in zip(lows, highs, instrument.bands, strict=True)
     )
 
@@ -134,7 +137,7 @@ def measure_for(
     return table.get((system, code))
 
 
-def band_for(measure: Measure, value: float) -> Band | None:
+def band_for(measure: Measure, value: float) -> ChartBand | None:
     chosen = None
     for band in measure.bands:
         if value >= band.low:
@@ -213,7 +216,7 @@ class Point:
     #: The Observation's interpretation, e.g. "Moderate depression (10-14)".
     interpretation: str = ""
     #: The measure's band the value falls in (scores only).
-    band: Band | None = None
+    band: ChartBand | None = None
     #: A safety Flag was raised by the same response (same moment).
     flagged: bool = False
 

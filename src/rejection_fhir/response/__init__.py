@@ -15,7 +15,12 @@ from rejection_fhir.response.answers import (
     ResolvedResponse,
     resolve_response,
 )
-from rejection_fhir.response.conformance import Finding, Severity, has_errors, validate_response
+from rejection_fhir.response.conformance import (
+    ResponseFinding,
+    Severity,
+    has_errors,
+    validate_response,
+)
 from rejection_fhir.response.enablewhen import EnableWhenEvaluator
 from rejection_fhir.response.questionnaire import (
     CodeList,
@@ -54,7 +59,6 @@ __all__ = [
     "EnableWhen",
     "EnableWhenEvaluator",
     "Entry",
-    "Finding",
     "ItemDef",
     "Line",
     "OptionDef",
@@ -62,6 +66,7 @@ __all__ = [
     "ResolvedAnswer",
     "ResolvedItem",
     "ResolvedResponse",
+    "ResponseFinding",
     "Section",
     "Severity",
     "Summarizer",

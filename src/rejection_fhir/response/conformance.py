@@ -65,7 +65,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from rejection_fhir.errors import RejectionFhirError
-from rejection_fhir.findings import Severity
+from rejection_fhir.findings import Severity, has_errors
 from rejection_fhir.response.enablewhen import Chain, EnableWhenEvaluator, Frame, root_chain
 from rejection_fhir.response.questionnaire import (
     CompiledQuestionnaire,
@@ -86,7 +86,13 @@ from rejection_fhir.response.values import (
     to_decimal,
 )
 
-__all__ = ["Finding", "Severity", "answer_findings", "has_errors", "validate_response"]
+__all__ = [
+    "ResponseFinding",
+    "Severity",
+    "answer_findings",
+    "has_errors",
+    "validate_response",
+]
 
 _STATUSES: Final = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
 _REQUIRED_WHEN: Final = frozenset({"completed", "amended"})
@@ -95,7 +101,7 @@ _STRING_KEYS: Final = frozenset({"valueString", "valueUri"})
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class ResponseFinding:
     """One problem found in a response.  Safe to log: quotes no free-text answer."""
 
     severity: Severity
@@ -108,17 +114,13 @@ class Finding:
         return f"{self.severity}: {where}: {self.message} [{self.code}]"
 
 
-def has_errors(findings: list[Finding]) -> bool:
-    return any(finding.severity == "error" for finding in findings)
-
-
 def validate_response(
     response: object,
     questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None,
     *,
     now: datetime | None = None,
     terminology: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[Finding]:
+) -> list[ResponseFinding]:
     """Every conformance problem of ``response`` against ``questionnaire``, in document order.
 
     ``questionnaire`` None means it could not be resolved (an error), unless the response
@@ -126,16 +128,18 @@ def validate_response(
     current time) dates "authored in the future".  ``terminology`` maps canonical urls to
     ValueSet/CodeSystem resources for non-contained ``answerValueSet`` references.
     """
-    findings: list[Finding] = []
+    findings: list[ResponseFinding] = []
     if not isinstance(response, dict):
         findings.append(
-            Finding("error", "", "The QuestionnaireResponse is not a JSON object.", "not-an-object")
+            ResponseFinding(
+                "error", "", "The QuestionnaireResponse is not a JSON object.", "not-an-object"
+            )
         )
         return findings
     kind = response.get("resourceType")
     if kind != "QuestionnaireResponse":
         findings.append(
-            Finding(
+            ResponseFinding(
                 "error",
                 "",
                 f"resourceType is {_quote(kind)}, expected 'QuestionnaireResponse'.",
@@ -148,10 +152,10 @@ def validate_response(
     if not isinstance(status, str) and status is not None:
         status = repr(status)  # reported as invalid below, quoted safely
     if status is None:
-        findings.append(Finding("error", "", "status is missing.", "missing-status"))
+        findings.append(ResponseFinding("error", "", "status is missing.", "missing-status"))
     elif status not in _STATUSES:
         findings.append(
-            Finding(
+            ResponseFinding(
                 "error",
                 "",
                 f"status {_quote(status)} is not one of {', '.join(sorted(_STATUSES))}.",
@@ -160,7 +164,7 @@ def validate_response(
         )
     elif status == "entered-in-error":
         findings.append(
-            Finding(
+            ResponseFinding(
                 "information",
                 "",
                 "status is entered-in-error: this response should not be used.",
@@ -183,7 +187,7 @@ def validate_response(
 
 def answer_findings(
     response: Mapping[str, Any], questionnaire: Mapping[str, Any] | CompiledQuestionnaire
-) -> list[Finding]:
+) -> list[ResponseFinding]:
     """The answer checks of :func:`validate_response` alone, for readers of a summary.
 
     Every answer is checked against its item's definition (found by linkId anywhere in
@@ -192,7 +196,7 @@ def answer_findings(
     required-ness are not: this is what ``summarize`` warns about beside a summary, at a
     fraction of a full validation's cost.  Paths are the ones validate_response gives.
     """
-    findings: list[Finding] = []
+    findings: list[ResponseFinding] = []
     compiled = compile_questionnaire(questionnaire)
     checker = _Checker(compiled, None, False, findings)
     checker.answers_only(response.get("item"), compiled.root_index, "")
@@ -205,12 +209,12 @@ def answer_findings(
 def _questionnaire_for(
     response: Mapping[str, Any],
     questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None,
-    findings: list[Finding],
+    findings: list[ResponseFinding],
 ) -> CompiledQuestionnaire | None:
     canonical = response.get("questionnaire")
     if not isinstance(canonical, str) or not canonical:
         findings.append(
-            Finding(
+            ResponseFinding(
                 "error",
                 "",
                 "The response does not name its Questionnaire (questionnaire is missing).",
@@ -230,7 +234,7 @@ def _questionnaire_for(
                 break
     if questionnaire is None:
         findings.append(
-            Finding(
+            ResponseFinding(
                 "error",
                 "",
                 f"The Questionnaire {_quote(canonical)} could not be found; "
@@ -245,7 +249,7 @@ def _questionnaire_for(
         compiled = compile_questionnaire(questionnaire)
     except RejectionFhirError:
         findings.append(
-            Finding(
+            ResponseFinding(
                 "error",
                 "",
                 "What was passed as the Questionnaire is not a Questionnaire resource.",
@@ -261,7 +265,7 @@ def _questionnaire_for(
             # validator require an absolute url here: say so, and carry on.
             matches = compiled.matches(canonical)
             findings.append(
-                Finding(
+                ResponseFinding(
                     "warning",
                     "",
                     f"questionnaire {_quote(canonical)} is a relative reference; FHIR wants the "
@@ -273,7 +277,9 @@ def _questionnaire_for(
             matches = compiled.matches(canonical)
         if not matches:
             findings.append(
-                Finding("error", "", _mismatch(canonical, compiled), "questionnaire-mismatch")
+                ResponseFinding(
+                    "error", "", _mismatch(canonical, compiled), "questionnaire-mismatch"
+                )
             )
     return compiled
 
@@ -327,14 +333,14 @@ def _check_authored(
     response: Mapping[str, Any],
     compiled: CompiledQuestionnaire | None,
     now: datetime | None,
-    findings: list[Finding],
+    findings: list[ResponseFinding],
 ) -> None:
     authored = response.get("authored")
     if authored is None:
         return
     if problem_with_value("valueDateTime", authored) is not None:
         findings.append(
-            Finding("error", "", "authored is not a FHIR dateTime.", "invalid-authored")
+            ResponseFinding("error", "", "authored is not a FHIR dateTime.", "invalid-authored")
         )
         return
     moment = parse_temporal(authored)
@@ -343,7 +349,7 @@ def _check_authored(
     current = now if now is not None else now_utc()
     if moment.lo > current + _CLOCK_SKEW:
         findings.append(
-            Finding(
+            ResponseFinding(
                 "warning",
                 "",
                 "authored lies in the future; check the device clock that sent it.",
@@ -355,7 +361,7 @@ def _check_authored(
     start = parse_temporal(compiled.effective_start) if compiled.effective_start else None
     if start is not None and compare_temporal(moment, start) == -1:
         findings.append(
-            Finding(
+            ResponseFinding(
                 "warning",
                 "",
                 f"authored lies before the Questionnaire's effectivePeriod.start "
@@ -366,7 +372,7 @@ def _check_authored(
     end = parse_temporal(compiled.effective_end) if compiled.effective_end else None
     if end is not None and compare_temporal(moment, end) == 1:
         findings.append(
-            Finding(
+            ResponseFinding(
                 "warning",
                 "",
                 f"authored lies after the Questionnaire's effectivePeriod.end "
@@ -387,7 +393,7 @@ class _Checker:
         compiled: CompiledQuestionnaire,
         terminology: Mapping[str, Mapping[str, Any]] | None,
         require: bool,
-        findings: list[Finding],
+        findings: list[ResponseFinding],
     ) -> None:
         self.compiled = compiled
         self.terminology = terminology
@@ -397,7 +403,7 @@ class _Checker:
         self.noted: set[tuple[str, str]] = set()  # (code, linkId) reported once per response
 
     def add(self, severity: Severity, path: str, message: str, code: str) -> None:
-        self.findings.append(Finding(severity, path, message, code))
+        self.findings.append(ResponseFinding(severity, path, message, code))
 
     def empty(self, node: Mapping[str, Any], path: str, what: str) -> None:
         """``item: []`` / ``answer: []``: FHIR forbids empty arrays (the HL7 validator says so)."""

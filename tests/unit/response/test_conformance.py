@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rejection_fhir.response import Finding, has_errors, validate_response
+from rejection_fhir.response import ResponseFinding, has_errors, validate_response
 from tests.unit.response.helpers import (
     CANONICAL,
     answered,
@@ -27,7 +27,7 @@ from tests.unit.response.helpers import (
 Json = dict[str, Any]
 
 
-def check(response: Any, questionnaire: Any, now: datetime, **kwargs: Any) -> list[Finding]:
+def check(response: Any, questionnaire: Any, now: datetime, **kwargs: Any) -> list[ResponseFinding]:
     return validate_response(response, questionnaire, now=now, **kwargs)
 
 
