@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rejection_fhir.response.answers import resolve_response
+from rejection_fhir.response.answers import ResolvedResponse, resolve_response
 from rejection_fhir.response.questionnaire import CompiledQuestionnaire
 from rejection_fhir.response.summary import Line, Summarizers, Summary, summarize_resolved
 from rejection_fhir.scoring.model import SafetyAlert, Score
@@ -26,6 +26,9 @@ class ClinicalSummary:
     summary: Summary
     scores: tuple[Score, ...]
     alerts: tuple[SafetyAlert, ...]
+    #: The response as resolved for the summary: its answers (typed, displayed) for
+    #: whatever else reads them (the Observations), without resolving it again.
+    resolved: ResolvedResponse
 
 
 def score_line(score: Score) -> Line:
@@ -76,7 +79,7 @@ def clinical_summary(
         if not table.scored_link_ids and not table.phq9_signal:
             # Nothing to score and not a PHQ-9 on any sign of its Questionnaire (most
             # worksheets): what score_and_alert finds, without building it.
-            return ClinicalSummary(summary, (), ())
+            return ClinicalSummary(summary, (), (), resolved)
         found = score_and_alert(qr, table, answers=resolved.recorded_answers(table.scored_link_ids))
     scores, alerts = tuple(found[0]), tuple(found[1])
     if scores or alerts:
@@ -93,7 +96,7 @@ def clinical_summary(
             scores + summary.scores,
             alerts + summary.alert_data,
         )
-    return ClinicalSummary(summary, scores, alerts)
+    return ClinicalSummary(summary, scores, alerts, resolved)
 
 
 def _table(

@@ -66,8 +66,6 @@ from rejection_fhir.errors import (
     ServerUnavailableError,
 )
 from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.response.answers import resolve_response
-from rejection_fhir.response.conformance import validate_response
 from rejection_fhir.response.questionnaire import (
     CompiledQuestionnaire,
     QuestionnaireIndex,
@@ -75,7 +73,7 @@ from rejection_fhir.response.questionnaire import (
 )
 from rejection_fhir.response.render import render_markdown, render_xhtml
 from rejection_fhir.response.summary import Summary
-from rejection_fhir.scoring.clinical import clinical_summary
+from rejection_fhir.scoring.analysis import Analysis, analyse
 from rejection_fhir.sync.executors import ExecMode, WriteExecutor, WriteSetup, write_setup
 from rejection_fhir.sync.state import (
     INCREMENTAL,
@@ -335,10 +333,21 @@ class _Run:
             return None
         where = f"QuestionnaireResponse/{rid}/_history/{version}"
         compiled = self.questionnaire_for(qr)
+        # One analysis of the response (findings, resolved answers, summary, scores,
+        # alerts): everything below is planned from it, nothing walks the response again.
+        analysis = analyse(
+            qr,
+            compiled,
+            # Another version of the same url lends its items to the item 9 rule.
+            fallback=self.index.compiled(split_canonical(canonical)[0])
+            if compiled is None
+            else None,
+            summarizers=self.catalog.summarizers,
+            value_sets=self.catalog.value_sets,
+        )
         findings = [
             {"severity": f.severity, "path": f.path, "code": f.code, "message": f.message}
-            for f in validate_response(qr, compiled)
-            if f.severity == "error"
+            for f in analysis.errors
         ]
         if findings:
             self.report.tally.rejected += 1
@@ -348,29 +357,22 @@ class _Run:
             rejection = LedgerEntry(
                 self.options.source, rid, version, "rejected", canonical, [], findings
             )
-            return self.safety_only(qr, rid, version, canonical, compiled, rejection) or rejection
+            return self.safety_only(qr, rid, version, canonical, analysis, rejection) or rejection
         assert compiled is not None  # validate_response reports an unresolvable Questionnaire
-        clinical = clinical_summary(
-            qr,
-            compiled,
-            summarizers=self.catalog.summarizers,
-            value_sets=self.catalog.value_sets,
-        )
-        summary = clinical.summary
-        resolved = resolve_response(qr, compiled)
+        summary = analysis.summary
         ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
         previous = self.previous_note(rid, version)
         title = summary.title + (f" ({summary.authored[:10]})" if summary.authored else "")
         note = Note(title, render_markdown(summary), render_xhtml(summary))
         extra = [
-            *score_entries(qr, ref, clinical.scores),
-            *safety_entries(qr, ref, clinical.alerts, task=self.options.safety_task),
+            *score_entries(qr, ref, analysis.scores),
+            *safety_entries(qr, ref, analysis.alerts, task=self.options.safety_task),
         ]
         plan = plan_writes(
             qr,
             ref,
             note,
-            observation_values(resolved),
+            observation_values(analysis.resolved),
             recorded=self.recorded,
             previous_note=previous,
             extra=extra,
@@ -387,24 +389,14 @@ class _Run:
         rid: str,
         version: str,
         canonical: str,
-        compiled: CompiledQuestionnaire | None,
+        analysis: Analysis,
         rejection: LedgerEntry,
     ) -> _Prepared | None:
         """A rejected response is not summarised into the record, but the item 9 rule still
         runs on it (on its own signals when its Questionnaire cannot be resolved, lent
         another version of the same url when one is known): a positive or unreadable item
         9 gets its Flag even so (docs/instruments.md, "Safety")."""
-        fallback = None
-        if compiled is None:
-            fallback = self.index.compiled(split_canonical(canonical)[0])
-        clinical = clinical_summary(
-            qr,
-            compiled,
-            fallback=fallback,
-            summarizers=self.catalog.summarizers,
-            value_sets=self.catalog.value_sets,
-        )
-        if not clinical.alerts:
+        if not analysis.alerts:
             return None
         ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
         plan = plan_writes(
@@ -413,11 +405,11 @@ class _Run:
             None,
             (),
             recorded=self.recorded,
-            extra=safety_entries(qr, ref, clinical.alerts, task=self.options.safety_task),
+            extra=safety_entries(qr, ref, analysis.alerts, task=self.options.safety_task),
         )
         last_updated = _meta(qr).get("lastUpdated")
         return _Prepared(
-            qr, ref, canonical, plan, clinical.summary, last_updated, rejection=rejection
+            qr, ref, canonical, plan, analysis.summary, last_updated, rejection=rejection
         )
 
     def previous_note(self, rid: str, version: str) -> JsonDict | None:

@@ -1,0 +1,66 @@
+"""One analysis per response: the sync resolves each QuestionnaireResponse once (issue 14)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import responses
+
+from rejection_fhir.response.answers import ResolvedResponse
+from rejection_fhir.settings import load_settings
+from rejection_fhir.sync.run import SyncOptions, sync
+from tests.unit.sync.test_run import BASE, RECORDED, FakeServer, _copy
+
+DATA = Path(__file__).parents[2] / "data"
+
+
+@pytest.fixture
+def resolutions(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The id of each response resolved (a ResolvedResponse made for it)."""
+    made: list[str | None] = []
+    original = ResolvedResponse.__init__
+
+    def spy(self: ResolvedResponse, source, resolver) -> None:  # type: ignore[no-untyped-def]
+        made.append(source.get("id"))
+        original(self, source, resolver)
+
+    monkeypatch.setattr(ResolvedResponse, "__init__", spy)
+    return made
+
+
+@responses.activate
+def test_sync_resolves_each_response_once(tmp_path, catalog, resolutions):
+    qr = json.loads((DATA / "qr-rejection-log.json").read_text())
+    phq9 = next(q for q in catalog.questionnaires if q["id"] == "phq-9")
+    scored = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": f"{phq9['url']}|{phq9['version']}",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "authored": "2026-11-20T09:00:00Z",
+        "item": [
+            {
+                "linkId": link_id,
+                "answer": [{"valueCoding": {"system": "http://loinc.org", "code": "LA6568-5"}}],
+            }
+            for link_id in (f"phq9-{i}" for i in range(1, 10))
+        ],
+    }
+    server = FakeServer(
+        responses.mock,
+        [
+            _copy(qr, "a", "2026-11-20T10:00:00Z"),
+            _copy(qr, "b", "2026-11-20T11:00:00Z"),
+            _copy(scored, "c", "2026-11-20T12:00:00Z"),
+        ],
+    )
+    settings = load_settings({"server": BASE}, env={})
+    options = SyncOptions(source=BASE, state_path=tmp_path / "state.sqlite3")
+    report = sync(settings, options, catalog, recorded=RECORDED)
+    assert report.tally.written == 3, (report.rejected, report.failed)
+    assert sorted(resolutions) == ["a", "b", "c"]
+    # The Observations still come from the one resolution: the score and the answers.
+    kinds = [e["resource"]["resourceType"] for b in server.transactions for e in b["entry"]]
+    assert kinds.count("Observation") >= 2
