@@ -32,8 +32,8 @@ RED = "rgb(179, 38, 30)"
 
 
 @pytest.fixture
-def resources(built) -> Any:
-    yield course_of_care(built.questionnaires).resources
+def resources(catalog) -> Any:
+    yield course_of_care(catalog).resources
 
 
 @pytest.fixture

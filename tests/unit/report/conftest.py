@@ -14,13 +14,8 @@ GENERATED = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def worksheets(built):
-    return built.questionnaires
-
-
-@pytest.fixture
-def clinic(worksheets) -> Clinic:
-    return course_of_care(worksheets)
+def clinic(catalog) -> Clinic:
+    return course_of_care(catalog)
 
 
 def report_of(resources, patient: str = "p1", **kw) -> Report:

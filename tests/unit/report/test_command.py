@@ -194,11 +194,12 @@ def test_a_clinic_base_url_keeps_the_worksheet_charts_titled_and_scaled(tmp_path
     """Issue 14: the worksheets' measures were keyed on the default base's CodeSystem, so
     a clinic that built with --base-url got its worksheet charts untitled and unscaled."""
     from rejection_fhir.commands.build import build_all
+    from rejection_fhir.worksheet.catalog import catalog_from_build
     from tests.conftest import QUESTIONNAIRES
     from tests.unit.report.records import course_of_care
 
     built, _ = build_all(QUESTIONNAIRES, base_url=CLINIC_BASE)
-    clinic = course_of_care(built.questionnaires)
+    clinic = course_of_care(catalog_from_build(built))
     systems = {
         c["system"]
         for o in clinic.resources
