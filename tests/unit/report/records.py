@@ -1,7 +1,7 @@
 """What the EHR holds after a sync, made by the sync's own code (not hand-written JSON).
 
 :class:`Clinic` takes QuestionnaireResponses to the built worksheets and instruments and
-runs them through the same steps as ``sync.run._Run.prepare``: clinical summary, Markdown
+runs them through the same steps as ``sync.prepare.Preparer.prepare``: clinical summary, Markdown
 and XHTML note, extracted values, score Observations and safety Flags.  The report then
 reads exactly the shapes the sync writes.  :func:`course_of_care` is a ten-week course
 for one client, used by the unit, command and browser tests.
