@@ -27,6 +27,7 @@ from setuptools.command.build_ext import build_ext
 COMPILED = (
     "response/answers.py",
     "response/conformance.py",
+    "response/itemcheck.py",
     "response/questionnaire.py",
     "response/render.py",
     "response/summary.py",
