@@ -5,12 +5,10 @@
 PDF/PNG output live in :mod:`rejection_fhir.commands.report`.
 """
 
+from rejection_fhir.report.measures import INSTRUMENT_MEASURES, ChartBand, Measure
 from rejection_fhir.report.model import (
-    INSTRUMENT_MEASURES,
     Chart,
-    ChartBand,
     FlagItem,
-    Measure,
     Point,
     Report,
     Series,

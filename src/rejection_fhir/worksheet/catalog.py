@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rejection_fhir.report.model import Measure
+from rejection_fhir.report.measures import Measure
 from rejection_fhir.response.summary import Summarizer, summarizer_for
 from rejection_fhir.scoring.tables import value_set_index
 from rejection_fhir.worksheet.measures import worksheet_measures

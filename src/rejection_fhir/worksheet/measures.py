@@ -10,7 +10,7 @@ keeps its charts' titles and scales.  The instruments' measures (LOINC) live in
 
 from __future__ import annotations
 
-from rejection_fhir.report.model import Measure
+from rejection_fhir.report.measures import Measure
 
 
 def _scale(

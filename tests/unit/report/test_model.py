@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from rejection_fhir.report import parse_when
-from rejection_fhir.report.model import band_for, measure_for
+from rejection_fhir.report.measures import band_for, measure_for
 from rejection_fhir.worksheet.measures import worksheet_measures
 from tests.unit.report.conftest import GENERATED, report_of
 from tests.unit.report.records import CODES, LOINC, of_type, survey_observation
