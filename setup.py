@@ -32,6 +32,7 @@ COMPILED = (
     "response/render.py",
     "response/summary.py",
     "response/values.py",
+    "scoring/analysis.py",
     "scoring/clinical.py",
     "scoring/model.py",
     "scoring/safety.py",

@@ -24,11 +24,10 @@ from typing import IO, Any
 import orjson
 
 from rejection_fhir.errors import InputError
-from rejection_fhir.response.conformance import answer_findings
 from rejection_fhir.response.questionnaire import QuestionnaireIndex, split_canonical
 from rejection_fhir.response.render import render_json, render_markdown, render_text, render_xhtml
 from rejection_fhir.response.summary import Summary
-from rejection_fhir.scoring.clinical import clinical_summary
+from rejection_fhir.scoring.analysis import analyse
 from rejection_fhir.worksheet.catalog import Catalog
 
 JsonDict = dict[str, Any]
@@ -309,14 +308,16 @@ def summarize_files(
                 # Another version of the same url lends its items to scores and safety.
                 fallback = index.compiled(split_canonical(canonical)[0])
             try:
-                clinical = clinical_summary(
+                # One analysis: the summary and the answer checks warned about beside it.
+                analysis = analyse(
                     response,
                     compiled,
                     fallback=fallback,
                     summarizers=catalog.summarizers,
                     value_sets=catalog.value_sets,
+                    answers_only=True,
                 )
-                write(render(clinical.summary))
+                write(render(analysis.summary))
             except InputError as exc:
                 report.problems.append(
                     Problem(ProblemKind.NOT_SUMMARISED, f"{where}: {exc.message}")
@@ -331,7 +332,7 @@ def summarize_files(
                         ProblemKind.READER_WARNING,
                         f"{where}: {f.path or '(response)'}: {f.message} [{f.code}]",
                     )
-                    for f in answer_findings(response, compiled)
+                    for f in analysis.findings
                     if f.code in READER_WARNINGS
                 )
     return report

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from rejection_fhir.response.answers import ResolvedResponse
-from rejection_fhir.response.conformance import ResponseFinding, validate_response
+from rejection_fhir.response.conformance import (
+    ResponseFinding,
+    answer_findings,
+    validate_response,
+)
 from rejection_fhir.response.questionnaire import CompiledQuestionnaire
 from rejection_fhir.response.summary import Summarizers, Summary
 from rejection_fhir.scoring.clinical import ClinicalSummary, clinical_summary
@@ -32,7 +36,8 @@ class Analysis:
     response: Mapping[str, Any]
     #: The Questionnaire it was read against (None: not resolved).
     compiled: CompiledQuestionnaire | None
-    #: Every conformance finding (:func:`validate_response`), in document order.
+    #: Every conformance finding (:func:`validate_response`, or only the answer checks,
+    #: :func:`answer_findings`, when asked for), in document order.
     findings: tuple[ResponseFinding, ...]
     clinical: ClinicalSummary
 
@@ -64,12 +69,16 @@ def analyse(
     fallback: CompiledQuestionnaire | Mapping[str, Any] | None = None,
     summarizers: Summarizers | None = None,
     value_sets: ValueSets | None = None,
+    answers_only: bool = False,
 ) -> Analysis:
-    """Validate, resolve, summarise, score and check safety, once.
+    """Resolve, summarise, score, check safety and validate, once.
 
     ``fallback`` (another version of the same Questionnaire) lends its items to the scores
-    and the item 9 rule when ``compiled`` is None (see :func:`clinical_summary`)."""
-    findings = tuple(validate_response(qr, compiled))
+    and the item 9 rule when ``compiled`` is None (see :func:`clinical_summary`).
+    ``answers_only``: the answer checks alone (what ``summarize`` warns about beside a
+    summary; none without a Questionnaire), not the whole validation the sync needs.
+    Raises :class:`~rejection_fhir.errors.InputError` when ``qr`` is not a
+    QuestionnaireResponse (as :func:`clinical_summary` does)."""
     clinical = clinical_summary(
         qr,
         compiled,
@@ -77,4 +86,10 @@ def analyse(
         summarizers=summarizers,
         value_sets=value_sets,
     )
+    if not answers_only:
+        findings = tuple(validate_response(qr, compiled))
+    elif compiled is not None:
+        findings = tuple(answer_findings(qr, compiled))
+    else:
+        findings = ()
     return Analysis(qr, compiled, findings, clinical)
