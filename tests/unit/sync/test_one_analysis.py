@@ -1,4 +1,10 @@
-"""One analysis per response: the sync resolves each QuestionnaireResponse once (issue 14)."""
+"""One analysis per response: the sync resolves each QuestionnaireResponse once (issue 14).
+
+The old code resolved every response twice (the clinical summary's resolution was thrown
+away and the Observations resolved it again).  Counted two ways: the analyses the sync
+makes and what the Observations are read from (both builds), and, in the pure-Python
+build, every ResolvedResponse made (a compiled class cannot be spied on).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,12 @@ import responses
 
 from rejection_fhir.response.answers import ResolvedResponse
 from rejection_fhir.settings import load_settings
+from rejection_fhir.sync import prepare
 from rejection_fhir.sync.run import SyncOptions, sync
 from tests.unit.sync.test_run import BASE, RECORDED, FakeServer, _copy
+from tests.unit.test_compiled import _is_extension
+
+COMPILED = _is_extension("rejection_fhir.response.answers")
 
 DATA = Path(__file__).parents[2] / "data"
 
@@ -30,8 +40,28 @@ def resolutions(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     return made
 
 
+@pytest.fixture
+def analysed(monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
+    """Each analysis the sync makes, and each resolution its Observations are read from."""
+    analyses: list = []
+    observed: list = []
+    real_analyse, real_values = prepare.analyse, prepare.observation_values
+
+    def analyse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        analyses.append(real_analyse(*args, **kwargs))
+        return analyses[-1]
+
+    def observation_values(resolved):  # type: ignore[no-untyped-def]
+        observed.append(resolved)
+        return real_values(resolved)
+
+    monkeypatch.setattr(prepare, "analyse", analyse)
+    monkeypatch.setattr(prepare, "observation_values", observation_values)
+    return analyses, observed
+
+
 @responses.activate
-def test_sync_resolves_each_response_once(tmp_path, catalog, resolutions):
+def test_sync_resolves_each_response_once(tmp_path, catalog, resolutions, analysed):
     qr = json.loads((DATA / "qr-rejection-log.json").read_text())
     phq9 = next(q for q in catalog.questionnaires if q["id"] == "phq-9")
     scored = {
@@ -60,7 +90,12 @@ def test_sync_resolves_each_response_once(tmp_path, catalog, resolutions):
     options = SyncOptions(source=BASE, state_path=tmp_path / "state.sqlite3")
     report = sync(settings, options, catalog, recorded=RECORDED)
     assert report.tally.written == 3, (report.rejected, report.failed)
-    assert sorted(resolutions) == ["a", "b", "c"]
+    analyses, observed = analysed
+    assert [a.response["id"] for a in analyses] == ["a", "b", "c"]
+    # The Observations are read from the analysis' own resolution, not a second one.
+    assert [id(r) for r in observed] == [id(a.resolved) for a in analyses]
+    if not COMPILED:
+        assert sorted(resolutions) == ["a", "b", "c"]
     # The Observations still come from the one resolution: the score and the answers.
     kinds = [e["resource"]["resourceType"] for b in server.transactions for e in b["entry"]]
     assert kinds.count("Observation") >= 2
