@@ -27,16 +27,18 @@ from setuptools.command.build_ext import build_ext
 COMPILED = (
     "response/answers.py",
     "response/conformance.py",
+    "response/itemcheck.py",
     "response/questionnaire.py",
     "response/render.py",
     "response/summary.py",
     "response/values.py",
-    "response/worksheets.py",
+    "scoring/analysis.py",
     "scoring/clinical.py",
     "scoring/model.py",
     "scoring/safety.py",
     "scoring/score.py",
     "scoring/tables.py",
+    "worksheet/summaries.py",
 )
 
 

@@ -14,12 +14,10 @@ QUESTIONNAIRES = REPO / "questionnaires"
 
 @cache
 def worksheets(base_url: str | None = None) -> tuple[dict[str, Any], ...]:
-    """The built Questionnaires, with their worksheet summarizers registered (as the CLI does)."""
+    """The built Questionnaires (``catalog_of`` gives their summarizers, as the CLI does)."""
     from rejection_fhir.commands.build import build_all
-    from rejection_fhir.response.worksheets import register_worksheets
 
     built, _ = build_all(QUESTIONNAIRES, base_url=base_url)
-    register_worksheets(built.questionnaires)
     return tuple(built.questionnaires)
 
 

@@ -198,9 +198,11 @@ class Endpoint:
 
     def __init__(self, base: str, questionnaires: Sequence[Mapping[str, Any]], tmp: Path):
         from rejection_fhir.settings import load_settings
+        from rejection_fhir.worksheet.catalog import catalog_of
 
         self.base = base
         self.questionnaires = questionnaires
+        self.catalog = catalog_of(questionnaires)
         self.settings = load_settings({"server": base}, env={})
         self.tmp = tmp
 
@@ -237,7 +239,7 @@ class Endpoint:
         )
         with captured() as sent:
             started = time.perf_counter()
-            report = sync(self.settings, options, self.questionnaires)
+            report = sync(self.settings, options, self.catalog)
             elapsed = time.perf_counter() - started
         return report, elapsed, sorted(sent, key=lambda s: s.started)
 
@@ -326,11 +328,8 @@ def run(
 ) -> list[Row]:
     from tests.hapi_server import ensure_server
 
-    from rejection_fhir.response.worksheets import register_worksheets
-
     if shutil.which("curl") is None:
         raise RuntimeError("curl is needed for the ceilings")
-    register_worksheets(questionnaires)
     hapi = ensure_server()
     rows: list[Row] = []
     for target in TARGETS:

@@ -34,7 +34,9 @@ def run(questionnaires: Sequence[Mapping[str, Any]], *, seed: int, count: int) -
     from rejection_fhir.response.questionnaire import QuestionnaireIndex
     from rejection_fhir.response.summary import generic_summary, summarize
     from rejection_fhir.scoring.clinical import clinical_summary
+    from rejection_fhir.worksheet.catalog import catalog_of
 
+    catalog = catalog_of(questionnaires)
     index = QuestionnaireIndex(questionnaires)
     render = RENDERERS["json"]
     lines = [
@@ -57,22 +59,22 @@ def run(questionnaires: Sequence[Mapping[str, Any]], *, seed: int, count: int) -
 
     def worksheets() -> None:
         for qr, compiled in parsed:
-            summarize(qr, compiled)
+            summarize(qr, compiled, summarizers=catalog.summarizers)
 
     def clinical() -> None:
         for qr, compiled in parsed:
-            clinical_summary(qr, compiled)
+            clinical_summary(qr, compiled, summarizers=catalog.summarizers)
 
     def bare() -> None:
         for qr, _ in parsed:
             _bare_walk(qr.get("item"), [])
 
     def command() -> None:
-        report = summarize_files([ndjson], index, lambda text: None, fmt="json")
+        report = summarize_files([ndjson], catalog, lambda text: None, fmt="json")
         assert report.summarised == count, report.problems[:3]
 
     ready = [
-        (line.encode(), clinical_summary(qr, compiled).summary)
+        (line.encode(), clinical_summary(qr, compiled, summarizers=catalog.summarizers).summary)
         for line, (qr, compiled) in zip(lines, parsed, strict=True)
     ]
 

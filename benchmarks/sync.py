@@ -112,12 +112,13 @@ class Bench:
     def planned(self, world: World) -> list[JsonDict]:
         """The transaction Bundles a sync would post for ``world`` (a dry run)."""
         from rejection_fhir.sync.run import sync
+        from rejection_fhir.worksheet.catalog import catalog_of
 
         bundles: list[JsonDict] = []
         report = sync(
             self.settings,
             self._options(world, dry_run=True),
-            self.questionnaires,
+            catalog_of(self.questionnaires),
             on_transaction=bundles.append,
         )
         _check(report, world, "dry run")
@@ -127,10 +128,13 @@ class Bench:
 
     def ours(self, world: World) -> float:
         from rejection_fhir.sync.run import sync
+        from rejection_fhir.worksheet.catalog import catalog_of
 
         started = time.perf_counter()
         report = sync(
-            self.settings, self._options(world, concurrency=CONCURRENCY), self.questionnaires
+            self.settings,
+            self._options(world, concurrency=CONCURRENCY),
+            catalog_of(self.questionnaires),
         )
         elapsed = time.perf_counter() - started
         _check(report, world, "sync")

@@ -116,3 +116,11 @@ def fake_fhir() -> Iterator[FakeFhir]:
     ``tests.fakefhir.BASE``; ``fake_fhir.rsps`` takes any other URL a test needs."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield FakeFhir(rsps)
+
+
+@pytest.fixture(scope="session")
+def catalog(built):
+    """The catalog of the project's worksheets (summarizers, value sets, report measures)."""
+    from rejection_fhir.worksheet.catalog import catalog_from_build
+
+    return catalog_from_build(built)

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 Severity = Literal["error", "warning", "information"]
 
@@ -39,7 +39,14 @@ class Finding:
         return ":".join(parts)
 
 
-def has_errors(findings: Iterable[Finding]) -> bool:
+class _Graded(Protocol):
+    @property
+    def severity(self) -> str: ...
+
+
+def has_errors(findings: Iterable[_Graded]) -> bool:
+    """Whether any finding (a source :class:`Finding`, a response's
+    ``ResponseFinding``, anything with a ``severity``) is an error."""
     return any(f.severity == "error" for f in findings)
 
 

@@ -15,7 +15,6 @@ import pytest
 from rejection_fhir.cli import main
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.errors import ExitCode
-from rejection_fhir.response.summary import unregister_summarizer
 from rejection_fhir.settings import load_settings, make_client
 from rejection_fhir.worksheet.synthetic import ResponseFactory, patient
 from tests.conftest import QUESTIONNAIRES, unavailable
@@ -74,23 +73,19 @@ def test_publish_and_sync_on_hapi_leak_nothing(
         bad["item"] = [{"linkId": "what-happened", "answer": [{"valueString": ANSWER}]}]
         for qr in (good, bad):
             client.create(qr, sensitive=True)
-    try:
-        code, seen = _run(
-            capsys,
-            caplog,
-            "sync",
-            "--source-server",
-            hapi,
-            "--since",
-            since.replace("+00:00", "Z"),
-            "--state",
-            str(tmp_path / "state.sqlite3"),
-            "--base-url",
-            base,
-        )
-    finally:
-        for q in built.questionnaires:
-            unregister_summarizer(q["url"])
+    code, seen = _run(
+        capsys,
+        caplog,
+        "sync",
+        "--source-server",
+        hapi,
+        "--since",
+        since.replace("+00:00", "Z"),
+        "--state",
+        str(tmp_path / "state.sqlite3"),
+        "--base-url",
+        base,
+    )
     assert code == ExitCode.FINDINGS, seen[-3000:]  # the invalid one was rejected
     assert "rejected" in seen
     assert TOKEN not in seen

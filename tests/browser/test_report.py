@@ -19,11 +19,10 @@ import pytest
 from rejection_fhir.cli import main
 from rejection_fhir.commands.report import print_report
 from rejection_fhir.report import Report, build_report, render_html
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
+from rejection_fhir.worksheet.measures import worksheet_measures
 from tests.browser.conftest import ARTIFACTS, PageLog
 from tests.fakefhir import BASE, FakeFhir
-from tests.unit.report.records import course_of_care, of_type
+from tests.unit.report.records import CODES, course_of_care, of_type
 
 pytestmark = pytest.mark.browser
 
@@ -32,13 +31,8 @@ RED = "rgb(179, 38, 30)"
 
 
 @pytest.fixture
-def resources(built) -> Any:
-    register_worksheets(built.questionnaires)
-    try:
-        yield course_of_care(built.questionnaires).resources
-    finally:
-        for q in built.questionnaires:
-            unregister_summarizer(q["url"])
+def resources(catalog) -> Any:
+    yield course_of_care(catalog).resources
 
 
 @pytest.fixture
@@ -50,6 +44,7 @@ def report(resources) -> Report:
         flags=of_type(resources, "Flag"),
         generated_at=GENERATED,
         server="https://ehr.example.org/fhir",
+        measures=worksheet_measures(CODES),
     )
 
 

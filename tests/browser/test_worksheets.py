@@ -42,7 +42,8 @@ from rejection_fhir.response import (
     summarize,
     validate_response,
 )
-from rejection_fhir.response.worksheets import register_worksheets
+from rejection_fhir.worksheet.catalog import catalog_from_build
+from rejection_fhir.worksheet.summaries import worksheet_summarizers
 from tests.browser import lforms_driver as lf
 from tests.browser.conftest import ARTIFACTS
 
@@ -90,8 +91,7 @@ class Filled:
 
 @pytest.fixture(scope="module")
 def worksheets(built: Any) -> dict[str, dict[str, Any]]:
-    """The built Questionnaires by id, with the worksheet summarizers registered."""
-    assert register_worksheets(built.questionnaires) == 6
+    """The built Questionnaires by id."""
     return {q["id"]: q for q in built.questionnaires}
 
 
@@ -518,7 +518,7 @@ def check_summary(
     qr: dict[str, Any], questionnaire: Mapping[str, Any], filled: Filled
 ) -> dict[str, str]:
     """The summary shows exactly what was filled, in every rendering; returns them."""
-    summary = summarize(qr, questionnaire)
+    summary = summarize(qr, questionnaire, summarizers=worksheet_summarizers([questionnaire]))
     as_json = render_json(summary)
     assert as_json["title"] == questionnaire["title"]
     assert as_json["alerts"] == []
@@ -653,9 +653,9 @@ def post_and_sync(
 
     mine = f"QuestionnaireResponse/{created.id}/"
     first = SyncOptions(source=base, state_path=state, since=since)
-    report = sync(settings, first, built.questionnaires)
+    report = sync(settings, first, catalog_from_build(built))
     synced = time.perf_counter()
-    again = sync(settings, SyncOptions(source=base, state_path=state), built.questionnaires)
+    again = sync(settings, SyncOptions(source=base, state_path=state), catalog_from_build(built))
     resynced = time.perf_counter()
     # Other tests' responses may be on the server too; only this one's fate counts here.
     problems = [

@@ -14,6 +14,7 @@ from pathlib import Path
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.settings import Settings, load_settings
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from tests.faults.proxy import FaultProxy
 from tests.faults.world import (
     EndState,
@@ -58,7 +59,7 @@ class Outcome:
 
 def sync_round(proxy: FaultProxy, world: World, state_path: Path, batch: int) -> SyncReport:
     options = SyncOptions(source=proxy.base_url, state_path=state_path, batch_size=batch)
-    return sync(proxied(proxy), options, world.built.questionnaires)
+    return sync(proxied(proxy), options, catalog_from_build(world.built))
 
 
 def run_scenario(

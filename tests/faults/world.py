@@ -27,8 +27,6 @@ from rejection_fhir.ehr.extract import observation_values
 from rejection_fhir.ehr.writeback import DERIVED_SYSTEM, DEVICE_SYSTEM, source_key
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.response.answers import resolve_response
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.scoring import safety_alerts, score_response
 from rejection_fhir.settings import Settings
 from rejection_fhir.sync.state import SyncState
@@ -54,8 +52,7 @@ class World:
     amended: list[str] = field(default_factory=list)
 
     def close(self) -> None:
-        for questionnaire in self.built.questionnaires:
-            unregister_summarizer(questionnaire["url"])
+        """Nothing to undo: the worksheets' summarizers travel in a catalog, not a registry."""
 
 
 def make_world(
@@ -70,7 +67,6 @@ def make_world(
 ) -> World:
     """Publish the worksheets under ``canonical_base``, create patients and responses."""
     built, _ = build_all(repo / "questionnaires", base_url=canonical_base)
-    register_worksheets(built.questionnaires)
     publish(repo / "questionnaires", settings, base_url=canonical_base)
     subjects: list[str] = []
     since = ""

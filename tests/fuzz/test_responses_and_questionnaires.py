@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from rejection_fhir.errors import InputError
 from rejection_fhir.response import (
-    Finding,
+    ResponseFinding,
     compile_questionnaire,
     render_json,
     render_markdown,
@@ -88,7 +88,7 @@ def test_mutated_responses_through_the_engine(corpus: list[Any]) -> None:
         where = tag(name, case)
         against: Any = rng.choice([questionnaire, compiled[pick], None])
         findings = validate_response(mutated, against, now=NOW)
-        assert all(isinstance(f, Finding) for f in findings), where
+        assert all(isinstance(f, ResponseFinding) for f in findings), where
         _summarise_and_render(mutated, against, where)
         count(name)
 
@@ -106,7 +106,7 @@ def test_responses_against_mutated_questionnaires(corpus: list[Any]) -> None:
         findings = validate_response(
             response, mutated if isinstance(mutated, dict) else None, now=NOW
         )
-        assert all(isinstance(f, Finding) for f in findings), where
+        assert all(isinstance(f, ResponseFinding) for f in findings), where
         _summarise_and_render(response, mutated if isinstance(mutated, dict) else None, where)
         count(name)
 
@@ -160,19 +160,19 @@ def test_generated_responses_and_questionnaires(response: Any, questionnaire: An
     count("engine/hypothesis")
     where = tag("engine/hypothesis")
     assert all(
-        isinstance(f, Finding) for f in validate_response(response, questionnaire, now=NOW)
+        isinstance(f, ResponseFinding) for f in validate_response(response, questionnaire, now=NOW)
     ), where
     if questionnaire is not None:
         check_questionnaire(questionnaire)
     _summarise_and_render(response, questionnaire, where)
 
 
-def test_report_from_mutated_ehr_records(built: Any) -> None:
+def test_report_from_mutated_ehr_records(catalog: Any) -> None:
     from rejection_fhir.report import build_report, render_html
     from tests.unit.report.records import course_of_care
 
     name = "report/records"
-    clinic = course_of_care(built.questionnaires)
+    clinic = course_of_care(catalog)
     kinds = {
         "observations": [r for r in clinic.resources if r.get("resourceType") == "Observation"],
         "documents": [r for r in clinic.resources if r.get("resourceType") == "DocumentReference"],

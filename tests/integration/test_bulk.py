@@ -8,9 +8,8 @@ import pytest
 
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.sync.run import SyncOptions, sync
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from rejection_fhir.worksheet.synthetic import ResponseFactory, patient
 
 pytestmark = pytest.mark.integration
@@ -22,7 +21,6 @@ N = 60
 def world(repo, client, canonical_base, tmp_path):
     """N synthetic responses from two fresh patients, and the server time before them."""
     built, _ = build_all(repo / "questionnaires", base_url=canonical_base)
-    register_worksheets(built.questionnaires)
     patients = []
     for i in range(2):
         created = client.create(patient(f"{canonical_base}-bulk-{i}", given=f"Bulk{i}"))
@@ -41,8 +39,6 @@ def world(repo, client, canonical_base, tmp_path):
         sensitive=True,
     )
     yield {"built": built, "patients": patients, "since": since, "tmp": tmp_path}
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
 
 
 def _options(fhir_server, world, name, **kw):
@@ -78,12 +74,12 @@ def _planned_notes(bundles):
 def test_bulk_sync_writes_what_a_search_sync_would_and_a_rerun_writes_nothing(
     settings, client, fhir_server, world
 ):
-    questionnaires = world["built"].questionnaires
+    catalog = catalog_from_build(world["built"])
     by_search: list[dict] = []
     planned = sync(
         settings,
         _options(fhir_server, world, "search", dry_run=True),
-        questionnaires,
+        catalog,
         recorded="2026-11-26T12:00:00Z",
         on_transaction=by_search.append,
     )
@@ -92,7 +88,7 @@ def test_bulk_sync_writes_what_a_search_sync_would_and_a_rerun_writes_nothing(
     report = sync(
         settings,
         _options(fhir_server, world, "bulk", bulk=True, concurrency=2),
-        questionnaires,
+        catalog,
         recorded="2026-11-26T12:00:00Z",
     )
     assert report.ok, (report.rejected[:3], report.failed[:3])
@@ -106,7 +102,7 @@ def test_bulk_sync_writes_what_a_search_sync_would_and_a_rerun_writes_nothing(
     again = sync(
         settings,
         _options(fhir_server, world, "bulk", bulk=True, concurrency=2),
-        questionnaires,
+        catalog,
         recorded="2026-11-26T12:00:00Z",
     )
     assert again.ok and again.tally.written == 0
@@ -117,7 +113,7 @@ def test_bulk_sync_writes_what_a_search_sync_would_and_a_rerun_writes_nothing(
     searched = sync(
         settings,
         _options(fhir_server, world, "search-after"),
-        questionnaires,
+        catalog,
         recorded="2026-11-26T12:00:00Z",
     )
     assert searched.ok and searched.tally.written == N

@@ -29,6 +29,7 @@ from rejection_fhir.commands.publish import publish
 from rejection_fhir.errors import ExitCode, ServerUnavailableError
 from rejection_fhir.publish import differences
 from rejection_fhir.sync.run import SyncOptions, sync
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from tests.faults.proxy import AFTER_COMMIT, FAULTS, FaultPlan, FaultProxy, Rule
 from tests.faults.scenario import (
     RESPONSES,
@@ -182,7 +183,7 @@ def test_sync_that_gives_up_says_so_and_a_later_run_completes(
         seed_cursor(state_path, proxy.base_url, fresh_world.since)
         options = SyncOptions(source=proxy.base_url, state_path=state_path, batch_size=BATCH)
         with pytest.raises(ServerUnavailableError) as caught:
-            sync(settings, options, fresh_world.built.questionnaires)
+            sync(settings, options, catalog_from_build(fresh_world.built))
         error = caught.value
         assert error.exit_code == ExitCode.SERVER_UNAVAILABLE
         assert "transaction Bundle" in str(error) and "gave up after 3 attempts" in str(error)
@@ -195,7 +196,7 @@ def test_sync_that_gives_up_says_so_and_a_later_run_completes(
         assert ledger_written(state_path, proxy.base_url) == set(), "nothing recorded as done"
 
         proxy.plan = FaultPlan()  # the same proxy (same source URL), now fault-free
-        report = sync(settings, options, fresh_world.built.questionnaires)
+        report = sync(settings, options, catalog_from_build(fresh_world.built))
         assert report.ok and report.tally.written == RESPONSES
         done = end_state(direct, fresh_world, proxy.base_url)
         comparison = compare(done, baseline.states[0])

@@ -14,9 +14,8 @@ import pytest
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.commands.publish import publish
 from rejection_fhir.commands.validate import validate
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.sync.run import SyncOptions, sync
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from rejection_fhir.worksheet.synthetic import patient
 
 pytestmark = pytest.mark.integration
@@ -72,44 +71,37 @@ def test_form_made_elsewhere_goes_through_validate_guard_publish_and_sync(
     form_path.write_text(text, encoding="utf-8")  # as published
 
     # sync: a response to the form gets a note, summarised by the generic engine.
-    register_worksheets(built.questionnaires)
-    try:
-        subject = client.create(patient(f"{canonical_base}-forms", given="Robin"))
-        response = {
-            "resourceType": "QuestionnaireResponse",
-            "questionnaire": f"{form['url']}|{form['version']}",
-            "status": "completed",
-            "subject": {"reference": f"Patient/{subject.id}"},
-            "authored": "2026-11-27T18:00:00Z",
-            "item": [
-                {
-                    "linkId": "mood",
-                    "answer": [{"valueCoding": form["item"][0]["answerOption"][3]["valueCoding"]}],
-                },
-                {"linkId": "sleep-hours", "answer": [{"valueDecimal": 7.5}]},
-                {"linkId": "went-well", "answer": [{"valueString": "Called my sister"}]},
-                {"linkId": "tried-strategy", "answer": [{"valueBoolean": True}]},
-                {
-                    "linkId": "strategy-notes",
-                    "answer": [{"valueString": "Self-compassion, helped"}],
-                },
-            ],
-        }
-        created = client.create(response, sensitive=True)
-        recorded = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        options = SyncOptions(source=fhir_server, state_path=tmp_path / "state.sqlite3")
-        result = sync(settings, options, built.questionnaires, recorded=recorded)
-        assert result.ok, (result.rejected[:3], result.failed[:3])
-        assert result.tally.written == 1
-        (note,) = client.search(
-            "DocumentReference", {"related": f"QuestionnaireResponse/{created.id}"}
-        )
-        text = _note_text(note)
-        assert "Weekly check-in" in text
-        for answer in ("Good", "7.5", "Called my sister", "Self-compassion, helped"):
-            assert answer in text, answer
-        assert sync(settings, options, built.questionnaires, recorded=recorded).tally.written == 0
-    finally:
-        for q in built.questionnaires:
-            unregister_summarizer(q["url"])
+    subject = client.create(patient(f"{canonical_base}-forms", given="Robin"))
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": f"{form['url']}|{form['version']}",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{subject.id}"},
+        "authored": "2026-11-27T18:00:00Z",
+        "item": [
+            {
+                "linkId": "mood",
+                "answer": [{"valueCoding": form["item"][0]["answerOption"][3]["valueCoding"]}],
+            },
+            {"linkId": "sleep-hours", "answer": [{"valueDecimal": 7.5}]},
+            {"linkId": "went-well", "answer": [{"valueString": "Called my sister"}]},
+            {"linkId": "tried-strategy", "answer": [{"valueBoolean": True}]},
+            {
+                "linkId": "strategy-notes",
+                "answer": [{"valueString": "Self-compassion, helped"}],
+            },
+        ],
+    }
+    created = client.create(response, sensitive=True)
+    recorded = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    options = SyncOptions(source=fhir_server, state_path=tmp_path / "state.sqlite3")
+    result = sync(settings, options, catalog_from_build(built), recorded=recorded)
+    assert result.ok, (result.rejected[:3], result.failed[:3])
+    assert result.tally.written == 1
+    (note,) = client.search("DocumentReference", {"related": f"QuestionnaireResponse/{created.id}"})
+    text = _note_text(note)
+    assert "Weekly check-in" in text
+    for answer in ("Good", "7.5", "Called my sister", "Self-compassion, helped"):
+        assert answer in text, answer
+    assert sync(settings, options, catalog_from_build(built), recorded=recorded).tally.written == 0
     assert json.loads(form_path.read_text(encoding="utf-8"))["version"] == "1.0.0"

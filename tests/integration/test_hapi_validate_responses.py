@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from rejection_fhir.commands.build import build_all
-from rejection_fhir.response import Finding, QuestionnaireIndex, validate_response
+from rejection_fhir.response import QuestionnaireIndex, ResponseFinding, validate_response
 from rejection_fhir.response.answers import split_path
 from rejection_fhir.worksheet.synthetic import ResponseFactory
 from tests.conftest import QUESTIONNAIRES, REPO
@@ -114,7 +114,7 @@ def link_id_at(resource: dict[str, Any], expression: str) -> str | None:
     return link_id_on(resource, expression.removeprefix("QuestionnaireResponse").lstrip("."))
 
 
-def our_link_id(finding: Finding, *, parent: bool = False) -> str | None:
+def our_link_id(finding: ResponseFinding, *, parent: bool = False) -> str | None:
     """The linkId a finding is about (the last named step of its path), or its parent's."""
     names = [name for name, _ in split_path(finding.path) if name]
     if parent:
@@ -123,7 +123,7 @@ def our_link_id(finding: Finding, *, parent: bool = False) -> str | None:
 
 
 def classify(
-    issue: dict[str, Any], response: dict[str, Any], ours: list[Finding]
+    issue: dict[str, Any], response: dict[str, Any], ours: list[ResponseFinding]
 ) -> tuple[str, str]:
     """("matched" | "warning" | "missed", what): how our findings cover one HAPI error."""
     text = issue.get("diagnostics") or ""

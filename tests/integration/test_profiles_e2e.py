@@ -47,11 +47,10 @@ import requests
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
 from rejection_fhir.errors import ExitCode
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.sync.reconcile import reconcile
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
 from rejection_fhir.sync.state import SyncState
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from rejection_fhir.worksheet.synthetic import ResponseFactory, encounter, patient
 from tests.faults.proxy import FaultPlan, FaultProxy, Rule
 from tests.faults.scenario import proxied
@@ -123,8 +122,6 @@ class World:
 
     def close(self) -> None:
         self.http.close()
-        for questionnaire in self.built.questionnaires:
-            unregister_summarizer(questionnaire["url"])
 
 
 def _post(http: requests.Session, base: str, resource: dict[str, Any]) -> str:
@@ -143,7 +140,6 @@ def make_world(base: str, tmp: Path, *, test_access: bool) -> World:
         http.headers[ACCESS] = "all"
     canonical = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"
     built, _ = build_all(REPO / "questionnaires", base_url=canonical)
-    register_worksheets(built.questionnaires)
     start = datetime.now(UTC).replace(microsecond=0)
     subject = f"Patient/{_post(http, base, patient(canonical, given='Profile'))}"
     visit = f"Encounter/{_post(http, base, encounter(subject, start - timedelta(hours=1)))}"
@@ -201,7 +197,7 @@ def run_sync(server: Server, world: World, proxy: FaultProxy, state: Path, mode:
     return sync(
         proxied(proxy, timeout=server.timeout),
         options(server, world, proxy, state, mode),
-        world.built.questionnaires,
+        catalog_from_build(world.built),
     )
 
 

@@ -11,10 +11,9 @@ from rejection_fhir.commands.build import build_all
 from rejection_fhir.commands.publish import publish
 from rejection_fhir.ehr.extract import observation_values
 from rejection_fhir.response.answers import resolve_response
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.scoring import safety_alerts, score_response
 from rejection_fhir.sync.run import SyncOptions, sync
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from rejection_fhir.worksheet.synthetic import ResponseFactory, patient
 
 pytestmark = pytest.mark.integration
@@ -30,7 +29,6 @@ def _count(client, rtype, params):
 def world(repo, settings, client, canonical_base, tmp_path):
     """Published worksheets, three patients and N synthetic responses on HAPI."""
     built, _ = build_all(repo / "questionnaires", base_url=canonical_base)
-    register_worksheets(built.questionnaires)
     publish(repo / "questionnaires", settings, base_url=canonical_base)
     patients = []
     for i in range(3):
@@ -56,13 +54,11 @@ def world(repo, settings, client, canonical_base, tmp_path):
         "state": tmp_path / "state.sqlite3",
         "recorded": recorded,
     }
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
 
 
 def _sync(settings, fhir_server, world, **kw):
     options = SyncOptions(source=fhir_server, state_path=world["state"], batch_size=50, **kw)
-    return sync(settings, options, world["built"].questionnaires, recorded=world["recorded"])
+    return sync(settings, options, catalog_from_build(world["built"]), recorded=world["recorded"])
 
 
 def _expected(world):

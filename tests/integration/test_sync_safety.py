@@ -11,6 +11,7 @@ from rejection_fhir.commands.publish import publish
 from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
 from rejection_fhir.scoring import PHQ9
 from rejection_fhir.sync.run import SyncOptions, sync
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from rejection_fhir.worksheet.synthetic import patient
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ def test_a_foreign_phq9_with_item9_positive_gets_its_flag(
     recorded = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     options = SyncOptions(source=fhir_server, state_path=tmp_path / "state.sqlite3")
 
-    report = sync(settings, options, built.questionnaires, recorded=recorded)
+    report = sync(settings, options, catalog_from_build(built), recorded=recorded)
 
     # The foreign response is rejected (its Questionnaire version is unknown) and says so,
     # yet its Flag is written; ours is written in full.
@@ -98,6 +99,6 @@ def test_a_foreign_phq9_with_item9_positive_gets_its_flag(
         f"QuestionnaireResponse/{created[1]}"
     ]
 
-    again = sync(settings, options, built.questionnaires, recorded=recorded)
+    again = sync(settings, options, catalog_from_build(built), recorded=recorded)
     assert again.tally.written == 0 and again.tally.rejected == 0
     assert len(_flags(client, subject)) == 2, "a rerun writes nothing twice"

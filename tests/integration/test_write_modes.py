@@ -31,12 +31,11 @@ from rejection_fhir import settings as settings_module
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
 from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.reconcile import reconcile_state
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
 from rejection_fhir.sync.state import SyncState
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from rejection_fhir.worksheet.synthetic import ResponseFactory, patient
 from tests.faults.proxy import FaultPlan, FaultProxy, Rule
 from tests.faults.scenario import RESPONSES, WORLD_SEED, new_base, proxied
@@ -86,7 +85,7 @@ def run_round(proxy: FaultProxy, world: World, state: Path, mode: str) -> SyncRe
     options = SyncOptions(
         source=proxy.base_url, state_path=state, batch_size=BATCH, write_mode=mode
     )
-    return sync(proxied(proxy), options, world.built.questionnaires)
+    return sync(proxied(proxy), options, catalog_from_build(world.built))
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -203,7 +202,6 @@ def _medplum_world(repo: Path, client: FhirClient, responses: int) -> World:
     conditional transaction is itself above Medplum's limit)."""
     base = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"
     built, _ = build_all(repo / "questionnaires", base_url=base)
-    register_worksheets(built.questionnaires)
     for resource in built.resources:
         client.create({k: v for k, v in resource.items() if k != "id"})
     subjects = []
@@ -224,47 +222,43 @@ def test_medplum_chunked_transactions_succeed_under_faults_and_replay_writes_not
     settings = load_settings({"server": medplum_server}, env={})
     with settings_module.make_client(settings) as client:
         world = _medplum_world(repo, client, responses=8)
-        try:
-            bundles: list[int] = []
-            rules = [] if fault == "none" else [Rule(fault, "POST", "", nth=(1, 3))]
-            with FaultProxy(medplum_server, FaultPlan(rules)) as proxy:
-                for attempt in ("first", "replay"):
-                    if attempt == "replay":
-                        proxy.rearm()
-                    state = tmp_path / f"{attempt}.sqlite3"  # a fresh ledger: all again
-                    seed_cursor(state, proxy.base_url, world.since)
-                    options = SyncOptions(source=proxy.base_url, state_path=state, batch_size=20)
-                    report = sync(
-                        proxied(proxy),
-                        options,
-                        world.built.questionnaires,
-                        on_transaction=lambda b: bundles.append(len(b["entry"])),
-                    )
-                    assert report.ok, report.failed[:2]
-                    assert report.tally.written == 8
-                    assert any("chunks" in note for note in report.notes)
-                injected = proxy.injected()
-            notes = _notes(client, world)
-            duplicates = sum(n - 1 for n in notes.values() if n > 1)
-            record_row(
-                f"write-modes/medplum/transaction-chunked/{fault}",
-                stage="write-modes",
-                faults=proxy.tally(),
-                duplicates=duplicates,
-                losses=8 - len(notes),
-                server="medplum",
-                write_mode="transaction (chunks of 8)",
-                fault=f"{fault}, then a full replay",
-                uncertain=0,
-            )
-            # one batch of 8 responses plans well over 8 conditional entries
-            assert max(bundles) <= 8 and len(bundles) > 4
-            assert len(notes) == 8 and duplicates == 0
-            if fault != "none":
-                assert len(injected) == 2, describe(injected)
-        finally:
-            for questionnaire in world.built.questionnaires:
-                unregister_summarizer(questionnaire["url"])
+        bundles: list[int] = []
+        rules = [] if fault == "none" else [Rule(fault, "POST", "", nth=(1, 3))]
+        with FaultProxy(medplum_server, FaultPlan(rules)) as proxy:
+            for attempt in ("first", "replay"):
+                if attempt == "replay":
+                    proxy.rearm()
+                state = tmp_path / f"{attempt}.sqlite3"  # a fresh ledger: all again
+                seed_cursor(state, proxy.base_url, world.since)
+                options = SyncOptions(source=proxy.base_url, state_path=state, batch_size=20)
+                report = sync(
+                    proxied(proxy),
+                    options,
+                    catalog_from_build(world.built),
+                    on_transaction=lambda b: bundles.append(len(b["entry"])),
+                )
+                assert report.ok, report.failed[:2]
+                assert report.tally.written == 8
+                assert any("chunks" in note for note in report.notes)
+            injected = proxy.injected()
+        notes = _notes(client, world)
+        duplicates = sum(n - 1 for n in notes.values() if n > 1)
+        record_row(
+            f"write-modes/medplum/transaction-chunked/{fault}",
+            stage="write-modes",
+            faults=proxy.tally(),
+            duplicates=duplicates,
+            losses=8 - len(notes),
+            server="medplum",
+            write_mode="transaction (chunks of 8)",
+            fault=f"{fault}, then a full replay",
+            uncertain=0,
+        )
+        # one batch of 8 responses plans well over 8 conditional entries
+        assert max(bundles) <= 8 and len(bundles) > 4
+        assert len(notes) == 8 and duplicates == 0
+        if fault != "none":
+            assert len(injected) == 2, describe(injected)
 
 
 # ------------------------------------------------------------------ kill -9 per write mode
@@ -335,14 +329,10 @@ def test_medplum_publish_in_chunks_then_again_changes_nothing(repo, medplum_serv
     base = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"
     built, _ = build_all(repo / "questionnaires", base_url=base)
     assert len(built.resources) > 8
-    try:
-        first = publish(repo / "questionnaires", settings, base_url=base)
-        assert first.counts() == {"create": len(built.resources)}
-        again = publish(repo / "questionnaires", settings, base_url=base)
-        assert again.counts() == {"unchanged": len(built.resources)}
-    finally:
-        for questionnaire in built.questionnaires:
-            unregister_summarizer(questionnaire["url"])
+    first = publish(repo / "questionnaires", settings, base_url=base)
+    assert first.counts() == {"create": len(built.resources)}
+    again = publish(repo / "questionnaires", settings, base_url=base)
+    assert again.counts() == {"unchanged": len(built.resources)}
 
 
 # --------------------------------------------- concurrent single requests on a profile
@@ -367,73 +357,69 @@ def test_oracle_like_concurrent_ledger_only_writes_give_no_duplicates(
     server (the window halves, the refused POST is sent again: the server did not take it),
     every response gets exactly one note, nothing is uncertain, and a rerun that polls the
     patients the ledger knows (``--patients-from ledger``) finds them all and writes nothing."""
-    from rejection_fhir.cli.options import built_worksheets
+    from rejection_fhir.cli.options import built_catalog
     from rejection_fhir.commands.seed import TEST_ACCESS_HEADER, seed
     from rejection_fhir.ehr.writeback import derived_id
 
     profile = f"{fhir_server}/oracle-like"
     base = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"
-    questionnaires = built_worksheets(None, base)
-    register_worksheets(questionnaires)
-    try:
-        direct = load_settings({"server": profile}, env={})
-        seeded = [seed(direct, questionnaires, rounds=2, seed_value=n) for n in range(2)]
-        patients = tmp_path / "patients.txt"
-        patients.write_text("\n".join(s.patient for s in seeded), encoding="utf-8")
-        responses = [ref.split("/")[1] for s in seeded for ref in s.responses]
-        rules = [] if fault == "none" else [Rule("429", "POST", "DocumentReference", nth=(2, 3, 9))]
-        state = tmp_path / "state.sqlite3"
-        with FaultProxy(profile, FaultPlan(rules)) as proxy:
-            options = SyncOptions(source=proxy.base_url, state_path=state, patients_file=patients)
-            first = sync(proxied(proxy), options, questionnaires)
-            # The rerun polls the patients the ledger knows (their responses, found by _id)
-            again = sync(
-                proxied(proxy),
-                replace(options, patients_file=None, patients_from="ledger"),
-                questionnaires,
-            )
-            exchanges = proxy.record()
-            source_base = proxied(proxy).server
-        assert source_base is not None
-        assert first.ok and again.ok, (first.failed[:2], first.uncertain[:2])
-        assert first.tally.written == len(responses) and first.tally.uncertain == 0
-        assert again.tally.written == 0 and again.tally.unchanged == len(responses)
-        posts = [e for e in exchanges if e.method == "POST" and e.forwarded]
-        assert _overlap(posts) > 1, "the writes went one at a time"
-        if fault == "429":
-            assert len([e for e in exchanges if e.fault == "429"]) == 3
-        with settings_module.make_client(direct) as client:
-            notes: list[str] = []
-            for s in seeded:
-                found = client.request(
-                    "GET",
-                    "DocumentReference",
-                    params={"patient": s.patient.split("/")[1], "_count": "500"},
-                    headers={TEST_ACCESS_HEADER: "all"},
-                ).body
-                assert found is not None
-                notes += [
-                    str(e["resource"]) + str(e["resource"].get("identifier"))
-                    for e in found.get("entry") or []
-                ]
-        ours = Counter()
-        for rid in responses:
-            key = derived_id(source_base, rid, "1", "note")
-            ours[rid] = sum(1 for text in notes if key in text)
-        duplicates = sum(n - 1 for n in ours.values() if n > 1)
-        losses = sum(1 for n in ours.values() if n == 0)
-        record_row(
-            f"write-modes/oracle-like/ledger-only-concurrent/{fault}",
-            stage="write-modes",
-            faults={"429": 3} if fault == "429" else {},
-            duplicates=duplicates,
-            losses=losses,
-            server="hapi oracle-like",
-            write_mode="ledger-only, concurrent",
-            fault=fault,
-            uncertain=0,
+    catalog = built_catalog(None, base)
+    questionnaires = list(catalog.questionnaires)
+    direct = load_settings({"server": profile}, env={})
+    seeded = [seed(direct, questionnaires, rounds=2, seed_value=n) for n in range(2)]
+    patients = tmp_path / "patients.txt"
+    patients.write_text("\n".join(s.patient for s in seeded), encoding="utf-8")
+    responses = [ref.split("/")[1] for s in seeded for ref in s.responses]
+    rules = [] if fault == "none" else [Rule("429", "POST", "DocumentReference", nth=(2, 3, 9))]
+    state = tmp_path / "state.sqlite3"
+    with FaultProxy(profile, FaultPlan(rules)) as proxy:
+        options = SyncOptions(source=proxy.base_url, state_path=state, patients_file=patients)
+        first = sync(proxied(proxy), options, catalog)
+        # The rerun polls the patients the ledger knows (their responses, found by _id)
+        again = sync(
+            proxied(proxy),
+            replace(options, patients_file=None, patients_from="ledger"),
+            questionnaires,
         )
-        assert duplicates == 0 and losses == 0, ours
-    finally:
-        for questionnaire in questionnaires:
-            unregister_summarizer(questionnaire["url"])
+        exchanges = proxy.record()
+        source_base = proxied(proxy).server
+    assert source_base is not None
+    assert first.ok and again.ok, (first.failed[:2], first.uncertain[:2])
+    assert first.tally.written == len(responses) and first.tally.uncertain == 0
+    assert again.tally.written == 0 and again.tally.unchanged == len(responses)
+    posts = [e for e in exchanges if e.method == "POST" and e.forwarded]
+    assert _overlap(posts) > 1, "the writes went one at a time"
+    if fault == "429":
+        assert len([e for e in exchanges if e.fault == "429"]) == 3
+    with settings_module.make_client(direct) as client:
+        notes: list[str] = []
+        for s in seeded:
+            found = client.request(
+                "GET",
+                "DocumentReference",
+                params={"patient": s.patient.split("/")[1], "_count": "500"},
+                headers={TEST_ACCESS_HEADER: "all"},
+            ).body
+            assert found is not None
+            notes += [
+                str(e["resource"]) + str(e["resource"].get("identifier"))
+                for e in found.get("entry") or []
+            ]
+    ours = Counter()
+    for rid in responses:
+        key = derived_id(source_base, rid, "1", "note")
+        ours[rid] = sum(1 for text in notes if key in text)
+    duplicates = sum(n - 1 for n in ours.values() if n > 1)
+    losses = sum(1 for n in ours.values() if n == 0)
+    record_row(
+        f"write-modes/oracle-like/ledger-only-concurrent/{fault}",
+        stage="write-modes",
+        faults={"429": 3} if fault == "429" else {},
+        duplicates=duplicates,
+        losses=losses,
+        server="hapi oracle-like",
+        write_mode="ledger-only, concurrent",
+        fault=fault,
+        uncertain=0,
+    )
+    assert duplicates == 0 and losses == 0, ours

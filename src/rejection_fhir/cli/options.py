@@ -207,13 +207,20 @@ def source_or_default(source_dir: Path | None) -> Path:
 
 
 def built_worksheets(source_dir: Path | None, base_url: str | None) -> list[dict[str, Any]]:
-    """The built Questionnaires, with their worksheet summarizers registered."""
+    """The built Questionnaires."""
     from rejection_fhir.commands.build import build_all
-    from rejection_fhir.response.worksheets import register_worksheets
 
     result, _ = build_all(source_or_default(source_dir), base_url=base_url)
-    register_worksheets(result.questionnaires)
     return result.questionnaires
+
+
+def built_catalog(source_dir: Path | None, base_url: str | None) -> Any:
+    """The catalog of the built worksheets (``worksheet.catalog.Catalog``), built once."""
+    from rejection_fhir.commands.build import build_all
+    from rejection_fhir.worksheet.catalog import catalog_from_build
+
+    result, _ = build_all(source_or_default(source_dir), base_url=base_url)
+    return catalog_from_build(result)
 
 
 # --- Output for people on stderr: -q silences it, -v adds to it ---------------------------

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from rejection_fhir.cli.options import file_option, server_options, settings_from
+from rejection_fhir.cli.options import (
+    BASE_URL_OPTION,
+    built_catalog,
+    file_option,
+    server_options,
+    settings_from,
+    worksheets_option,
+)
 
 
 @click.command("report")
@@ -25,8 +32,18 @@ from rejection_fhir.cli.options import file_option, server_options, settings_fro
     help="Also print an A4 PDF (needs Chromium and pip install 'rejection-fhir[browser]').",
 )
 @file_option("--png", help="Also save a full-page PNG (needs Chromium).")
+@worksheets_option
+@BASE_URL_OPTION
 @server_options
-def report_cmd(patient: str, out: Path, pdf: Path | None, png: Path | None, **server: Any) -> None:
+def report_cmd(
+    patient: str,
+    out: Path,
+    pdf: Path | None,
+    png: Path | None,
+    source_dir: Path | None,
+    base_url: str | None,
+    **server: Any,
+) -> None:
     """Write a clinician's progress report for one client: safety flags, PHQ-9/GAD-7 and
     worksheet trends as charts, and the worksheet summaries, newest first.
 
@@ -39,7 +56,9 @@ def report_cmd(patient: str, out: Path, pdf: Path | None, png: Path | None, **se
     """
     from rejection_fhir.commands.report import write_report
 
-    written = write_report(settings_from(**server), patient, out=out, pdf=pdf, png=png)
+    # The worksheets as built (--base-url) title and scale their charts.
+    catalog = built_catalog(source_dir, base_url)
+    written = write_report(settings_from(**server), patient, catalog, out=out, pdf=pdf, png=png)
     r = written.report
     flags = len(r.safety_flags)
     click.echo(

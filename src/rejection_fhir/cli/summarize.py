@@ -10,7 +10,7 @@ import click
 
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
-    built_worksheets,
+    built_catalog,
     file_option,
     format_option,
     server_options,
@@ -56,17 +56,14 @@ def summarize_cmd(
       rejection-fhir summarize responses.ndjson --format markdown
     """
     from rejection_fhir.commands.summarize import (
-        questionnaires_by_file,
+        read_questionnaire_files,
         summarize_files,
         unused_files,
     )
     from rejection_fhir.errors import InputError
-    from rejection_fhir.response.questionnaire import QuestionnaireIndex
 
-    by_file = questionnaires_by_file(list(questionnaire_files))
-    index = QuestionnaireIndex(
-        [*built_worksheets(source_dir, base_url), *(q for _, found in by_file for q in found)]
-    )
+    given = read_questionnaire_files(list(questionnaire_files))
+    catalog = built_catalog(source_dir, base_url).with_resources(given.resources)
     fetch = None
     if fetch_questionnaires:
         from rejection_fhir import settings as settings_module
@@ -86,13 +83,15 @@ def summarize_cmd(
     separator = "" if fmt == "json" else "\n"
     report = summarize_files(
         list(files),
-        index,
+        catalog,
         lambda text: out.write(text.rstrip("\n") + "\n" + separator),
         fmt=fmt,
         fetch=fetch,
     )
-    for problem in [*report.problems, *unused_files(by_file, report.used)]:
+    for problem in [*report.problems, *unused_files(given.by_file, report.used)]:
         click.echo(f"warning: {problem}", err=True)
     status(f"summarised {report.summarised} response(s)")
-    if any("not valid JSON" in p or "expected a FHIR resource" in p for p in report.problems):
-        raise InputError("some input could not be read; see the warnings above")
+    if report.unreadable:
+        raise InputError(
+            f"{report.unreadable} part(s) of the input could not be read; see the warnings above"
+        )

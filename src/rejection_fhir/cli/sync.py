@@ -11,7 +11,7 @@ import click
 
 from rejection_fhir.cli.options import (
     BASE_URL_OPTION,
-    built_worksheets,
+    built_catalog,
     deprecated_alias,
     server_options,
     settings_from,
@@ -245,7 +245,7 @@ def sync_cmd(
         patients_group=patients_group,
         patients_from=patients_from,
     )
-    questionnaires = built_worksheets(source_dir, base_url)
+    catalog = built_catalog(source_dir, base_url)
     bar: Any = None
     progress = None
     on_total = None
@@ -261,9 +261,7 @@ def sync_cmd(
                 bar.update(n)
 
     try:
-        report = command.sync(
-            settings, options, questionnaires, progress=progress, on_total=on_total
-        )
+        report = command.sync(settings, options, catalog, progress=progress, on_total=on_total)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

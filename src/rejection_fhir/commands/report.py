@@ -26,6 +26,7 @@ from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.report.markup import esc
 from rejection_fhir.report.model import Report, build_report, patient_reference
 from rejection_fhir.report.page import render_html
+from rejection_fhir.worksheet.catalog import Catalog
 
 JsonDict = dict[str, Any]
 
@@ -115,10 +116,12 @@ def fetch_records(
 def make_report(
     settings: settings_module.Settings,
     patient: str,
+    catalog: Catalog,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Report:
-    """Fetch and build the report (no files written)."""
+    """Fetch and build the report (no files written); ``catalog`` titles and scales the
+    worksheets' charts (their Observations are coded in the CodeSystem it was built with)."""
     pid = patient_id(patient)
     client = settings_module.make_client(settings)
     try:
@@ -135,6 +138,7 @@ def make_report(
         generated_at=now(),
         server=server,
         patient_resource=records.patient,
+        measures=catalog.measures,
     )
 
 
@@ -242,6 +246,7 @@ def print_report(
 def write_report(
     settings: settings_module.Settings,
     patient: str,
+    catalog: Catalog,
     *,
     out: Path,
     pdf: Path | None = None,
@@ -253,7 +258,7 @@ def write_report(
         # Fail before any request, and before any file is written, when printing cannot work.
         _chromium()
         _playwright()
-    report = make_report(settings, patient, now=now)
+    report = make_report(settings, patient, catalog, now=now)
     html = render_html(report)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,18 +17,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from rejection_fhir.errors import InputError
-from rejection_fhir.response.conformance import answer_findings
 from rejection_fhir.response.questionnaire import QuestionnaireIndex, split_canonical
 from rejection_fhir.response.render import render_json, render_markdown, render_text, render_xhtml
 from rejection_fhir.response.summary import Summary
-from rejection_fhir.scoring.clinical import clinical_summary
-from rejection_fhir.scoring.tables import register_value_sets
+from rejection_fhir.scoring.analysis import analyse
+from rejection_fhir.worksheet.catalog import Catalog
 
 JsonDict = dict[str, Any]
 
@@ -56,15 +56,48 @@ READER_WARNINGS = frozenset(
 )
 
 
+class ProblemKind(Enum):
+    """What kind of problem a warning is: the CLI picks its exit code from this."""
+
+    #: Input that could not be read: not valid JSON, or JSON that is not an object.
+    UNREADABLE = "unreadable"
+    #: A resource that is not a QuestionnaireResponse (skipped).
+    NOT_A_RESPONSE = "not-a-response"
+    #: The response's Questionnaire was not found (summarised from its own texts).
+    QUESTIONNAIRE_NOT_FOUND = "questionnaire-not-found"
+    #: A response that could not be summarised (e.g. not a QuestionnaireResponse inside).
+    NOT_SUMMARISED = "not-summarised"
+    #: A conformance finding that changes how the summary reads (:data:`READER_WARNINGS`).
+    READER_WARNING = "reader-warning"
+    #: A ``--questionnaire`` file that no response used.
+    UNUSED_FILE = "unused-file"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One warning beside the summaries: its kind, and the message a person reads."""
+
+    kind: ProblemKind
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass
 class SummarizeReport:
     summarised: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     #: ``id()`` of every Questionnaire resource a response was summarised against.
     used: set[int] = field(default_factory=set)
 
+    @property
+    def unreadable(self) -> int:
+        """How many parts of the input could not be read (the command then fails)."""
+        return sum(1 for p in self.problems if p.kind is ProblemKind.UNREADABLE)
 
-def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonDict]]:
+
+def read_responses(path: Path, problems: list[Problem]) -> Iterator[tuple[str, JsonDict]]:
     """(where, response) for every QuestionnaireResponse in the file; bad parts → problems."""
     loads = orjson.loads  # several times faster than json.loads on the summarize hot path
     name = "<stdin>" if str(path) == "-" else str(path)
@@ -85,7 +118,10 @@ def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonD
                         yield from _whole_document(raw, stream, name, exc, problems)
                         return
                     problems.append(
-                        f"{name}:{number}: not valid JSON ({str(exc).splitlines()[0][:120]}); skipped this line"
+                        Problem(
+                            ProblemKind.UNREADABLE,
+                            f"{name}:{number}: not valid JSON ({str(exc).splitlines()[0][:120]}); skipped this line",
+                        )
                     )
                     continue
                 first = False
@@ -107,7 +143,7 @@ def read_responses(path: Path, problems: list[str]) -> Iterator[tuple[str, JsonD
 
 
 def _whole_document(
-    first: bytes, rest: IO[bytes], name: str, line_error: ValueError, problems: list[str]
+    first: bytes, rest: IO[bytes], name: str, line_error: ValueError, problems: list[Problem]
 ) -> Iterator[tuple[str, JsonDict]]:
     """The first line is not a JSON value: read the input as one JSON document (a response,
     a Bundle or an array, pretty-printed), or fail once with a hint, not once per line."""
@@ -124,12 +160,14 @@ def _whole_document(
     yield from _unpack(resource, name, problems)
 
 
-def _unpack(resource: Any, where: str, problems: list[str]) -> Iterator[tuple[str, JsonDict]]:
+def _unpack(resource: Any, where: str, problems: list[Problem]) -> Iterator[tuple[str, JsonDict]]:
     if isinstance(resource, list):
         for i, item in enumerate(resource):
             yield from _unpack(item, f"{where}[{i}]", problems)
     elif not isinstance(resource, dict):
-        problems.append(f"{where}: expected a FHIR resource (a JSON object)")
+        problems.append(
+            Problem(ProblemKind.UNREADABLE, f"{where}: expected a FHIR resource (a JSON object)")
+        )
     elif resource.get("resourceType") == "Bundle":
         for i, entry in enumerate(resource.get("entry") or []):
             inner = entry.get("resource") if isinstance(entry, Mapping) else None
@@ -139,17 +177,28 @@ def _unpack(resource: Any, where: str, problems: list[str]) -> Iterator[tuple[st
         yield where, resource
     elif resource.get("resourceType") != "Questionnaire":
         problems.append(
-            f"{where}: a {str(resource.get('resourceType'))[:40]!r}, not a QuestionnaireResponse; skipped"
+            Problem(
+                ProblemKind.NOT_A_RESPONSE,
+                f"{where}: a {str(resource.get('resourceType'))[:40]!r}, not a QuestionnaireResponse; skipped",
+            )
         )
 
 
-def load_questionnaire_files(paths: Sequence[Path]) -> list[JsonDict]:
-    return [q for _, found in questionnaires_by_file(paths) for q in found]
+@dataclass
+class QuestionnaireFiles:
+    """What ``--questionnaire`` files hold: Questionnaires file by file (to say which file
+    no response used), and every Questionnaire and ValueSet, for
+    :meth:`~rejection_fhir.worksheet.catalog.Catalog.with_resources`."""
+
+    by_file: list[tuple[Path, list[JsonDict]]] = field(default_factory=list)
+    resources: list[JsonDict] = field(default_factory=list)
 
 
-def questionnaires_by_file(paths: Sequence[Path]) -> list[tuple[Path, list[JsonDict]]]:
-    """The Questionnaires of each file (a Questionnaire or a Bundle), file by file."""
-    by_file: list[tuple[Path, list[JsonDict]]] = []
+def read_questionnaire_files(paths: Sequence[Path]) -> QuestionnaireFiles:
+    """The Questionnaires of each file (a Questionnaire or a Bundle), file by file, and
+    the ValueSets beside them."""
+    files = QuestionnaireFiles()
+    by_file = files.by_file
     for path in paths:
         found: list[JsonDict] = []
         by_file.append((path, found))
@@ -178,26 +227,34 @@ def questionnaires_by_file(paths: Sequence[Path]) -> list[tuple[Path, list[JsonD
         value_sets = [
             r for r in resources if isinstance(r, dict) and r.get("resourceType") == "ValueSet"
         ]
-        register_value_sets(value_sets)
+        files.resources.extend([*found, *value_sets])
         if value_sets and not found:
             by_file.pop()  # a file of ValueSets only is used for its weights, not "unused"
-    return by_file
+    return files
 
 
-def unused_files(by_file: Sequence[tuple[Path, list[JsonDict]]], used: set[int]) -> list[str]:
+def unused_files(by_file: Sequence[tuple[Path, list[JsonDict]]], used: set[int]) -> list[Problem]:
     """A warning for each ``--questionnaire`` file no response was summarised against."""
     problems = []
     for path, questionnaires in by_file:
         if any(id(q) in used for q in questionnaires):
             continue
         if not questionnaires:
-            problems.append(f"{path}: holds no Questionnaire; the file was not used")
+            problems.append(
+                Problem(
+                    ProblemKind.UNUSED_FILE,
+                    f"{path}: holds no Questionnaire; the file was not used",
+                )
+            )
             continue
         names = ", ".join(_canonical(q) for q in questionnaires[:5])
         more = f" and {len(questionnaires) - 5} more" if len(questionnaires) > 5 else ""
         problems.append(
-            f"{path}: no response named its Questionnaire ({names}{more}); the file was not "
-            "used (check the url and version the responses name)"
+            Problem(
+                ProblemKind.UNUSED_FILE,
+                f"{path}: no response named its Questionnaire ({names}{more}); the file was "
+                "not used (check the url and version the responses name)",
+            )
         )
     return problems
 
@@ -212,7 +269,7 @@ def _canonical(questionnaire: JsonDict) -> str:
 
 def summarize_files(
     paths: Sequence[Path],
-    index: QuestionnaireIndex,
+    catalog: Catalog,
     write: Callable[[str], object],
     *,
     fmt: str = "text",
@@ -220,10 +277,14 @@ def summarize_files(
 ) -> SummarizeReport:
     """Summarise every response in ``paths``, writing each rendering as it is made.
 
-    ``fetch(canonical)`` may return Questionnaires from a server for canonicals the index
-    lacks; without it, such responses get a summary built from their own texts.
+    ``catalog`` gives the Questionnaires (the built worksheets, and any ``--questionnaire``
+    files: :meth:`Catalog.with_resources`), the worksheets' summarizers and the ValueSets
+    weights may come from.  ``fetch(canonical)`` may return Questionnaires from a server
+    for canonicals the catalog lacks; without it, such responses get a summary built from
+    their own texts.
     """
     render = RENDERERS[fmt]
+    index = QuestionnaireIndex(catalog.questionnaires)
     report = SummarizeReport()
     missing: set[str] = set()
     for path in paths:
@@ -237,24 +298,41 @@ def summarize_files(
                 if compiled is None:
                     missing.add(canonical)
                     report.problems.append(
-                        f"{where}: Questionnaire {canonical[:200]} not found; summarised from the response's own texts"
+                        Problem(
+                            ProblemKind.QUESTIONNAIRE_NOT_FOUND,
+                            f"{where}: Questionnaire {canonical[:200]} not found; summarised from the response's own texts",
+                        )
                     )
             fallback = None
             if compiled is None and isinstance(canonical, str) and not canonical.startswith("#"):
                 # Another version of the same url lends its items to scores and safety.
                 fallback = index.compiled(split_canonical(canonical)[0])
             try:
-                write(render(clinical_summary(response, compiled, fallback=fallback).summary))
+                # One analysis: the summary and the answer checks warned about beside it.
+                analysis = analyse(
+                    response,
+                    compiled,
+                    fallback=fallback,
+                    summarizers=catalog.summarizers,
+                    value_sets=catalog.value_sets,
+                    answers_only=True,
+                )
+                write(render(analysis.summary))
             except InputError as exc:
-                report.problems.append(f"{where}: {exc.message}")
+                report.problems.append(
+                    Problem(ProblemKind.NOT_SUMMARISED, f"{where}: {exc.message}")
+                )
                 continue
             report.summarised += 1
             if compiled is not None:
                 report.used.add(id(compiled.source))
                 # Findings quote identifiers and numbers, never the client's words.
                 report.problems.extend(
-                    f"{where}: {f.path or '(response)'}: {f.message} [{f.code}]"
-                    for f in answer_findings(response, compiled)
+                    Problem(
+                        ProblemKind.READER_WARNING,
+                        f"{where}: {f.path or '(response)'}: {f.message} [{f.code}]",
+                    )
+                    for f in analysis.findings
                     if f.code in READER_WARNINGS
                 )
     return report

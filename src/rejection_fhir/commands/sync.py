@@ -6,14 +6,15 @@ around it: a server is required, the one-line tally people read, and the exit co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rejection_fhir.errors import ExitCode
     from rejection_fhir.settings import Settings
     from rejection_fhir.sync.reconcile import ReconcileReport
     from rejection_fhir.sync.run import SyncOptions, SyncReport
+    from rejection_fhir.worksheet.catalog import Catalog
 
 
 def require_server(settings: Settings) -> str:
@@ -34,17 +35,18 @@ def require_server(settings: Settings) -> str:
 def sync(
     settings: Settings,
     options: SyncOptions,
-    questionnaires: Sequence[Mapping[str, Any]],
+    catalog: Catalog,
     *,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int | None], None] | None = None,
 ) -> SyncReport:
     """Fetch new responses from ``options.source``, validate and summarise them against
-    ``questionnaires``, and write what they give to the EHR, exactly once."""
+    the ``catalog`` (the built worksheets), and write what they give to the EHR, exactly
+    once."""
     from rejection_fhir.sync.run import sync as run_sync
 
     require_server(settings)
-    return run_sync(settings, options, questionnaires, progress=progress, on_total=on_total)
+    return run_sync(settings, options, catalog, progress=progress, on_total=on_total)
 
 
 def reconcile(settings: Settings, *, state_path: str | None, wait: float) -> ReconcileReport:

@@ -5,12 +5,10 @@
 PDF/PNG output live in :mod:`rejection_fhir.commands.report`.
 """
 
+from rejection_fhir.report.measures import INSTRUMENT_MEASURES, ChartBand, Measure
 from rejection_fhir.report.model import (
-    MEASURES,
-    Band,
     Chart,
     FlagItem,
-    Measure,
     Point,
     Report,
     Series,
@@ -25,10 +23,10 @@ from rejection_fhir.report.page import render_html
 from rejection_fhir.report.svg import chart_svg
 
 __all__ = [
-    "MEASURES",
-    "Band",
+    "INSTRUMENT_MEASURES",
     "Block",
     "Chart",
+    "ChartBand",
     "FlagItem",
     "Measure",
     "Point",

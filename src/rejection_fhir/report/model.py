@@ -3,7 +3,12 @@
 Pure: lists of plain dicts (Observations, DocumentReferences, Flags as read from the EHR)
 in, one :class:`Report` out.  Nothing here trusts the server: a resource for another
 patient, one we did not write, or one without a readable date or number is left out and
-counted, never guessed at.  Rendering lives in :mod:`rejection_fhir.report.page`.
+counted, never guessed at.  Rendering lives in :mod:`rejection_fhir.report.page`, the
+measures (titles, scales, bands) in :mod:`rejection_fhir.report.measures`.
+
+About 640 lines: every check of what the server sent (patient, ours, status, dates,
+attachments) stays beside the one builder that relies on it, so that what the report
+leaves out is decided, and counted, in one place.
 """
 
 from __future__ import annotations
@@ -25,15 +30,21 @@ from rejection_fhir.ehr.writeback import (
     SAFETY_ANSWER_EXTENSION,
     SURVEY,
 )
+from rejection_fhir.report.measures import (
+    ChartBand,
+    Measure,
+    MeasureTable,
+    band_for,
+    generic_measure,
+    measure_table,
+)
 from rejection_fhir.report.notes import (
     Block,
     blocks_from_markdown,
     blocks_from_xhtml,
     drop_front_matter,
 )
-from rejection_fhir.scoring.instruments import GAD7, PHQ9, Instrument
 
-CODING_SYSTEM = "https://rejection-fhir.org/fhir/CodeSystem/coping-with-rejection"
 #: Observation statuses that carry a usable result (R4 ObservationStatus).
 USABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 #: A note's markdown larger than this is cut: a report is read, not an archive.
@@ -44,173 +55,6 @@ _FHIR_DATETIME = re.compile(
     r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?"
     r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
-
-
-# --------------------------------------------------------------------------- measures
-
-
-@dataclass(frozen=True)
-class Band:
-    """A shaded stretch of a chart's y axis: ``low`` (inclusive) to ``high`` (exclusive,
-    or the axis maximum for the last band)."""
-
-    low: float
-    high: float
-    code: str
-    label: str
-
-
-@dataclass(frozen=True)
-class Measure:
-    """What the report knows about one Observation code: how to title and scale it."""
-
-    system: str
-    code: str
-    title: str
-    description: str
-    y_min: float
-    y_max: float
-    ticks: tuple[float, ...]
-    axis_label: str
-    unit: str = ""
-    #: "lower" or "higher" is better, or "" when neither is (e.g. belief strength).
-    better: str = ""
-    bands: tuple[Band, ...] = ()
-    order: int = 100
-    #: Column heading for the instance when a chart has several lines ("Emotion").
-    series_label: str = "Item"
-
-
-def _instrument_bands(instrument: Instrument) -> tuple[Band, ...]:
-    top = float(instrument.max_weight * len(instrument.items))
-    lows = [float(b.low) for b in instrument.bands]
-    highs = [*lows[1:], top]
-    return tuple(
-        Band(low, high, b.interpretation.code, b.interpretation.code.replace("-", " ").capitalize())
-        for low, high, b in zip(lows, highs, instrument.bands, strict=True)
-    )
-
-
-def _instrument_measure(instrument: Instrument, what: str, order: int) -> Measure:
-    top = float(instrument.max_weight * len(instrument.items))
-    bands = _instrument_bands(instrument)
-    return Measure(
-        system=instrument.total["system"],
-        code=instrument.total["code"],
-        title=f"{instrument.name} total score",
-        description=f"{what}; severity bands shaded (LOINC {instrument.total['code']})",
-        y_min=0.0,
-        y_max=top,
-        ticks=(*(b.low for b in bands), top),
-        axis_label=f"{instrument.name} score (0–{top:g})",
-        better="lower",
-        bands=bands,
-        order=order,
-    )
-
-
-def _scale(
-    code: str, title: str, description: str, better: str, order: int, series_label: str = "Item"
-) -> Measure:
-    return Measure(
-        CODING_SYSTEM,
-        code,
-        title,
-        description,
-        0.0,
-        10.0,
-        (0.0, 2.0, 4.0, 6.0, 8.0, 10.0),
-        "Rating (0–10)",
-        better=better,
-        order=order,
-        series_label=series_label,
-    )
-
-
-def _percent(code: str, title: str, description: str, order: int) -> Measure:
-    return Measure(
-        CODING_SYSTEM,
-        code,
-        title,
-        description,
-        0.0,
-        100.0,
-        (0.0, 25.0, 50.0, 75.0, 100.0),
-        "Belief strength (%)",
-        unit="%",
-        order=order,
-    )
-
-
-#: The trended answers the worksheets write (questionnaires/*.yaml ``observation: true``)
-#: and the two instruments' total scores, in the order a clinician reads them.
-MEASURES: tuple[Measure, ...] = (
-    _instrument_measure(PHQ9, "Depression symptoms over the last two weeks", 1),
-    _instrument_measure(GAD7, "Anxiety symptoms over the last two weeks", 2),
-    _scale(
-        "worth-impact",
-        "Impact on sense of worth",
-        "Rejection log: how much the rejection feels like it says about their worth "
-        "(0 = nothing, 10 = everything)",
-        "lower",
-        10,
-    ),
-    _percent(
-        "belief-strength-before",
-        "Core belief strength, before the worksheet",
-        "Core beliefs: how strongly the core belief was held before working through it",
-        11,
-    ),
-    _percent(
-        "belief-strength-after",
-        "Core belief strength, after the worksheet",
-        "Core beliefs: how strongly the core belief was held after working through it",
-        12,
-    ),
-    _scale(
-        "emotion-intensity",
-        "Emotion intensity after rejection",
-        "Rejection log: intensity of each emotion named (0 = not at all, 10 = strongest)",
-        "lower",
-        13,
-        "Emotion",
-    ),
-    _scale(
-        "feeling-intensity",
-        "Intensity of named feelings",
-        "Validate emotions: intensity of each feeling named (0 = not at all, 10 = strongest)",
-        "",
-        14,
-        "Feeling",
-    ),
-    _scale(
-        "hopefulness",
-        "Hopefulness",
-        "Reframe and redirect: hopefulness about what is possible now (0–10)",
-        "higher",
-        15,
-    ),
-    _scale(
-        "self-kindness",
-        "Self-kindness",
-        "Self-compassion: how kind they are being to themselves (0–10)",
-        "higher",
-        16,
-    ),
-)
-_MEASURES_BY_CODE = {(m.system, m.code): m for m in MEASURES}
-
-
-def measure_for(system: str, code: str) -> Measure | None:
-    return _MEASURES_BY_CODE.get((system, code))
-
-
-def band_for(measure: Measure, value: float) -> Band | None:
-    chosen = None
-    for band in measure.bands:
-        if value >= band.low:
-            chosen = band
-    return chosen
 
 
 # --------------------------------------------------------------------------- values
@@ -284,7 +128,7 @@ class Point:
     #: The Observation's interpretation, e.g. "Moderate depression (10-14)".
     interpretation: str = ""
     #: The measure's band the value falls in (scores only).
-    band: Band | None = None
+    band: ChartBand | None = None
     #: A safety Flag was raised by the same response (same moment).
     flagged: bool = False
 
@@ -484,30 +328,9 @@ def _interpretation(observation: Mapping[str, Any]) -> str:
     return ""
 
 
-def _generic_measure(system: str, code: str, title: str, values: Sequence[float]) -> Measure:
-    """An Observation code the report has no table entry for: scale to its values."""
-    low = min(0.0, *values)
-    high = max(values)
-    step = _nice_step((high - low) / 5 if high > low else 1.0)
-    top = max(step, math.ceil(high / step) * step)
-    bottom = math.floor(low / step) * step
-    ticks = []
-    tick = bottom
-    while tick <= top + step / 2:
-        ticks.append(round(tick, 6))
-        tick += step
-    return Measure(system, code, title, "", bottom, top, tuple(ticks), "Value", order=1000)
-
-
-def _nice_step(raw: float) -> float:
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 2.5, 5, 10):
-        if raw <= factor * magnitude:
-            return float(factor * magnitude)
-    return float(10 * magnitude)
-
-
-def _charts(observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tally) -> list[Chart]:
+def _charts(
+    observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tally, table: MeasureTable
+) -> list[Chart]:
     grouped: dict[tuple[str, str], list[Point]] = {}
     titles: dict[tuple[str, str], str] = {}
     for observation in tally.of_patient(observations, "Observation", "an Observation", patient):
@@ -536,7 +359,7 @@ def _charts(observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tal
         key = (_text(coding.get("system")), _text(coding.get("code")))
         if not key[1]:
             key = ("", _text(concept.get("text")) or "Unnamed measure")
-        measure = measure_for(*key)
+        measure = table.get(key)
         titles.setdefault(key, _text(concept.get("text")) or _text(coding.get("display")))
         band = band_for(measure, value) if measure is not None else None
         interpretation = _interpretation(observation) or (band.label if band else "")
@@ -545,10 +368,10 @@ def _charts(observations: Sequence[Mapping[str, Any]], patient: str, tally: _Tal
 
     charts = []
     for key, points in grouped.items():
-        measure = measure_for(*key)
+        measure = table.get(key)
         values = [p.value for p in points]
         if measure is None:
-            measure = _generic_measure(key[0], key[1], titles[key] or key[1], values)
+            measure = generic_measure(key[0], key[1], titles[key] or key[1], values)
         elif max(values) > measure.y_max or min(values) < measure.y_min:
             # A value off the published scale is shown where it is, not clipped to look normal.
             measure = replace(
@@ -791,15 +614,18 @@ def build_report(
     generated_at: datetime,
     server: str | None = None,
     patient_resource: Mapping[str, Any] | None = None,
+    measures: Iterable[Measure] = (),
 ) -> Report:
     """The report for *patient* (``id`` or ``Patient/id``) from what the server returned.
 
     ``patient_resource`` (the Patient as read from the server) gives the name and birth
-    date shown beside the id; a Patient with another id is ignored.
+    date shown beside the id; a Patient with another id is ignored.  ``measures`` title
+    and scale the worksheets' trended answers (``Catalog.measures``: keyed on the CodeSystem
+    the worksheets were built with); the instruments' scores need none.
     """
     reference = patient_reference(patient)
     tally = _Tally()
-    charts = _charts(_unique(observations), reference, tally)
+    charts = _charts(_unique(observations), reference, tally, measure_table(measures))
     safety, other = _flags(_unique(flags), reference, tally)
     notes = _notes(_unique(documents), reference, tally)
     charts = _mark_flagged(charts, safety)

@@ -25,8 +25,8 @@ from markupsafe import Markup
 
 from rejection_fhir import __version__
 from rejection_fhir.report.markup import TEMPLATES
+from rejection_fhir.report.measures import ChartBand
 from rejection_fhir.report.model import (
-    Band,
     Chart,
     Point,
     Report,
@@ -92,7 +92,7 @@ def _table_parts(points: Sequence[Point]) -> list[Sequence[Point]]:
     return [points[part * size : (part + 1) * size] for part in range(parts)]
 
 
-def _band_fill(band: Band) -> str:
+def _band_fill(band: ChartBand) -> str:
     return BAND_FILLS.get(band.code, "#eeeeee")
 
 

@@ -15,7 +15,12 @@ from rejection_fhir.response.answers import (
     ResolvedResponse,
     resolve_response,
 )
-from rejection_fhir.response.conformance import Finding, Severity, has_errors, validate_response
+from rejection_fhir.response.conformance import (
+    ResponseFinding,
+    Severity,
+    has_errors,
+    validate_response,
+)
 from rejection_fhir.response.enablewhen import EnableWhenEvaluator
 from rejection_fhir.response.questionnaire import (
     CodeList,
@@ -40,12 +45,11 @@ from rejection_fhir.response.summary import (
     Line,
     Section,
     Summarizer,
+    Summarizers,
     Summary,
     generic_summary,
-    register_summarizer,
-    registered_summarizer,
     summarize,
-    unregister_summarizer,
+    summarizer_for,
 )
 
 __all__ = [
@@ -55,7 +59,6 @@ __all__ = [
     "EnableWhen",
     "EnableWhenEvaluator",
     "Entry",
-    "Finding",
     "ItemDef",
     "Line",
     "OptionDef",
@@ -63,16 +66,16 @@ __all__ = [
     "ResolvedAnswer",
     "ResolvedItem",
     "ResolvedResponse",
+    "ResponseFinding",
     "Section",
     "Severity",
     "Summarizer",
+    "Summarizers",
     "Summary",
     "compile_questionnaire",
     "generic_summary",
     "has_errors",
     "narrative",
-    "register_summarizer",
-    "registered_summarizer",
     "render_json",
     "render_markdown",
     "render_text",
@@ -80,6 +83,6 @@ __all__ = [
     "resolve_response",
     "split_canonical",
     "summarize",
-    "unregister_summarizer",
+    "summarizer_for",
     "validate_response",
 ]

@@ -21,6 +21,10 @@ This is a hot path (a sync summarises every response), so it works on plain dict
 ``json.loads`` gives them, builds nothing per response that could be built per
 Questionnaire (see :func:`compile_questionnaire`), and resolves lazily: looking up a few
 linkIds does not resolve the whole response.
+
+About 630 lines: the resolver and the resolved response share the path and index rules
+that :func:`rejection_fhir.response.summary.generic_summary` inlines; one module keeps
+them side by side (they must stay identical).
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """A Questionnaire compiled once for reading many responses, and an index of Questionnaires.
 
+About 800 lines, over the ~600 the project keeps modules under: the compiled definitions
+(ItemDef, options, code lists), the compiling that fills them and the index that finds them
+are read on every response of a sync; kept in one compiled (mypyc) module they stay native
+calls, and the index's callers (sync, summarize, the CLI) import it from here.
+
 Reading a QuestionnaireResponse needs, for every answered linkId, the item's definition,
 its position among its siblings, its options and its enableWhen.  Building those lookups
 per response would dominate the cost of a sync run, so :func:`compile_questionnaire` builds

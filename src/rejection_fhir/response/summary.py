@@ -5,26 +5,26 @@ alerts first (e.g. safety), then highlights, then sections of question -> answer
 Questionnaire order, nested as the worksheet nests them.
 
 The generic summarizer turns any response into sections.  A worksheet that deserves a
-better reading registers its own summarizer under its Questionnaire's canonical url::
+better reading has its own summarizer, given by the caller under its Questionnaire's
+canonical url (the project's are in ``worksheet.catalog.Catalog.summarizers``)::
 
-    @register_summarizer("http://example.org/Questionnaire/core-beliefs")
     def core_beliefs(response: ResolvedResponse) -> Summary:
         base = generic_summary(response)
         return replace(base, highlights=(Line("Belief", ...), ...))
 
-:func:`summarize` picks the registered summarizer for the Questionnaire (exact
-``url|version`` first, then ``url``) and falls back to :func:`generic_summary`.
+    summarize(qr, questionnaire, summarizers={"http://example.org/Questionnaire/core-beliefs": core_beliefs})
+
+:func:`summarize` picks the summarizer for the Questionnaire (exact ``url|version``
+first, then ``url``) and falls back to :func:`generic_summary`.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
-from rejection_fhir.errors import RejectionFhirError
 from rejection_fhir.response.answers import (
     NO_LINK_ID,
     NO_VALUE,
@@ -47,13 +47,12 @@ __all__ = [
     "Line",
     "Section",
     "Summarizer",
+    "Summarizers",
     "Summary",
     "generic_summary",
-    "register_summarizer",
-    "registered_summarizer",
     "summarize",
     "summarize_resolved",
-    "unregister_summarizer",
+    "summarizer_for",
 ]
 
 
@@ -449,51 +448,20 @@ def _label(definition: ItemDef | None, raw: dict[str, Any], link_id: str) -> str
     return text if isinstance(text, str) and text else link_id
 
 
-# ---------------------------------------------------------------------- registry
+# ---------------------------------------------------------------------- summarizers
 
-_registry: dict[str, Summarizer] = {}
-_registry_lock = threading.Lock()
-
-
-def register_summarizer(canonical_url: str) -> Callable[[Summarizer], Summarizer]:
-    """Decorator: use the decorated function to summarize responses to ``canonical_url``.
-
-    ``canonical_url`` is a Questionnaire url, optionally ``url|version`` to serve only that
-    version.  Registering two summarizers for the same key is a programming error.
-    """
-    if not isinstance(canonical_url, str) or not canonical_url:
-        raise RejectionFhirError(
-            "register_summarizer needs the Questionnaire's canonical url.",
-            hint="Use the url from the worksheet's Questionnaire, e.g. http://…/Questionnaire/core-beliefs.",
-        )
-
-    def decorate(summarizer: Summarizer) -> Summarizer:
-        with _registry_lock:
-            existing = _registry.get(canonical_url)
-            if existing is not None and existing is not summarizer:
-                raise RejectionFhirError(
-                    f"Two summarizers are registered for {canonical_url}: "
-                    f"{_name(existing)} and {_name(summarizer)}.",
-                    hint="Keep one of them, or register one for a specific url|version.",
-                )
-            _registry[canonical_url] = summarizer
-        return summarizer
-
-    return decorate
+#: Summarizers by Questionnaire canonical (``url``, or ``url|version`` for one version),
+#: e.g. ``worksheet.catalog.Catalog.summarizers``; passed in, never registered globally.
+Summarizers: TypeAlias = Mapping[str, Summarizer]
 
 
-def unregister_summarizer(canonical_url: str) -> None:
-    with _registry_lock:
-        _registry.pop(canonical_url, None)
-
-
-def registered_summarizer(canonical: str | None) -> Summarizer | None:
+def summarizer_for(summarizers: Summarizers | None, canonical: str | None) -> Summarizer | None:
     """The summarizer for ``url|version`` (exact first, then the bare url), if any."""
-    if not canonical:
+    if not canonical or not summarizers:
         return None
-    found = _registry.get(canonical)
+    found = summarizers.get(canonical)
     if found is None and "|" in canonical:
-        found = _registry.get(split_canonical(canonical)[0])
+        found = summarizers.get(split_canonical(canonical)[0])
     return found
 
 
@@ -502,32 +470,32 @@ def summarize(
     questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None,
     *,
     terminology: Mapping[str, Mapping[str, Any]] | None = None,
+    summarizers: Summarizers | None = None,
 ) -> Summary:
-    """Summarize a response with its worksheet's summarizer, or the generic one.
+    """Summarize a response with its worksheet's summarizer (from ``summarizers``), or
+    the generic one.
 
     The Questionnaire's own url|version chooses the summarizer; without a Questionnaire,
     the canonical the response names does.  Raises :class:`InputError` if ``response``
     is not a QuestionnaireResponse.
     """
-    return summarize_resolved(resolve_response(response, questionnaire, terminology=terminology))
+    return summarize_resolved(
+        resolve_response(response, questionnaire, terminology=terminology), summarizers
+    )
 
 
-def summarize_resolved(resolved: ResolvedResponse) -> Summary:
+def summarize_resolved(
+    resolved: ResolvedResponse, summarizers: Summarizers | None = None
+) -> Summary:
     """:func:`summarize` for a response already resolved, which the caller keeps: after the
     generic summary's walk, its answers are lookups (``ResolvedResponse.recorded_answers``)."""
     summarizer = None
-    if _registry:
+    if summarizers:
         compiled = resolved.compiled
         if compiled is not None:
-            summarizer = registered_summarizer(compiled.canonical)
+            summarizer = summarizer_for(summarizers, compiled.canonical)
         if summarizer is None and resolved.questionnaire is not None:
-            summarizer = registered_summarizer(resolved.questionnaire)
+            summarizer = summarizer_for(summarizers, resolved.questionnaire)
     if summarizer is None:
         return generic_summary(resolved)
     return summarizer(resolved)
-
-
-def _name(function: object) -> str:
-    module = getattr(function, "__module__", "?")
-    qualname = getattr(function, "__qualname__", repr(function))
-    return f"{module}.{qualname}"

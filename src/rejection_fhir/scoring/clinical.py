@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rejection_fhir.response.answers import resolve_response
+from rejection_fhir.response.answers import ResolvedResponse, resolve_response
 from rejection_fhir.response.questionnaire import CompiledQuestionnaire
-from rejection_fhir.response.summary import Line, Summary, summarize_resolved
+from rejection_fhir.response.summary import Line, Summarizers, Summary, summarize_resolved
 from rejection_fhir.scoring.model import SafetyAlert, Score
 from rejection_fhir.scoring.score import assess, score_and_alert
-from rejection_fhir.scoring.tables import QuestionnaireTable, questionnaire_table
+from rejection_fhir.scoring.tables import QuestionnaireTable, ValueSets, questionnaire_table
 
 
 @dataclass(slots=True)
@@ -26,6 +26,9 @@ class ClinicalSummary:
     summary: Summary
     scores: tuple[Score, ...]
     alerts: tuple[SafetyAlert, ...]
+    #: The response as resolved for the summary: its answers (typed, displayed) for
+    #: whatever else reads them (the Observations), without resolving it again.
+    resolved: ResolvedResponse
 
 
 def score_line(score: Score) -> Line:
@@ -53,26 +56,30 @@ def clinical_summary(
     questionnaire: Mapping[str, Any] | CompiledQuestionnaire | None,
     *,
     fallback: Mapping[str, Any] | CompiledQuestionnaire | None = None,
+    summarizers: Summarizers | None = None,
+    value_sets: ValueSets | None = None,
 ) -> ClinicalSummary:
     """The summary with scores and the item 9 rule folded in, alerts first.
 
     Without its Questionnaire (``None``) the response is read on its own signals, and
     ``fallback``, another version of the same Questionnaire when one is known, lends the
-    items it defines (docs/instruments.md, "Safety")."""
+    items it defines (docs/instruments.md, "Safety").  ``summarizers`` give worksheets
+    their own summaries, ``value_sets`` weights from ValueSets a Questionnaire does not
+    contain (both: ``worksheet.catalog.Catalog``)."""
     # One walk of the response: the summary's records give the answers the scores and the
     # item 9 rule read (issue 14), unless a summarizer skipped the generic walk.
     resolved = resolve_response(qr, questionnaire)
-    summary = summarize_resolved(resolved)
+    summary = summarize_resolved(resolved, summarizers)
     if questionnaire is None:
         if isinstance(fallback, CompiledQuestionnaire):
             fallback = fallback.source
-        found = assess(qr, None, fallback=fallback)
+        found = assess(qr, None, fallback=fallback, value_sets=value_sets)
     else:
-        table = _table(questionnaire)
+        table = _table(questionnaire, value_sets)
         if not table.scored_link_ids and not table.phq9_signal:
             # Nothing to score and not a PHQ-9 on any sign of its Questionnaire (most
             # worksheets): what score_and_alert finds, without building it.
-            return ClinicalSummary(summary, (), ())
+            return ClinicalSummary(summary, (), (), resolved)
         found = score_and_alert(qr, table, answers=resolved.recorded_answers(table.scored_link_ids))
     scores, alerts = tuple(found[0]), tuple(found[1])
     if scores or alerts:
@@ -89,14 +96,19 @@ def clinical_summary(
             scores + summary.scores,
             alerts + summary.alert_data,
         )
-    return ClinicalSummary(summary, scores, alerts)
+    return ClinicalSummary(summary, scores, alerts, resolved)
 
 
-def _table(questionnaire: Mapping[str, Any] | CompiledQuestionnaire) -> QuestionnaireTable:
-    """The scoring table, kept on the compiled Questionnaire like its resolver."""
+def _table(
+    questionnaire: Mapping[str, Any] | CompiledQuestionnaire, value_sets: ValueSets | None
+) -> QuestionnaireTable:
+    """The scoring table, kept on the compiled Questionnaire like its resolver (unless it
+    takes weights from ValueSets outside it, which another caller may give otherwise)."""
     if not isinstance(questionnaire, CompiledQuestionnaire):
-        return questionnaire_table(questionnaire)
+        return questionnaire_table(questionnaire, value_sets)
     table = questionnaire.extras.get("scoring")
     if not isinstance(table, QuestionnaireTable):
-        table = questionnaire.extras["scoring"] = questionnaire_table(questionnaire.source)
+        table = questionnaire_table(questionnaire.source, value_sets)
+        if not table.external:
+            questionnaire.extras["scoring"] = table
     return table

@@ -173,8 +173,8 @@ INSTRUMENTS: tuple[Instrument, ...] = (PHQ9, GAD7)
 
 #: PHQ-9 item 9, "Thoughts that you would be better off dead, or of hurting yourself in
 #: some way" (LOINC 44260-8), and our own linkId for it (questionnaires/phq-9.yaml).
-PHQ9_ITEM9 = "44260-8"
-PHQ9_ITEM9_LINK_ID = "phq9-9"
+PHQ9_ITEM9 = PHQ9.items[8]
+PHQ9_ITEM9_LINK_ID = PHQ9.link_ids[8]
 #: The PHQ-9 panel code and its item codes: any of them in a Questionnaire's codes, a
 #: linkId or a path segment (``/44249-1/44260-8``) marks a PHQ-9.
 PHQ9_CODES: frozenset[str] = frozenset((PHQ9.panel["code"], *PHQ9.items))

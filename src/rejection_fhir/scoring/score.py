@@ -16,6 +16,7 @@ from rejection_fhir.scoring.safety import check_item9, coding_weight, read_answe
 from rejection_fhir.scoring.tables import (
     Answers,
     QuestionnaireTable,
+    ValueSets,
     build_table,
     questionnaire_table,
     response_questionnaire,
@@ -335,7 +336,12 @@ def _score_generic(table: QuestionnaireTable, answers: Answers) -> Score:
     )
 
 
-def score_response(qr: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> list[Score]:
+def score_response(
+    qr: Mapping[str, Any],
+    questionnaire: Mapping[str, Any],
+    *,
+    value_sets: ValueSets | None = None,
+) -> list[Score]:
     """Every score the response supports, standard instruments first.
 
     * Standard instruments (PHQ-9, GAD-7) are recognised by their LOINC item codes
@@ -345,8 +351,11 @@ def score_response(qr: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> l
     * Any other items whose answer options carry weights (itemWeight / ordinalValue, on
       answerOption, the Coding, or a contained or expanded ValueSet) give one generic
       "sum of weights" score.
+
+    ``value_sets`` lend weights to options from ValueSets the Questionnaire does not
+    contain (by canonical).
     """
-    table = questionnaire_table(questionnaire)
+    table = questionnaire_table(questionnaire, value_sets)
     if not table.instruments and not table.generic:
         return []
     return _scores(table, answers_by_link(qr.get("item"), table.scored_link_ids))
@@ -391,13 +400,15 @@ def score_and_alert(
 
 
 def response_table(
-    qr: Mapping[str, Any], fallback: Mapping[str, Any] | None = None
+    qr: Mapping[str, Any],
+    fallback: Mapping[str, Any] | None = None,
+    value_sets: ValueSets | None = None,
 ) -> QuestionnaireTable:
     """A scoring table read from the response itself, for when its Questionnaire cannot be
     resolved: its linkIds, paths, item texts and answer codes are the signals, and the
     items a known version of the same Questionnaire (``fallback``) defines lend their
     codes and weights (built per response, never cached)."""
-    return build_table(response_questionnaire(qr, fallback))
+    return build_table(response_questionnaire(qr, fallback), value_sets)
 
 
 def assess(
@@ -405,6 +416,7 @@ def assess(
     table: QuestionnaireTable | None,
     *,
     fallback: Mapping[str, Any] | None = None,
+    value_sets: ValueSets | None = None,
 ) -> tuple[list[Score], list[SafetyAlert]]:
     """Scores and safety alerts for a response, with or without its Questionnaire.
 
@@ -419,17 +431,20 @@ def assess(
         unresolved = f"its Questionnaire {canonical[:200]} is not available"
         if fallback is not None:
             unresolved += f" (read with version {fallback.get('version')!s:.40} instead)"
-    return score_and_alert(qr, response_table(qr, fallback), unresolved=unresolved)
+    return score_and_alert(qr, response_table(qr, fallback, value_sets), unresolved=unresolved)
 
 
 def safety_alerts(
-    qr: Mapping[str, Any], questionnaire: Mapping[str, Any] | None
+    qr: Mapping[str, Any],
+    questionnaire: Mapping[str, Any] | None,
+    *,
+    value_sets: ValueSets | None = None,
 ) -> list[SafetyAlert]:
     """The item 9 rule (docs/instruments.md, "Safety"): at most one alert per response,
     positive or unreadable.  Without a Questionnaire the response's own linkIds, texts and
     answer codes are the signals."""
-    table = questionnaire_table(questionnaire) if questionnaire is not None else None
-    return assess(qr, table)[1]
+    table = questionnaire_table(questionnaire, value_sets) if questionnaire is not None else None
+    return assess(qr, table, value_sets=value_sets)[1]
 
 
 __all__ = [

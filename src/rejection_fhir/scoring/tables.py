@@ -116,6 +116,8 @@ class QuestionnaireTable:
     phq9_signal: str = ""
     #: The Questionnaire's canonical url, if any.
     url: str | None = None
+    #: answerValueSet canonicals it does not contain (looked up in the given value sets).
+    external: tuple[str, ...] = ()
 
 
 def _walk(items: Any) -> Iterator[Mapping[str, Any]]:
@@ -255,29 +257,34 @@ def _property_weight(entry: Mapping[str, Any], weight_codes: frozenset[str]) -> 
 
 #: ValueSets a Questionnaire references by canonical rather than contains (e.g. from
 #: ``summarize --questionnaire bundle.json``): canonical url (and url|version) → resource.
-_terminology: dict[str, Mapping[str, Any]] = {}
+#: Passed in by the caller (``worksheet.catalog.Catalog.value_sets``), never registered.
+ValueSets = Mapping[str, Mapping[str, Any]]
 
 
-def register_value_sets(resources: Iterable[Mapping[str, Any]]) -> int:
-    """Make ValueSets known to the scoring tables by their canonical url; returns how many.
-
-    Tables already built are dropped, so they are rebuilt with the new weights."""
-    added = 0
+def value_set_index(resources: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The ValueSets among ``resources`` by canonical url and by url|version."""
+    found: dict[str, Mapping[str, Any]] = {}
     for resource in resources:
         url = resource.get("url")
         if resource.get("resourceType") == "ValueSet" and isinstance(url, str) and url:
-            _terminology[url] = resource
+            found[url] = resource
             version = resource.get("version")
             if isinstance(version, str) and version:
-                _terminology[f"{url}|{version}"] = resource
-            added += 1
-    if added:
-        clear_cache()
-    return added
+                found[f"{url}|{version}"] = resource
+    return found
+
+
+def _external_value_set(value_sets: ValueSets | None, ref: str) -> Mapping[str, Any] | None:
+    if not value_sets:
+        return None
+    return value_sets.get(ref) or value_sets.get(ref.split("|")[0])
 
 
 def _option_weights(
-    q: Mapping[str, Any], item: Mapping[str, Any]
+    q: Mapping[str, Any],
+    item: Mapping[str, Any],
+    value_sets: ValueSets | None,
+    external: list[str],
 ) -> dict[OptionKey, tuple[Decimal, str]]:
     out: dict[OptionKey, tuple[Decimal, str]] = {}
     for option in _list(item.get("answerOption")):
@@ -296,8 +303,9 @@ def _option_weights(
     ref = item.get("answerValueSet")
     if isinstance(ref, str):
         vs = _contained_value_set(q, ref)
-        if vs is None and _terminology:
-            vs = _terminology.get(ref) or _terminology.get(ref.split("|")[0])
+        if vs is None:
+            external.append(ref)
+            vs = _external_value_set(value_sets, ref)
         if vs is not None:
             out.update(_value_set_weights(vs))
     return out
@@ -334,7 +342,9 @@ def text_codes(text: Any) -> set[str]:
     return set()
 
 
-def _item_table(q: Mapping[str, Any], item: Mapping[str, Any]) -> ItemTable:
+def _item_table(
+    q: Mapping[str, Any], item: Mapping[str, Any], value_sets: ValueSets | None, external: list[str]
+) -> ItemTable:
     link_id = str(item["linkId"])
     loinc = {
         str(c["code"])
@@ -350,7 +360,7 @@ def _item_table(q: Mapping[str, Any], item: Mapping[str, Any]) -> ItemTable:
         isinstance(e, Mapping) and e.get("url") == CALCULATED_EXPRESSION
         for e in _list(item.get("extension"))
     )
-    weights = _option_weights(q, item)
+    weights = _option_weights(q, item, value_sets, external)
     by_code: dict[str, tuple[Decimal, str]] = {}
     for (_, code), found in weights.items():
         by_code.setdefault(code, found)
@@ -371,15 +381,17 @@ def _ours(q: Mapping[str, Any], instrument: Instrument) -> bool:
     return isinstance(url, str) and url.endswith(f"/Questionnaire/{instrument.key}")
 
 
-def build_table(q: Mapping[str, Any]) -> QuestionnaireTable:
-    """The lookup table for one Questionnaire (uncached; see :func:`questionnaire_table`)."""
+def build_table(q: Mapping[str, Any], value_sets: ValueSets | None = None) -> QuestionnaireTable:
+    """The lookup table for one Questionnaire (uncached; see :func:`questionnaire_table`);
+    ``value_sets`` lend weights to options taken from a ValueSet it does not contain."""
     items: dict[str, ItemTable] = {}
+    external: list[str] = []
     for item in _walk(q.get("item")):
         if isinstance(item.get("linkId"), str) and str(item.get("type")) not in {
             "group",
             "display",
         }:
-            items.setdefault(item["linkId"], _item_table(q, item))
+            items.setdefault(item["linkId"], _item_table(q, item, value_sets, external))
     by_loinc: dict[str, str] = {}
     for table in items.values():
         for code in table.loinc:
@@ -423,6 +435,7 @@ def build_table(q: Mapping[str, Any]) -> QuestionnaireTable:
         ),
         phq9_signal=signal,
         url=q.get("url") if isinstance(q.get("url"), str) else None,
+        external=tuple(dict.fromkeys(external)),
     )
 
 
@@ -542,25 +555,42 @@ def _stand_in_items(
 
 
 _CACHE_SIZE = 256
-_cache: OrderedDict[str, QuestionnaireTable] = OrderedDict()
+#: url|version → (table, the ValueSet each of its ``external`` refs was found as).
+_cache: OrderedDict[str, tuple[QuestionnaireTable, tuple[object, ...]]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def questionnaire_table(q: Mapping[str, Any]) -> QuestionnaireTable:
+def _still_valid(
+    entry: tuple[QuestionnaireTable, tuple[object, ...]], value_sets: ValueSets | None
+) -> bool:
+    """A cached table whose external ValueSets resolve to the same resources now (the
+    entry keeps them alive, so ``is`` is safe)."""
+    table, seen = entry
+    return not table.external or all(
+        _external_value_set(value_sets, ref) is found
+        for ref, found in zip(table.external, seen, strict=True)
+    )
+
+
+def questionnaire_table(
+    q: Mapping[str, Any], value_sets: ValueSets | None = None
+) -> QuestionnaireTable:
     """Cached by ``url|version``: a published url|version never changes content.  A
-    Questionnaire without a url is built each time (nothing safe to key it on)."""
+    Questionnaire without a url is built each time (nothing safe to key it on).  A table
+    that took weights from ``value_sets`` is rebuilt when they give other ValueSets."""
     url = q.get("url")
     if not isinstance(url, str) or not url:
-        return build_table(q)
+        return build_table(q, value_sets)
     key = f"{url}|{q.get('version') or ''}"
     with _lock:
-        table = _cache.get(key)
-        if table is not None:
+        entry = _cache.get(key)
+        if entry is not None and _still_valid(entry, value_sets):
             _cache.move_to_end(key)
-            return table
-    table = build_table(q)
+            return entry[0]
+    table = build_table(q, value_sets)
+    seen = tuple(_external_value_set(value_sets, ref) for ref in table.external)
     with _lock:
-        _cache[key] = table
+        _cache[key] = (table, seen)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return table

@@ -30,15 +30,17 @@ single requests, ledger-only with *uncertain* writes); what the target does not 
 left out of each plan (:mod:`rejection_fhir.ehr.restrict`); responses are found by
 ``_lastUpdated``, ``authored`` or per patient (:mod:`rejection_fhir.sync.reading`).  See
 docs/ehr-modes.md.
+
+Split by responsibility: :mod:`rejection_fhir.sync.prepare` turns one response into a plan
+(one analysis of it), :mod:`rejection_fhir.sync.commit` writes a batch, and this module
+reads the pages, keeps them in order and records the ledger and cursor.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -46,37 +48,18 @@ from pathlib import Path
 from typing import Any
 
 from rejection_fhir import settings as settings_module
-from rejection_fhir.ehr.extract import observation_values
-from rejection_fhir.ehr.note import render_note
-from rejection_fhir.ehr.restrict import restrict_plan
-from rejection_fhir.ehr.writeback import (
-    ResponseVersion,
-    WritePlan,
-    plan_safety_only,
-    plan_writes,
-    rebased,
-    safety_entries,
-    score_entries,
-    version_checked,
-)
 from rejection_fhir.errors import (
-    AuthError,
     ConfigError,
-    FhirServerError,
-    RejectionFhirError,
-    ServerUnavailableError,
 )
 from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.response.answers import resolve_response
-from rejection_fhir.response.conformance import validate_response
 from rejection_fhir.response.questionnaire import (
-    CompiledQuestionnaire,
     QuestionnaireIndex,
-    split_canonical,
 )
 from rejection_fhir.response.summary import Summary
-from rejection_fhir.scoring.clinical import clinical_summary
+from rejection_fhir.sync.commit import Committed, Committer, transaction_bundle
 from rejection_fhir.sync.executors import ExecMode, WriteExecutor, WriteSetup, write_setup
+from rejection_fhir.sync.outcome import Problem, Tally
+from rejection_fhir.sync.prepare import IN_FLIGHT, Prepared, Preparer, json_object, meta
 from rejection_fhir.sync.state import (
     INCREMENTAL,
     LedgerEntry,
@@ -84,34 +67,13 @@ from rejection_fhir.sync.state import (
     open_state,
     window_shard,
 )
+from rejection_fhir.worksheet.catalog import Catalog
 
 log = logging.getLogger("rejection_fhir.sync")
 JsonDict = dict[str, Any]
 
 #: Upper bound for ``SyncOptions.concurrency``: requests keeps ten connections per host.
 MAX_CONCURRENCY = 8
-
-
-@dataclass
-class Tally:
-    fetched: int = 0
-    written: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    failed: int = 0
-    skipped: int = 0
-    resources: int = 0
-    #: Writes whose answer was lost in ledger-only mode (see ``sync --reconcile``).
-    uncertain: int = 0
-    #: Resources not written because the server does not take them, by type.
-    left_out: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(frozen=True)
-class Problem:
-    response: str
-    message: str
-    findings: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -173,55 +135,8 @@ class SyncOptions:
     patients_from: str | None = None
 
 
-def _object(value: object) -> Mapping[str, Any]:
-    """A JSON object from the server, or an empty one when it sent something else."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def _meta(qr: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _object(qr.get("meta"))
-
-
-def response_version(qr: Mapping[str, Any]) -> str:
-    """The server's versionId, or a content hash when the server keeps no versions."""
-    version = _meta(qr).get("versionId")
-    if isinstance(version, str) and version:
-        return version
-    digest = hashlib.sha256(
-        json.dumps(qr, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    return f"sha256-{digest[:16]}"
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class _Prepared:
-    qr: JsonDict
-    ref: ResponseVersion
-    questionnaire: str
-    plan: WritePlan
-    summary: Summary
-    last_updated: str | None
-    #: Set for a rejected response that still gets its safety Flag: recorded as rejected
-    #: (with these findings) once the Flag is committed.
-    rejection: LedgerEntry | None = None
-
-
-@dataclass
-class _Committed:
-    """What one batch's commit did; applied to the report and state in page order."""
-
-    ledger: list[LedgerEntry] = field(default_factory=list)
-    resources: int = 0
-    #: Responses the server refused: (the response, the server's message).
-    refused: list[tuple[_Prepared, str]] = field(default_factory=list)
-    #: Responses recorded as uncertain (ledger-only: an answer lost), with what is unknown.
-    uncertain: list[tuple[_Prepared, str]] = field(default_factory=list)
-    #: Raised once what is above is recorded (single-request modes stop part-way).
-    error: RejectionFhirError | None = None
 
 
 @dataclass
@@ -230,41 +145,20 @@ class _Page:
     newest: str | None
     move_cursor: bool
     ids: frozenset[str]
-    commit: Future[_Committed] | None = None
+    commit: Future[Committed] | None = None
     #: ledger-only: the responses recorded "in flight" before their plain creates were sent.
     intents: list[LedgerEntry] = field(default_factory=list)
 
 
-#: The finding code of a ledger-only write recorded before it was sent: a run killed before
-#: it recorded the answer leaves the response uncertain (settled by ``sync --reconcile``),
-#: never written twice by the next run.
-IN_FLIGHT = "in-flight"
-
-
-def _in_flight(entry: LedgerEntry) -> bool:
-    return entry.outcome == "uncertain" and any(f.get("code") == IN_FLIGHT for f in entry.findings)
-
-
-def transaction_bundle(plans: Iterable[WritePlan]) -> tuple[JsonDict, dict[str, int]]:
-    """One transaction for several responses' plans, and each fullUrl's entry position.
-
-    The tool's Device, which every plan names, is sent once.
-    """
-    entries: list[JsonDict] = []
-    position: dict[str, int] = {}
-    for plan in plans:
-        for entry in plan.entries:
-            if entry["fullUrl"] in position:
-                continue
-            position[entry["fullUrl"]] = len(entries)
-            entries.append(entry)
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}, position
-
-
 class _Run:
+    """Pages in order: each page prepared (:class:`~rejection_fhir.sync.prepare.Preparer`),
+    its commit started (:class:`~rejection_fhir.sync.commit.Committer`, on a commit thread
+    when concurrent), and committed pages recorded in the order they were read."""
+
     def __init__(
         self,
         options: SyncOptions,
+        catalog: Catalog,
         index: QuestionnaireIndex,
         source: FhirClient,
         target: FhirClient,
@@ -277,20 +171,27 @@ class _Run:
     ) -> None:
         self.options = options
         setup = setup or WriteSetup(ExecMode.TRANSACTION)
-        self.executor = WriteExecutor(target, setup, on_bundle=on_transaction)
-        #: What the server takes (None: not restricted by what it says).
-        self.writable = None if setup.strategy is None else setup.strategy.writable
-        self.index = index
-        self.source = source
-        self.target = target
+        self.preparer = Preparer(
+            options,
+            catalog,
+            index,
+            source,
+            target,
+            state,
+            report.tally,
+            report.rejected,
+            report.uncertain,
+            recorded,
+            None if setup.strategy is None else setup.strategy.writable,
+            setup.note_types,
+        )
+        self.committer = Committer(
+            WriteExecutor(target, setup, on_bundle=on_transaction), target, options.source
+        )
         self.state = state
         self.report = report
         self.progress = progress
-        self.recorded = recorded
         self.on_transaction = on_transaction
-        self.same_server = options.target is None or options.target.rstrip(
-            "/"
-        ) == options.source.rstrip("/")
         self.blocked_at: str | None = None
         self.pending: deque[_Page] = deque()
         self.in_flight: set[str] = set()
@@ -304,240 +205,6 @@ class _Run:
             if self.concurrency > 1
             else None
         )
-
-    # -- classification ---------------------------------------------------------------
-
-    def ours(self, canonical: str) -> bool:
-        url, _ = split_canonical(canonical)
-        return any(url.startswith(prefix) for prefix in self.options.prefixes)
-
-    def questionnaire_for(self, qr: Mapping[str, Any]) -> CompiledQuestionnaire | None:
-        compiled = self.index.for_response(qr)
-        if compiled is not None:
-            return compiled
-        canonical = qr.get("questionnaire")
-        if not isinstance(canonical, str):
-            return None
-        # An older version still on the source server (published before this build).
-        url, version = split_canonical(canonical)
-        params = {"url": url, **({"version": version} if version else {})}
-        try:
-            found = list(self.source.search("Questionnaire", params))
-        except FhirServerError:
-            return None
-        for questionnaire in found:
-            self.index.add(questionnaire)
-        return self.index.for_response(qr)
-
-    # -- one response -----------------------------------------------------------------
-
-    def prepare(self, qr: JsonDict) -> _Prepared | LedgerEntry | None:
-        """A plan to write, a rejection to record, or None (already handled / not ours)."""
-        rid = qr.get("id")
-        canonical = qr.get("questionnaire")
-        if not isinstance(rid, str) or not isinstance(canonical, str) or not self.ours(canonical):
-            self.report.tally.skipped += 1
-            return None
-        version = response_version(qr)
-        seen = self.state.seen(self.options.source, rid, version)
-        # "absent": sync --reconcile found an uncertain write never landed; write it now.
-        where = f"QuestionnaireResponse/{rid}/_history/{version}"
-        if seen is not None and _in_flight(seen):
-            # An earlier run stopped while its plain creates were in flight: they may have
-            # landed.  Said on every run until sync --reconcile settles it.
-            self.report.tally.uncertain += 1
-            self.report.uncertain.append(
-                Problem(where, seen.findings[-1]["message"] + "; settle with sync --reconcile")
-            )
-            return None
-        if seen is not None and seen.outcome != "absent":
-            self.report.tally.unchanged += 1
-            return None
-        compiled = self.questionnaire_for(qr)
-        findings = [
-            {"severity": f.severity, "path": f.path, "code": f.code, "message": f.message}
-            for f in validate_response(qr, compiled)
-            if f.severity == "error"
-        ]
-        if findings:
-            self.report.tally.rejected += 1
-            first = findings[0]
-            at = f" at {first['path']}" if first["path"] else ""
-            self.report.rejected.append(Problem(where, f"{first['message']}{at}", tuple(findings)))
-            rejection = LedgerEntry(
-                self.options.source, rid, version, "rejected", canonical, [], findings
-            )
-            return self.safety_only(qr, rid, version, canonical, compiled, rejection) or rejection
-        assert compiled is not None  # validate_response reports an unresolvable Questionnaire
-        clinical = clinical_summary(qr, compiled)
-        summary = clinical.summary
-        resolved = resolve_response(qr, compiled)
-        ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
-        previous = self.previous_note(rid, version)
-        note = render_note(summary, self.executor.setup.note_types)
-        extra = [
-            *score_entries(qr, ref, clinical.scores),
-            *safety_entries(qr, ref, clinical.alerts, task=self.options.safety_task),
-        ]
-        plan = plan_writes(
-            qr,
-            ref,
-            note,
-            observation_values(resolved),
-            recorded=self.recorded,
-            previous_note=previous,
-            extra=extra,
-        )
-        if self.writable is not None:
-            plan, left_out = restrict_plan(plan, self.writable)
-            self.report.tally.left_out.update(left_out)
-        last_updated = _meta(qr).get("lastUpdated")
-        return _Prepared(qr, ref, compiled.canonical or canonical, plan, summary, last_updated)
-
-    def safety_only(
-        self,
-        qr: JsonDict,
-        rid: str,
-        version: str,
-        canonical: str,
-        compiled: CompiledQuestionnaire | None,
-        rejection: LedgerEntry,
-    ) -> _Prepared | None:
-        """A rejected response is not summarised into the record, but the item 9 rule still
-        runs on it (on its own signals when its Questionnaire cannot be resolved, lent
-        another version of the same url when one is known): a positive or unreadable item
-        9 gets its Flag even so (docs/instruments.md, "Safety")."""
-        fallback = None
-        if compiled is None:
-            fallback = self.index.compiled(split_canonical(canonical)[0])
-        clinical = clinical_summary(qr, compiled, fallback=fallback)
-        if not clinical.alerts:
-            return None
-        ref = ResponseVersion(self.options.source, rid, version, same_server=self.same_server)
-        plan, left_out = plan_safety_only(
-            qr,
-            ref,
-            clinical,
-            recorded=self.recorded,
-            writable=self.writable,
-            note_types=self.executor.setup.note_types,
-            task=self.options.safety_task,
-        )
-        self.report.tally.left_out.update(left_out)
-        last_updated = _meta(qr).get("lastUpdated")
-        return _Prepared(
-            qr, ref, canonical, plan, clinical.summary, last_updated, rejection=rejection
-        )
-
-    def previous_note(self, rid: str, version: str) -> JsonDict | None:
-        earlier = self.state.latest_written(self.options.source, rid, other_than=version)
-        if earlier is None:
-            return None
-        for reference in earlier.resources:
-            if reference.startswith("DocumentReference/"):
-                try:
-                    return self.target.read("DocumentReference", reference.split("/", 1)[1])
-                except FhirServerError:
-                    return None
-        return None
-
-    # -- a batch (may run on a commit thread: touches neither the report nor the state) --
-
-    def commit(self, batch: Sequence[_Prepared]) -> _Committed:
-        """One transaction for the batch; on refusal, one per response to find the culprit."""
-        try:
-            return self._commit_rebasing(batch)
-        except RejectionFhirError as exc:
-            if len(batch) == 1 or not _refused(exc):
-                raise
-        done = _Committed()
-        for prepared in batch:
-            try:
-                one = self._commit_rebasing([prepared])
-            except FhirServerError as exc:
-                if not _refused(exc):
-                    raise
-                done.refused.append((prepared, str(exc)))
-                continue
-            done.ledger.extend(one.ledger)
-            done.resources += one.resources
-        return done
-
-    def _commit_rebasing(self, batch: Sequence[_Prepared]) -> _Committed:
-        try:
-            return self._commit(batch)
-        except FhirServerError as exc:
-            if exc.status not in (409, 412) or not any(version_checked(p.plan) for p in batch):
-                raise
-        # The If-Match on a note this batch supersedes no longer holds.  Mostly because an
-        # earlier attempt of this very transaction committed and only its answer was lost
-        # (a timeout, a dropped connection): the client's retry then meets the note already
-        # superseded.  Or someone changed the note meanwhile.  Either way, plan those
-        # updates again on the notes as they are now, once; the conditional creates and
-        # updates make the rest of the replay a no-op.
-        return self._commit([self._rebased(p) for p in batch])
-
-    def _rebased(self, prepared: _Prepared) -> _Prepared:
-        current: dict[str, JsonDict] = {}
-        for reference in version_checked(prepared.plan):
-            rtype, rid = reference.split("/", 1)
-            current[reference] = self.target.read(rtype, rid)
-        return replace(prepared, plan=rebased(prepared.plan, current))
-
-    def _commit(self, batch: Sequence[_Prepared]) -> _Committed:
-        """Write the batch with the run's executor.  Bundle modes raise on failure (a
-        replay is a no-op); single-request modes report what they did before a failure,
-        which is recorded before the failure stops the run."""
-        done = _Committed()
-        remaining = list(batch)
-        rebased_ids: set[str] = set()
-        while remaining:
-            executed = self.executor.execute([p.plan for p in remaining])
-            for prepared, result in zip(remaining, executed.results, strict=False):
-                # A rejected response still gets its safety Flag written (scoring.safety):
-                # recorded as rejected, with its findings, once that write committed.
-                rejection = prepared.rejection
-                findings: list[dict[str, Any]] = [] if rejection is None else rejection.findings
-                outcome = "written" if rejection is None else "rejected"
-                if result.uncertain:
-                    findings = [
-                        *findings,
-                        {"severity": "warning", "code": "uncertain", "message": result.uncertain},
-                    ]
-                    outcome = "uncertain"
-                    done.uncertain.append((prepared, result.uncertain))
-                done.ledger.append(
-                    LedgerEntry(
-                        self.options.source,
-                        prepared.ref.id,
-                        prepared.ref.version,
-                        outcome,
-                        prepared.questionnaire,
-                        result.refs,
-                        findings,
-                    )
-                )
-                done.resources += len(result.refs)
-            error = executed.error
-            if error is None:
-                break
-            culprit = remaining[len(executed.results)]
-            rest = remaining[len(executed.results) + 1 :]
-            if (
-                isinstance(error, FhirServerError)
-                and error.status in (409, 412)
-                and version_checked(culprit.plan)
-                and culprit.ref.id not in rebased_ids
-            ):
-                rebased_ids.add(culprit.ref.id)
-                remaining = [self._rebased(culprit), *rest]
-            elif _refused(error):
-                done.refused.append((culprit, str(error)))
-                remaining = rest
-            else:
-                done.error = error
-                break
-        return done
 
     # -- pages, in order ----------------------------------------------------------------
 
@@ -553,16 +220,16 @@ class _Run:
             # An amendment of a response whose earlier version is still committing: its
             # note must supersede the earlier note, which the ledger names only once recorded.
             self.settle(0)
-        prepared: list[_Prepared] = []
+        prepared: list[Prepared] = []
         rejected: list[LedgerEntry] = []
         newest: str | None = None
         for qr in resources:
             self.report.tally.fetched += 1
-            last_updated = _meta(qr).get("lastUpdated")
+            last_updated = meta(qr).get("lastUpdated")
             if isinstance(last_updated, str) and (newest is None or last_updated > newest):
                 newest = last_updated
-            outcome = self.prepare(qr)
-            if isinstance(outcome, _Prepared):
+            outcome = self.preparer.prepare(qr)
+            if isinstance(outcome, Prepared):
                 prepared.append(outcome)
                 if self.options.keep_summaries:
                     self.report.summaries.append((outcome.ref.versioned_reference, outcome.summary))
@@ -577,7 +244,7 @@ class _Run:
                 self.on_transaction(transaction_bundle(p.plan for p in prepared)[0])
             return
         page = _Page(rejected, newest, move_cursor, ids)
-        if prepared and self.executor.mode is ExecMode.LEDGER_ONLY:
+        if prepared and self.committer.executor.mode is ExecMode.LEDGER_ONLY:
             # Plain creates cannot be repeated safely: recorded as in flight before they are
             # sent, so that a run killed before it records their answers leaves them
             # uncertain instead of writing them again.
@@ -612,12 +279,12 @@ class _Run:
         else:
             self.settle(self.concurrency - 1)
 
-    def _start(self, batch: list[_Prepared]) -> Future[_Committed]:
+    def _start(self, batch: list[Prepared]) -> Future[Committed]:
         if self.pool is not None:
-            return self.pool.submit(self.commit, batch)
-        done: Future[_Committed] = Future()
+            return self.pool.submit(self.committer.commit, batch)
+        done: Future[Committed] = Future()
         try:
-            done.set_result(self.commit(batch))
+            done.set_result(self.committer.commit(batch))
         except BaseException as exc:
             done.set_exception(exc)
         return done
@@ -635,7 +302,7 @@ class _Run:
         ):
             page = self.pending[0]
             try:
-                committed = page.commit.result() if page.commit is not None else _Committed()
+                committed = page.commit.result() if page.commit is not None else Committed()
             except BaseException:
                 self.abandon()
                 raise
@@ -650,7 +317,7 @@ class _Run:
                 raise committed.error
             self._record(page, committed)
 
-    def _record(self, page: _Page, committed: _Committed) -> None:
+    def _record(self, page: _Page, committed: Committed) -> None:
         tally = self.report.tally
         tally.written += sum(1 for entry in committed.ledger if entry.outcome == "written")
         tally.uncertain += len(committed.uncertain)
@@ -733,7 +400,7 @@ def _search_pages(
             if isinstance(e, Mapping)
             and isinstance(e.get("resource"), dict)
             and e["resource"].get("resourceType") == "QuestionnaireResponse"
-            and _object(e.get("search")).get("mode", "match") == "match"
+            and json_object(e.get("search")).get("mode", "match") == "match"
         ]
 
 
@@ -776,7 +443,7 @@ def _before(resources: Iterable[JsonDict], until: str | None) -> Iterator[JsonDi
     an export from a server that ignored the ``_typeFilter``."""
     end = instant(until) if until else None
     for resource in resources:
-        updated = _meta(resource).get("lastUpdated")
+        updated = meta(resource).get("lastUpdated")
         if end is not None and isinstance(updated, str):
             try:
                 if instant(updated) >= end:
@@ -797,22 +464,10 @@ def _batches(resources: Iterable[JsonDict], size: int) -> Iterator[list[JsonDict
         yield batch
 
 
-def _refused(exc: BaseException) -> bool:
-    """The server refused this content (a 4xx): other responses may still go through, so
-    the batch is retried one response at a time.  Not when the server is unavailable,
-    overloaded or refuses our credentials: every response would fail alike, so the run
-    stops and says why (exit 6 or 9) with the cursor before the batch."""
-    return (
-        isinstance(exc, FhirServerError)
-        and not isinstance(exc, ServerUnavailableError | AuthError)
-        and (exc.status or 0) < 500
-    )
-
-
 def sync(
     settings: settings_module.Settings,
     options: SyncOptions,
-    questionnaires: Sequence[Mapping[str, Any]],
+    catalog: Catalog,
     *,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int | None], None] | None = None,
@@ -821,14 +476,17 @@ def sync(
 ) -> SyncReport:
     """Run one sync.  Raises StateBusyError if another sync holds the state file.
 
+    ``catalog`` gives the Questionnaires to sync (the built worksheets), their
+    summarizers and the ValueSets weights may come from.
+
     ``on_transaction`` sees each transaction Bundle just before it is posted (in a dry
     run, each Bundle that would be posted); it must not change it.
     """
-    index = QuestionnaireIndex(questionnaires)
+    index = QuestionnaireIndex(catalog.questionnaires)
     if not options.prefixes:
         bases = {
             q["url"].rsplit("/Questionnaire/", 1)[0] + "/Questionnaire/"
-            for q in questionnaires
+            for q in catalog.questionnaires
             if "url" in q
         }
         options = replace(options, prefixes=tuple(sorted(bases)))
@@ -873,6 +531,7 @@ def sync(
                 )
             run = _Run(
                 options,
+                catalog,
                 index,
                 source,
                 target,

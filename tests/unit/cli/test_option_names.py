@@ -14,7 +14,17 @@ from tests.unit.cli.running import run
 from tests.unit.cli.test_sync_cli import _sync
 
 #: Every command that reads the worksheet folder.
-FOLDER_COMMANDS = ["build", "list", "preview", "publish", "seed", "show", "summarize", "sync"]
+FOLDER_COMMANDS = [
+    "build",
+    "list",
+    "preview",
+    "publish",
+    "report",
+    "seed",
+    "show",
+    "summarize",
+    "sync",
+]
 #: ... and those where ``--source`` meant the folder (in ``sync`` it meant the server).
 FOLDER_WAS_SOURCE = [c for c in FOLDER_COMMANDS if c != "sync"]
 

@@ -240,3 +240,33 @@ def test_json_scores_and_alerts_are_data(capsys, tmp_path, built):
     (alert,) = second["alerts"]
     assert alert["kind"] == "phq9-item9-positive" and alert["linkId"] == "/44249-1/44260-8"
     assert alert["answer"] == {"valueInteger": 2} and alert["weight"] == 2
+
+
+def test_the_exit_code_follows_what_was_unreadable_not_the_wording_of_a_warning(
+    capsys, tmp_path, repo
+):
+    """Issue 14: the command chose its exit code by looking for "not valid JSON" in the
+    warnings, so a readable response whose (unknown) Questionnaire url holds those words
+    made it fail.  Only input that could not be read does."""
+    qr = json.loads((DATA / "qr-rejection-log.json").read_text())
+    qr["questionnaire"] = "http://elsewhere.example/Questionnaire/not valid JSON|2"
+    other = dict(qr, questionnaire="http://elsewhere.example/expected a FHIR resource")
+    path = tmp_path / "q.ndjson"
+    path.write_text(json.dumps(qr) + "\n" + json.dumps(other) + "\n")
+    code, _, err = run(capsys, "summarize", "--source", str(repo / "questionnaires"), str(path))
+    assert "not valid JSON|2 not found" in err and "summarised 2 response(s)" in err
+    assert code == 0, err
+    path.write_text(json.dumps(qr) + "\n[1]\n")  # an array of a number: no resource in it
+    code, _, err = run(capsys, "summarize", "--source", str(repo / "questionnaires"), str(path))
+    assert code == 10 and "expected a FHIR resource (a JSON object)" in err
+
+
+def test_the_report_counts_unreadable_input_by_kind(tmp_path, catalog):
+    from rejection_fhir.commands.summarize import ProblemKind, summarize_files
+
+    qr = (DATA / "qr-rejection-log.json").read_text()
+    path = tmp_path / "r.ndjson"
+    path.write_text(json.dumps(json.loads(qr)) + "\n{not json\n[2]\n")
+    report = summarize_files([path], catalog, lambda text: None)
+    assert report.summarised == 1 and report.unreadable == 2
+    assert [p.kind for p in report.problems] == [ProblemKind.UNREADABLE, ProblemKind.UNREADABLE]

@@ -7,24 +7,15 @@ import datetime as dt
 import pytest
 
 from rejection_fhir.report import Report, build_report
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
-from tests.unit.report.records import Clinic, course_of_care, of_type
+from rejection_fhir.worksheet.measures import worksheet_measures
+from tests.unit.report.records import CODES, Clinic, course_of_care, of_type
 
 GENERATED = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def worksheets(built):
-    register_worksheets(built.questionnaires)
-    yield built.questionnaires
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
-
-
-@pytest.fixture
-def clinic(worksheets) -> Clinic:
-    return course_of_care(worksheets)
+def clinic(catalog) -> Clinic:
+    return course_of_care(catalog)
 
 
 def report_of(resources, patient: str = "p1", **kw) -> Report:
@@ -34,7 +25,7 @@ def report_of(resources, patient: str = "p1", **kw) -> Report:
         documents=of_type(resources, "DocumentReference"),
         flags=of_type(resources, "Flag"),
         generated_at=GENERATED,
-        **kw,
+        **{"measures": worksheet_measures(CODES), **kw},
     )
 
 

@@ -1,7 +1,7 @@
 """What the EHR holds after a sync, made by the sync's own code (not hand-written JSON).
 
 :class:`Clinic` takes QuestionnaireResponses to the built worksheets and instruments and
-runs them through the same steps as ``sync.run._Run.prepare``: clinical summary, Markdown
+runs them through the same steps as ``sync.prepare.Preparer.prepare``: clinical summary, Markdown
 and XHTML note, extracted values, score Observations and safety Flags.  The report then
 reads exactly the shapes the sync writes.  :func:`course_of_care` is a ten-week course
 for one client, used by the unit, command and browser tests.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rejection_fhir.ehr.extract import observation_values
@@ -27,6 +27,7 @@ from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.response.questionnaire import QuestionnaireIndex
 from rejection_fhir.response.render import render_markdown, render_xhtml
 from rejection_fhir.scoring.clinical import clinical_summary
+from rejection_fhir.worksheet.catalog import Catalog
 
 SOURCE = "http://127.0.0.1:9999/fhir"
 CANON = "https://rejection-fhir.org/fhir/Questionnaire"
@@ -67,8 +68,11 @@ def spread(total: int, items: int) -> list[int]:
 class Clinic:
     """Responses in, the EHR's resources out (with server-assigned ids)."""
 
-    def __init__(self, questionnaires: Sequence[Mapping[str, Any]], patient: str = "p1") -> None:
-        self.index = QuestionnaireIndex(questionnaires)
+    def __init__(self, catalog: Catalog, patient: str = "p1") -> None:
+        self.index = QuestionnaireIndex(catalog.questionnaires)
+        self.catalog = catalog
+        #: Worksheet name -> its url, whatever canonical base it was built with.
+        self.urls = {q["url"].rsplit("/", 1)[1]: q["url"] for q in catalog.questionnaires}
         self.patient = patient
         self.ids = itertools.count(1)
         self.resources: list[JsonDict] = []
@@ -80,7 +84,7 @@ class Clinic:
             "id": rid,
             "meta": {"versionId": "1", "lastUpdated": authored},
             # The version as built: a worksheet's version moves with its content.
-            "questionnaire": self.index.compiled(f"{CANON}/{name}").canonical,
+            "questionnaire": self.index.compiled(self.urls[name]).canonical,
             "status": "completed",
             "subject": {"reference": f"Patient/{self.patient}"},
             "author": {"reference": f"Patient/{self.patient}"},
@@ -89,7 +93,7 @@ class Clinic:
         }
         compiled = self.index.for_response(qr)
         assert compiled is not None, name
-        clinical = clinical_summary(qr, compiled)
+        clinical = clinical_summary(qr, compiled, summarizers=self.catalog.summarizers)
         summary = clinical.summary
         ref = ResponseVersion(SOURCE, rid, "1")
         title = summary.title + f" ({authored[:10]})"
@@ -189,9 +193,9 @@ class Clinic:
         return self.respond("self-compassion", authored, items)
 
 
-def course_of_care(questionnaires: Sequence[Mapping[str, Any]], patient: str = "p1") -> Clinic:
+def course_of_care(catalog: Catalog, patient: str = "p1") -> Clinic:
     """Ten weeks of one client's work: scores falling, PHQ-9 item 9 answered in week 5."""
-    clinic = Clinic(questionnaires, patient)
+    clinic = Clinic(catalog, patient)
     start = dt.datetime(2026, 9, 7, 9, 10, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     for fortnight, (phq, gad) in enumerate(
         [(18, 15), (16, 14), (14, 11), (13, 10), (11, 8), (9, 6)]

@@ -78,9 +78,9 @@ def test_searches_by_subject_with_the_right_filters_and_follows_every_page(clini
     assert {r["id"] for r in records.observations} == {r["id"] for r in held["Observation"]}
 
 
-def test_write_report_writes_one_self_contained_page(ehr, settings, tmp_path):
+def test_write_report_writes_one_self_contained_page(ehr, settings, tmp_path, catalog):
     out = tmp_path / "reports" / "p1.html"
-    written = write_report(settings, "p1", out=out, now=lambda: NOW)
+    written = write_report(settings, "p1", catalog, out=out, now=lambda: NOW)
     html = out.read_text(encoding="utf-8")
     assert written.html_path == out and written.pdf_path is None
     report = written.report
@@ -93,7 +93,7 @@ def test_write_report_writes_one_self_contained_page(ehr, settings, tmp_path):
     )
 
 
-def test_the_report_names_the_client_from_the_patient_resource(ehr, settings, tmp_path):
+def test_the_report_names_the_client_from_the_patient_resource(ehr, settings, tmp_path, catalog):
     patient = {
         "resourceType": "Patient",
         "id": "p1",
@@ -101,14 +101,14 @@ def test_the_report_names_the_client_from_the_patient_resource(ehr, settings, tm
         "birthDate": "1990-04-02",
     }
     ehr.add(patient)
-    written = write_report(settings, "p1", out=tmp_path / "r.html", now=lambda: NOW)
+    written = write_report(settings, "p1", catalog, out=tmp_path / "r.html", now=lambda: NOW)
     assert (written.report.patient_name, written.report.birth_date) == ("Sam Example", "1990-04-02")
     assert "Sam Example, born 1990-04-02 (Patient/p1)" in (tmp_path / "r.html").read_text()
 
 
-def test_a_hidden_patient_resource_still_gives_a_report(ehr, settings, tmp_path):
+def test_a_hidden_patient_resource_still_gives_a_report(ehr, settings, tmp_path, catalog):
     assert ehr.get("Patient", "p1") is None  # its read answers 404
-    written = write_report(settings, "p1", out=tmp_path / "r.html", now=lambda: NOW)
+    written = write_report(settings, "p1", catalog, out=tmp_path / "r.html", now=lambda: NOW)
     assert written.report.patient_name is None and len(written.report.safety_flags) == 1
     assert "name and birth date not available" in (tmp_path / "r.html").read_text()
 
@@ -122,8 +122,8 @@ def test_cli_writes_the_report_and_says_only_counts(ehr, capsys, tmp_path):
     assert (tmp_path / "r.html").is_file()
 
 
-def test_no_data_gives_the_empty_report(settings, tmp_path, server):
-    written = write_report(settings, "p1", out=tmp_path / "r.html", now=lambda: NOW)
+def test_no_data_gives_the_empty_report(settings, tmp_path, server, catalog):
+    written = write_report(settings, "p1", catalog, out=tmp_path / "r.html", now=lambda: NOW)
     assert written.report.empty
     assert "No responses synced yet" in (tmp_path / "r.html").read_text()
 
@@ -154,10 +154,10 @@ def test_pdf_without_chromium_fails_clearly_before_any_request(
     assert not (tmp_path / "report.html").exists()
 
 
-def test_server_refusal_names_the_search_without_the_patient(settings, tmp_path, ehr):
+def test_server_refusal_names_the_search_without_the_patient(settings, tmp_path, ehr, catalog):
     ehr.fail(403, when=request_to("GET", "Observation"))
     with pytest.raises(AuthError) as error:
-        write_report(settings, "secret-patient-7", out=tmp_path / "r.html")
+        write_report(settings, "secret-patient-7", catalog, out=tmp_path / "r.html")
     assert "GET Observation" in str(error.value)
     assert "secret-patient-7" not in str(error.value)
     assert not (tmp_path / "r.html").exists()
@@ -190,3 +190,46 @@ def test_an_unwritable_report_path_is_an_output_error(ehr, capsys, tmp_path):
         main(["report", "--patient", "p1", "--server", BASE, "--out", str(blocker / "r.html")])
     assert exit_info.value.code == 14
     assert f"{blocker} is a file, not a directory" in capsys.readouterr().err
+
+
+CLINIC_BASE = "https://clinic.example.org/fhir"
+
+
+def test_a_clinic_base_url_keeps_the_worksheet_charts_titled_and_scaled(tmp_path, server):
+    """Issue 14: the worksheets' measures were keyed on the default base's CodeSystem, so
+    a clinic that built with --base-url got its worksheet charts untitled and unscaled."""
+    from rejection_fhir.commands.build import build_all
+    from rejection_fhir.worksheet.catalog import catalog_from_build
+    from tests.conftest import QUESTIONNAIRES
+    from tests.unit.report.records import course_of_care
+
+    built, _ = build_all(QUESTIONNAIRES, base_url=CLINIC_BASE)
+    clinic = course_of_care(catalog_from_build(built))
+    systems = {
+        c["system"]
+        for o in clinic.resources
+        if o["resourceType"] == "Observation"
+        for c in o["code"]["coding"]
+    }
+    assert f"{CLINIC_BASE}/CodeSystem/coping-with-rejection" in systems
+    server.add(*clinic.resources)
+    out = tmp_path / "r.html"
+    main(
+        [
+            "report",
+            "--patient",
+            "p1",
+            "--server",
+            BASE,
+            "--worksheets",
+            str(QUESTIONNAIRES),
+            "--base-url",
+            CLINIC_BASE,
+            "--out",
+            str(out),
+        ]
+    )
+    html = out.read_text(encoding="utf-8")
+    for heading in ("Hopefulness", "Self-kindness", "Core belief strength, before the worksheet"):
+        assert f">{heading}</h3>" in html
+    assert "Rating (0–10)" in html and "Belief strength (%)" in html

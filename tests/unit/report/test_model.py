@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 
 from rejection_fhir.report import parse_when
-from rejection_fhir.report.model import MEASURES, band_for, measure_for
+from rejection_fhir.report.measures import band_for, measure_for
+from rejection_fhir.worksheet.measures import worksheet_measures
 from tests.unit.report.conftest import GENERATED, report_of
 from tests.unit.report.records import CODES, LOINC, of_type, survey_observation
 
@@ -87,7 +88,7 @@ def test_bands_follow_the_published_cut_points():
     for value, band in [(0, "minimal"), (4, "minimal"), (5, "mild"), (19, "moderately-severe")]:
         assert band_for(phq9, value).code == band
     assert band_for(gad7, 21).code == "severe"
-    assert {m.code for m in MEASURES if m.unit == "%"} == {
+    assert {m.code for m in worksheet_measures(CODES) if m.unit == "%"} == {
         "belief-strength-before",
         "belief-strength-after",
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rejection_fhir.response import Finding
+from rejection_fhir.response import ResponseFinding
 
 CANONICAL = "http://clinic.test/fhir/Questionnaire/kitchen-sink"
 
@@ -35,11 +35,11 @@ def remove(container: dict[str, Any], *link_ids: str) -> None:
     parent["item"].remove(target)
 
 
-def codes(findings: list[Finding]) -> list[str]:
+def codes(findings: list[ResponseFinding]) -> list[str]:
     return [finding.code for finding in findings]
 
 
-def only(findings: list[Finding], code: str) -> Finding:
+def only(findings: list[ResponseFinding], code: str) -> ResponseFinding:
     """The single finding with ``code``; fails listing all findings otherwise."""
     matching = [finding for finding in findings if finding.code == code]
     assert len(matching) == 1, [str(finding) for finding in findings]

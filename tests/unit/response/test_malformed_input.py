@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rejection_fhir.errors import InputError
 from rejection_fhir.response import (
-    Finding,
+    ResponseFinding,
     render_markdown,
     render_text,
     render_xhtml,
@@ -139,7 +139,7 @@ FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 @given(responses)
 def test_validate_response_only_ever_returns_findings(response: Any) -> None:
     findings = validate_response(response, QUESTIONNAIRE, now=NOW)
-    assert all(isinstance(finding, Finding) for finding in findings)
+    assert all(isinstance(finding, ResponseFinding) for finding in findings)
     assert validate_response(response, None, now=NOW) is not None
 
 

@@ -8,18 +8,15 @@ from typing import Any
 
 import pytest
 
-from rejection_fhir.errors import RejectionFhirError
 from rejection_fhir.response import (
     Line,
     ResolvedResponse,
     Section,
     Summary,
     generic_summary,
-    register_summarizer,
-    registered_summarizer,
     resolve_response,
     summarize,
-    unregister_summarizer,
+    summarizer_for,
 )
 from tests.unit.response.helpers import CANONICAL, answered, item, tiny_questionnaire, tiny_response
 
@@ -145,16 +142,7 @@ def _lines(entries: tuple[Line | Section, ...]) -> Iterator[Line]:
             yield from _lines(entry.children)
 
 
-# ---------------------------------------------------------------------- registry
-
-
-@pytest.fixture
-def registry() -> Iterator[list[str]]:
-    """Registered urls, unregistered after the test."""
-    urls: list[str] = []
-    yield urls
-    for url in urls:
-        unregister_summarizer(url)
+# ---------------------------------------------------------------------- summarizers
 
 
 def _highlighting(label: str):  # type: ignore[no-untyped-def]
@@ -169,68 +157,53 @@ def _highlighting(label: str):  # type: ignore[no-untyped-def]
     return summarizer
 
 
-def test_a_registered_summarizer_is_used_for_its_url(
-    registry: list[str], response: Json, questionnaire: Json
-) -> None:
-    registry.append(CANONICAL)
-    register_summarizer(CANONICAL)(_highlighting("Mood"))
-    summary = summarize(response, questionnaire)
+def test_a_given_summarizer_is_used_for_its_url(response: Json, questionnaire: Json) -> None:
+    summarizers = {CANONICAL: _highlighting("Mood")}
+    summary = summarize(response, questionnaire, summarizers=summarizers)
     assert summary.highlights == (Line("Mood", ("Low",)),)
     assert summary.sections == generic_summary(resolve_response(response, questionnaire)).sections
     other = tiny_questionnaire(url="http://clinic.test/fhir/Questionnaire/other")
-    assert summarize(tiny_response(url=other["url"]), other).highlights == ()
+    assert (
+        summarize(tiny_response(url=other["url"]), other, summarizers=summarizers).highlights == ()
+    )
 
 
-def test_an_exact_version_wins_over_the_url(
-    registry: list[str], response: Json, questionnaire: Json
-) -> None:
-    registry.extend([CANONICAL, f"{CANONICAL}|1.2.0", f"{CANONICAL}|9.0.0"])
-    register_summarizer(CANONICAL)(_highlighting("any version"))
-    register_summarizer(f"{CANONICAL}|9.0.0")(_highlighting("version 9"))
-    assert summarize(response, questionnaire).highlights[0].label == "any version"
-    register_summarizer(f"{CANONICAL}|1.2.0")(_highlighting("version 1.2.0"))
-    assert summarize(response, questionnaire).highlights[0].label == "version 1.2.0"
-    assert registered_summarizer(f"{CANONICAL}|3.0.0") is registered_summarizer(CANONICAL)
+def test_an_exact_version_wins_over_the_url(response: Json, questionnaire: Json) -> None:
+    summarizers = {
+        CANONICAL: _highlighting("any version"),
+        f"{CANONICAL}|9.0.0": _highlighting("version 9"),
+    }
+    assert summarize(response, questionnaire, summarizers=summarizers).highlights[0].label == (
+        "any version"
+    )
+    summarizers[f"{CANONICAL}|1.2.0"] = _highlighting("version 1.2.0")
+    assert summarize(response, questionnaire, summarizers=summarizers).highlights[0].label == (
+        "version 1.2.0"
+    )
+    assert summarizer_for(summarizers, f"{CANONICAL}|3.0.0") is summarizers[CANONICAL]
 
 
-def test_without_questionnaire_the_response_canonical_chooses(
-    registry: list[str], response: Json
-) -> None:
-    registry.append(CANONICAL)
-    register_summarizer(CANONICAL)(_highlighting("Mood"))
-    assert summarize(response, None).highlights[0].values == ("low",)
+def test_without_questionnaire_the_response_canonical_chooses(response: Json) -> None:
+    summarizers = {CANONICAL: _highlighting("Mood")}
+    assert summarize(response, None, summarizers=summarizers).highlights[0].values == ("low",)
 
 
-def test_unregistered_urls_get_the_generic_summary(response: Json, questionnaire: Json) -> None:
-    assert registered_summarizer(CANONICAL) is None
+def test_without_summarizers_the_summary_is_generic(response: Json, questionnaire: Json) -> None:
+    assert summarizer_for({}, CANONICAL) is None
     assert summarize(response, questionnaire) == generic_summary(
         resolve_response(response, questionnaire)
     )
 
 
-def test_two_summarizers_for_one_url_is_a_mistake(registry: list[str]) -> None:
-    registry.append(CANONICAL)
-    first = _highlighting("first")
-    register_summarizer(CANONICAL)(first)
-    register_summarizer(CANONICAL)(first)  # the same one again (a re-import) is fine
-    with pytest.raises(RejectionFhirError) as raised:
-        register_summarizer(CANONICAL)(_highlighting("second"))
-    assert CANONICAL in str(raised.value)
-
-
-def test_register_needs_a_url() -> None:
-    with pytest.raises(RejectionFhirError):
-        register_summarizer("")
-
-
 def test_alerts_and_highlights_come_from_the_summarizer(
-    registry: list[str], response: Json, questionnaire: Json
+    response: Json, questionnaire: Json
 ) -> None:
-    registry.append(CANONICAL)
-    register_summarizer(CANONICAL)(_highlighting("Mood"))
     item(response, "hurt-self")["answer"] = [{"valueBoolean": True}]
     response["item"].insert(5, answered("safety-check", {"valueBoolean": False}))
-    assert summarize(response, questionnaire).alerts == ("Check in about safety",)
+    summarizers = {CANONICAL: _highlighting("Mood")}
+    assert summarize(response, questionnaire, summarizers=summarizers).alerts == (
+        "Check in about safety",
+    )
 
 
 def test_answers_under_a_group_without_linkid_are_shown_under_a_clear_heading() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from rejection_fhir.scoring import score_response
 from rejection_fhir.scoring.score import assess
-from rejection_fhir.scoring.tables import register_value_sets
+from rejection_fhir.scoring.tables import value_set_index
 from tests.unit.scoring.conftest import FREQUENCY, LOINC
 
 SYSTEM = "urn:example:how-often"
@@ -181,9 +181,16 @@ def test_weights_in_a_contained_value_set(where):
 def test_weights_in_a_referenced_value_set():
     vs = _value_set("often-referenced", "compose")
     q = _form({"answerValueSet": vs["url"] + "|1"})
-    assert score_response(_response(), q) == []  # not known yet: nothing weighted
-    register_value_sets([vs])
-    assert _only(_form({"answerValueSet": vs["url"]})).value == Decimal("3.5")
+    assert score_response(_response(), q) == []  # not given: nothing weighted
+    value_sets = value_set_index([vs])
+    (score,) = score_response(_response(), q, value_sets=value_sets)
+    assert score.value == Decimal("3.5")
+    # The same Questionnaire, cached: without the ValueSet again, nothing weighted.
+    assert score_response(_response(), q) == []
+    (bare,) = score_response(
+        _response(), _form({"answerValueSet": vs["url"]}), value_sets=value_sets
+    )
+    assert bare.value == Decimal("3.5")
 
 
 def test_a_code_matching_only_ignoring_case_is_reported_not_scored():

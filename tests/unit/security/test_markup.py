@@ -21,8 +21,6 @@ from markdown_it import MarkdownIt
 
 from rejection_fhir.report import build_report, render_html
 from rejection_fhir.response import Line, Section, Summary, render_markdown, render_xhtml, summarize
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from tests.unit.report.records import Clinic, answer, code, integer, of_type, text
 
 PAYLOADS = [
@@ -285,18 +283,10 @@ def test_markdown_round_trips_any_text_as_plain_text(
 # --------------------------------------------------------------------------- report
 
 
-@pytest.fixture
-def worksheets(built: Any) -> Any:
-    register_worksheets(built.questionnaires)
-    yield built.questionnaires
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
-
-
-def _records(worksheets: Any, words: str) -> list[dict[str, Any]]:
+def _records(catalog: Any, words: str) -> list[dict[str, Any]]:
     """What the sync writes for a client whose free text is ``words``, plus Observations and
     a Flag with ``words`` where a foreign writer could put text."""
-    clinic = Clinic(worksheets)
+    clinic = Clinic(catalog)
     clinic.rejection_log(
         "2026-10-01T10:00:00Z", words + "\n- " + words + "\n# " + words, 7, [("hurt", 8)]
     )
@@ -325,8 +315,8 @@ def _records(worksheets: Any, words: str) -> list[dict[str, Any]]:
     return resources
 
 
-def _page(worksheets: Any, words: str) -> str:
-    resources = _records(worksheets, words)
+def _page(catalog: Any, words: str) -> str:
+    resources = _records(catalog, words)
     report = build_report(
         "p1",
         observations=of_type(resources, "Observation"),
@@ -338,9 +328,9 @@ def _page(worksheets: Any, words: str) -> str:
     return render_html(report)
 
 
-def test_report_has_no_element_or_attribute_from_a_payload(worksheets: Any) -> None:
-    hostile, hostile_text, attributes = html_structure(_page(worksheets, HOSTILE))
-    plain, _, _ = html_structure(_page(worksheets, PLAIN))
+def test_report_has_no_element_or_attribute_from_a_payload(catalog: Any) -> None:
+    hostile, hostile_text, attributes = html_structure(_page(catalog, HOSTILE))
+    plain, _, _ = html_structure(_page(catalog, PLAIN))
     assert hostile == plain
     tags = {tag for tag, _ in hostile}
     assert not tags & {"script", "iframe", "img", "object", "embed", "form", "input", "math"}
@@ -353,8 +343,8 @@ def test_report_has_no_element_or_attribute_from_a_payload(worksheets: Any) -> N
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_each_payload_alone_changes_no_structure(worksheets: Any, payload: str) -> None:
-    hostile, _, attributes = html_structure(_page(worksheets, payload))
-    plain, _, _ = html_structure(_page(worksheets, "x" * len(payload)))
+def test_each_payload_alone_changes_no_structure(catalog: Any, payload: str) -> None:
+    hostile, _, attributes = html_structure(_page(catalog, payload))
+    plain, _, _ = html_structure(_page(catalog, "x" * len(payload)))
     assert hostile == plain
     assert_inert_attributes(attributes)

@@ -14,7 +14,6 @@ import copy
 import json
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import responses
 
 from rejection_fhir.cli import main
 from rejection_fhir.errors import ExitCode
-from rejection_fhir.response.summary import unregister_summarizer
 from tests.conftest import QUESTIONNAIRES
 
 BASE = "https://ehr.leak.test/fhir"
@@ -45,13 +43,6 @@ class Output:
     out: str
     err: str
     log: str
-
-
-@pytest.fixture(autouse=True)
-def _forget_summarizers(built: Any) -> Iterator[None]:
-    yield
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
 
 
 @pytest.fixture

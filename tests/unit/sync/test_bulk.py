@@ -12,8 +12,6 @@ import responses
 from rejection_fhir.errors import FhirServerError, ServerUnavailableError
 from rejection_fhir.fhir.auth import BearerAuth, Secret
 from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.bulk import (
     export_since,
@@ -23,6 +21,7 @@ from rejection_fhir.sync.bulk import (
 )
 from rejection_fhir.sync.run import SyncOptions, sync
 from rejection_fhir.sync.state import SyncState, window_shard
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from tests.fakefhir import FakeFhir
 
 BASE = "http://127.0.0.1:9999/fhir"
@@ -181,14 +180,6 @@ def test_export_since_is_a_second_before_the_cursor():
 # --------------------------------------------------------------------------- the sync
 
 
-@pytest.fixture(autouse=True)
-def summaries(built):
-    register_worksheets(built.questionnaires)
-    yield
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
-
-
 def _responses_on_server():
     qr = json.loads((DATA / "qr-rejection-log.json").read_text())
     out = []
@@ -221,7 +212,7 @@ def _sync(tmp_path, built, **kw):
     options = SyncOptions(
         source=BASE, state_path=tmp_path / "state.sqlite3", bulk=True, batch_size=2, **kw
     )
-    return sync(settings, options, built.questionnaires, recorded="2026-11-26T12:00:00Z")
+    return sync(settings, options, catalog_from_build(built), recorded="2026-11-26T12:00:00Z")
 
 
 def test_bulk_sync_writes_every_exported_response_and_moves_the_cursor_once(

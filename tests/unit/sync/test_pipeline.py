@@ -7,11 +7,10 @@ import threading
 import pytest
 
 from rejection_fhir.errors import ServerUnavailableError
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.run import SyncOptions, sync, transaction_bundle
 from rejection_fhir.sync.state import SyncState
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from tests.fakefhir import BASE, FakeFhir, Seen
 
 
@@ -33,18 +32,10 @@ def _sent(fake: FakeFhir) -> list[list[str]]:
     return [_sent_ids(b) for b in fake.posted]
 
 
-@pytest.fixture(autouse=True)
-def summaries(built):
-    register_worksheets(built.questionnaires)
-    yield
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
-
-
 def _run(tmp_path, built, **kw):
     settings = load_settings({"server": BASE, "retries": "0"}, env={})
     options = SyncOptions(source=BASE, state_path=tmp_path / "state.sqlite3", batch_size=2, **kw)
-    return sync(settings, options, built.questionnaires, recorded="2026-11-26T12:00:00Z")
+    return sync(settings, options, catalog_from_build(built), recorded="2026-11-26T12:00:00Z")
 
 
 def _at(minute: int) -> str:
@@ -149,7 +140,7 @@ def test_dry_run_shows_each_bundle_it_would_post(tmp_path, built, qr_at, fake_fh
     options = SyncOptions(
         source=BASE, state_path=tmp_path / "s2.sqlite3", batch_size=2, dry_run=True
     )
-    report = sync(settings, options, built.questionnaires, on_transaction=seen.append)
+    report = sync(settings, options, catalog_from_build(built), on_transaction=seen.append)
     assert report.tally.written == 3
     assert [_sent_ids(b) for b in seen] == [["r0", "r1"], ["r2"]]
     devices = [e for e in seen[0]["entry"] if e["resource"]["resourceType"] == "Device"]

@@ -10,10 +10,7 @@ from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.sync.reading import ID_CHUNK, ledger_patients, patient_list
 from rejection_fhir.sync.state import LedgerEntry, SyncState
 from tests.fakefhir import BASE, FakeFhir
-from tests.unit.sync.test_run import (
-    _run,
-    summaries,  # noqa: F401  (autouse fixture)
-)
+from tests.unit.sync.test_run import _run
 from tests.unit.sync.test_run_modes import _reading_statement
 
 OTHER = "https://other.test/fhir"

@@ -6,31 +6,20 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.settings import DEFAULT_STATE_PATH, load_settings
 from rejection_fhir.sync.run import SyncOptions, sync
 from rejection_fhir.sync.state import SyncState, window_shard
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from tests.fakefhir import BASE, FakeFhir
 
 RECORDED = "2026-11-26T12:00:00Z"
-
-
-@pytest.fixture(autouse=True)
-def summaries(built):
-    register_worksheets(built.questionnaires)
-    yield
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
 
 
 def _run(tmp_path, built, **kw):
     kw.setdefault("state_path", tmp_path / "state.sqlite3")
     settings = load_settings({"server": BASE}, env={})
     options = SyncOptions(source=BASE, **kw)
-    return sync(settings, options, built.questionnaires, recorded=RECORDED)
+    return sync(settings, options, catalog_from_build(built), recorded=RECORDED)
 
 
 def _bounds(fake: FakeFhir) -> list[list[str]]:

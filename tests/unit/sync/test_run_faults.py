@@ -15,11 +15,10 @@ import requests
 
 from rejection_fhir.errors import AuthError, ExitCode, ServerUnavailableError
 from rejection_fhir.fhir.client import FhirClient, RetryPolicy
-from rejection_fhir.response.summary import unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
 from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.run import SyncOptions, sync
 from rejection_fhir.sync.state import SyncState
+from rejection_fhir.worksheet.catalog import catalog_from_build
 from tests.fakefhir import BASE, FakeFhir, request_to
 
 RETRIES = 2
@@ -38,18 +37,10 @@ def quick_clients(monkeypatch):
     monkeypatch.setattr("rejection_fhir.settings.make_client", make)
 
 
-@pytest.fixture(autouse=True)
-def summaries(built):
-    register_worksheets(built.questionnaires)
-    yield
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
-
-
 def _run(tmp_path: Path, built: Any) -> Any:
     settings = load_settings({"server": BASE}, env={})
     options = SyncOptions(source=BASE, state_path=tmp_path / "state.sqlite3")
-    return sync(settings, options, built.questionnaires)
+    return sync(settings, options, catalog_from_build(built))
 
 
 def _notes(fake: FakeFhir) -> list[str]:

@@ -9,7 +9,6 @@ from rejection_fhir.sync.state import SyncState
 from tests.fakefhir import BASE
 from tests.unit.sync.test_run import (
     _run,
-    summaries,  # noqa: F401  (autouse fixture)
 )
 
 

@@ -10,10 +10,7 @@ import base64
 import pytest
 
 from rejection_fhir.ehr.note import SAFETY_TITLE_PREFIX
-from tests.unit.sync.test_run import (
-    _run,
-    summaries,  # noqa: F401  (autouse fixture)
-)
+from tests.unit.sync.test_run import _run
 
 LOINC = "http://loinc.org"
 ANSWERS = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]

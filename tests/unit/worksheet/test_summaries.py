@@ -8,19 +8,21 @@ from pathlib import Path
 import pytest
 
 from rejection_fhir.response.render import render_text, render_xhtml
-from rejection_fhir.response.summary import summarize, unregister_summarizer
-from rejection_fhir.response.worksheets import register_worksheets
+from rejection_fhir.response.summary import summarize as summarize_with
+from rejection_fhir.worksheet.summaries import worksheet_summarizers
 
 DATA = Path(__file__).parents[2] / "data"
 CS = "https://rejection-fhir.org/fhir/CodeSystem/coping-with-rejection"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def worksheets(built):
-    register_worksheets(built.questionnaires)
-    yield {q["id"]: q for q in built.questionnaires}
-    for q in built.questionnaires:
-        unregister_summarizer(q["url"])
+    return {q["id"]: q for q in built.questionnaires}
+
+
+def summarize(qr, questionnaire):
+    """The worksheet's own summary, its summarizer given explicitly (no registry)."""
+    return summarize_with(qr, questionnaire, summarizers=worksheet_summarizers([questionnaire]))
 
 
 def _code(code):

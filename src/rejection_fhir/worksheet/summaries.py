@@ -2,22 +2,19 @@
 
 Each summarizer puts the few lines that matter in ``highlights`` (the belief and its
 strength before → after, the strongest emotions…) and keeps the full question → answer
-sections below.  They are registered under each worksheet's canonical url, which depends
-on the canonical base the clinic built with, so :func:`register_worksheets` takes the
-built Questionnaires rather than a hard-coded url.
+sections below.  They are keyed on each worksheet's canonical url, which depends on the
+canonical base the clinic built with, so :func:`worksheet_summarizers` takes the built
+Questionnaires rather than a hard-coded url (the catalog holds the result).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rejection_fhir.response.answers import AnswerRecord, ResolvedResponse, value_of
-from rejection_fhir.response.summary import Line, Summary, generic_summary, register_summarizer
-
-Summarizer = Callable[[ResolvedResponse], Summary]
-
+from rejection_fhir.response.summary import Line, Summarizer, Summary, generic_summary
 
 # The highlights read answers through ResolvedResponse.firsts and answered: the summary's
 # walk has already recorded them, so a highlight costs a lookup or two.
@@ -217,15 +214,14 @@ WORKSHEET_SUMMARIZERS: dict[str, Summarizer] = {
 }
 
 
-def register_worksheets(questionnaires: Iterable[Mapping[str, Any]]) -> int:
-    """Register the worksheet summarizers under the urls these Questionnaires carry."""
-    count = 0
+def worksheet_summarizers(questionnaires: Iterable[Mapping[str, Any]]) -> dict[str, Summarizer]:
+    """The worksheet summarizers keyed on the urls these Questionnaires carry."""
+    found: dict[str, Summarizer] = {}
     for q in questionnaires:
         url = q.get("url")
         if not isinstance(url, str) or "/Questionnaire/" not in url:
             continue
         summarizer = WORKSHEET_SUMMARIZERS.get(url.rsplit("/Questionnaire/", 1)[1])
         if summarizer is not None:
-            register_summarizer(url)(summarizer)
-            count += 1
-    return count
+            found[url] = summarizer
+    return found
