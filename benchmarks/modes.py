@@ -255,7 +255,7 @@ def measure(
     repeats: int,
     say: Callable[[str], None],
 ) -> Measured:
-    from rejection_fhir.ehr.writeback import source_key
+    from rejection_fhir.ehr.entries import source_key
 
     tmp = Path(tempfile.mkdtemp(prefix="rfhir-modes-"))
     endpoint = Endpoint(base, questionnaires, tmp)

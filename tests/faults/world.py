@@ -23,8 +23,9 @@ from typing import Any
 
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.commands.publish import publish
+from rejection_fhir.ehr.entries import DERIVED_SYSTEM, source_key
 from rejection_fhir.ehr.extract import observation_values
-from rejection_fhir.ehr.writeback import DERIVED_SYSTEM, DEVICE_SYSTEM, source_key
+from rejection_fhir.ehr.provenance import DEVICE_SYSTEM
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.scoring import safety_alerts, score_response

@@ -45,7 +45,7 @@ import pytest
 import requests
 
 from rejection_fhir.commands.build import build_all
-from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
+from rejection_fhir.ehr.entries import DERIVED_SYSTEM
 from rejection_fhir.errors import ExitCode
 from rejection_fhir.sync.reconcile import reconcile
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync

@@ -8,7 +8,7 @@ import pytest
 
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.commands.publish import publish
-from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
+from rejection_fhir.ehr.entries import DERIVED_SYSTEM
 from rejection_fhir.scoring import PHQ9
 from rejection_fhir.sync.run import SyncOptions, sync
 from rejection_fhir.worksheet.catalog import catalog_from_build

@@ -29,7 +29,7 @@ import pytest
 
 from rejection_fhir import settings as settings_module
 from rejection_fhir.commands.build import build_all
-from rejection_fhir.ehr.writeback import DERIVED_SYSTEM
+from rejection_fhir.ehr.entries import DERIVED_SYSTEM
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.reconcile import reconcile_state
@@ -359,7 +359,7 @@ def test_oracle_like_concurrent_ledger_only_writes_give_no_duplicates(
     patients the ledger knows (``--patients-from ledger``) finds them all and writes nothing."""
     from rejection_fhir.cli.options import built_catalog
     from rejection_fhir.commands.seed import TEST_ACCESS_HEADER, seed
-    from rejection_fhir.ehr.writeback import derived_id
+    from rejection_fhir.ehr.entries import derived_id
 
     profile = f"{fhir_server}/oracle-like"
     base = f"https://test.rejection-fhir.org/{uuid.uuid4().hex[:10]}/fhir"

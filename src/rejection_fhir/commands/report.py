@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from rejection_fhir import settings as settings_module
-from rejection_fhir.ehr.writeback import LOINC, NOTE_TYPE, SURVEY
+from rejection_fhir.ehr.note import LOINC, NOTE_TYPE
+from rejection_fhir.ehr.observations import SURVEY
 from rejection_fhir.errors import ConfigError, FhirServerError, UsageError, output_error
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.report.markup import esc

@@ -13,10 +13,6 @@ Each resource has its own module:
 - :mod:`rejection_fhir.ehr.provenance`: the Provenance and the tool's Device;
 - :mod:`rejection_fhir.ehr.entries`: the derived keys they share and :class:`WritePlan`;
 - :mod:`rejection_fhir.ehr.restrict`: the plan cut down to what the server takes.
-
-Names from those modules are re-exported here for the callers that import them from
-their first home (``from rejection_fhir.ehr.writeback import DERIVED_SYSTEM``); new code
-imports them from the module that defines them.
 """
 
 from __future__ import annotations
@@ -26,63 +22,27 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from rejection_fhir.ehr.entries import (
-    DERIVED_SYSTEM,
     ResponseVersion,
     WritePlan,
-    derived_id,
-    source_key,
 )
 from rejection_fhir.ehr.extract import ExtractedValue
 from rejection_fhir.ehr.flag import (
-    FLAG_DETAIL_EXTENSION,
-    ITEM9_UNREADABLE,
-    SAFETY_ANSWER_EXTENSION,
-    SAFETY_CHECK_SYSTEM,
-    SUICIDAL_THOUGHTS,
     safety_entries,
 )
 from rejection_fhir.ehr.note import (
-    LOINC,
-    NOTE_CATEGORY,
-    NOTE_TYPE,
     Note,
     alert_only,
     note_entry,
     render_note,
+    supersede_entry,
 )
-from rejection_fhir.ehr.note import supersede_entry as supersede_entry
-from rejection_fhir.ehr.observations import SURVEY, score_entries, value_entries
-from rejection_fhir.ehr.provenance import DEVICE_SYSTEM, provenance_entry, tool_device_entry
+from rejection_fhir.ehr.observations import value_entries
+from rejection_fhir.ehr.provenance import provenance_entry, tool_device_entry
 from rejection_fhir.ehr.restrict import restrict_plan
 from rejection_fhir.fhir.json import JsonDict
 from rejection_fhir.scoring.clinical import ClinicalSummary
 
-__all__ = [
-    "DERIVED_SYSTEM",
-    "DEVICE_SYSTEM",
-    "FLAG_DETAIL_EXTENSION",
-    "ITEM9_UNREADABLE",
-    "LOINC",
-    "NOTE_CATEGORY",
-    "NOTE_TYPE",
-    "SAFETY_ANSWER_EXTENSION",
-    "SAFETY_CHECK_SYSTEM",
-    "SUICIDAL_THOUGHTS",
-    "SURVEY",
-    "Note",
-    "ResponseVersion",
-    "WritePlan",
-    "derived_id",
-    "plan_safety_only",
-    "plan_writes",
-    "rebased",
-    "safety_entries",
-    "score_entries",
-    "source_key",
-    "supersede_entry",
-    "tool_device_entry",
-    "version_checked",
-]
+__all__ = ["plan_safety_only", "plan_writes", "rebased", "version_checked"]
 
 
 def plan_writes(

@@ -23,13 +23,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rejection_fhir.ehr.writeback import (
-    DERIVED_SYSTEM,
-    LOINC,
-    NOTE_TYPE,
-    SAFETY_ANSWER_EXTENSION,
-    SURVEY,
-)
+from rejection_fhir.ehr.entries import DERIVED_SYSTEM
+from rejection_fhir.ehr.flag import SAFETY_ANSWER_EXTENSION
+from rejection_fhir.ehr.note import LOINC, NOTE_TYPE
+from rejection_fhir.ehr.observations import SURVEY
 from rejection_fhir.report.measures import (
     ChartBand,
     Measure,

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rejection_fhir.ehr.writeback import WritePlan, rebased, version_checked
+from rejection_fhir.ehr.entries import WritePlan
+from rejection_fhir.ehr.writeback import rebased, version_checked
 from rejection_fhir.errors import (
     AuthError,
     FhirServerError,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rejection_fhir import settings as settings_module
-from rejection_fhir.ehr.writeback import DERIVED_SYSTEM, derived_id
+from rejection_fhir.ehr.entries import DERIVED_SYSTEM, derived_id
 from rejection_fhir.errors import FhirServerError
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.sync.state import INCREMENTAL, LedgerEntry, StateStore, open_state

@@ -7,6 +7,7 @@ import base64
 
 import pytest
 
+from rejection_fhir.ehr.entries import ResponseVersion
 from rejection_fhir.ehr.extract import observation_values
 from rejection_fhir.ehr.flag import safety_entries
 from rejection_fhir.ehr.note import (
@@ -20,7 +21,7 @@ from rejection_fhir.ehr.note import (
 )
 from rejection_fhir.ehr.observations import score_entries
 from rejection_fhir.ehr.restrict import restrict_plan
-from rejection_fhir.ehr.writeback import ResponseVersion, plan_safety_only, plan_writes
+from rejection_fhir.ehr.writeback import plan_safety_only, plan_writes
 from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.scoring.clinical import clinical_summary
 

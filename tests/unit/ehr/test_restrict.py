@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from rejection_fhir.ehr.entries import ResponseVersion
 from rejection_fhir.ehr.extract import ExtractedValue
+from rejection_fhir.ehr.flag import safety_entries
+from rejection_fhir.ehr.note import Note
 from rejection_fhir.ehr.restrict import restrict_plan
-from rejection_fhir.ehr.writeback import Note, ResponseVersion, plan_writes, safety_entries
+from rejection_fhir.ehr.writeback import plan_writes
 from rejection_fhir.scoring.model import SafetyAlert
 
 BASE = "https://ehr.test/fhir"

@@ -9,15 +9,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from rejection_fhir.ehr.entries import DERIVED_SYSTEM, ResponseVersion
 from rejection_fhir.ehr.extract import observation_values
-from rejection_fhir.ehr.writeback import (
-    DERIVED_SYSTEM,
-    Note,
-    ResponseVersion,
-    plan_writes,
-    rebased,
-    version_checked,
-)
+from rejection_fhir.ehr.note import Note
+from rejection_fhir.ehr.writeback import plan_writes, rebased, version_checked
 from rejection_fhir.fhir.client import is_retry_safe
 from rejection_fhir.response.answers import resolve_response
 

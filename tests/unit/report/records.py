@@ -15,14 +15,12 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
+from rejection_fhir.ehr.entries import ResponseVersion
 from rejection_fhir.ehr.extract import observation_values
-from rejection_fhir.ehr.writeback import (
-    Note,
-    ResponseVersion,
-    plan_writes,
-    safety_entries,
-    score_entries,
-)
+from rejection_fhir.ehr.flag import safety_entries
+from rejection_fhir.ehr.note import Note
+from rejection_fhir.ehr.observations import score_entries
+from rejection_fhir.ehr.writeback import plan_writes
 from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.response.questionnaire import QuestionnaireIndex
 from rejection_fhir.response.render import render_markdown, render_xhtml

@@ -237,7 +237,8 @@ def test_unreadable_dates(text):
 
 
 def test_an_unreadable_item_9_flag_shows_in_the_safety_section():
-    from rejection_fhir.ehr.writeback import ResponseVersion, safety_entries
+    from rejection_fhir.ehr.entries import ResponseVersion
+    from rejection_fhir.ehr.flag import safety_entries
     from rejection_fhir.scoring.model import SafetyAlert
 
     alert = SafetyAlert(

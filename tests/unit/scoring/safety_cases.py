@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 
 from rejection_fhir.commands.summarize import RENDERERS
-from rejection_fhir.ehr.writeback import ResponseVersion, safety_entries
+from rejection_fhir.ehr.entries import ResponseVersion
+from rejection_fhir.ehr.flag import safety_entries
 from rejection_fhir.scoring import PHQ9
 from rejection_fhir.scoring.clinical import clinical_summary
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from rejection_fhir.commands.summarize import RENDERERS
-from rejection_fhir.ehr.writeback import ResponseVersion, safety_entries, score_entries
+from rejection_fhir.ehr.entries import ResponseVersion
+from rejection_fhir.ehr.flag import safety_entries
+from rejection_fhir.ehr.observations import score_entries
 from rejection_fhir.scoring.clinical import clinical_summary
 
 LOINC = "http://loinc.org"

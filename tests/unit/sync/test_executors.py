@@ -14,8 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
+from rejection_fhir.ehr.entries import ResponseVersion
 from rejection_fhir.ehr.extract import ExtractedValue
-from rejection_fhir.ehr.writeback import Note, ResponseVersion, plan_writes
+from rejection_fhir.ehr.note import Note
+from rejection_fhir.ehr.writeback import plan_writes
 from rejection_fhir.errors import ExitCode, FhirServerError, ServerCannotError
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.sync.executors import (

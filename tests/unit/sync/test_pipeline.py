@@ -149,7 +149,7 @@ def test_dry_run_shows_each_bundle_it_would_post(tmp_path, built, qr_at, fake_fh
 
 
 def test_transaction_bundle_sends_shared_entries_once():
-    from rejection_fhir.ehr.writeback import WritePlan
+    from rejection_fhir.ehr.entries import WritePlan
 
     device = {"fullUrl": "urn:uuid:d", "resource": {"resourceType": "Device"}, "request": {}}
     one = WritePlan(

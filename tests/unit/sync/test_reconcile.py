@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rejection_fhir.ehr.writeback import DERIVED_SYSTEM, derived_id
+from rejection_fhir.ehr.entries import DERIVED_SYSTEM, derived_id
 from rejection_fhir.fhir.client import FhirClient, RetryPolicy
 from rejection_fhir.sync.reconcile import reconcile_state
 from rejection_fhir.sync.state import LedgerEntry, SyncState
