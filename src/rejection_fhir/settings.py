@@ -132,7 +132,7 @@ class Settings:
 # --------------------------------------------------------------------------- parsing
 
 
-#: ``write_mode`` values; :class:`rejection_fhir.sync.executors.ExecMode` has the others.
+#: ``write_mode`` values; :class:`rejection_fhir.sync.modes.ExecMode` has the others.
 WRITE_MODES = (
     "auto",
     "transaction",

@@ -3,6 +3,10 @@
 Scoring runs in the sync's hot path: walking a Questionnaire, resolving its contained
 ValueSets and recognising standard instruments happens once per Questionnaire version;
 each response then only walks its own items and looks answers up in dicts.
+
+About 600 lines, kept whole: every place R4 lets a form declare an answer's weight
+(itemWeight, ordinalValue, iso21090-CO-value, contained or referenced ValueSets), read
+into one table per Questionnaire version, is one concern and one cache.
 """
 
 from __future__ import annotations

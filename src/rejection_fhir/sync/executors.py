@@ -49,8 +49,6 @@ absent and the next run writes it.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import random
 import threading
@@ -61,21 +59,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.utils import format_datetime
-from enum import StrEnum
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 from rejection_fhir.ehr.entries import WritePlan
-from rejection_fhir.ehr.note import PLAIN, note_formats
 from rejection_fhir.errors import (
     AuthError,
     FhirServerError,
     RejectionFhirError,
-    ServerCannotError,
     ServerUnavailableError,
 )
-from rejection_fhir.fhir.capabilities import note_requirements, parse_capability_statement
 from rejection_fhir.fhir.client import (
     RETRYABLE_STATUSES,
     EntryResult,
@@ -83,187 +77,19 @@ from rejection_fhir.fhir.client import (
     _entry_from_response,
 )
 from rejection_fhir.fhir.json import JsonDict
-from rejection_fhir.sync.concurrency import DEFAULT_IN_FLIGHT, AimdWindow
+from rejection_fhir.sync.concurrency import AimdWindow
+from rejection_fhir.sync.modes import ExecMode, WriteSetup
+from rejection_fhir.sync.staging import client_id, combined, entry_key, in_chunks, resolve, stages
 from rejection_fhir.sync.strategy import (
-    Strategy,
     VersionCheck,
-    WriteMode,
-    choose_strategy,
-    conditional_entry_limit,
 )
 
 log = logging.getLogger("rejection_fhir.sync")
 T = TypeVar("T")
 
 
-class ExecMode(StrEnum):
-    """``write_mode`` values (besides ``auto``), strongest guarantee first."""
-
-    TRANSACTION = "transaction"
-    BATCH = "batch"
-    CONDITIONAL = "conditional"
-    SEARCH_THEN_CREATE = "search-then-create"
-    PUT = "put"
-    LEDGER_ONLY = "ledger-only"
-
-
-_FROM_STRATEGY = {
-    WriteMode.TRANSACTION: ExecMode.TRANSACTION,
-    WriteMode.BATCH: ExecMode.BATCH,
-    WriteMode.CONDITIONAL: ExecMode.CONDITIONAL,
-    WriteMode.SEARCH_THEN_CREATE: ExecMode.SEARCH_THEN_CREATE,
-    WriteMode.CREATE_WITH_LEDGER: ExecMode.LEDGER_ONLY,
-}
-
 #: Times a batch entry refused with a transient status is sent again.
 BATCH_ENTRY_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class WriteSetup:
-    """How this run writes to one server: the mode, its limits, and what to say once."""
-
-    mode: ExecMode
-    version_check: VersionCheck = VersionCheck.IF_MATCH
-    #: Entries per transaction/batch holding conditional entries (None: no limit known).
-    max_entries: int | None = None
-    #: Lines for the run's output, said once per run.
-    notes: tuple[str, ...] = ()
-    strategy: Strategy | None = None
-    #: Content types the server takes for the note (None: not stated), see ehr.note.
-    note_types: tuple[str, ...] | None = None
-    #: Single-request modes: requests in flight at most (the AIMD window's cap).
-    in_flight: int = DEFAULT_IN_FLIGHT
-    #: Chunks of one stage (transactions under an entry limit, batches) sent at once.  One
-    #: by default: Medplum's router, the server that caps entries, dropped connections and
-    #: let transactions time out (60 s) with 4 of its strict transactions at once.
-    chunks_in_flight: int = 1
-
-
-def write_setup(client: FhirClient, write_mode: str = "auto") -> WriteSetup:
-    """The executor setup for ``client``'s server, from its CapabilityStatement (which the
-    client fetches once and keeps: one statement per server for the run)."""
-    return _setup(client.capabilities(), write_mode)
-
-
-def _setup(statement: Mapping[str, Any], write_mode: str) -> WriteSetup:
-    caps = parse_capability_statement(statement)
-    limit = conditional_entry_limit(caps)
-    if not caps.resources:
-        # A statement that lists no resource says nothing about writes: keep the default,
-        # a transaction, as before strategies existed (the server's answers will tell).
-        strategy = None
-        version_check = VersionCheck.IF_MATCH
-        auto = ExecMode.TRANSACTION
-    else:
-        strategy = choose_strategy(caps)
-        version_check = strategy.version_check
-        auto = _FROM_STRATEGY.get(strategy.write, ExecMode.TRANSACTION)
-        if strategy.write is WriteMode.NONE and write_mode == "auto":
-            raise ServerCannotError(
-                f"{caps.software or 'this server'} does not take DocumentReference creates: "
-                "the sync cannot write its notes there",
-                hint="run check-server for what the server allows, or set write_mode",
-            )
-    mode = auto if write_mode == "auto" else ExecMode(write_mode)
-    notes: list[str] = []
-    if mode is not auto and write_mode != "auto":
-        notes.append(f"write mode {mode.value} (set; the server's statement suggests {auto.value})")
-    if version_check is VersionCheck.NONE:
-        notes.append(
-            "no version check: this server offers neither If-Match nor If-Unmodified-Since, "
-            "so an earlier note is marked superseded without checking that nobody changed it"
-        )
-    if limit is not None and mode in (ExecMode.TRANSACTION, ExecMode.BATCH):
-        notes.append(f"at most {limit} entries per {mode.value}: the writes go in chunks")
-    if mode is ExecMode.LEDGER_ONLY:
-        notes.append(
-            "ledger-only: plain creates, each sent once; a create whose answer is lost is "
-            "recorded as uncertain (settle with sync --reconcile)"
-        )
-    note_types = note_requirements(caps).content_types if caps.resources else None
-    if note_formats(note_types) == (PLAIN,):
-        notes.append("notes as text/plain: the server takes no Markdown or XHTML")
-    return WriteSetup(mode, version_check, limit, tuple(notes), strategy, note_types)
-
-
-# ------------------------------------------------------------------------ pure helpers
-
-
-def client_id(key: str) -> str:
-    """A client-assigned id for update-as-create, stable for the entry's conditional key."""
-    return "rf-" + hashlib.sha256(key.encode()).hexdigest()[:40]
-
-
-def entry_key(entry: Mapping[str, Any]) -> str | None:
-    """The conditional key of an entry: its If-None-Exist, or its conditional update URL."""
-    request = entry["request"]
-    if request.get("ifNoneExist"):
-        return f"{request['url']}?{request['ifNoneExist']}"
-    if request["method"] == "PUT" and "?" in request["url"]:
-        return str(request["url"])
-    return None
-
-
-def _mentions(resource: Any, urls: set[str]) -> set[str]:
-    text = json.dumps(resource)
-    return {url for url in urls if url in text}
-
-
-def stages(entries: Sequence[JsonDict]) -> list[list[JsonDict]]:
-    """Entries in dependency order: each stage references only fullUrls of earlier ones."""
-    urls = {e["fullUrl"] for e in entries if e["fullUrl"].startswith("urn:")}
-    needs = {id(e): _mentions(e["resource"], urls - {e["fullUrl"]}) for e in entries}
-    done: set[str] = set()
-    left = list(entries)
-    out: list[list[JsonDict]] = []
-    while left:
-        ready = [e for e in left if needs[id(e)] <= done]
-        if not ready:  # a cycle: send the rest together, as a transaction would
-            ready = left
-        out.append(ready)
-        done |= {e["fullUrl"] for e in ready}
-        left = [e for e in left if all(e is not r for r in ready)]
-    return out
-
-
-def resolve(
-    value: Any, resolved: Mapping[str, str], dropped: AbstractSet[str] = frozenset()
-) -> Any:
-    """``value`` with each reference to a written ``urn:uuid:`` replaced by ``Type/id``;
-    a reference to a dropped one loses its ``reference`` (its display stays)."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if key == "reference" and isinstance(item, str):
-                if item in resolved:
-                    out[key] = resolved[item]
-                    continue
-                if item in dropped:
-                    continue
-            out[key] = resolve(item, resolved, dropped)
-        return out
-    if isinstance(value, list):
-        return [resolve(item, resolved, dropped) for item in value]
-    return value
-
-
-def combined(plans: Sequence[WritePlan]) -> list[JsonDict]:
-    """The plans' entries with each fullUrl once (the tool's Device is in every plan)."""
-    seen: set[str] = set()
-    out: list[JsonDict] = []
-    for plan in plans:
-        for entry in plan.entries:
-            if entry["fullUrl"] not in seen:
-                seen.add(entry["fullUrl"])
-                out.append(entry)
-    return out
-
-
-def _chunks(items: Sequence[JsonDict], size: int | None) -> list[list[JsonDict]]:
-    if size is None or size <= 0 or len(items) <= size:
-        return [list(items)]
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def _answer_lost(exc: ServerUnavailableError) -> bool:
@@ -487,7 +313,7 @@ class WriteExecutor:
         for stage in stages(entries):
             chunks = [
                 [_resolved_entry(e, resolved, self.setup) for e in chunk]
-                for chunk in _chunks(stage, limit)
+                for chunk in in_chunks(stage, limit)
             ]
             if len(chunks) == 1 or self.setup.chunks_in_flight <= 1:
                 for chunk in chunks:

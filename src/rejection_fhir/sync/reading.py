@@ -25,7 +25,7 @@ in each (docs/read-modes.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,41 @@ def _responses(bundle: Mapping[str, Any]) -> list[JsonDict]:
         if isinstance(e, Mapping)
         and isinstance(e.get("resource"), dict)
         and e["resource"].get("resourceType") == "QuestionnaireResponse"
-        and (e.get("search") or {}).get("mode", "match") == "match"
+        and _search_mode(e.get("search")) == "match"
     ]
+
+
+def _search_mode(search: object) -> object:
+    """A searchset entry's mode; a server's malformed ``search`` counts as a match."""
+    return search.get("mode", "match") if isinstance(search, Mapping) else "match"
+
+
+def last_updated_pages(
+    source: FhirClient,
+    since: str | None,
+    until: str | None,
+    count: int,
+    *,
+    on_total: Callable[[int | None], None] | None = None,
+) -> Iterator[list[JsonDict]]:
+    """Responses by ``_lastUpdated`` in ``[since, until)``, oldest first (the default read
+    mode); ``on_total`` is told the server's count (``_total=accurate``) before the first
+    page, or None when it gives none."""
+    params: dict[str, str | list[str]] = {"_sort": "_lastUpdated", "_count": str(count)}
+    bounds = [f"ge{since}"] if since else []
+    if until:
+        bounds.append(f"lt{until}")
+    if bounds:
+        params["_lastUpdated"] = bounds
+    if on_total is not None:
+        params["_total"] = "accurate"
+    first = True
+    for bundle in source.search_bundles("QuestionnaireResponse", params):
+        if first and on_total is not None:
+            total = bundle.get("total")
+            on_total(total if isinstance(total, int) else None)
+        first = False
+        yield _responses(bundle)
 
 
 def authored_pages(

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -57,9 +57,10 @@ from rejection_fhir.response.questionnaire import (
 )
 from rejection_fhir.response.summary import Summary
 from rejection_fhir.sync.commit import Committed, Committer, transaction_bundle
-from rejection_fhir.sync.executors import ExecMode, WriteExecutor, WriteSetup, write_setup
+from rejection_fhir.sync.executors import WriteExecutor
+from rejection_fhir.sync.modes import ExecMode, WriteSetup, write_setup
 from rejection_fhir.sync.outcome import Problem, Tally
-from rejection_fhir.sync.prepare import IN_FLIGHT, Prepared, Preparer, json_object, meta
+from rejection_fhir.sync.prepare import IN_FLIGHT, Prepared, Preparer, meta
 from rejection_fhir.sync.state import (
     INCREMENTAL,
     LedgerEntry,
@@ -122,7 +123,7 @@ class SyncOptions:
     bulk: bool = False
     #: Give up on an export the server has not finished after this many seconds.
     bulk_timeout: float = 3600.0
-    #: ``auto`` or an :class:`~rejection_fhir.sync.executors.ExecMode` value; None: the
+    #: ``auto`` or an :class:`~rejection_fhir.sync.modes.ExecMode` value; None: the
     #: settings' ``write_mode`` (flag, RFHIR_WRITE_MODE, config), else ``auto``.
     write_mode: str | None = None
     #: How responses are found: ``auto`` (from the server's statement; ``bulk`` wins),
@@ -371,39 +372,6 @@ class _Run:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _search_pages(
-    source: FhirClient,
-    options: SyncOptions,
-    cursor: str | None,
-    on_total: Callable[[int | None], None] | None,
-) -> Iterator[list[JsonDict]]:
-    params: dict[str, str | list[str]] = {
-        "_sort": "_lastUpdated",
-        "_count": str(options.batch_size),
-    }
-    bounds = [f"ge{cursor}"] if cursor else []
-    if options.until:
-        bounds.append(f"lt{options.until}")
-    if bounds:
-        params["_lastUpdated"] = bounds
-    if on_total is not None:
-        params["_total"] = "accurate"
-    first = True
-    for bundle in source.search_bundles("QuestionnaireResponse", params):
-        if first and on_total is not None:
-            total = bundle.get("total")
-            on_total(total if isinstance(total, int) else None)
-        first = False
-        yield [
-            e["resource"]
-            for e in bundle.get("entry", []) or []
-            if isinstance(e, Mapping)
-            and isinstance(e.get("resource"), dict)
-            and e["resource"].get("resourceType") == "QuestionnaireResponse"
-            and json_object(e.get("search")).get("mode", "match") == "match"
-        ]
-
-
 def _read_mode(options: SyncOptions, source: FhirClient) -> str:
     """The read mode asked for, or the one the source's statement allows (the statement
     is fetched once per client)."""
@@ -602,7 +570,12 @@ def sync(
                     run.page(page, move_cursor=False)
                 run.finish()
             else:
-                for page in _search_pages(source, options, cursor, on_total):
+                from rejection_fhir.sync.reading import last_updated_pages
+
+                pages = last_updated_pages(
+                    source, cursor, options.until, options.batch_size, on_total=on_total
+                )
+                for page in pages:
                     run.page(page)
                 # A window is done when its search is: its cursor goes to its end, so a
                 # rerun of the same window fetches nothing.

@@ -20,16 +20,9 @@ from rejection_fhir.ehr.note import Note
 from rejection_fhir.ehr.writeback import plan_writes
 from rejection_fhir.errors import ExitCode, FhirServerError, ServerCannotError
 from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.sync.executors import (
-    ExecMode,
-    WriteExecutor,
-    WriteSetup,
-    _setup,
-    client_id,
-    combined,
-    resolve,
-    stages,
-)
+from rejection_fhir.sync.executors import WriteExecutor
+from rejection_fhir.sync.modes import ExecMode, WriteSetup, _setup
+from rejection_fhir.sync.staging import client_id, combined, resolve, stages
 from rejection_fhir.sync.strategy import VersionCheck
 from tests.fakefhir import BASE, FakeFhir, request_to
 
