@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 #: Severities that mean the request failed (the others are warnings and information).
-ERROR_SEVERITIES = frozenset({"fatal", "error"})
 
 #: Long server diagnostics (stack traces, whole validator dumps) are cut to this length.
 MAX_DIAGNOSTICS_CHARS = 500
@@ -39,11 +38,6 @@ def issues(outcome: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if not isinstance(raw, list):
         return []
     return [issue for issue in raw if isinstance(issue, Mapping)]
-
-
-def has_errors(outcome: Mapping[str, Any]) -> bool:
-    """True if any issue is ``fatal`` or ``error``."""
-    return any(issue.get("severity") in ERROR_SEVERITIES for issue in issues(outcome))
 
 
 def worst_severity(outcome: Mapping[str, Any]) -> str | None:

@@ -27,6 +27,7 @@ from rejection_fhir.ehr.entries import DERIVED_SYSTEM
 from rejection_fhir.ehr.flag import SAFETY_ANSWER_EXTENSION
 from rejection_fhir.ehr.note import LOINC, NOTE_TYPE
 from rejection_fhir.ehr.observations import SURVEY
+from rejection_fhir.fhir.json import as_list
 from rejection_fhir.report.measures import (
     ChartBand,
     Measure,
@@ -229,19 +230,14 @@ def _about(resource: Mapping[str, Any], patient: str) -> bool:
 def _ours(resource: Mapping[str, Any]) -> bool:
     return any(
         isinstance(i, Mapping) and i.get("system") == DERIVED_SYSTEM
-        for i in _listed(resource.get("identifier"))
+        for i in as_list(resource.get("identifier"))
     )
-
-
-def _listed(value: object) -> list[Any]:
-    """A JSON array as a list; anything else (a server's mistake) as no entries."""
-    return value if isinstance(value, list) else []
 
 
 def _codings(concept: object) -> list[Mapping[str, Any]]:
     if not isinstance(concept, Mapping):
         return []
-    return [c for c in _listed(concept.get("coding")) if isinstance(c, Mapping)]
+    return [c for c in as_list(concept.get("coding")) if isinstance(c, Mapping)]
 
 
 def _text(value: object) -> str:
@@ -314,7 +310,7 @@ def _series_name(concept: Mapping[str, Any], coding: Mapping[str, Any]) -> str:
 
 
 def _interpretation(observation: Mapping[str, Any]) -> str:
-    for concept in _listed(observation.get("interpretation")):
+    for concept in as_list(observation.get("interpretation")):
         if not isinstance(concept, Mapping):
             continue
         if text := _text(concept.get("text")):
@@ -338,7 +334,7 @@ def _charts(
             tally.add("not final (e.g. entered in error)")
             continue
         if not _has_coding(
-            {"coding": [c for cat in _listed(observation.get("category")) for c in _codings(cat)]},
+            {"coding": [c for cat in as_list(observation.get("category")) for c in _codings(cat)]},
             SURVEY["system"],
             SURVEY["code"],
         ):
@@ -465,13 +461,13 @@ def _patient_details(
         return None, None
     if f"Patient/{resource.get('id')}" != reference:
         return None, None
-    names = [n for n in _listed(resource.get("name")) if isinstance(n, Mapping)]
+    names = [n for n in as_list(resource.get("name")) if isinstance(n, Mapping)]
     names.sort(key=lambda n: {"official": 0, "usual": 1}.get(_text(n.get("use")), 2))
     name = None
     for candidate in names:
         text = _text(candidate.get("text")).strip()
         if not text:
-            given = [g for g in _listed(candidate.get("given")) if isinstance(g, str)]
+            given = [g for g in as_list(candidate.get("given")) if isinstance(g, str)]
             text = " ".join([*given, _text(candidate.get("family"))]).strip()
         if text:
             name = " ".join(text.split())[:_MAX_NAME]
@@ -482,7 +478,7 @@ def _patient_details(
 
 def _flag_answer(flag: Mapping[str, Any]) -> str:
     """The answer the sync's ``safety-answer`` extension records, as a short text."""
-    for ext in _listed(flag.get("extension")):
+    for ext in as_list(flag.get("extension")):
         if not isinstance(ext, Mapping) or ext.get("url") != SAFETY_ANSWER_EXTENSION:
             continue
         coding = ext.get("valueCoding")
@@ -499,7 +495,7 @@ def _newest_first(flag: FlagItem) -> float:
 
 
 def _attachment_text(document: Mapping[str, Any], content_type: str) -> str | None:
-    for content in _listed(document.get("content")):
+    for content in as_list(document.get("content")):
         attachment = content.get("attachment") if isinstance(content, Mapping) else None
         if not isinstance(attachment, Mapping):
             continue
@@ -524,7 +520,7 @@ def _note(document: Mapping[str, Any]) -> WorksheetNote:
     # input and keeping an allow-list of elements and attributes exactly right.
     title = _text(document.get("description"))
     if not title:
-        for content in _listed(document.get("content")):
+        for content in as_list(document.get("content")):
             attachment = content.get("attachment") if isinstance(content, Mapping) else None
             if isinstance(attachment, Mapping) and (title := _text(attachment.get("title"))):
                 break

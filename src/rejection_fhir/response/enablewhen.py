@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
+from rejection_fhir.fhir.json import as_list
 from rejection_fhir.response.questionnaire import CompiledQuestionnaire, EnableWhen, ItemDef
 from rejection_fhir.response.values import (
     compare_temporal,
@@ -149,7 +150,7 @@ class EnableWhenEvaluator:
             for here in frontier:
                 matches = [
                     raw
-                    for raw in _list(here[-1].container.get("item"))
+                    for raw in as_list(here[-1].container.get("item"))
                     if isinstance(raw, dict) and raw.get("linkId") == link_id
                 ]
                 if not matches or self.enabled(definition, here) is False:
@@ -162,7 +163,7 @@ class EnableWhenEvaluator:
                     else:
                         next_frontier.extend(
                             (*here, Frame(definition, raw, answer))
-                            for answer in _list(raw.get("answer"))
+                            for answer in as_list(raw.get("answer"))
                             if isinstance(answer, dict)
                         )
             frontier = next_frontier
@@ -259,17 +260,13 @@ def _compare(kind: str, actual: Any, expected: Any) -> int | None:
 
 def _values(item: Mapping[str, Any]) -> list[tuple[str, Any]]:
     found = []
-    for answer in _list(item.get("answer")):
+    for answer in as_list(item.get("answer")):
         if isinstance(answer, dict):
             for key, value in answer.items():
                 if key.startswith("value"):
                     found.append((key, value))
                     break
     return found
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _common_depth(a: tuple[str, ...], b: tuple[str, ...]) -> int:

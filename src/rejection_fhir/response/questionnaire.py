@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from rejection_fhir.errors import InputError, VersionConflictError
 from rejection_fhir.fhir import r4
+from rejection_fhir.fhir.json import as_list
 from rejection_fhir.response.values import display_value, to_decimal
 
 EXT_UNIT: Final = r4.UNIT
@@ -388,7 +389,7 @@ class CompiledQuestionnaire:
 
         options = tuple(
             option
-            for option in (_compile_option(o) for o in _as_list(raw.get("answerOption")))
+            for option in (_compile_option(o) for o in as_list(raw.get("answerOption")))
             if option is not None
         )
         value_keys = ITEM_VALUE_KEYS.get(item_type or "", frozenset())
@@ -399,7 +400,7 @@ class CompiledQuestionnaire:
             value_keys = frozenset()  # a type this engine does not know: no type check
 
         enable_when = tuple(
-            ew for ew in (_compile_enable_when(e) for e in _as_list(raw.get("enableWhen"))) if ew
+            ew for ew in (_compile_enable_when(e) for e in as_list(raw.get("enableWhen"))) if ew
         )
         behavior = raw.get("enableBehavior")
         answer_vs = raw.get("answerValueSet")
@@ -495,10 +496,6 @@ class CompiledQuestionnaire:
 # ---------------------------------------------------------------------- compile helpers
 
 
-def _as_list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -571,7 +568,7 @@ def _code_list(
             entry = stack.pop()
             if not isinstance(entry, dict):
                 continue
-            stack.extend(_as_list(entry.get("contains")))
+            stack.extend(as_list(entry.get("contains")))
             if entry.get("abstract") is True or entry.get("inactive") is True:
                 continue
             system = entry.get("system") if isinstance(entry.get("system"), str) else None
@@ -584,7 +581,7 @@ def _code_list(
     else:
         compose = value_set.get("compose")
         compose = compose if isinstance(compose, dict) else {}
-        includes = _as_list(compose.get("include"))
+        includes = as_list(compose.get("include"))
         if not includes:
             complete = False
         for include in includes:
@@ -609,11 +606,11 @@ def _code_list(
             for concept in _code_system_concepts(system, code_system):
                 if concept.code is not None:
                     concepts[(system, concept.code)] = concept
-        for exclude in _as_list(compose.get("exclude")):
+        for exclude in as_list(compose.get("exclude")):
             if not isinstance(exclude, dict):
                 continue
             system = exclude.get("system") if isinstance(exclude.get("system"), str) else None
-            for raw in _as_list(exclude.get("concept")):
+            for raw in as_list(exclude.get("concept")):
                 if isinstance(raw, dict) and isinstance(raw.get("code"), str):
                     concepts.pop((system, raw["code"]), None)
     by_code: dict[str, Concept] = {}
@@ -641,11 +638,11 @@ def _find_code_system(
 
 
 def _code_system_concepts(system: str | None, code_system: Mapping[str, Any]) -> Iterator[Concept]:
-    stack = list(_as_list(code_system.get("concept")))
+    stack = list(as_list(code_system.get("concept")))
     while stack:
         raw = stack.pop()
         if isinstance(raw, dict):
-            stack.extend(_as_list(raw.get("concept")))
+            stack.extend(as_list(raw.get("concept")))
             concept = _concept(system, raw)
             if concept is not None:
                 yield concept
@@ -780,7 +777,7 @@ class QuestionnaireIndex:
         if not isinstance(canonical, str) or not canonical:
             return None
         if canonical.startswith("#"):
-            for resource in _as_list(response.get("contained")):
+            for resource in as_list(response.get("contained")):
                 if (
                     isinstance(resource, dict)
                     and resource.get("resourceType") == "Questionnaire"
