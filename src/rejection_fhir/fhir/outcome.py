@@ -15,8 +15,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-#: Severities that mean the request failed (the others are warnings and information).
-
 #: Long server diagnostics (stack traces, whole validator dumps) are cut to this length.
 MAX_DIAGNOSTICS_CHARS = 500
 
