@@ -21,6 +21,34 @@ from tests.fakefhir import BASE, FakeFhir
 REPO = Path(__file__).resolve().parent.parent
 QUESTIONNAIRES = REPO / "questionnaires"
 DATA = REPO / "tests" / "data"
+LOINC = "http://loinc.org"
+#: PHQ-9's answers by points (LOINC answer list LL358-3): "Not at all" .. "Nearly every day".
+PHQ9_ANSWERS = ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9")
+PHQ9_CANONICAL = "https://rejection-fhir.org/fhir/Questionnaire/phq-9|2.0.0"
+
+
+def phq9_response(
+    values: list[int], *, canonical: str = PHQ9_CANONICAL, rid: str | None = None
+) -> dict[str, Any]:
+    """A completed PHQ-9 to our form (``canonical``), item ``n`` answered ``values[n-1]``
+    points, as a LOINC Coding."""
+    qr: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": canonical,
+        "status": "completed",
+        "authored": "2026-11-20T10:00:00Z",
+        "subject": {"reference": "Patient/p1"},
+        "item": [
+            {
+                "linkId": f"phq9-{i}",
+                "answer": [{"valueCoding": {"system": LOINC, "code": PHQ9_ANSWERS[v]}}],
+            }
+            for i, v in enumerate(values, start=1)
+        ],
+    }
+    if rid is not None:
+        qr["id"] = rid
+    return qr
 
 
 def in_ci() -> bool:

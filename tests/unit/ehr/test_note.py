@@ -24,11 +24,14 @@ from rejection_fhir.ehr.restrict import restrict_plan
 from rejection_fhir.ehr.writeback import plan_safety_only, plan_writes
 from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.scoring.clinical import clinical_summary
+from tests.conftest import LOINC, phq9_response
 
-LOINC = "http://loinc.org"
-ANSWERS = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
 RECORDED = "2026-12-02T12:00:00Z"
 EVERYTHING = ("Observation", "Flag", "Provenance", "Device", "Task")
+
+
+def _canonical(questionnaire):
+    return f"{questionnaire['url']}|{questionnaire['version']}"
 
 
 @pytest.fixture
@@ -36,27 +39,9 @@ def questionnaire(built):
     return next(q for q in built.questionnaires if q["id"] == "phq-9")
 
 
-def phq9(questionnaire, values):
-    return {
-        "resourceType": "QuestionnaireResponse",
-        "id": "r1",
-        "questionnaire": f"{questionnaire['url']}|{questionnaire['version']}",
-        "status": "completed",
-        "authored": "2026-11-20T10:00:00Z",
-        "subject": {"reference": "Patient/p1"},
-        "item": [
-            {
-                "linkId": f"phq9-{i}",
-                "answer": [{"valueCoding": {"system": LOINC, "code": ANSWERS[v]}}],
-            }
-            for i, v in enumerate(values, start=1)
-        ],
-    }
-
-
 def _plan(questionnaire, values, accepted=None):
     """The sync's plan for one response, as sync.run builds it."""
-    qr = phq9(questionnaire, values)
+    qr = phq9_response(values, canonical=_canonical(questionnaire), rid="r1")
     clinical = clinical_summary(qr, questionnaire)
     ref = ResponseVersion("https://ehr.test/fhir", "r1", "1")
     extra = [*score_entries(qr, ref, clinical.scores), *safety_entries(qr, ref, clinical.alerts)]
@@ -144,7 +129,7 @@ def test_with_a_flag_or_without_an_alert_the_title_is_unmarked(questionnaire) ->
 
 
 def test_the_superseded_note_is_not_marked(questionnaire) -> None:
-    qr = phq9(questionnaire, [1, 1, 2, 1, 0, 1, 0, 1, 1])
+    qr = phq9_response([1, 1, 2, 1, 0, 1, 0, 1, 1], canonical=_canonical(questionnaire), rid="r1")
     clinical = clinical_summary(qr, questionnaire)
     ref = ResponseVersion("https://ehr.test/fhir", "r1", "2")
     previous = {
@@ -180,7 +165,7 @@ def test_refused_score_observations_leave_the_score_in_the_note(questionnaire) -
 
 def _rejected(questionnaire):
     """A PHQ-9 response with item 9 positive whose item 1 is not an answer option."""
-    qr = phq9(questionnaire, [1, 1, 2, 1, 0, 1, 0, 1, 1])
+    qr = phq9_response([1, 1, 2, 1, 0, 1, 0, 1, 1], canonical=_canonical(questionnaire), rid="r1")
     qr["item"][0]["answer"] = [{"valueCoding": {"system": LOINC, "code": "LA0000-0"}}]
     return qr, clinical_summary(qr, questionnaire)
 

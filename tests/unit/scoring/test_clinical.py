@@ -9,27 +9,7 @@ from rejection_fhir.ehr.entries import ResponseVersion
 from rejection_fhir.ehr.flag import safety_entries
 from rejection_fhir.ehr.observations import score_entries
 from rejection_fhir.scoring.clinical import clinical_summary
-
-LOINC = "http://loinc.org"
-ANSWERS = {0: "LA6568-5", 1: "LA6569-3", 2: "LA6570-1", 3: "LA6571-9"}
-
-
-def phq9(values, *, rid="phq-1"):
-    return {
-        "resourceType": "QuestionnaireResponse",
-        "id": rid,
-        "questionnaire": "https://rejection-fhir.org/fhir/Questionnaire/phq-9|2.0.0",
-        "status": "completed",
-        "authored": "2026-11-20T10:00:00Z",
-        "subject": {"reference": "Patient/p1"},
-        "item": [
-            {
-                "linkId": f"phq9-{i}",
-                "answer": [{"valueCoding": {"system": LOINC, "code": ANSWERS[v]}}],
-            }
-            for i, v in enumerate(values, start=1)
-        ],
-    }
+from tests.conftest import LOINC, phq9_response
 
 
 @pytest.fixture
@@ -38,7 +18,9 @@ def questionnaire(built):
 
 
 def test_positive_item_9_comes_first_in_every_format(questionnaire):
-    clinical = clinical_summary(phq9([1, 1, 2, 1, 0, 1, 0, 1, 1]), questionnaire)
+    clinical = clinical_summary(
+        phq9_response([1, 1, 2, 1, 0, 1, 0, 1, 1], rid="phq-1"), questionnaire
+    )
     assert len(clinical.alerts) == 1
     for fmt, render in RENDERERS.items():
         text = render(clinical.summary)
@@ -48,14 +30,16 @@ def test_positive_item_9_comes_first_in_every_format(questionnaire):
 
 
 def test_score_and_band_are_highlighted(questionnaire):
-    clinical = clinical_summary(phq9([2, 2, 1, 1, 1, 1, 1, 1, 0]), questionnaire)
+    clinical = clinical_summary(
+        phq9_response([2, 2, 1, 1, 1, 1, 1, 1, 0], rid="phq-1"), questionnaire
+    )
     assert clinical.alerts == ()
     assert clinical.summary.highlights[0].label == "PHQ-9 score"
     assert clinical.summary.highlights[0].values == ("10 (Moderate depression (10-14))",)
 
 
 def test_flag_is_keyed_on_the_response_not_the_version(questionnaire):
-    qr = phq9([0, 0, 0, 0, 0, 0, 0, 0, 2])
+    qr = phq9_response([0, 0, 0, 0, 0, 0, 0, 0, 2], rid="phq-1")
     clinical = clinical_summary(qr, questionnaire)
     v1 = safety_entries(qr, ResponseVersion("http://s", "phq-1", "1"), clinical.alerts, task=True)
     v2 = safety_entries(qr, ResponseVersion("http://s", "phq-1", "2"), clinical.alerts, task=True)
@@ -65,12 +49,12 @@ def test_flag_is_keyed_on_the_response_not_the_version(questionnaire):
 
 
 def test_no_flag_for_not_at_all(questionnaire):
-    qr = phq9([3, 3, 3, 3, 3, 3, 3, 3, 0])
+    qr = phq9_response([3, 3, 3, 3, 3, 3, 3, 3, 0], rid="phq-1")
     assert clinical_summary(qr, questionnaire).alerts == ()
 
 
 def test_score_observation_is_loinc_coded_with_interpretation(questionnaire):
-    qr = phq9([3, 3, 3, 3, 3, 3, 3, 3, 0])
+    qr = phq9_response([3, 3, 3, 3, 3, 3, 3, 3, 0], rid="phq-1")
     clinical = clinical_summary(qr, questionnaire)
     (entry,) = score_entries(qr, ResponseVersion("http://s", "phq-1", "1"), clinical.scores)
     obs = entry["resource"]
@@ -82,7 +66,7 @@ def test_score_observation_is_loinc_coded_with_interpretation(questionnaire):
 
 
 def test_the_flag_codes_the_risk_and_keeps_the_answer_beside_it(questionnaire):
-    qr = phq9([0, 0, 0, 0, 0, 0, 0, 0, 2])
+    qr = phq9_response([0, 0, 0, 0, 0, 0, 0, 0, 2], rid="phq-1")
     clinical = clinical_summary(qr, questionnaire)
     (entry,) = safety_entries(qr, ResponseVersion("http://s", "phq-1", "1"), clinical.alerts)
     flag = entry["resource"]
@@ -103,7 +87,7 @@ def test_the_flag_codes_the_risk_and_keeps_the_answer_beside_it(questionnaire):
 
 
 def test_an_unreadable_item_9_gets_a_flag_of_its_own(questionnaire):
-    qr = phq9([1, 1, 1, 1, 1, 1, 1, 1, 0])
+    qr = phq9_response([1, 1, 1, 1, 1, 1, 1, 1, 0], rid="phq-1")
     qr["item"][-1]["answer"] = [{"valueString": "rather not say"}]
     clinical = clinical_summary(qr, questionnaire)
     (alert,) = clinical.alerts
@@ -126,7 +110,7 @@ def test_score_bands_are_coded_in_a_system():
 
 
 def test_score_observation_interpretation_has_a_system(questionnaire):
-    qr = phq9([2, 2, 2, 2, 2, 0, 0, 0, 0])
+    qr = phq9_response([2, 2, 2, 2, 2, 0, 0, 0, 0], rid="phq-1")
     clinical = clinical_summary(qr, questionnaire)
     (entry,) = score_entries(qr, ResponseVersion("http://s", "phq-1", "1"), clinical.scores)
     (coding,) = entry["resource"]["interpretation"][0]["coding"]
@@ -138,7 +122,7 @@ def test_score_observation_interpretation_has_a_system(questionnaire):
 
 
 def test_a_prorated_score_is_marked_estimated_and_names_item_9_in_every_format(questionnaire):
-    qr = phq9([2, 1, 2, 1, 2, 1, 1, 1, 0])
+    qr = phq9_response([2, 1, 2, 1, 2, 1, 1, 1, 0], rid="phq-1")
     del qr["item"][-1]
     clinical = clinical_summary(qr, questionnaire)
     (score,) = clinical.scores

@@ -10,10 +10,8 @@ import base64
 import pytest
 
 from rejection_fhir.ehr.note import SAFETY_TITLE_PREFIX
+from tests.conftest import LOINC, phq9_response
 from tests.unit.sync.test_run import _run
-
-LOINC = "http://loinc.org"
-ANSWERS = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
 
 
 def _at(qr: dict, rid: str, updated: str) -> dict:
@@ -55,24 +53,7 @@ def _statement() -> dict:
 @pytest.fixture
 def phq9(built):
     q = next(q for q in built.questionnaires if q["id"] == "phq-9")
-
-    def make(values):
-        return {
-            "resourceType": "QuestionnaireResponse",
-            "questionnaire": f"{q['url']}|{q['version']}",
-            "status": "completed",
-            "authored": "2026-11-20T10:00:00Z",
-            "subject": {"reference": "Patient/p1"},
-            "item": [
-                {
-                    "linkId": f"phq9-{i}",
-                    "answer": [{"valueCoding": {"system": LOINC, "code": ANSWERS[v]}}],
-                }
-                for i, v in enumerate(values, start=1)
-            ],
-        }
-
-    return make
+    return lambda values: phq9_response(values, canonical=f"{q['url']}|{q['version']}")
 
 
 def _notes(server):
