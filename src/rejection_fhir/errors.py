@@ -111,10 +111,13 @@ class FhirServerError(RejectionFhirError):
         status: int | None = None,
         outcome: dict[str, Any] | None = None,
         hint: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.status = status
         self.outcome = outcome
+        #: Seconds the server asked us to wait (its ``Retry-After``), when it said.
+        self.retry_after = retry_after
 
 
 class ServerUnavailableError(FhirServerError):

@@ -497,9 +497,11 @@ class FhirClient:
                 may_retry=answer.may_retry, retry_after=answer.retry_after
             )
             if verdict == "unsafe":
-                raise self._unsafe_to_retry(
+                unsafe = self._unsafe_to_retry(
                     method, where, answer.failure, answer.status, answer.raw, sensitive
                 )
+                unsafe.retry_after = unsafe.retry_after or answer.retry_after
+                raise unsafe
             if verdict != "retry":
                 note = None
                 if verdict == "over-budget":
@@ -507,7 +509,7 @@ class FhirClient:
                         f"a retry would wait {delay:.1f} s more, past the "
                         f"{self.retry.budget:g} s retry budget"
                     )
-                raise self._gave_up(
+                gave_up = self._gave_up(
                     method,
                     where,
                     answer.failure,
@@ -519,6 +521,8 @@ class FhirClient:
                     note=note,
                     hint=answer.hint,
                 )
+                gave_up.retry_after = gave_up.retry_after or answer.retry_after
+                raise gave_up
             log.warning(
                 "%s %s: %s; retry %d/%d in %.1f s",
                 method,
@@ -709,7 +713,7 @@ class FhirClient:
         error_class: type[FhirServerError] | None = None,
         note: str | None = None,
     ) -> FhirServerError:
-        return error_for(
+        error = error_for(
             raw,
             method,
             where,
@@ -719,6 +723,11 @@ class FhirClient:
             error_class=error_class,
             note=note,
         )
+        # Whoever paces requests above the client (the sync's window) waits as asked.
+        error.retry_after = parse_retry_after(
+            raw.headers.get("Retry-After"), now=self._wall_clock()
+        )
+        return error
 
     def _unsafe_to_retry(
         self,

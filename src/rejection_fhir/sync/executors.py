@@ -282,12 +282,8 @@ class WriteExecutor:
                         status=429,
                         hint="the server is overloaded; try again later",
                     ) from None
-                after = getattr(exc, "retry_after", None)
-                wait = (
-                    float(after)
-                    if isinstance(after, int | float)
-                    else self.client.retry.backoff(tries, _RNG)
-                )
+                after = exc.retry_after
+                wait = after if after is not None else self.client.retry.backoff(tries, _RNG)
                 log.warning(
                     "429 Too Many Requests: %d request(s) in flight allowed now; retry in %.1f s",
                     self.window.limit,

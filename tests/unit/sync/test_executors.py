@@ -407,7 +407,7 @@ def test_a_429_halves_the_window_and_the_write_is_sent_again_once() -> None:
     def answer(request: Any) -> Any:
         if urlsplit(request.url).path.endswith("/Observation") and refused["n"] < 3:
             refused["n"] += 1
-            return 429, {"Retry-After": "1"}, ""
+            return 429, {"Retry-After": "7"}, ""
         return None
 
     sent, _ = _counting_server(responses.mock, answer)
@@ -416,7 +416,7 @@ def test_a_429_halves_the_window_and_the_write_is_sent_again_once() -> None:
     done = executor.execute(_plans(8))
     assert done.error is None and len(done.results) == 8
     assert executor.window.decreases >= 1 and executor.window.limit < 8
-    assert len(sleeps) == 3  # one wait per 429, before sending it again
+    assert sleeps == [7.0, 7.0, 7.0]  # one wait per 429, as long as the server asked
     # every Observation written exactly once, although three were refused first
     assert sent.count(("PUT", "Observation")) == 8
 
@@ -428,12 +428,15 @@ def test_ledger_only_sends_a_429_again_it_was_not_taken() -> None:
     def answer(request: Any) -> Any:
         if refused["n"] == 0:
             refused["n"] += 1
-            return 429, {}, ""
+            return 429, {"Retry-After": "5"}, ""
         return None
 
     sent, _ = _counting_server(responses.mock, answer)
-    done = _executor(ExecMode.LEDGER_ONLY).execute(_plans(3, values=0))
+    sleeps = Sleeps()
+    executor = WriteExecutor(_client(), WriteSetup(ExecMode.LEDGER_ONLY), sleep=sleeps)
+    done = executor.execute(_plans(3, values=0))
     assert done.error is None and [r.uncertain for r in done.results] == [None] * 3
+    assert sleeps == [5.0]  # the plain create waited as asked, then went again
     assert sent.count(("POST", "DocumentReference")) == 3
 
 
