@@ -75,13 +75,8 @@ TARGETS = (
     Target("medplum-like", "hapi", "medplum-like"),
     Target("oracle-like", "hapi", "oracle-like"),
     Target("canvas-like", "hapi", "canvas-like", authored=True),
-    Target(
-        "epic-like",
-        "hapi",
-        "epic-like",
-        skip="notes only as text/plain with a visit: the sync does not write such notes yet "
-        "(issue 16, point 3)",
-    ),
+    # Epic takes notes only as text/plain, filed against the visit (seed makes one).
+    Target("epic-like", "hapi", "epic-like", authored=True),
     Target(
         "athena-like",
         "hapi",
