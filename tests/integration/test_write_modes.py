@@ -379,7 +379,7 @@ def test_oracle_like_concurrent_ledger_only_writes_give_no_duplicates(
         again = sync(
             proxied(proxy),
             replace(options, patients_file=None, patients_from="ledger"),
-            questionnaires,
+            catalog,
         )
         exchanges = proxy.record()
         source_base = proxied(proxy).server
