@@ -60,6 +60,8 @@ check: lint typecheck test
 
 compiled:
 	rm -rf $(COMPILED_VENV)
+	# setuptools builds in build/ and would ship modules left there by an earlier build.
+	rm -rf build/lib build/lib.* build/bdist.* build/temp.* build/rejection_fhir build/__native*
 	$(PY) -m venv $(COMPILED_VENV)
 	$(COMPILED_VENV)/bin/python -m pip install -q --upgrade pip
 	RFHIR_REQUIRE_COMPILED=1 $(COMPILED_VENV)/bin/python -m pip install -q '.[dev]'
