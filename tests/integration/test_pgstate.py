@@ -7,7 +7,8 @@ import pytest
 
 from rejection_fhir.errors import ConfigError, ExitCode, LeaseLostError, StateBusyError
 from rejection_fhir.sync.pgstate import SCHEMA_VERSION, PostgresState
-from rejection_fhir.sync.state import LedgerEntry, open_state, window_shard
+from rejection_fhir.sync.state import LedgerEntry, window_shard
+from rejection_fhir.sync.stores import open_state
 
 pytestmark = pytest.mark.integration
 

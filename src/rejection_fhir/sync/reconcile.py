@@ -26,7 +26,8 @@ from rejection_fhir import settings as settings_module
 from rejection_fhir.ehr.entries import DERIVED_SYSTEM, derived_id
 from rejection_fhir.errors import FhirServerError
 from rejection_fhir.fhir.client import FhirClient
-from rejection_fhir.sync.state import INCREMENTAL, LedgerEntry, StateStore, open_state
+from rejection_fhir.sync.state import INCREMENTAL, LedgerEntry, StateStore
+from rejection_fhir.sync.stores import open_state
 
 
 @dataclass

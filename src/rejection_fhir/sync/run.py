@@ -22,7 +22,7 @@ gets the upper bound, the window has its own cursor (shard), never moved past ``
 and the run ends when the window is done (its cursor at ``until``).  Windows and the
 incremental sync of a source share its ledger, so an amendment synced by one supersedes
 the note written by another.  The state store (SQLite file or PostgreSQL) is opened by
-:func:`rejection_fhir.sync.state.open_state`; nothing here depends on which.
+:func:`rejection_fhir.sync.stores.open_state`; nothing here depends on which.
 
 How a batch is written follows the target's CapabilityStatement or ``write_mode``
 (:mod:`rejection_fhir.sync.executors`: transactions, chunked under an entry limit, batches,
@@ -65,9 +65,9 @@ from rejection_fhir.sync.state import (
     INCREMENTAL,
     LedgerEntry,
     StateStore,
-    open_state,
     window_shard,
 )
+from rejection_fhir.sync.stores import open_state
 from rejection_fhir.worksheet.catalog import Catalog
 
 log = logging.getLogger("rejection_fhir.sync")

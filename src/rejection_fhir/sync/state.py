@@ -343,32 +343,3 @@ def exclusive(path: Path, *, wait: float = 0.0) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock, also when the process dies
-
-
-@contextlib.contextmanager
-def open_state(
-    location: str | Path,
-    *,
-    shard: str = INCREMENTAL,
-    source: str | None = None,
-    wait: float = 0.0,
-    lease_ttl: float | None = None,
-) -> Iterator[StateStore]:
-    """The state at ``location`` (a file, or a ``postgresql://`` URL) for one run of
-    ``shard`` of ``source``.
-
-    Held for the whole run: the file's flock, or the database lease of (shard, source)
-    (``lease_ttl`` seconds, renewed by every ``record``).  Another run of the shard →
-    StateBusyError (after ``wait`` s).
-    """
-    if is_database_url(location):
-        from rejection_fhir.sync.pgstate import PostgresState  # psycopg: only when asked for
-
-        with PostgresState(
-            str(location), shard=shard, source=source, wait=wait, lease_ttl=lease_ttl
-        ) as pg:
-            yield pg
-        return
-    path = Path(location)
-    with exclusive(path, wait=wait), SyncState(path, shard=shard) as state:
-        yield state

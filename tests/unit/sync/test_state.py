@@ -12,9 +12,9 @@ from rejection_fhir.sync.state import (
     LedgerEntry,
     SyncState,
     exclusive,
-    open_state,
     window_shard,
 )
+from rejection_fhir.sync.stores import open_state
 
 
 def _entry(rid: str, version: str = "1", outcome: str = "written") -> LedgerEntry:
