@@ -71,6 +71,7 @@ from rejection_fhir.fhir.transport import (
     USER_AGENT,
     CutOffBody,
     SearchParams,
+    Session,
     check_id,
     check_type,
     condition,
@@ -163,7 +164,7 @@ class FhirClient:
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
         self._capabilities: dict[str, Any] | None = None
-        self._session = session or requests.Session()
+        self._session = session or Session()
         self._session.headers.update({"Accept": FHIR_JSON, "User-Agent": USER_AGENT})
         if auth is not None:
             self._session.auth = auth

@@ -10,22 +10,27 @@ retries or decides what to do next: that is :mod:`~rejection_fhir.fhir.retry` an
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
+from requests.utils import get_environ_proxies, get_netrc_auth
 
 from rejection_fhir import __version__
 from rejection_fhir.errors import AuthError, FhirServerError, ServerUnavailableError
 from rejection_fhir.fhir.auth import auth_scheme, redact
 from rejection_fhir.fhir.outcome import format_outcome, is_operation_outcome, redact_outcome
 from rejection_fhir.fhir.urls import strip_query_values
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 FHIR_JSON = "application/fhir+json"
 USER_AGENT = f"rejection-fhir/{__version__}"
@@ -35,6 +40,73 @@ SearchParams = Mapping[str, str | int | Sequence[str]] | Sequence[tuple[str, str
 
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+class Session(requests.Session):
+    """A ``requests.Session`` that reads the environment once per origin.
+
+    For every request it sends, ``requests`` walks the whole process environment (twice:
+    the proxies, then ``no_proxy``) and, when no credentials are set, looks for
+    ``~/.netrc``.  On an EHR that takes one request per write that is CPU the sync spends
+    on cores it shares with the server, for answers that do not change during a run: here
+    they are looked up once per origin, and merged as ``requests`` does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environ_proxies: dict[tuple[str, str, str | None], dict[str, str]] = {}
+        self._netrc: dict[tuple[str, str], AuthBase | tuple[str, str]] = {}
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if self.trust_env and not request.auth and not self.auth and request.url:
+            parts = urlsplit(str(request.url))
+            key = (parts.scheme, parts.netloc)
+            found = self._netrc.get(key)
+            if found is None:
+                found = self._netrc[key] = get_netrc_auth(str(request.url)) or _NO_CREDENTIALS
+            request.auth = found
+        return super().prepare_request(request)
+
+    def merge_environment_settings(
+        self,
+        url: str | bytes | None,
+        proxies: MutableMapping[str, str] | None,
+        stream: bool | None,
+        verify: bool | str | None,
+        cert: str | tuple[str, str] | None,
+    ) -> _Settings:
+        if not self.trust_env or not isinstance(url, str):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        no_proxy = proxies.get("no_proxy") if proxies is not None else None
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, no_proxy)
+        found = self._environ_proxies.get(key)
+        if found is None:
+            found = self._environ_proxies[key] = get_environ_proxies(url, no_proxy=no_proxy)
+        # As requests merges them: the request's own proxies win over the environment's,
+        # which win over the session's; a None removes one.
+        merged = {**self.proxies, **found, **(proxies or {})}
+        if verify is True or verify is None:
+            # As requests (and curl) do: a CA bundle named in the environment.
+            verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or verify
+            )
+        return {
+            "proxies": {name: value for name, value in merged.items() if value is not None},
+            "stream": self.stream if stream is None else stream,
+            "verify": self.verify if verify is None else verify,
+            "cert": self.cert if cert is None else cert,
+        }
+
+
+class _NoCredentials(AuthBase):
+    """No ``~/.netrc`` entry for the origin: the request goes as it is."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_NO_CREDENTIALS = _NoCredentials()
 
 
 def _json_backend() -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:

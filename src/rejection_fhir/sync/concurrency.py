@@ -75,7 +75,7 @@ class AimdWindow:
         with self._cond:
             self._in_flight -= 1
             self._limit = min(float(self.cap), self._limit + 1.0 / self._limit)
-            self._cond.notify_all()
+            self._wake()
 
     def throttled(self, slot: Slot) -> None:
         """The server answered 429: halve, once per generation of requests."""
@@ -85,10 +85,18 @@ class AimdWindow:
                 self._limit = max(1.0, self._limit / 2)
                 self._generation += 1
                 self.decreases += 1
-            self._cond.notify_all()
+            self._wake()
 
     def failed(self, slot: Slot) -> None:
         """Another failure: the place is free, the limit unchanged."""
         with self._cond:
             self._in_flight -= 1
-            self._cond.notify_all()
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake as many waiting senders as there are free places (with the lock held):
+        waking them all would have most of them find the window full again, a stampede
+        on the GIL that slowed the run."""
+        free = int(self._limit) - self._in_flight
+        if free > 0:
+            self._cond.notify(free)

@@ -151,6 +151,22 @@ class WriteExecutor:
         self._device: dict[str, str] = {}
         #: Plans written after one that failed, for the next execute of the rest.
         self._later: dict[int, tuple[WritePlan, PlanResult]] = {}
+        #: The threads that send single requests, shared by the pages in flight (one pool
+        #: for the run: as many threads as the window can ever hold).
+        self._pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Let the single-request threads finish and end."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _writers(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.window.cap, thread_name_prefix="rfhir-write")
+            return self._pool
 
     @property
     def mode(self) -> ExecMode:
@@ -186,12 +202,10 @@ class WriteExecutor:
         if self.window.cap <= 1 or len(rest) <= 1:
             outcomes.extend(attempt(plan) for plan in rest)
         else:
-            with ThreadPoolExecutor(
-                min(self.window.cap, len(rest)), thread_name_prefix="rfhir-write"
-            ) as pool:
-                # Started in plan order (the pool's queue is FIFO), so the responses not
-                # started after a failure are the last ones.
-                outcomes.extend(pool.map(attempt, rest))
+            # Started in plan order (the pool's queue is FIFO, and a later page's responses
+            # queue behind this one's), so the responses not started after a failure are
+            # the last ones.
+            outcomes.extend(self._writers().map(attempt, rest))
         return self._in_order(plans, outcomes)
 
     def _in_order(

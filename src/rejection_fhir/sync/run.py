@@ -42,6 +42,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +62,7 @@ from rejection_fhir.sync.executors import WriteExecutor
 from rejection_fhir.sync.modes import ExecMode, WriteSetup, write_setup
 from rejection_fhir.sync.outcome import Problem, Tally
 from rejection_fhir.sync.prepare import IN_FLIGHT, Prepared, Preparer, meta
+from rejection_fhir.sync.readahead import read_ahead
 from rejection_fhir.sync.state import (
     INCREMENTAL,
     LedgerEntry,
@@ -214,6 +216,10 @@ class _Run:
 
         ``move_cursor=False`` (bulk export pages, which are not sorted) records the ledger
         only; :meth:`finish` then moves the cursor once.
+
+        The page is prepared (the CPU work) while the earlier pages still commit; only
+        then does it wait for one of them to finish, so that ``concurrency`` commits stay
+        in flight while the sync works.
         """
         resources = list(resources)
         ids = frozenset(rid for qr in resources if isinstance(rid := qr.get("id"), str) and rid)
@@ -244,7 +250,24 @@ class _Run:
             if prepared and self.on_transaction is not None:
                 self.on_transaction(transaction_bundle(p.plan for p in prepared)[0])
             return
-        page = _Page(rejected, newest, move_cursor, ids)
+        if not self.committed_any and len(prepared) > 1 and self.concurrency > 1:
+            # The first write creates the tool's Device, which every later write names
+            # (a conditional create); two at once could both create it.  So the first
+            # response goes alone, and the rest of the page follows once it committed.
+            # That first part moves no cursor: the page's rejections are recorded with
+            # the rest, and the cursor must not pass them before.  (One page at a time,
+            # the page waits for its answer anyway: no split.)
+            self._submit(_Page([], None, False, frozenset({prepared[0].ref.id})), prepared[:1])
+            self.settle(0)
+            prepared = prepared[1:]
+        self._submit(_Page(rejected, newest, move_cursor, ids), prepared)
+        # Only the first write waits for its answer (the Device again: it may have been
+        # refused); later pages are recorded as they finish.
+        self.settle(0 if not self.committed_any and prepared else self.concurrency)
+
+    def _submit(self, page: _Page, prepared: list[Prepared]) -> None:
+        """Start the page's commit once fewer than ``concurrency`` pages are in flight."""
+        self.settle(self.concurrency - 1)
         if prepared and self.committer.executor.mode is ExecMode.LEDGER_ONLY:
             # Plain creates cannot be repeated safely: recorded as in flight before they are
             # sent, so that a run killed before it records their answers leaves them
@@ -272,13 +295,7 @@ class _Run:
         if prepared:
             page.commit = self._start(prepared)
         self.pending.append(page)
-        self.in_flight |= ids
-        if not self.committed_any and prepared:
-            # The first transaction creates the tool's Device, which every transaction
-            # names in a conditional create; two at once could both create it.
-            self.settle(0)
-        else:
-            self.settle(self.concurrency - 1)
+        self.in_flight |= page.ids
 
     def _start(self, batch: list[Prepared]) -> Future[Committed]:
         if self.pool is not None:
@@ -370,6 +387,7 @@ class _Run:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        self.committer.executor.close()
 
 
 def _read_mode(options: SyncOptions, source: FhirClient) -> str:
@@ -547,9 +565,12 @@ def sync(
                     "not seen by later runs (use --since to look again)"
                 )
                 newest: str | None = None
-                for page in authored_pages(source, cursor, options.until, options.batch_size):
-                    newest = newest_authored(page, newest)
-                    run.page(page, move_cursor=False)
+                with closing(
+                    read_ahead(authored_pages(source, cursor, options.until, options.batch_size))
+                ) as pages:
+                    for page in pages:
+                        newest = newest_authored(page, newest)
+                        run.page(page, move_cursor=False)
                 run.finish(cursor=options.until or newest)
             elif read == "per-patient":
                 from rejection_fhir.sync.reading import patient_list, patient_pages
@@ -566,17 +587,24 @@ def sync(
                     f"reading per patient: every response of {len(patients)} patient(s), "
                     "the ledger skips what was handled"
                 )
-                for page in patient_pages(source, patients, options.batch_size):
-                    run.page(page, move_cursor=False)
+                with closing(
+                    read_ahead(patient_pages(source, patients, options.batch_size))
+                ) as pages:
+                    for page in pages:
+                        run.page(page, move_cursor=False)
                 run.finish()
             else:
                 from rejection_fhir.sync.reading import last_updated_pages
 
-                pages = last_updated_pages(
-                    source, cursor, options.until, options.batch_size, on_total=on_total
-                )
-                for page in pages:
-                    run.page(page)
+                with closing(
+                    read_ahead(
+                        last_updated_pages(
+                            source, cursor, options.until, options.batch_size, on_total=on_total
+                        )
+                    )
+                ) as pages:
+                    for page in pages:
+                        run.page(page)
                 # A window is done when its search is: its cursor goes to its end, so a
                 # rerun of the same window fetches nothing.
                 run.finish(cursor=options.until)

@@ -65,7 +65,9 @@ def test_a_slow_transaction_does_not_hold_back_the_next(tmp_path, built, qr_at, 
     assert report.ok and report.tally.written == 8
     assert report.cursor_after == "2026-11-20T10:07:00Z"
     sent = _sent(fake_fhir)
-    assert sent[0] == ["r0", "r1"], "the first transaction goes alone"
+    # The first response goes alone (it creates the tool's Device), then the rest of
+    # its page, before any other transaction is sent.
+    assert sent[:2] == [["r0"], ["r1"]]
     assert sorted(rid for ids in sent for rid in ids) == sorted(f"r{i}" for i in range(8))
     assert len(fake_fhir.all("DocumentReference")) == 8
     with SyncState(tmp_path / "state.sqlite3") as state:
@@ -161,3 +163,33 @@ def test_transaction_bundle_sends_shared_entries_once():
     bundle, position = transaction_bundle([one, two])
     assert [e["fullUrl"] for e in bundle["entry"]] == ["urn:uuid:d", "urn:uuid:a", "urn:uuid:b"]
     assert position == {"urn:uuid:d": 0, "urn:uuid:a": 1, "urn:uuid:b": 2}
+
+
+def test_single_requests_share_one_pool_of_threads_across_pages(tmp_path, built, qr_at, fake_fhir):
+    # Ledger-only (plain creates): every page used to start threads of its own.
+    fake_fhir.add(*_responses(qr_at, 12))
+    senders: set[threading.Thread] = set()  # the objects: an ident may be reused
+    fake_fhir.on_arrival = lambda seen: senders.add(threading.current_thread())
+    report = _run(tmp_path, built, concurrency=2, write_mode="ledger-only")
+    assert report.ok and report.tally.written == 12
+    writers = {t for t in senders if t.name.startswith("rfhir-write")}
+    assert 1 < len(writers) <= 8, sorted(t.name for t in writers)
+    assert not any(t.is_alive() for t in writers), "the run ends its threads"
+
+
+def test_the_next_page_is_read_while_earlier_pages_commit(tmp_path, built, qr_at, fake_fhir):
+    fake_fhir.add(*_responses(qr_at, 10))
+    # Page 2's transaction (r2, r3) is held until the search for page 5 has arrived.  With
+    # two pages in flight, pages 2 and 3 are sent and the run waits for page 2 before it
+    # sends page 4: page 5 can only be asked for by reading ahead while the run waits.
+    page_five_asked = threading.Event()
+
+    def arrival(seen: Seen) -> None:
+        if seen.method == "GET" and seen.params.get("_getpagesoffset") == ["8"]:
+            page_five_asked.set()
+        if _in(seen, "r2"):
+            assert page_five_asked.wait(10), "page 5 was not read while page 2 committed"
+
+    fake_fhir.on_arrival = arrival
+    report = _run(tmp_path, built, concurrency=2)
+    assert report.ok and report.tally.written == 10
