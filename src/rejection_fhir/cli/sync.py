@@ -208,7 +208,8 @@ def sync_cmd(
     Observations and Provenance to the EHR, exactly once.
 
     Exits 1 if any response was rejected, 5 if the server refused a write, 4 if no
-    server is configured.
+    server is configured or responses cannot be read as asked (e.g. a server that exports
+    only per Group and no --patients-group; docs/read-modes.md).
 
     \b
     Example:
