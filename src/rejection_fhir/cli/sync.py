@@ -118,7 +118,8 @@ def _after(since: str | None, until: str | None) -> None:
 @click.option(
     "--bulk",
     is_flag=True,
-    help="Read the responses from a Bulk Data $export of the source (backfills).",
+    help="Read the responses from a Bulk Data $export of the source (backfills): system "
+    "level, Patient/$export, or Group/ID/$export with --patients-group, as it offers.",
 )
 @click.option(
     "--wait",
@@ -153,7 +154,9 @@ def _after(since: str | None, until: str | None) -> None:
 @click.option(
     "--patients-group",
     default=None,
-    help="Per-patient polling: the id of a Group whose Patient members to read.",
+    help="The id of a Group of the clinic's patients: their responses are read per patient, "
+    "or exported with Group/ID/$export (--bulk, or auto where the server exports only per "
+    "Group; docs/read-modes.md).",
 )
 @click.option(
     "--patients-from",
@@ -205,7 +208,8 @@ def sync_cmd(
     Observations and Provenance to the EHR, exactly once.
 
     Exits 1 if any response was rejected, 5 if the server refused a write, 4 if no
-    server is configured.
+    server is configured or responses cannot be read as asked (e.g. a server that exports
+    only per Group and no --patients-group; docs/read-modes.md).
 
     \b
     Example:

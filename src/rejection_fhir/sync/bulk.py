@@ -3,8 +3,9 @@
 A clinic that syncs years of responses would page through a search for hours; an export
 lets the server write them out in the background.  The steps (Bulk Data Access IG 2.0):
 
-1. kick-off: ``GET [base]/$export?_type=QuestionnaireResponse&_since=...`` with
-   ``Prefer: respond-async``; the server answers 202 and a ``Content-Location``;
+1. kick-off: ``GET [base]/$export?_type=QuestionnaireResponse&_since=...`` (or
+   ``Patient/$export``, ``Group/[id]/$export``: see below) with ``Prefer: respond-async``;
+   the server answers 202 and a ``Content-Location``;
 2. poll that status URL until it answers 200 with the manifest (202 meanwhile, with
    ``X-Progress`` and ``Retry-After``);
 3. download each output file and read it one NDJSON line at a time, so memory stays flat
@@ -14,6 +15,17 @@ lets the server write them out in the background.  The steps (Bulk Data Access I
 The sync feeds the responses to the same per-batch pipeline as a search
 (:mod:`rejection_fhir.sync.run`).  An export is not sorted by ``_lastUpdated``, so the
 cursor moves once, to the manifest's ``transactionTime``, after every batch committed.
+
+**The level** (:func:`choose_export_level`) follows the source's CapabilityStatement
+(:meth:`~rejection_fhir.fhir.capabilities.ServerCapabilities.has_export`): with a Group
+(``--patients-group ID``) the export is ``Group/[id]/$export``, the Group's patients only;
+without one, ``[base]/$export`` where the server offers it, else ``Patient/$export`` (every
+patient's compartment).  A server that offers the export only per Group (Oracle Health,
+Epic) needs the Group: without one the sync stops before reading anything, with a
+:class:`~rejection_fhir.errors.ConfigError` (exit 4) saying to give ``--patients-group`` or to
+read per patient instead.  A statement that says nothing of ``$export`` leaves it to the
+server (the system level, or the Group when one is given).  Every level gets the same
+``_type``, ``_since`` and ``_typeFilter``.
 """
 
 from __future__ import annotations
@@ -26,13 +38,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
-from rejection_fhir.errors import FhirServerError, ServerUnavailableError
+from rejection_fhir.errors import ConfigError, FhirServerError, ServerUnavailableError
+from rejection_fhir.fhir.capabilities import ServerCapabilities, parse_capability_statement
 from rejection_fhir.fhir.client import FhirClient, parse_retry_after
 from rejection_fhir.fhir.json import JsonDict
+from rejection_fhir.sync.strategy import per_patient_readable
 
 log = logging.getLogger("rejection_fhir.sync.bulk")
 
@@ -71,6 +85,70 @@ class Manifest:
     requires_access_token: bool
 
 
+@dataclass(frozen=True)
+class ExportLevel:
+    """Where an export is asked for: ``system``, ``Patient`` or ``Group`` (with its id)."""
+
+    level: str = "system"
+    group: str | None = None
+
+    @property
+    def path(self) -> str:
+        if self.level == "Group":
+            return f"Group/{quote(self.group or '', safe='')}/$export"
+        if self.level == "Patient":
+            return "Patient/$export"
+        return "$export"
+
+    @property
+    def shown(self) -> str:
+        return f"Group/{self.group}" if self.level == "Group" else self.level
+
+
+def missing_group_error(caps: ServerCapabilities) -> ConfigError:
+    """A server that exports only a Group, and no Group given: what to do instead."""
+    instead = (
+        ", or read per patient without --bulk: --patients FILE (one Patient id per line) "
+        "or --patients-from ledger (the patients synced before)"
+        if per_patient_readable(caps)
+        else ""
+    )
+    return ConfigError(
+        "this server offers a Bulk Data $export only for a Group of patients "
+        "(Group/[id]/$export), and no Group was given",
+        hint="give --patients-group GROUP_ID (the Group of the clinic's patients)" + instead,
+    )
+
+
+def choose_export_level(caps: ServerCapabilities, group: str | None) -> ExportLevel:
+    """The export to ask for, from the levels the statement offers (see the module
+    docstring); raises :class:`ConfigError` when none of them fits."""
+    offered = caps.has_export()
+    if group is not None:
+        if not offered or "Group" in offered:
+            return ExportLevel("Group", group)
+        raise ConfigError(
+            f"this server offers a Bulk Data $export at the {', '.join(offered)} level, not "
+            f"for a Group, so --patients-group {group} cannot be exported",
+            hint="drop --patients-group to export every patient's responses"
+            + (
+                ", or drop --bulk to read the Group's patients one by one"
+                if per_patient_readable(caps)
+                else ""
+            ),
+        )
+    if not offered or "system" in offered:
+        return ExportLevel("system")
+    if "Patient" in offered:
+        return ExportLevel("Patient")
+    raise missing_group_error(caps)
+
+
+def export_level(client: FhirClient, group: str | None) -> ExportLevel:
+    """:func:`choose_export_level` for the client's server (its statement, cached)."""
+    return choose_export_level(parse_capability_statement(client.capabilities()), group)
+
+
 def export_since(cursor: str) -> str:
     """The ``_since`` for a sync cursor: a little earlier (see :data:`SINCE_OVERLAP`)."""
     try:
@@ -82,12 +160,18 @@ def export_since(cursor: str) -> str:
     return (instant - SINCE_OVERLAP).isoformat(timespec="milliseconds")
 
 
-def kick_off(client: FhirClient, since: str | None, until: str | None = None) -> str:
-    """Start a system-level export of QuestionnaireResponses; return its status URL.
+def kick_off(
+    client: FhirClient,
+    since: str | None,
+    until: str | None = None,
+    level: ExportLevel | None = None,
+) -> str:
+    """Start an export of QuestionnaireResponses at ``level``; return its status URL.
 
     ``until`` (a time window's end, exclusive) becomes a ``_typeFilter``; a server that
     ignores it exports more, which the sync then leaves to the next window.
     """
+    level = level or ExportLevel()
     params = {"_type": "QuestionnaireResponse", "_outputFormat": NDJSON}
     if since:
         params["_since"] = export_since(since)
@@ -95,22 +179,23 @@ def kick_off(client: FhirClient, since: str | None, until: str | None = None) ->
         params["_typeFilter"] = f"QuestionnaireResponse?_lastUpdated=lt{until}"
     try:
         response = client.request(
-            "GET", "$export", params=params, headers={"Prefer": "respond-async"}
+            "GET", level.path, params=params, headers={"Prefer": "respond-async"}
         )
     except FhirServerError as exc:
         if exc.status in (400, 404, 405, 501):
             raise FhirServerError(
                 f"{client.base_url} did not accept a Bulk Data export of QuestionnaireResponses "
-                f"({exc.message.splitlines()[0]})",
+                f"at {level.shown} ({exc.message.splitlines()[0]})",
                 status=exc.status,
                 outcome=exc.outcome,
-                hint="the server may not support $export at the system level; sync without --bulk",
+                hint=f"the server may not support {level.path} (see check-server); "
+                "sync without --bulk",
             ) from None
         raise
     location = response.headers.get("Content-Location")
     if response.status != 202 or not location:
         raise FhirServerError(
-            f"GET $export answered {response.status}"
+            f"GET {level.path} answered {response.status}"
             + ("" if location else " without a Content-Location")
             + "; a Bulk Data server answers 202 and the URL to poll",
             status=response.status,
@@ -323,15 +408,20 @@ def export_responses(
     since: str | None,
     *,
     until: str | None = None,
+    group: str | None = None,
     timeout: float = 3600.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[BulkExport]:
-    """Run an export of the QuestionnaireResponses changed since ``since`` (all if None).
+    """Run an export of the QuestionnaireResponses changed since ``since`` (all if None),
+    of ``group``'s patients when given, at the level the server offers
+    (:func:`export_level`: raises ConfigError before anything is requested when none fits).
 
     On leaving, the export is deleted on the server (its files too), also after an error.
     """
-    status_url = kick_off(client, since, until)
+    level = export_level(client, group)
+    log.info("export of QuestionnaireResponses at %s level", level.shown)
+    status_url = kick_off(client, since, until, level)
     try:
         manifest = wait_for_export(client, status_url, timeout=timeout, sleep=sleep, clock=clock)
         log.info(

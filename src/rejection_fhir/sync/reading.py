@@ -20,7 +20,10 @@ in each (docs/read-modes.md):
   joined: the ledger knows only patients with a response already synced, so a new
   patient's first response needs the file or the Group.
 - ``bulk-export`` (``sync --bulk``, :mod:`rejection_fhir.sync.bulk`): ``$export`` with
-  ``_since={cursor}``; the cursor is the export's ``transactionTime``.
+  ``_since={cursor}`` at the level the server offers (``Group/{id}/$export`` for
+  ``--patients-group``); the cursor is the export's ``transactionTime``.  Where a server
+  exports only per Group, ``auto`` with ``--patients-group`` exports that Group rather than
+  polling its members (docs/read-modes.md).
 """
 
 from __future__ import annotations

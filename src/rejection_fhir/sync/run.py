@@ -14,8 +14,9 @@ replays at most the last ``concurrency`` batches, and the conditional writes mak
 replay a no-op on the server.
 
 ``SyncOptions.bulk`` reads the responses from a Bulk Data ``$export`` instead of a search
-(see :mod:`rejection_fhir.sync.bulk`); an export is not sorted, so the cursor moves once,
-to the export's ``transactionTime``, after every page committed.
+(see :mod:`rejection_fhir.sync.bulk`; ``auto`` does too, of ``patients_group``, on a server
+that exports only per Group: docs/read-modes.md); an export is not sorted, so the cursor
+moves once, to the export's ``transactionTime``, after every page committed.
 
 ``SyncOptions.until`` makes the run a *time window* [since, until): the search (or export)
 gets the upper bound, the window has its own cursor (shard), never moved past ``until``,
@@ -131,7 +132,8 @@ class SyncOptions:
     #: How responses are found: ``auto`` (from the server's statement; ``bulk`` wins),
     #: ``_lastUpdated``, ``authored``, ``per-patient`` (see :mod:`rejection_fhir.sync.reading`).
     read_mode: str = "auto"
-    #: Per-patient polling: a file of Patient ids, or a Group whose members to poll.
+    #: Per-patient polling: a file of Patient ids, or a Group whose members to poll (with
+    #: ``bulk``, or ``auto`` on a server exporting only per Group: the Group to export).
     patients_file: Path | None = None
     patients_group: str | None = None
     #: Per-patient polling: also the patients the ledger knows (``"ledger"``).
@@ -392,23 +394,34 @@ class _Run:
 
 def _read_mode(options: SyncOptions, source: FhirClient) -> str:
     """The read mode asked for, or the one the source's statement allows (the statement
-    is fetched once per client)."""
+    is fetched once per client).  Where that is an export offered only per Group, a given
+    ``--patients-group`` is exported (``bulk-export``); see docs/read-modes.md."""
+    if options.bulk:
+        return "bulk-export"
     if options.read_mode != "auto":
         return options.read_mode
-    if options.patients_file or options.patients_group or options.patients_from:
+    if options.patients_file or options.patients_from:
         return "per-patient"
     from rejection_fhir.fhir.capabilities import parse_capability_statement
+    from rejection_fhir.sync.bulk import choose_export_level
     from rejection_fhir.sync.strategy import ReadMode, choose_strategy
 
     caps = parse_capability_statement(source.capabilities())
     if not caps.resources:  # a statement that lists nothing: keep today's search
-        return "_lastUpdated"
+        return "per-patient" if options.patients_group else "_lastUpdated"
     read = choose_strategy(caps).read
     if read is ReadMode.BULK_EXPORT:
-        raise ConfigError(
-            "this server finds responses only through a Bulk Data $export",
-            hint="run sync --bulk",
-        )
+        if options.patients_group is not None and "Group" in caps.has_export():
+            return "bulk-export"  # of the Group's patients
+        if options.patients_group is None:
+            # A server that exports only per Group needs one (or a patient list): raises.
+            choose_export_level(caps, None)
+            raise ConfigError(
+                "this server finds responses only through a Bulk Data $export",
+                hint="run sync --bulk",
+            )
+    if options.patients_group:
+        return "per-patient"
     if read is ReadMode.NONE:
         raise ConfigError(
             "this server offers no way to find QuestionnaireResponses (no _lastUpdated, "
@@ -528,13 +541,17 @@ def sync(
                 on_transaction,
                 setup,
             )
-            if options.bulk:
+            if (read := _read_mode(options, source)) == "bulk-export":
                 from rejection_fhir.sync.bulk import export_responses
 
                 if on_total is not None:
                     on_total(None)
                 with export_responses(
-                    source, cursor, until=options.until, timeout=options.bulk_timeout
+                    source,
+                    cursor,
+                    until=options.until,
+                    group=options.patients_group,
+                    timeout=options.bulk_timeout,
                 ) as export:
                     for batch in _batches(
                         _before(export.responses(), options.until), options.batch_size
@@ -557,7 +574,7 @@ def sync(
                         if options.until and instant(options.until) < instant(done_at):
                             done_at = options.until  # the window's end caps its cursor
                         run.finish(cursor=done_at)
-            elif (read := _read_mode(options, source)) == "authored":
+            elif read == "authored":
                 from rejection_fhir.sync.reading import authored_pages, newest_authored
 
                 report.notes.append(

@@ -41,7 +41,8 @@ class ReadMode(StrEnum):
     LAST_UPDATED = "_lastUpdated"
     #: ``QuestionnaireResponse?authored=ge{cursor}``: edits that keep the authored date are missed.
     AUTHORED = "authored"
-    #: A Bulk Data ``$export`` with ``_since`` (``sync --bulk``).
+    #: A Bulk Data ``$export`` with ``_since`` (``sync --bulk``; where only a Group can be
+    #: exported, ``sync --patients-group ID`` exports that Group).
     BULK_EXPORT = "bulk-export"
     #: ``QuestionnaireResponse?patient={id}`` for each patient of a list the user supplies.
     PER_PATIENT = "per-patient"
@@ -175,6 +176,14 @@ def search_usable(
     return caps.searchable(resource_type, param)
 
 
+def per_patient_readable(caps: ServerCapabilities, evidence: Evidence | None = None) -> bool:
+    """Responses can be searched per patient (``patient`` or ``subject``)."""
+    evidence = evidence or Evidence()
+    return search_usable(caps, evidence, "QuestionnaireResponse", "patient") or search_usable(
+        caps, evidence, "QuestionnaireResponse", "subject"
+    )
+
+
 def conditional_entry_limit(caps: ServerCapabilities) -> int | None:
     name = caps.software.lower()
     limits = [n for key, n in KNOWN_CONDITIONAL_TRANSACTION_LIMITS.items() if key in name]
@@ -203,9 +212,7 @@ def _read_mode(caps: ServerCapabilities, evidence: Evidence) -> ReadMode:
         return ReadMode.AUTHORED
     if caps.has_export():
         return ReadMode.BULK_EXPORT
-    if search_usable(caps, evidence, "QuestionnaireResponse", "patient") or search_usable(
-        caps, evidence, "QuestionnaireResponse", "subject"
-    ):
+    if per_patient_readable(caps, evidence):
         return ReadMode.PER_PATIENT
     return ReadMode.NONE
 
@@ -258,6 +265,23 @@ def _version_check(caps: ServerCapabilities, evidence: Evidence) -> VersionCheck
     if if_unmodified_since_supported(caps):
         return VersionCheck.IF_UNMODIFIED_SINCE
     return VersionCheck.NONE
+
+
+def _export_message(caps: ServerCapabilities, evidence: Evidence) -> str:
+    """How ``sync`` reads where the export is the way: ``--bulk``, or, where only a Group
+    can be exported, ``--patients-group`` (auto exports that Group; see
+    docs/read-modes.md) or a patient list."""
+    if {"system", "Patient"} & set(caps.has_export()):
+        return "responses come from a Bulk Data $export (sync --bulk), not a search"
+    return (
+        "responses come from a Bulk Data $export of a Group of patients "
+        "(sync --patients-group GROUP_ID), not a search"
+        + (
+            "; or per patient (sync --patients FILE or --patients-from ledger)"
+            if per_patient_readable(caps, evidence)
+            else ""
+        )
+    )
 
 
 def choose_strategy(caps: ServerCapabilities, evidence: Evidence | None = None) -> Strategy:
@@ -324,12 +348,7 @@ def choose_strategy(caps: ServerCapabilities, evidence: Evidence | None = None) 
             )
         )
     elif read is ReadMode.BULK_EXPORT:
-        out.append(
-            Degradation(
-                "read",
-                "responses come from a Bulk Data $export (sync --bulk), not a search",
-            )
-        )
+        out.append(Degradation("read", _export_message(caps, evidence)))
     elif read is ReadMode.PER_PATIENT:
         out.append(
             Degradation(

@@ -120,3 +120,17 @@ def test_ledger_only_lost_answer_exits_13_and_reconcile_settles_it(
 def test_an_unknown_write_mode_is_a_usage_error(capsys, tmp_path, repo):
     code, _out, err = _sync(capsys, tmp_path, repo, "--write-mode", "sometimes")
     assert code == 2 and "sometimes" in err
+
+
+@pytest.mark.parametrize("extra", [("--bulk",), ()], ids=["bulk", "auto"])
+def test_a_group_only_export_without_a_group_exits_4_before_reading(
+    capsys, tmp_path, repo, fake_fhir, extra
+):
+    from tests.unit.sync.test_bulk import _statement
+
+    fake_fhir.statement = _statement(("Group",), "_id", "patient")
+    code, _out, err = _sync(capsys, tmp_path, repo, *extra)
+    assert code == 4
+    assert "only for a Group" in err and "--patients-group GROUP_ID" in err
+    assert not [seen for seen in fake_fhir.requests if "QuestionnaireResponse" in seen.path]
+    assert not [seen for seen in fake_fhir.requests if seen.path.endswith("$export")]

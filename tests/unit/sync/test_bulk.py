@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import responses
 
-from rejection_fhir.errors import FhirServerError, ServerUnavailableError
+from rejection_fhir.errors import ConfigError, ExitCode, FhirServerError, ServerUnavailableError
 from rejection_fhir.fhir.auth import BearerAuth, Secret
+from rejection_fhir.fhir.capabilities import parse_capability_statement
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.settings import load_settings
 from rejection_fhir.sync.bulk import (
+    ExportLevel,
+    choose_export_level,
     export_since,
     iter_ndjson,
     kick_off,
@@ -191,10 +194,10 @@ def _responses_on_server():
     return out
 
 
-def _export(fake: FakeFhir, manifest: dict, files: dict[str, str]) -> None:
-    """The server's side of an export: kick-off, one "in progress" poll, the manifest, the
-    files, and the DELETE that ends it; transactions are the fake's own."""
-    fake.route("GET", "$export", (202, {"Content-Location": STATUS}, ""))
+def _export(fake: FakeFhir, manifest: dict, files: dict[str, str], kick: str = "$export") -> None:
+    """The server's side of an export: kick-off (at ``kick``), one "in progress" poll, the
+    manifest, the files, and the DELETE that ends it; transactions are the fake's own."""
+    fake.route("GET", kick, (202, {"Content-Location": STATUS}, ""))
     fake.route(
         "GET", STATUS_PATH, (202, {"Retry-After": "0"}, ""), (200, JSON, json.dumps(manifest))
     )
@@ -289,3 +292,212 @@ def test_a_bulk_window_asks_for_its_end_keeps_its_share_and_caps_its_cursor(
         tmp_path / "state.sqlite3", shard=window_shard("2026-11-25T00:00:00Z", until)
     ) as state:
         assert state.cursor(BASE) == until
+
+
+# --------------------------------------------------------------------------- the level
+
+
+def _statement(levels: tuple[str, ...], *qr_params: str) -> dict:
+    """A server that writes in transactions, finds responses by ``qr_params`` only, and
+    offers ``$export`` at ``levels`` (Oracle Health: ``("Group",)``, ``patient``)."""
+
+    def resource(kind: str, *interactions: str, params: tuple[str, ...] = ()) -> dict:
+        entry: dict = {
+            "type": kind,
+            "interaction": [{"code": c} for c in interactions],
+            "conditionalCreate": True,
+            "searchParam": [{"name": p, "type": "token"} for p in params],
+        }
+        if kind in levels:
+            entry["operation"] = [{"name": "export", "definition": f"{kind.lower()}-export"}]
+        return entry
+
+    rest: dict = {
+        "mode": "server",
+        "interaction": [{"code": "transaction"}],
+        "resource": [
+            resource("QuestionnaireResponse", "read", "search-type", params=qr_params),
+            *(
+                resource(k, "create", "update", "read", "search-type")
+                for k in ("DocumentReference", "Observation", "Flag", "Provenance", "Device")
+            ),
+            resource("Patient", "read"),
+            resource("Group", "read"),
+        ],
+    }
+    if "system" in levels:
+        rest["operation"] = [{"name": "export", "definition": "export"}]
+    return {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "rest": [rest]}
+
+
+@pytest.mark.parametrize(
+    ("levels", "group", "expected"),
+    [
+        (("system", "Patient", "Group"), None, "$export"),
+        (("Patient", "Group"), None, "Patient/$export"),
+        (("system", "Group"), "g1", "Group/g1/$export"),
+        (("Group",), "g1", "Group/g1/$export"),
+        ((), None, "$export"),  # the statement says nothing: the server decides
+        ((), "g1", "Group/g1/$export"),
+    ],
+)
+def test_the_export_level_follows_what_the_statement_offers(levels, group, expected):
+    caps = parse_capability_statement(_statement(levels, "patient"))
+    assert caps.has_export() == levels
+    assert choose_export_level(caps, group).path == expected
+
+
+def test_a_group_only_export_without_a_group_says_what_to_give():
+    caps = parse_capability_statement(_statement(("Group",), "_id", "patient"))
+    with pytest.raises(ConfigError) as caught:
+        choose_export_level(caps, None)
+    assert caught.value.exit_code == ExitCode.CONFIG
+    hint = caught.value.hint or ""
+    assert "--patients-group GROUP_ID" in hint
+    assert "--patients FILE" in hint and "--patients-from ledger" in hint
+    # No per-patient search either: the Group is the only way.
+    only = parse_capability_statement(_statement(("Group",), "_id"))
+    with pytest.raises(ConfigError) as caught:
+        choose_export_level(only, None)
+    assert "--patients FILE" not in (caught.value.hint or "")
+
+
+def test_a_group_on_a_server_without_group_export_is_refused():
+    caps = parse_capability_statement(_statement(("system",), "patient"))
+    with pytest.raises(ConfigError, match="not for a Group") as caught:
+        choose_export_level(caps, "g1")
+    assert "drop --patients-group" in (caught.value.hint or "")
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "level",
+    [ExportLevel("system"), ExportLevel("Patient"), ExportLevel("Group", "clinic 7")],
+    ids=["system", "Patient", "Group"],
+)
+def test_every_level_is_asked_for_responses_since_the_cursor(level):
+    path = {"system": "$export", "Patient": "Patient/$export"}.get(
+        level.level, "Group/clinic%207/$export"
+    )
+    responses.get(f"{BASE}/{path}", status=202, headers={"Content-Location": STATUS})
+    until = "2026-11-21T00:00:00Z"
+    assert kick_off(_client(), "2026-11-20T10:00:00Z", until, level) == STATUS
+    sent = responses.calls[0].request
+    assert sent.path_url.split("?")[0] == f"/fhir/{path}"
+    assert sent.headers["Prefer"] == "respond-async"
+    assert sent.params["_type"] == "QuestionnaireResponse"
+    assert sent.params["_since"] == "2026-11-20T09:59:59.000+00:00"
+    assert sent.params["_typeFilter"] == f"QuestionnaireResponse?_lastUpdated=lt{until}"
+
+
+@responses.activate
+def test_a_refused_group_export_names_the_level():
+    responses.get(f"{BASE}/Group/g1/$export", status=405, json={"resourceType": "OperationOutcome"})
+    with pytest.raises(FhirServerError, match="at Group/g1") as caught:
+        kick_off(_client(), None, level=ExportLevel("Group", "g1"))
+    assert "Group/g1/$export" in (caught.value.hint or "")
+
+
+def _kicks(fake: FakeFhir) -> list[tuple[str, dict[str, list[str]]]]:
+    return [(seen.path, seen.params) for seen in fake.requests if seen.path.endswith("$export")]
+
+
+def test_bulk_sync_of_a_group_exports_that_group_and_resumes_from_transaction_time(
+    tmp_path, built, fake_fhir
+):
+    fake_fhir.statement = _statement(("Group",), "_id", "patient")
+    qrs = _responses_on_server()
+    _export(fake_fhir, _manifest(), {FILE: _ndjson(qrs)}, kick="Group/g1/$export")
+    report = _sync(tmp_path, built, patients_group="g1")
+    assert report.ok and report.tally.written == 5
+    assert report.cursor_after == NOW
+    ((path, params),) = _kicks(fake_fhir)
+    assert path == "Group/g1/$export" and "_since" not in params
+    assert params["_type"] == ["QuestionnaireResponse"]
+    assert not fake_fhir.searched("QuestionnaireResponse"), "no search: the export is the read"
+
+    again = _sync(tmp_path, built, patients_group="g1")
+    assert again.ok and again.tally.written == 0
+    path, params = _kicks(fake_fhir)[-1]
+    assert path == "Group/g1/$export"
+    assert params["_since"] == ["2026-11-26T09:59:59.000+00:00"], "transactionTime, a second early"
+
+
+def test_bulk_sync_without_a_group_on_a_group_only_server_reads_nothing(tmp_path, built, fake_fhir):
+    fake_fhir.statement = _statement(("Group",), "_id", "patient")
+    with pytest.raises(ConfigError, match="only for a Group") as caught:
+        _sync(tmp_path, built)
+    assert "--patients-group GROUP_ID" in (caught.value.hint or "")
+    assert not _kicks(fake_fhir) and not fake_fhir.searched("QuestionnaireResponse")
+    assert fake_fhir.committed == []
+
+
+def test_bulk_sync_uses_patient_export_where_there_is_no_system_export(tmp_path, built, fake_fhir):
+    fake_fhir.statement = _statement(("Patient", "Group"), "_id")
+    _export(fake_fhir, _manifest(), {FILE: _ndjson(_responses_on_server())}, kick="Patient/$export")
+    report = _sync(tmp_path, built)
+    assert report.ok and report.tally.written == 5
+    assert [path for path, _ in _kicks(fake_fhir)] == ["Patient/$export"]
+
+
+# --------------------------------------------------------------------------- auto
+
+
+def _auto(tmp_path, built, **kw):
+    settings = load_settings({"server": BASE}, env={})
+    options = SyncOptions(source=BASE, state_path=tmp_path / "state.sqlite3", batch_size=2, **kw)
+    return sync(settings, options, catalog_from_build(built), recorded="2026-11-26T12:00:00Z")
+
+
+def test_auto_with_a_group_on_a_group_only_server_exports_the_group(tmp_path, built, fake_fhir):
+    fake_fhir.statement = _statement(("Group",), "_id", "patient")
+    _export(
+        fake_fhir, _manifest(), {FILE: _ndjson(_responses_on_server())}, kick="Group/g1/$export"
+    )
+    report = _auto(tmp_path, built, patients_group="g1")
+    assert report.ok and report.tally.written == 5 and report.cursor_after == NOW
+    assert [path for path, _ in _kicks(fake_fhir)] == ["Group/g1/$export"]
+    assert not fake_fhir.searched("QuestionnaireResponse")
+    assert not [seen for seen in fake_fhir.requests if seen.path == "Group/g1"], (
+        "the export reads the Group's members, not the sync"
+    )
+
+
+def test_auto_without_a_group_on_a_group_only_server_never_sends_the_user_to_bulk(
+    tmp_path, built, fake_fhir
+):
+    fake_fhir.statement = _statement(("Group",), "_id", "patient")
+    with pytest.raises(ConfigError) as caught:
+        _auto(tmp_path, built)
+    hint = caught.value.hint or ""
+    assert "--bulk" not in hint.replace("without --bulk", "")
+    assert "--patients-group GROUP_ID" in hint and "--patients FILE" in hint
+    assert not _kicks(fake_fhir) and not fake_fhir.searched("QuestionnaireResponse")
+
+
+def test_auto_with_a_patient_list_on_a_group_only_server_reads_per_patient(
+    tmp_path, built, fake_fhir
+):
+    fake_fhir.statement = _statement(("Group",), "_id", "patient")
+    qrs = _responses_on_server()
+    for qr in qrs:
+        qr["subject"] = {"reference": "Patient/p1"}
+    fake_fhir.add(*qrs[:2])
+    listing = tmp_path / "patients.txt"
+    listing.write_text("p1\n")
+    report = _auto(tmp_path, built, patients_file=listing)
+    assert report.ok and report.tally.written == 2
+    assert [q["patient"] for q in fake_fhir.searched("QuestionnaireResponse")] == [["p1"]]
+    assert not _kicks(fake_fhir)
+
+
+def test_auto_on_a_system_export_server_sends_the_user_to_bulk_which_works(
+    tmp_path, built, fake_fhir
+):
+    fake_fhir.statement = _statement(("system",), "_id")
+    with pytest.raises(ConfigError) as caught:
+        _auto(tmp_path, built)
+    assert caught.value.hint == "run sync --bulk"
+    _export(fake_fhir, _manifest(), {FILE: _ndjson(_responses_on_server())})
+    report = _sync(tmp_path, built)
+    assert report.ok and report.tally.written == 5

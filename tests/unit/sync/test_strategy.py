@@ -277,3 +277,33 @@ def test_what_a_note_must_hold_is_said_with_what_happens():
     assert any("must reference an existing Encounter" in m for m in messages)
     assert "the note is accepted only as text/plain: no Markdown or XHTML rendering" in messages
     assert not any("Encounter" in d.message for d in choose(full_server()).degradations)
+
+
+@pytest.mark.parametrize(
+    ("levels", "qr_params", "says", "never"),
+    [
+        (("system",), ("_id",), ("sync --bulk",), ("--patients-group",)),
+        (("Patient", "Group"), ("_id",), ("sync --bulk",), ("--patients-group",)),
+        (
+            ("Group",),
+            ("_id", "patient"),
+            ("--patients-group GROUP_ID", "--patients FILE"),
+            ("--bulk",),
+        ),
+        (("Group",), ("_id",), ("--patients-group GROUP_ID",), ("--bulk", "--patients FILE")),
+    ],
+)
+def test_an_export_read_says_how_sync_gets_it_at_the_offered_level(levels, qr_params, says, never):
+    statement = edit(full_server(), "QuestionnaireResponse", searchParam=params(*qr_params))
+    if "system" in levels:
+        statement["rest"][0]["operation"] = [{"name": "export", "definition": "x"}]
+    for kind in ("Patient", "Group"):
+        if kind in levels:
+            statement["rest"][0]["resource"].append(
+                {"type": kind, "interaction": [{"code": "read"}], "operation": [{"name": "export"}]}
+            )
+    strategy = choose(statement)
+    assert strategy.read is ReadMode.BULK_EXPORT
+    (message,) = [d.message for d in strategy.degradations if d.topic == "read"]
+    assert all(part in message for part in says), message
+    assert not any(part in message for part in never), message
