@@ -4,8 +4,15 @@ Reads what the sync wrote for the patient, following every page: survey Observat
 (scores and trended answers), current questionnaire-response notes (DocumentReference,
 LOINC 74465-6) and Flags.  The server filters by search parameters; the report model checks
 everything again (patient, status, our identifiers), because a server may ignore a
-parameter it does not support.  PDF and PNG are printed by Debian's Chromium through
-Playwright, imported only when asked for.
+parameter it does not support.
+
+Each search asks only what the server's CapabilityStatement says it takes, as ``sync``
+does (:func:`rejection_fhir.sync.strategy.search_usable`): by ``subject`` or else
+``patient``, with the filters it lists (``status`` is left to the model where it is not
+searchable, as on Epic), and not at all for a type it does not let be searched (no Flag on
+Epic, Oracle, athena or Canvas).  What could not be read, and why, goes into the report
+(:func:`plan_searches`); a search the server refuses all the same is said there too.  PDF
+and PNG are printed by Debian's Chromium through Playwright, imported only when asked for.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from typing import Any
 from rejection_fhir import settings as settings_module
 from rejection_fhir.ehr.note import LOINC, NOTE_TYPE
 from rejection_fhir.ehr.observations import SURVEY
-from rejection_fhir.errors import ConfigError, FhirServerError, UsageError, output_error
+from rejection_fhir.errors import AuthError, ConfigError, FhirServerError, UsageError, output_error
+from rejection_fhir.fhir.capabilities import parse_capability_statement
 from rejection_fhir.fhir.client import FhirClient
 from rejection_fhir.report.markup import esc
 from rejection_fhir.report.model import Report, build_report, patient_reference
 from rejection_fhir.report.page import render_html
+from rejection_fhir.sync.strategy import Evidence, search_usable
 from rejection_fhir.worksheet.catalog import Catalog
 
 JsonDict = dict[str, Any]
@@ -58,6 +67,71 @@ class PatientRecords:
     flags: list[JsonDict] = field(default_factory=list)
     #: The Patient resource (name, birth date), or None when the server would not give it.
     patient: JsonDict | None = None
+    #: Resource types that could not be read, with why (see :func:`plan_searches`).
+    not_read: dict[str, str] = field(default_factory=dict)
+
+
+#: What each search asks besides the patient: the server narrows where it can, the model
+#: checks all of it again.  R4 defines no ``status`` search for Flag: every Flag of the
+#: patient comes back and the model keeps the active ones.
+FILTERS: dict[str, dict[str, str]] = {
+    "Observation": {"category": f"{SURVEY['system']}|{SURVEY['code']}"},
+    "DocumentReference": {"type": f"{LOINC}|{NOTE_TYPE['code']}", "status": "current"},
+    "Flag": {},
+}
+#: The patient's search parameter, preferred first.
+PATIENT_PARAMS = ("subject", "patient")
+#: Refusals of a search that leave the report to say what it could not read.  401 and 403
+#: (AuthError) are the credentials' problem and stop the report: a token without the
+#: scope for a type must be fixed, not worked around.
+_REFUSED = (400, 404, 405, 422, 501)
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    resource_type: str
+    #: The search's parameters, or None when the server does not let it be made.
+    params: dict[str, str] | None
+    #: Why not, when ``params`` is None.
+    reason: str = ""
+
+
+def plan_searches(
+    statement: dict[str, Any], patient: str, *, page_size: int = PAGE_SIZE
+) -> list[SearchPlan]:
+    """The report's three searches for *patient* (``Patient/id``) on the server that sent
+    ``statement``: only the parameters it lists, none of a type it cannot search.
+
+    A statement that lists no resources, or a type with no search parameters listed,
+    says nothing about them: the full search is sent, as before (the model checks all)."""
+    caps = parse_capability_statement(statement)
+    evidence = Evidence()
+    plans = []
+    for kind, filters in FILTERS.items():
+        full = {"subject": patient, **filters, "_count": str(page_size)}
+        found = caps.resource(kind)
+        if not caps.resources:
+            plans.append(SearchPlan(kind, full))
+        elif found is None or not found.can("search-type"):
+            plans.append(SearchPlan(kind, None, f"this EHR does not let {kind} be searched"))
+        elif not (found.search_params or caps.common_search_params):
+            plans.append(SearchPlan(kind, full))
+        else:
+            by = next((p for p in PATIENT_PARAMS if search_usable(caps, evidence, kind, p)), None)
+            if by is None:
+                plans.append(
+                    SearchPlan(kind, None, f"this EHR does not let {kind} be searched by patient")
+                )
+                continue
+            params = {by: patient}
+            params.update(
+                (name, value)
+                for name, value in filters.items()
+                if search_usable(caps, evidence, kind, name)
+            )
+            params["_count"] = str(page_size)
+            plans.append(SearchPlan(kind, params))
+    return plans
 
 
 @dataclass(frozen=True)
@@ -83,26 +157,27 @@ def patient_id(patient: str) -> str:
 def fetch_records(
     client: FhirClient, patient: str, *, page_size: int = PAGE_SIZE
 ) -> PatientRecords:
-    """Everything the report needs for *patient* (an id), all pages of each search."""
+    """Everything the report needs for *patient* (an id), all pages of each search the
+    server allows (:func:`plan_searches`); what it does not allow is in ``not_read``."""
     subject = patient_reference(patient_id(patient))
-    count = str(page_size)
-    observations = client.search(
-        "Observation",
-        {"subject": subject, "category": f"{SURVEY['system']}|{SURVEY['code']}", "_count": count},
+    found: dict[str, list[JsonDict]] = {kind: [] for kind in FILTERS}
+    not_read: dict[str, str] = {}
+    for plan in plan_searches(client.capabilities(), subject, page_size=page_size):
+        if plan.params is None:
+            not_read[plan.resource_type] = plan.reason
+            continue
+        try:
+            found[plan.resource_type] = list(client.search(plan.resource_type, plan.params))
+        except FhirServerError as exc:
+            if isinstance(exc, AuthError) or exc.status not in _REFUSED:
+                raise
+            first = (exc.message.splitlines() or ["refused"])[0]
+            not_read[plan.resource_type] = (
+                f"this EHR refused the {plan.resource_type} search ({first})"
+            )
+    records = PatientRecords(
+        found["Observation"], found["DocumentReference"], found["Flag"], not_read=not_read
     )
-    documents = client.search(
-        "DocumentReference",
-        {
-            "subject": subject,
-            "type": f"{LOINC}|{NOTE_TYPE['code']}",
-            "status": "current",
-            "_count": count,
-        },
-    )
-    # R4 defines no ``status`` search parameter for Flag (HAPI would refuse it): every
-    # Flag of the patient comes back and the model keeps the active ones.
-    flags = client.search("Flag", {"subject": subject, "_count": count})
-    records = PatientRecords(list(observations), list(documents), list(flags))
     # Name and birth date let the reader check whose report it is.  A server that hides
     # the Patient (404, or 403 for a token scoped to the clinical data only) still gets a
     # report, by id; the page says the name is not available.
@@ -136,6 +211,7 @@ def make_report(
         observations=records.observations,
         documents=records.documents,
         flags=records.flags,
+        not_read=records.not_read,
         generated_at=now(),
         server=server,
         patient_resource=records.patient,

@@ -6,7 +6,12 @@ patient, one we did not write, or one without a readable date or number is left 
 counted, never guessed at.  Rendering lives in :mod:`rejection_fhir.report.page`, the
 measures (titles, scales, bands) in :mod:`rejection_fhir.report.measures`.
 
-About 640 lines: every check of what the server sent (patient, ours, status, dates,
+Safety alerts come from active Flags and, where the EHR keeps no Flag, from the notes the
+sync titled ``SAFETY ALERT: ...`` (:func:`_note_alerts`): both go in the same red box.  What
+the server would not let be read (``not_read``, from the command's searches) becomes
+sentences the page shows, and decides what the safety section may claim.
+
+About 700 lines: every check of what the server sent (patient, ours, status, dates,
 attachments) stays beside the one builder that relies on it, so that what the report
 leaves out is decided, and counted, in one place.
 """
@@ -25,7 +30,7 @@ from typing import Any
 
 from rejection_fhir.ehr.entries import DERIVED_SYSTEM
 from rejection_fhir.ehr.flag import SAFETY_ANSWER_EXTENSION
-from rejection_fhir.ehr.note import LOINC, NOTE_TYPE
+from rejection_fhir.ehr.note import LOINC, NOTE_TYPE, SAFETY_TITLE_PREFIX
 from rejection_fhir.ehr.observations import SURVEY
 from rejection_fhir.fhir.json import as_list
 from rejection_fhir.report.measures import (
@@ -39,8 +44,10 @@ from rejection_fhir.report.measures import (
 from rejection_fhir.report.notes import (
     Block,
     blocks_from_markdown,
+    blocks_from_text,
     blocks_from_xhtml,
     drop_front_matter,
+    is_alert_paragraph,
 )
 
 #: Observation statuses that carry a usable result (R4 ObservationStatus).
@@ -162,6 +169,9 @@ class FlagItem:
     detail: str
     since: When | None
     ours: bool
+    #: "flag" (a Flag), or "note": the alert of a note titled "SAFETY ALERT: ...", which
+    #: the sync writes where the EHR takes no Flag.
+    kind: str = "flag"
 
 
 @dataclass(frozen=True)
@@ -170,7 +180,7 @@ class WorksheetNote:
     when: When | None
     amended: bool
     blocks: tuple[Block, ...]
-    #: Where the summary came from: "markdown", "narrative" or "" (nothing readable).
+    #: Where the summary came from: "markdown", "narrative", "text" or "" (nothing readable).
     source: str
     ours: bool
 
@@ -191,6 +201,11 @@ class Report:
     worksheets: tuple[WorksheetNote, ...] = ()
     #: Resources the server returned that the report leaves out, by reason.
     left_out: Mapping[str, int] = field(default_factory=dict)
+    #: What could not be read from this EHR and what that means, one sentence each.
+    not_read: tuple[str, ...] = ()
+    #: Whether Flags, and notes, could be read (else the safety section says so).
+    flags_read: bool = True
+    notes_read: bool = True
 
     @property
     def empty(self) -> bool:
@@ -536,6 +551,10 @@ def _note(document: Mapping[str, Any]) -> WorksheetNote:
         if xhtml is not None:
             blocks = blocks_from_xhtml(xhtml[:MAX_NOTE_CHARS])
             source = "narrative"
+        elif (plain := _attachment_text(document, "text/plain")) is not None:
+            # The only rendering where the EHR takes nothing else (Epic's notes).
+            blocks = blocks_from_text(plain)
+            source = "text"
     if not title and blocks and blocks[0].kind == "heading":
         title = blocks[0].text
     blocks = drop_front_matter(blocks, title)
@@ -577,6 +596,45 @@ def _notes(
     )
 
 
+def _note_alerts(notes: Sequence[WorksheetNote]) -> list[FlagItem]:
+    """The safety alerts of the notes titled ``SAFETY ALERT: ...``: where the EHR takes no
+    Flag the sync puts the alert at the top of the note and in its title
+    (:func:`rejection_fhir.ehr.note.mark_safety_alert`); the report shows them as loudly
+    as Flags.  The alert's text is the note's own alert lines, else its title."""
+    alerts = []
+    for note in notes:
+        if not note.title.startswith(SAFETY_TITLE_PREFIX):
+            continue
+        lines = [
+            block.text.strip().removeprefix("ALERT:").strip()
+            for block in note.blocks
+            if block.kind == "alert" or is_alert_paragraph(block)
+        ]
+        title = note.title.removeprefix(SAFETY_TITLE_PREFIX).strip() or "Worksheet"
+        text = " ".join(line for line in lines if line) or title
+        alerts.append(FlagItem(text, f"In the note: {title}", note.when, note.ours, "note"))
+    return alerts
+
+
+#: What a resource type the report could not read means for the reader.
+_NOT_READ = {
+    "Flag": "Flags: {reason}. This EHR keeps no Flags from rejection-fhir: the sync puts "
+    "each safety alert at the top of the note, titled \u201cSAFETY ALERT:\u201d, and the "
+    "safety section above shows those.",
+    "DocumentReference": "Worksheet notes: {reason}. Neither the notes nor a safety alert "
+    "kept in a note could be read.",
+    "Observation": "Scores and trends: {reason}. Where a note could be read, it carries "
+    "the scores.",
+}
+
+
+def _not_read(reasons: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(
+        _NOT_READ.get(kind, kind + ": {reason}.").format(reason=reason)
+        for kind, reason in reasons.items()
+    )
+
+
 def _mark_flagged(charts: list[Chart], safety: Sequence[FlagItem]) -> list[Chart]:
     """Mark the scores whose response raised a safety Flag: the sync dates both with the
     response's ``authored``, so the same instant means the same response."""
@@ -608,19 +666,23 @@ def build_report(
     server: str | None = None,
     patient_resource: Mapping[str, Any] | None = None,
     measures: Iterable[Measure] = (),
+    not_read: Mapping[str, str] | None = None,
 ) -> Report:
     """The report for *patient* (``id`` or ``Patient/id``) from what the server returned.
 
     ``patient_resource`` (the Patient as read from the server) gives the name and birth
     date shown beside the id; a Patient with another id is ignored.  ``measures`` title
     and scale the worksheets' trended answers (``Catalog.measures``: keyed on the CodeSystem
-    the worksheets were built with); the instruments' scores need none.
+    the worksheets were built with); the instruments' scores need none.  ``not_read``
+    names the resource types the server would not let be read, with why: the page says
+    so, and the safety section says where alerts are kept instead.
     """
     reference = patient_reference(patient)
     tally = _Tally()
     charts = _charts(_unique(observations), reference, tally, measure_table(measures))
     safety, other = _flags(_unique(flags), reference, tally)
     notes = _notes(_unique(documents), reference, tally)
+    safety = sorted([*safety, *_note_alerts(notes)], key=_newest_first)
     charts = _mark_flagged(charts, safety)
     safety, advice = _shared_advice(safety)
     name, birth = _patient_details(patient_resource, reference)
@@ -636,4 +698,7 @@ def build_report(
         charts=tuple(charts),
         worksheets=tuple(notes),
         left_out=dict(sorted(tally.counts.items())),
+        not_read=_not_read(not_read or {}),
+        flags_read="Flag" not in (not_read or {}),
+        notes_read="DocumentReference" not in (not_read or {}),
     )

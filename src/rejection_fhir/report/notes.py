@@ -172,7 +172,7 @@ def drop_front_matter(blocks: tuple[Block, ...], title: str = "") -> tuple[Block
     out = list(blocks)
     # Alerts come before the title (render_* put them first): they stay first.
     alerts: list[Block] = []
-    while out and (out[0].kind == "alert" or _is_alert_paragraph(out[0])):
+    while out and (out[0].kind == "alert" or is_alert_paragraph(out[0])):
         alerts.append(out.pop(0))
     if out and out[0].kind == "heading" and (out[0].level == 1 or title.startswith(out[0].text)):
         out.pop(0)
@@ -190,7 +190,7 @@ def drop_front_matter(blocks: tuple[Block, ...], title: str = "") -> tuple[Block
     return (*alerts, *out)
 
 
-def _is_alert_paragraph(block: Block) -> bool:
+def is_alert_paragraph(block: Block) -> bool:
     """A narrative's alert: a paragraph in bold that starts "ALERT:" (see render_xhtml)."""
     return (
         block.kind == "para"
@@ -198,6 +198,45 @@ def _is_alert_paragraph(block: Block) -> bool:
         and block.runs[0].bold
         and block.runs[0].text.startswith("ALERT:")
     )
+
+
+# --------------------------------------------------------------------------- plain text
+
+_TEXT_ALERT = "!! ALERT: "
+_UNDERLINE = re.compile(r"^(=|-){3,}$")
+
+
+def blocks_from_text(text: str) -> tuple[Block, ...]:
+    """The plain-text rendering (:func:`rejection_fhir.response.render.render_text`, the
+    note's only form where the EHR takes nothing else): ``!! ALERT:`` lines (continued by
+    indented lines) as alerts, an underlined line as a heading, indented lines as list
+    items by depth, the rest as paragraphs.  Nothing in it is markup."""
+    lines = clean(text).split("\n")
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip()
+        i += 1
+        if not line.strip():
+            if blocks and blocks[-1].kind == "item":
+                blocks.append(Block("end"))
+            continue
+        if line.startswith(_TEXT_ALERT):
+            parts = [line[len(_TEXT_ALERT) :].strip()]
+            while i < len(lines) and lines[i].startswith(" " * len(_TEXT_ALERT)):
+                parts.append(lines[i].strip())
+                i += 1
+            blocks.append(Block("alert", (Run("ALERT:", True), Run(" " + "\n".join(parts)))))
+        elif i < len(lines) and _UNDERLINE.match(lines[i].strip()) and not line[0].isspace():
+            level = 1 if lines[i].strip()[0] == "=" else 2
+            blocks.append(Block("heading", (Run(line.strip()),), level))
+            i += 1
+        elif line[0].isspace():
+            depth = (len(line) - len(line.lstrip(" "))) // 2
+            blocks.append(Block("item", (Run(line.strip().removeprefix("- ")),), max(0, depth - 1)))
+        else:
+            blocks.append(Block("para", (Run(line.strip()),)))
+    return tuple(blocks)
 
 
 # --------------------------------------------------------------------------- XHTML

@@ -1,8 +1,11 @@
 """The report as one self-contained HTML page: no scripts, no external assets, prints well.
 
 The header names the client (name and birth date from the Patient resource, beside the
-id).  Order is the clinician's: safety first (a red box that cannot be missed, or a plain
-statement that no flag is active), then scores and trends (a chart, its latest value and
+id).  Order is the clinician's: safety first (a red box that cannot be missed, listing
+Flags and the alerts of notes titled "SAFETY ALERT:" where the EHR keeps no Flag; or a
+plain statement that none is active, saying where it looked; or, when neither Flags nor
+notes could be read, a red box saying the check could not be made), what could not be read
+from this EHR, then scores and trends (a chart, its latest value and
 change, and a table of every value), then the worksheets, newest first.
 
 The markup lives in ``templates/page.html.j2`` (Jinja2) and the style sheet in

@@ -4,7 +4,10 @@ The preparing half of :mod:`rejection_fhir.sync.run`: whether a response is ours
 (the ledger), its Questionnaire (the built index, else the source server), one analysis
 (:func:`rejection_fhir.scoring.analysis.analyse`) and the writes planned from it (note,
 Observations, scores, safety Flag), cut to what the target takes.  Runs on the reading
-thread; it counts what it skips and rejects in the run's tally.
+thread; it counts what it skips and rejects in the run's tally.  A response whose writes
+the ledger holds as *uncertain* is never planned again: it is reported, and at the end of
+every run :meth:`Preparer.report_ledger_uncertain` reports every uncertain write of the
+source still in the ledger, read again or not, until ``sync --reconcile`` settles it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rejection_fhir.ehr.entries import ResponseVersion, WritePlan
@@ -66,8 +69,24 @@ def response_version(qr: Mapping[str, Any]) -> str:
 IN_FLIGHT = "in-flight"
 
 
-def in_flight(entry: LedgerEntry) -> bool:
-    return entry.outcome == "uncertain" and any(f.get("code") == IN_FLIGHT for f in entry.findings)
+#: What every uncertain write's message ends with: the one way to settle it.
+RECONCILE_HINT = "sync --reconcile"
+
+
+def _settle(message: str) -> str:
+    return message if RECONCILE_HINT in message else f"{message}; settle with {RECONCILE_HINT}"
+
+
+def _last_message(entry: LedgerEntry) -> str:
+    messages = [f["message"] for f in entry.findings if isinstance(f.get("message"), str)]
+    return messages[-1] if messages else "its writes' answer was lost; they may have landed"
+
+
+def _version_key(reference: str) -> tuple[str, str] | None:
+    """``.../QuestionnaireResponse/{id}/_history/{version}`` -> (id, version)."""
+    tail = reference.rsplit("QuestionnaireResponse/", 1)[-1]
+    rid, sep, version = tail.partition("/_history/")
+    return (rid, version) if sep and rid and version else None
 
 
 @dataclass
@@ -119,6 +138,8 @@ class Preparer:
         self.same_server = options.target is None or options.target.rstrip(
             "/"
         ) == options.source.rstrip("/")
+        #: (response id, version) of the uncertain writes this run has reported.
+        self._reported_uncertain: set[tuple[str, str]] = set()
 
     def ours(self, canonical: str) -> bool:
         url, _ = split_canonical(canonical)
@@ -154,13 +175,11 @@ class Preparer:
         version = response_version(qr)
         seen = self.state.seen(self.options.source, rid, version)
         where = f"QuestionnaireResponse/{rid}/_history/{version}"
-        if seen is not None and in_flight(seen):
-            # An earlier run stopped while its plain creates were in flight: they may have
-            # landed.  Said on every run until sync --reconcile settles it.
-            self.tally.uncertain += 1
-            self.uncertain.append(
-                Problem(where, seen.findings[-1]["message"] + "; settle with sync --reconcile")
-            )
+        if seen is not None and seen.outcome == "uncertain":
+            # An earlier run lost a plain create's answer, or stopped while its creates were
+            # in flight: they may have landed, so nothing is sent again.  Said on every run
+            # until sync --reconcile settles it (see report_ledger_uncertain).
+            self.report_uncertain(seen)
             return None
         # "absent": sync --reconcile found an uncertain write never landed; write it now.
         if seen is not None and seen.outcome != "absent":
@@ -215,6 +234,42 @@ class Preparer:
             self.tally.left_out.update(left_out)
         last_updated = meta(qr).get("lastUpdated")
         return Prepared(qr, ref, compiled.canonical or canonical, plan, summary, last_updated)
+
+    # -- uncertain writes, said by every run until settled --------------------------------
+
+    def report_uncertain(self, entry: LedgerEntry) -> None:
+        """Count and list one uncertain ledger entry, once per run."""
+        key = (entry.response_id, entry.response_version)
+        if key in self._reported_uncertain:
+            return
+        self._reported_uncertain.add(key)
+        ref = ResponseVersion(
+            self.options.source,
+            entry.response_id,
+            entry.response_version,
+            same_server=self.same_server,
+        )
+        self.tally.uncertain += 1
+        self.uncertain.append(Problem(ref.versioned_reference, _settle(_last_message(entry))))
+
+    def report_ledger_uncertain(self) -> None:
+        """At the end of a run: every write the ledger still holds as uncertain for this
+        source, whether or not this run read its response again.
+
+        An incremental run reads only what changed after its cursor, so a write whose
+        answer an earlier run lost would otherwise go quiet after that run; the issue asks
+        for each one to be reported until ``sync --reconcile`` settles it (exit 13).  The
+        ones this run already named (read again, or lost by this run: the executor's
+        message) are not counted twice; each message ends with what to do.
+        """
+        for i, problem in enumerate(self.uncertain):
+            key = _version_key(problem.response)
+            if key is not None:
+                self._reported_uncertain.add(key)
+            if RECONCILE_HINT not in problem.message:
+                self.uncertain[i] = replace(problem, message=_settle(problem.message))
+        for entry in self.state.entries(self.options.source, outcome="uncertain"):
+            self.report_uncertain(entry)
 
     def safety_only(
         self,

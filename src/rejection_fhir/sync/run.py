@@ -625,6 +625,7 @@ def sync(
                 # A window is done when its search is: its cursor goes to its end, so a
                 # rerun of the same window fetches nothing.
                 run.finish(cursor=options.until)
+            run.preparer.report_ledger_uncertain()  # every unsettled one, on every run
             return report
         finally:
             if run is not None:

@@ -107,7 +107,9 @@ def test_ledger_only_lost_answer_exits_13_and_reconcile_settles_it(
     assert "uncertain QuestionnaireResponse/r1" in err and "uncertain 1" in out
     assert "note: ledger-only" in err
     code, out, err = _sync(capsys, tmp_path, repo, "--write-mode", "ledger-only")
-    assert code == 0 and "written 0" in out  # never retried
+    # never retried, and said again (exit 13) until reconcile settles it
+    assert code == 13 and "written 0" in out and "uncertain 1" in out
+    assert "uncertain QuestionnaireResponse/r1" in err and "settle with sync --reconcile" in err
 
     assert len(fake_fhir.writes("POST")) == 1, "ledger-only: the note alone, once"
     code, out, err = _sync(capsys, tmp_path, repo, "--reconcile")
@@ -115,6 +117,9 @@ def test_ledger_only_lost_answer_exits_13_and_reconcile_settles_it(
     assert "found    QuestionnaireResponse/r1" in out and "still uncertain 0" in out
     with contextlib.closing(sqlite3.connect(tmp_path / "s.sqlite3")) as db:
         assert db.execute("SELECT outcome FROM ledger").fetchall() == [("written",)]
+    code, out, err = _sync(capsys, tmp_path, repo, "--write-mode", "ledger-only")
+    assert code == 0 and "uncertain QuestionnaireResponse" not in err  # settled: quiet now
+    assert "uncertain 1" not in out
 
 
 def test_an_unknown_write_mode_is_a_usage_error(capsys, tmp_path, repo):

@@ -18,8 +18,9 @@ from typing import Any
 from rejection_fhir.ehr.entries import ResponseVersion
 from rejection_fhir.ehr.extract import observation_values
 from rejection_fhir.ehr.flag import safety_entries
-from rejection_fhir.ehr.note import Note
+from rejection_fhir.ehr.note import Note, render_note
 from rejection_fhir.ehr.observations import score_entries
+from rejection_fhir.ehr.restrict import restrict_plan
 from rejection_fhir.ehr.writeback import plan_writes
 from rejection_fhir.response.answers import resolve_response
 from rejection_fhir.response.questionnaire import QuestionnaireIndex
@@ -66,7 +67,18 @@ def spread(total: int, items: int) -> list[int]:
 class Clinic:
     """Responses in, the EHR's resources out (with server-assigned ids)."""
 
-    def __init__(self, catalog: Catalog, patient: str = "p1") -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        patient: str = "p1",
+        *,
+        writable: tuple[str, ...] | None = None,
+        note_types: tuple[str, ...] | None = None,
+    ) -> None:
+        #: What the EHR takes, as the sync's strategy says (None: everything), and the
+        #: note's content types it takes (None: not stated): an EHR such as Epic.
+        self.writable = writable
+        self.note_types = note_types
         self.index = QuestionnaireIndex(catalog.questionnaires)
         self.catalog = catalog
         #: Worksheet name -> its url, whatever canonical base it was built with.
@@ -96,6 +108,8 @@ class Clinic:
         ref = ResponseVersion(SOURCE, rid, "1")
         title = summary.title + f" ({authored[:10]})"
         note = Note(title, render_markdown(summary), render_xhtml(summary))
+        if self.note_types is not None:
+            note = render_note(summary, self.note_types)
         plan = plan_writes(
             qr,
             ref,
@@ -107,6 +121,8 @@ class Clinic:
                 *safety_entries(qr, ref, clinical.alerts),
             ],
         )
+        if self.writable is not None:
+            plan, _ = restrict_plan(plan, self.writable)
         made = []
         for entry in plan.entries:
             resource = copy.deepcopy(entry["resource"])
