@@ -553,10 +553,13 @@ def sync(
                     group=options.patients_group,
                     timeout=options.bulk_timeout,
                 ) as export:
-                    for batch in _batches(
-                        _before(export.responses(), options.until), options.batch_size
-                    ):
-                        run.page(batch, move_cursor=False)
+                    with closing(
+                        read_ahead(
+                            _batches(_before(export.responses(), options.until), options.batch_size)
+                        )
+                    ) as batches:
+                        for batch in batches:
+                            run.page(batch, move_cursor=False)
                     if export.manifest.errors:
                         # Something is missing from the export: keep the cursor, so the
                         # next run asks again.
