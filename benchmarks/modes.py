@@ -51,6 +51,7 @@ REPLAYED_HEADERS = (
     "if-none-exist",
     "if-match",
     "if-unmodified-since",
+    "prefer",
     "authorization",
 )
 

@@ -367,6 +367,8 @@ class FakeFhir:
                 "Location": f"{self.base}/{self._location(resource)}",
                 "ETag": f'W/"{resource["meta"]["versionId"]}"',
             }
+            if "return=minimal" in seen.headers.get("Prefer", ""):
+                return status, headers, ""  # as HAPI: the Location says it all
             return status, headers, json.dumps(resource)
         raise Refused(400, "not-supported", f"{seen.method} {seen.path} is not supported here")
 

@@ -164,6 +164,11 @@ class FhirClient:
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
         self._capabilities: dict[str, Any] | None = None
+        #: Ask for ``Prefer: return=minimal`` on writes: the server answers with the
+        #: ``Location`` (all :class:`EntryResult` needs) instead of the whole resource,
+        #: which it would serialise and we would parse for nothing.  Set by callers that
+        #: need only ids (the sync's writes); servers that ignore it still answer in full.
+        self.minimal_answers = False
         self._session = session or Session()
         self._session.headers.update({"Accept": FHIR_JSON, "User-Agent": USER_AGENT})
         if auth is not None:
@@ -315,7 +320,14 @@ class FhirClient:
         diagnostics are then withheld from the error message.
         """
         path = resource_path(resource, need_id=False)
-        response = self.request("POST", path, body=resource, idempotent=False, sensitive=sensitive)
+        response = self.request(
+            "POST",
+            path,
+            body=resource,
+            headers=self._prefer({}),
+            idempotent=False,
+            sensitive=sensitive,
+        )
         return entry_from_response(response)
 
     def conditional_create(
@@ -345,7 +357,12 @@ class FhirClient:
         if if_match is not None:
             headers["If-Match"] = if_match if '"' in if_match else f'W/"{if_match}"'
         response = self.request(
-            "PUT", path, body=resource, headers=headers, idempotent=True, sensitive=sensitive
+            "PUT",
+            path,
+            body=resource,
+            headers=self._prefer(headers),
+            idempotent=True,
+            sensitive=sensitive,
         )
         return entry_from_response(response)
 
@@ -379,12 +396,17 @@ class FhirClient:
             method,
             path,
             body=resource,
-            headers=headers,
+            headers=self._prefer(headers),
             idempotent=True,
             sensitive=sensitive,
             retry_conflict=True,
         )
         return entry_from_response(response)
+
+    def _prefer(self, headers: dict[str, str]) -> dict[str, str]:
+        if self.minimal_answers:
+            headers["Prefer"] = "return=minimal"
+        return headers
 
     def delete(self, resource_type: str, resource_id: str) -> EntryResult:
         """``DELETE [type]/[id]`` (idempotent: deleting twice is not an error on R4 servers)."""
@@ -660,6 +682,7 @@ class FhirClient:
             "POST",
             "",
             body=bundle,
+            headers=self._prefer({}),
             idempotent=safe,
             sensitive=sensitive,
             label=label,

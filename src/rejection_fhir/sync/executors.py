@@ -146,6 +146,10 @@ class WriteExecutor:
         # credentials) that leaves 429 to the window: it must see every 429 to halve.
         self._writer = copy.copy(client)
         self._writer.retry = replace(client.retry, statuses=client.retry.statuses - {429})
+        # Only ids are needed back (the Location): the server need not send the resource.
+        self._writer.minimal_answers = True
+        self._bundler = copy.copy(client)
+        self._bundler.minimal_answers = True
         self._lock = threading.Lock()
         #: The tool's Device as written by this run (fullUrl -> Type/id), reused.
         self._device: dict[str, str] = {}
@@ -350,9 +354,9 @@ class WriteExecutor:
             if self.on_bundle is not None:
                 self.on_bundle(bundle)
             if kind == "transaction":
-                result = self.client.transaction(bundle, sensitive=True)
+                result = self._bundler.transaction(bundle, sensitive=True)
             else:
-                result = self.client.batch(bundle, sensitive=True)
+                result = self._bundler.batch(bundle, sensitive=True)
             again: list[JsonDict] = []
             failed: list[tuple[JsonDict, EntryResult]] = []
             for sent, got in zip(pending, result.entries, strict=True):

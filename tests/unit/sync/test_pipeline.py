@@ -193,3 +193,21 @@ def test_the_next_page_is_read_while_earlier_pages_commit(tmp_path, built, qr_at
     fake_fhir.on_arrival = arrival
     report = _run(tmp_path, built, concurrency=2)
     assert report.ok and report.tally.written == 10
+
+
+@pytest.mark.parametrize("mode", ["transaction", "conditional", "ledger-only"])
+def test_writes_ask_for_ids_only_and_work_from_the_location(
+    tmp_path, built, qr_at, fake_fhir, mode
+):
+    # The server need not send back (and we need not parse) what we just sent.
+    fake_fhir.add(*_responses(qr_at, 3))
+    report = _run(tmp_path, built, concurrency=2, write_mode=mode)
+    assert report.ok and report.tally.written == 3
+    writes = fake_fhir.writes("POST") + fake_fhir.writes("PUT")
+    assert writes and all(w.headers.get("Prefer") == "return=minimal" for w in writes)
+    provenances = fake_fhir.all("Provenance")
+    notes = {f"DocumentReference/{n['id']}" for n in fake_fhir.all("DocumentReference")}
+    assert len(provenances) == 3
+    assert all(p["target"][0]["reference"] in notes for p in provenances), (
+        "later writes name what the earlier answers located"
+    )
