@@ -396,7 +396,16 @@ def _read_mode(options: SyncOptions, source: FhirClient) -> str:
     """The read mode asked for, or the one the source's statement allows (the statement
     is fetched once per client).  Where that is an export offered only per Group, a given
     ``--patients-group`` is exported (``bulk-export``); see docs/read-modes.md."""
-    if options.bulk:
+    if options.bulk or options.read_mode == "bulk-export":
+        if options.patients_file or options.patients_from:
+            # An export is of the whole server, or of a Group: a patient list would be
+            # ignored, and the user would believe only those patients were read.
+            raise ConfigError(
+                "a Bulk Data export reads every patient's responses (or a Group's): "
+                "--patients and --patients-from do not narrow it",
+                hint="drop --bulk to read those patients one by one, or give "
+                "--patients-group GROUP_ID to export only that Group's patients",
+            )
         return "bulk-export"
     if options.read_mode != "auto":
         return options.read_mode

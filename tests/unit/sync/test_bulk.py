@@ -501,3 +501,18 @@ def test_auto_on_a_system_export_server_sends_the_user_to_bulk_which_works(
     _export(fake_fhir, _manifest(), {FILE: _ndjson(_responses_on_server())})
     report = _sync(tmp_path, built)
     assert report.ok and report.tally.written == 5
+
+
+@pytest.mark.parametrize(
+    "given", [{"patients_file": "file"}, {"patients_from": "ledger"}], ids=["file", "ledger"]
+)
+def test_a_patient_list_with_bulk_is_refused_not_ignored(tmp_path, built, fake_fhir, given):
+    if "patients_file" in given:
+        listed = tmp_path / "patients.txt"
+        listed.write_text("p1\n", encoding="utf-8")
+        given = {"patients_file": listed}
+    with pytest.raises(ConfigError, match="do not narrow it") as caught:
+        _sync(tmp_path, built, **given)
+    assert caught.value.exit_code == ExitCode.CONFIG
+    assert "--patients-group GROUP_ID" in (caught.value.hint or "")
+    assert not _kicks(fake_fhir) and fake_fhir.committed == []
