@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             patients=2 if quick else 4,
             rounds=2 if quick else 3,  # nine responses a round per patient
-            repeats=1 if quick else 2,
+            repeats=1 if quick else 3,
             say=say,
         ),
     }

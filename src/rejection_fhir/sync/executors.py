@@ -199,7 +199,7 @@ class WriteExecutor:
 
         outcomes: list[_Outcome | None] = []
         rest = plans
-        if plans and not self._device_known() and _has_device(plans[0]):
+        if plans and self.writes_device_first(plans[0]):
             # The first response writes the tool's Device alone; the others reuse it.
             outcomes.append(attempt(plans[0]))
             rest = plans[1:]
@@ -275,6 +275,12 @@ class WriteExecutor:
                 )
             return PlanResult(_refs(plan, resolved)), exc
         return PlanResult(_refs(plan, resolved)), None
+
+    def writes_device_first(self, plan: WritePlan) -> bool:
+        """Whether ``plan`` would create the tool's Device, which later writes then name:
+        until that is known, no other write may run beside it (two conditional creates of
+        the Device at once could both create it)."""
+        return _has_device(plan) and not self._device_known()
 
     def _device_known(self) -> bool:
         with self._lock:

@@ -252,7 +252,12 @@ class _Run:
             if prepared and self.on_transaction is not None:
                 self.on_transaction(transaction_bundle(p.plan for p in prepared)[0])
             return
-        if not self.committed_any and len(prepared) > 1 and self.concurrency > 1:
+        if (
+            not self.committed_any
+            and len(prepared) > 1
+            and self.concurrency > 1
+            and self._device_first(prepared[0])
+        ):
             # The first write creates the tool's Device, which every later write names
             # (a conditional create); two at once could both create it.  So the first
             # response goes alone, and the rest of the page follows once it committed.
@@ -263,9 +268,18 @@ class _Run:
             self.settle(0)
             prepared = prepared[1:]
         self._submit(_Page(rejected, newest, move_cursor, ids), prepared)
-        # Only the first write waits for its answer (the Device again: it may have been
+        # Only the first write of the Device waits for its answer (it may have been
         # refused); later pages are recorded as they finish.
-        self.settle(0 if not self.committed_any and prepared else self.concurrency)
+        first = not self.committed_any and prepared and self._device_first(prepared[0])
+        self.settle(0 if first else self.concurrency)
+
+    def _device_first(self, prepared: Prepared) -> bool:
+        """The executor would write the tool's Device with this response (transactions
+        name it in every Bundle; ledger-only never writes it)."""
+        executor = self.committer.executor
+        if executor.mode in (ExecMode.TRANSACTION, ExecMode.BATCH):
+            return any(e["resource"].get("resourceType") == "Device" for e in prepared.plan.entries)
+        return executor.writes_device_first(prepared.plan)
 
     def _submit(self, page: _Page, prepared: list[Prepared]) -> None:
         """Start the page's commit once fewer than ``concurrency`` pages are in flight."""
