@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -11,10 +12,34 @@ import pytest
 from tests.conftest import unavailable
 
 if TYPE_CHECKING:
+    import requests
+
     from rejection_fhir.fhir.client import FhirClient
     from rejection_fhir.settings import Settings
     from tests.faults.scenario import Outcome
     from tests.faults.world import World
+
+
+def notes_by_response(
+    http: requests.Session, base: str, subjects: Iterable[str], count: int = 200
+) -> Counter[str]:
+    """Our notes on the server for these subjects, by the response they summarise (the
+    response id in the note's derived identifier); a count above 1 is a duplicate."""
+    from rejection_fhir.ehr.entries import DERIVED_SYSTEM
+
+    found: Counter[str] = Counter()
+    for subject in subjects:
+        answer = http.get(
+            f"{base}/DocumentReference",
+            params={"subject": subject, "_count": str(count)},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        for entry in answer.json().get("entry") or []:
+            for identifier in entry["resource"].get("identifier") or []:
+                if identifier.get("system") == DERIVED_SYSTEM:
+                    found[identifier["value"].split("/")[1]] += 1
+    return found
 
 
 def _found_or_started(what: str, ensure: Callable[[], str]) -> str:

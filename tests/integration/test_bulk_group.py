@@ -24,7 +24,6 @@ import requests
 
 from rejection_fhir.commands.build import build_all
 from rejection_fhir.commands.seed import TEST_ACCESS_HEADER, Seeded, seed
-from rejection_fhir.ehr.entries import DERIVED_SYSTEM
 from rejection_fhir.errors import ConfigError
 from rejection_fhir.settings import Settings, load_settings
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
@@ -32,6 +31,7 @@ from rejection_fhir.worksheet.catalog import catalog_from_build
 from rejection_fhir.worksheet.synthetic import ResponseFactory
 from tests.conftest import unavailable
 from tests.hapi_server import answers
+from tests.integration.conftest import notes_by_response
 
 pytestmark = pytest.mark.integration
 
@@ -92,19 +92,7 @@ def _sync(world: World, state: Path, **kw: Any) -> SyncReport:
 
 def _notes(world: World, subjects: list[str]) -> Counter[str]:
     """Our notes on the server, by the response they summarise (read with test access)."""
-    found: Counter[str] = Counter()
-    for subject in subjects:
-        answer = world.http.get(
-            f"{world.base}/DocumentReference",
-            params={"subject": subject, "_count": "200"},
-            timeout=60,
-        )
-        assert answer.status_code == 200, answer.text
-        for entry in answer.json().get("entry") or []:
-            for identifier in entry["resource"].get("identifier") or []:
-                if identifier.get("system") == DERIVED_SYSTEM:
-                    found[identifier["value"].split("/")[1]] += 1
-    return found
+    return notes_by_response(world.http, world.base, subjects)
 
 
 def test_group_export_writes_each_members_response_once_and_resumes_from_its_time(

@@ -45,7 +45,6 @@ import pytest
 import requests
 
 from rejection_fhir.commands.build import build_all
-from rejection_fhir.ehr.entries import DERIVED_SYSTEM
 from rejection_fhir.errors import ExitCode
 from rejection_fhir.sync.reconcile import reconcile
 from rejection_fhir.sync.run import SyncOptions, SyncReport, sync
@@ -55,6 +54,7 @@ from rejection_fhir.worksheet.synthetic import ResponseFactory, encounter, patie
 from tests.faults.proxy import FaultPlan, FaultProxy, Rule
 from tests.faults.scenario import proxied
 from tests.faults.table import record_row
+from tests.integration.conftest import notes_by_response
 
 pytestmark = pytest.mark.integration
 
@@ -165,18 +165,7 @@ def make_world(base: str, tmp: Path, *, test_access: bool) -> World:
 
 def notes(world: World) -> Counter[str]:
     """Our notes for the world's responses, by response id (a count above 1 is a duplicate)."""
-    found: Counter[str] = Counter()
-    answer = world.http.get(
-        f"{world.base}/DocumentReference",
-        params={"subject": world.patient, "_count": "100"},
-        timeout=60,
-    )
-    assert answer.status_code == 200, answer.text
-    for entry in answer.json().get("entry") or []:
-        for identifier in entry["resource"].get("identifier") or []:
-            if identifier.get("system") == DERIVED_SYSTEM:
-                found[identifier["value"].split("/")[1]] += 1
-    return found
+    return notes_by_response(world.http, world.base, [world.patient], count=100)
 
 
 # ----------------------------------------------------------------------------- running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 import responses
 
@@ -50,12 +51,18 @@ def test_no_environment_when_the_session_is_told_not_to_trust_it(monkeypatch):
     assert _settings(session)["proxies"] == {}
 
 
+@pytest.fixture
+def netrc(tmp_path, monkeypatch):
+    """A ~/.netrc with credentials for ehr.example."""
+    path = tmp_path / ".netrc"
+    path.write_text("machine ehr.example login clinic password s3cret\n", encoding="utf-8")
+    path.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(path))
+    return path
+
+
 @responses.activate
-def test_netrc_credentials_are_sent_and_looked_up_once_per_origin(tmp_path, monkeypatch):
-    netrc = tmp_path / ".netrc"
-    netrc.write_text("machine ehr.example login clinic password s3cret\n", encoding="utf-8")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
+def test_netrc_credentials_are_sent_and_looked_up_once_per_origin(netrc, monkeypatch):
     looked: list[str] = []
     real = transport.get_netrc_auth
     monkeypatch.setattr(transport, "get_netrc_auth", lambda url: looked.append(url) or real(url))
@@ -71,11 +78,7 @@ def test_netrc_credentials_are_sent_and_looked_up_once_per_origin(tmp_path, monk
 
 
 @responses.activate
-def test_credentials_given_win_over_netrc(tmp_path, monkeypatch):
-    netrc = tmp_path / ".netrc"
-    netrc.write_text("machine ehr.example login clinic password s3cret\n", encoding="utf-8")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
+def test_credentials_given_win_over_netrc(netrc):
     responses.get(URL, json={})
     session = Session()
     session.get(URL, headers={}, auth=("other", "pw"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -26,6 +27,20 @@ def _sent_ids(bundle: dict) -> list[str]:
 def _in(seen: Seen, rid: str) -> bool:
     """Whether ``seen`` is a transaction writing for response ``rid``."""
     return seen.method == "POST" and not seen.path and rid in _sent_ids(seen.body)
+
+
+def _hold(fake: FakeFhir, rid: str, released_by: Callable[[Seen], bool], why: str) -> None:
+    """Hold the transaction writing for ``rid`` until a request ``released_by`` takes has
+    arrived (fails with ``why`` after 10 s)."""
+    released = threading.Event()
+
+    def arrival(seen: Seen) -> None:
+        if released_by(seen):
+            released.set()
+        if _in(seen, rid):
+            assert released.wait(10), why
+
+    fake.on_arrival = arrival
 
 
 def _sent(fake: FakeFhir) -> list[list[str]]:
@@ -52,15 +67,7 @@ def test_a_slow_transaction_does_not_hold_back_the_next(tmp_path, built, qr_at, 
     fake_fhir.add(*_responses(qr_at, 8))
     # Page 2's commit waits until page 3's transaction has arrived: only possible with
     # two transactions in flight.
-    released = threading.Event()
-
-    def arrival(seen: Seen) -> None:
-        if _in(seen, "r4"):
-            released.set()
-        if _in(seen, "r2"):
-            assert released.wait(10), "held transaction was never released"
-
-    fake_fhir.on_arrival = arrival
+    _hold(fake_fhir, "r2", lambda seen: _in(seen, "r4"), "held transaction was never released")
     report = _run(tmp_path, built, concurrency=3)
     assert report.ok and report.tally.written == 8
     assert report.cursor_after == "2026-11-20T10:07:00Z"
@@ -182,15 +189,12 @@ def test_the_next_page_is_read_while_earlier_pages_commit(tmp_path, built, qr_at
     # Page 2's transaction (r2, r3) is held until the search for page 5 has arrived.  With
     # two pages in flight, pages 2 and 3 are sent and the run waits for page 2 before it
     # sends page 4: page 5 can only be asked for by reading ahead while the run waits.
-    page_five_asked = threading.Event()
-
-    def arrival(seen: Seen) -> None:
-        if seen.method == "GET" and seen.params.get("_getpagesoffset") == ["8"]:
-            page_five_asked.set()
-        if _in(seen, "r2"):
-            assert page_five_asked.wait(10), "page 5 was not read while page 2 committed"
-
-    fake_fhir.on_arrival = arrival
+    _hold(
+        fake_fhir,
+        "r2",
+        lambda seen: seen.method == "GET" and seen.params.get("_getpagesoffset") == ["8"],
+        "page 5 was not read while page 2 committed",
+    )
     report = _run(tmp_path, built, concurrency=2)
     assert report.ok and report.tally.written == 10
 
