@@ -66,3 +66,6 @@ def report_cmd(
         f"{len(r.charts)} chart(s), {len(r.worksheets)} worksheet note(s)"
         + "".join(f", {path}" for path in (pdf, png) if path is not None)
     )
+    # What this EHR would not let be read, said where the person who ran it looks too.
+    for line in r.not_read:
+        click.echo(f"not read from this EHR: {line}", err=True)

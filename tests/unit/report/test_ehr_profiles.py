@@ -14,7 +14,7 @@ from rejection_fhir.ehr.note import PLAIN, SAFETY_TITLE_PREFIX
 from rejection_fhir.report import render_html
 from rejection_fhir.report.notes import blocks_from_text
 from rejection_fhir.settings import make_client
-from tests.fakefhir import FakeFhir
+from tests.fakefhir import BASE, FakeFhir
 from tests.unit.report.conftest import report_of
 from tests.unit.report.records import Clinic, of_type
 
@@ -206,3 +206,13 @@ def test_plain_text_blocks_alert_heading_items() -> None:
     assert blocks[0].text == "ALERT: Item 9 answered\nmore than half the days"
     assert blocks[1].text == "PHQ-9" and blocks[1].level == 1
     assert [b.level for b in blocks if b.kind == "item"] == [0, 1]
+
+
+def test_the_command_line_says_what_it_could_not_read(
+    fake_fhir: FakeFhir, tmp_path, capsys
+) -> None:
+    from rejection_fhir.cli import main
+
+    fake_fhir.statement = _statement("epic-like")
+    main(["report", "--patient", "p1", "--server", BASE, "--out", str(tmp_path / "r.html")])
+    assert "not read from this EHR: Flags:" in capsys.readouterr().err
