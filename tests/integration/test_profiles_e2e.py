@@ -453,6 +453,9 @@ def test_demo_runs_against_a_profile(fhir_server: str, tmp_path: Path) -> None:
     written = [line for line in out.splitlines() if line.startswith("fetched ")]
     assert len(written) == 2, written
     assert "written 18 " in written[0] and "written 0 " in written[1], written
+    # The report runs there too: the alert from the note, and what Epic would not give.
+    assert "wrote " in out and "1 active safety flag" in out, out[-2000:]
+    assert "not read from this EHR: Flags:" in out
 
 
 def test_demo_refuses_an_unknown_profile(tmp_path: Path) -> None:
