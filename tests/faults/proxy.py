@@ -52,6 +52,7 @@ import random
 import re
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -416,6 +417,17 @@ class FaultProxy:
         if not self._held.wait(timeout):
             return None
         return self._held_at
+
+    def wait_held_while(
+        self, process: subprocess.Popen[str], timeout: float
+    ) -> dict[str, Any] | None:
+        """Wait until a request is held, as long as ``process`` runs (at most ``timeout``
+        seconds); the held request's record, or None when it ended or time ran out."""
+        deadline = time.monotonic() + timeout
+        held = None
+        while held is None and process.poll() is None and time.monotonic() < deadline:
+            held = self.wait_held(0.1)
+        return held
 
     def release(self) -> None:
         """Let held requests go on (answered, or for ``hold-before`` dropped)."""

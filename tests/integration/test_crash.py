@@ -227,10 +227,7 @@ def test_kill_9_between_the_commit_and_the_cursor_update_again_and_again(
             # (their first response, alone, replayed) and die at the next.
             proxy.rearm(FaultPlan([Rule("hold", "POST", "", nth=(1 if run == 1 else 2,))]))
             process = cli.start(name=f"run{run}")
-            held = None
-            deadline = time.monotonic() + RUN_TIMEOUT
-            while held is None and process.poll() is None and time.monotonic() < deadline:
-                held = proxy.wait_held(0.1)
+            held = proxy.wait_held_while(process, RUN_TIMEOUT)
             if held is None:
                 assert process.wait(timeout=RUN_TIMEOUT) == 0, cli.output(f"run{run}")
                 break

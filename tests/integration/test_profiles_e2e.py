@@ -253,10 +253,7 @@ def faulty_run(
     for n, nth in enumerate((2,)):
         proxy.rearm(FaultPlan([Rule("hold", method, ".*", nth=(nth,))]))
         process = cli(server, world, proxy, state, mode, tmp, f"crash{n}")
-        held = None
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while held is None and process.poll() is None and time.monotonic() < deadline:
-            held = proxy.wait_held(0.1)
+        held = proxy.wait_held_while(process, RUN_TIMEOUT)
         kill_9(process)
         proxy.release()
         if held is not None:

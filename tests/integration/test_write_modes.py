@@ -17,7 +17,6 @@ test-artifacts/faults/write-modes.md (``python -m tests.faults.table --modes`` p
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -293,10 +292,7 @@ def test_hapi_each_write_mode_killed_after_a_commit_then_resumed(
                 method = "PUT" if mode == "put" else "POST"
                 proxy.rearm(FaultPlan([Rule("hold", method, ".*", nth=(nth,))]))
                 process = cli.start("--write-mode", mode, name=f"crash{n}")
-                held = None
-                deadline = time.monotonic() + RUN_TIMEOUT
-                while held is None and process.poll() is None and time.monotonic() < deadline:
-                    held = proxy.wait_held(0.1)
+                held = proxy.wait_held_while(process, RUN_TIMEOUT)
                 kill_9(process)
                 proxy.release()
                 if held is not None:

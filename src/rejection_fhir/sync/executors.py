@@ -279,7 +279,8 @@ class WriteExecutor:
     def writes_device_first(self, plan: WritePlan) -> bool:
         """Whether ``plan`` would create the tool's Device, which later writes then name:
         until that is known, no other write may run beside it (two conditional creates of
-        the Device at once could both create it)."""
+        the Device at once could both create it).  Transactions and batches name it in
+        every Bundle (the run waits for the first); ledger-only and PUT never write it."""
         return _has_device(plan) and not self._device_known()
 
     def _device_known(self) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rejection_fhir.ehr.entries import ResponseVersion, WritePlan
@@ -80,13 +80,6 @@ def _settle(message: str) -> str:
 def _last_message(entry: LedgerEntry) -> str:
     messages = [f["message"] for f in entry.findings if isinstance(f.get("message"), str)]
     return messages[-1] if messages else "its writes' answer was lost; they may have landed"
-
-
-def _version_key(reference: str) -> tuple[str, str] | None:
-    """``.../QuestionnaireResponse/{id}/_history/{version}`` -> (id, version)."""
-    tail = reference.rsplit("QuestionnaireResponse/", 1)[-1]
-    rid, sep, version = tail.partition("/_history/")
-    return (rid, version) if sep and rid and version else None
 
 
 @dataclass
@@ -239,18 +232,23 @@ class Preparer:
 
     def report_uncertain(self, entry: LedgerEntry) -> None:
         """Count and list one uncertain ledger entry, once per run."""
-        key = (entry.response_id, entry.response_version)
-        if key in self._reported_uncertain:
-            return
-        self._reported_uncertain.add(key)
         ref = ResponseVersion(
             self.options.source,
             entry.response_id,
             entry.response_version,
             same_server=self.same_server,
         )
+        self.uncertain_write(ref, _last_message(entry))
+
+    def uncertain_write(self, ref: ResponseVersion, message: str) -> None:
+        """Count and list a response whose writes may have landed (read again, or lost by
+        this run), once per run; the message ends with what to do."""
+        key = (ref.id, ref.version)
+        if key in self._reported_uncertain:
+            return
+        self._reported_uncertain.add(key)
         self.tally.uncertain += 1
-        self.uncertain.append(Problem(ref.versioned_reference, _settle(_last_message(entry))))
+        self.uncertain.append(Problem(ref.versioned_reference, _settle(message)))
 
     def report_ledger_uncertain(self) -> None:
         """At the end of a run: every write the ledger still holds as uncertain for this
@@ -259,15 +257,8 @@ class Preparer:
         An incremental run reads only what changed after its cursor, so a write whose
         answer an earlier run lost would otherwise go quiet after that run; the issue asks
         for each one to be reported until ``sync --reconcile`` settles it (exit 13).  The
-        ones this run already named (read again, or lost by this run: the executor's
-        message) are not counted twice; each message ends with what to do.
+        ones this run already named are not counted twice.
         """
-        for i, problem in enumerate(self.uncertain):
-            key = _version_key(problem.response)
-            if key is not None:
-                self._reported_uncertain.add(key)
-            if RECONCILE_HINT not in problem.message:
-                self.uncertain[i] = replace(problem, message=_settle(problem.message))
         for entry in self.state.entries(self.options.source, outcome="uncertain"):
             self.report_uncertain(entry)
 

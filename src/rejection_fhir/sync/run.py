@@ -274,12 +274,7 @@ class _Run:
         self.settle(0 if first else self.concurrency)
 
     def _device_first(self, prepared: Prepared) -> bool:
-        """The executor would write the tool's Device with this response (transactions
-        name it in every Bundle; ledger-only never writes it)."""
-        executor = self.committer.executor
-        if executor.mode in (ExecMode.TRANSACTION, ExecMode.BATCH):
-            return any(e["resource"].get("resourceType") == "Device" for e in prepared.plan.entries)
-        return executor.writes_device_first(prepared.plan)
+        return self.committer.executor.writes_device_first(prepared.plan)
 
     def _submit(self, page: _Page, prepared: list[Prepared]) -> None:
         """Start the page's commit once fewer than ``concurrency`` pages are in flight."""
@@ -354,10 +349,9 @@ class _Run:
     def _record(self, page: _Page, committed: Committed) -> None:
         tally = self.report.tally
         tally.written += sum(1 for entry in committed.ledger if entry.outcome == "written")
-        tally.uncertain += len(committed.uncertain)
         tally.resources += committed.resources
         for prepared, message in committed.uncertain:
-            self.report.uncertain.append(Problem(prepared.ref.versioned_reference, message))
+            self.preparer.uncertain_write(prepared.ref, message)
         for prepared, message in committed.refused:
             tally.failed += 1
             self.report.failed.append(Problem(prepared.ref.versioned_reference, message))
